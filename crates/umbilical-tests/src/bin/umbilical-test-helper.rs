@@ -1,0 +1,122 @@
+//! A small program with one job per sub-command, so that the integration
+//! tests drive the same behaviour on every OS instead of depending on
+//! whatever tools a machine has.
+//!
+//! Sub-commands:
+//! - `echo`: copy stdin to stdout until EOF, then exit 0
+//! - `count`: read stdin until EOF, print the byte count, exit 0
+//! - `exit N`: exit with code N
+//! - `signal N`: kill itself with signal N (Unix)
+//! - `fds`: print the open descriptor numbers, space-separated
+//! - `sleep MS`: sleep, then exit 0
+//! - `stderr TEXT`: write TEXT to stderr and `out` to stdout
+//! - `env NAME`: print the variable's value (or `<unset>`)
+//! - `cwd`: print the working directory
+//! - `wrapper CODE MS`: start `echo-after MS` as a grandchild that inherits
+//!   this process's stdio (and any other inheritable descriptor), then exit
+//!   at once with CODE
+//! - `echo-after MS`: sleep MS, then `echo`
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
+    let num = |i: usize| -> u64 { arg(i).parse().unwrap_or_else(|_| die(&format!("bad number {:?}", arg(i)))) };
+    match arg(0) {
+        "echo" => echo(),
+        "count" => {
+            let mut total = 0u64;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut stdin = io::stdin().lock();
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => total += n as u64,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => die(&format!("read: {e}")),
+                }
+            }
+            println!("{total}");
+        }
+        "exit" => std::process::exit(num(1) as i32),
+        "signal" => kill_self(num(1) as i32),
+        "fds" => println!("{}", open_fds().iter().map(u32::to_string).collect::<Vec<_>>().join(" ")),
+        "sleep" => std::thread::sleep(Duration::from_millis(num(1))),
+        "stderr" => {
+            eprint!("{}", arg(1));
+            print!("out");
+        }
+        "env" => println!("{}", std::env::var(arg(1)).unwrap_or_else(|_| "<unset>".into())),
+        "cwd" => println!("{}", std::env::current_dir().unwrap().display()),
+        "wrapper" => {
+            let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+            // std's Command passes on fds 0..2 and every descriptor not
+            // marked close-on-exec (such as a lifeline), like a shell would.
+            std::process::Command::new(me)
+                .args(["echo-after", arg(2)])
+                .spawn()
+                .unwrap_or_else(|e| die(&format!("spawn grandchild: {e}")));
+            std::process::exit(num(1) as i32);
+        }
+        "echo-after" => {
+            std::thread::sleep(Duration::from_millis(num(1)));
+            echo();
+        }
+        other => die(&format!("unknown sub-command {other:?}")),
+    }
+}
+
+fn echo() {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut stdin = io::stdin().lock();
+    let mut stdout = io::stdout().lock();
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => stdout.write_all(&buf[..n]).unwrap_or_else(|e| die(&format!("write: {e}"))),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => die(&format!("read: {e}")),
+        }
+        stdout.flush().unwrap_or_else(|e| die(&format!("flush: {e}")));
+    }
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("umbilical-test-helper: {msg}");
+    std::process::exit(101)
+}
+
+#[cfg(unix)]
+fn kill_self(sig: i32) -> ! {
+    let sig = rustix::process::Signal::from_named_raw(sig).unwrap_or_else(|| die(&format!("bad signal {sig}")));
+    let _ = rustix::process::kill_process(rustix::process::getpid(), sig);
+    std::thread::sleep(Duration::from_secs(10));
+    die("still alive after signalling itself")
+}
+
+/// The descriptors open in this process, leaving out the one used to list
+/// them.
+#[cfg(unix)]
+fn open_fds() -> Vec<u32> {
+    let dir = if cfg!(target_os = "linux") { "/proc/self/fd" } else { "/dev/fd" };
+    let mut fds: Vec<u32> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| die(&format!("{dir}: {e}")))
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let fd: u32 = entry.file_name().to_str()?.parse().ok()?;
+            // The directory stream itself shows up as an entry whose
+            // target is the listing directory.
+            match std::fs::read_link(entry.path()) {
+                Ok(target) if target.to_string_lossy().contains("/fd") && !target.to_string_lossy().contains(':') => {
+                    if std::fs::metadata(&target).map(|m| m.is_dir()).unwrap_or(false) { None } else { Some(fd) }
+                }
+                Ok(_) => Some(fd),
+                Err(_) => None, // closed while listing: it was the stream
+            }
+        })
+        .collect();
+    fds.sort_unstable();
+    fds
+}

@@ -1,0 +1,92 @@
+//! Shared pieces of the integration tests.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use umbilical::{Channel, Command};
+
+/// The project's helper program.
+pub const HELPER: &str = env!("CARGO_BIN_EXE_umbilical-test-helper");
+
+/// A command running the helper with these arguments.
+pub fn helper(args: &[&str]) -> Command {
+    let mut cmd = Command::new(HELPER);
+    cmd.args(args);
+    cmd
+}
+
+/// Upper bound for anything a test waits on; a hang fails instead.
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `f` on a thread and fails the test if it takes longer than `limit`.
+pub fn bounded<T: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: did not finish within {limit:?} (hang)"),
+    }
+}
+
+/// Writes `payload` in chunks of the given sizes (cycled), half-closes, and
+/// reads everything back concurrently. Returns what was read.
+pub fn round_trip(channel: Channel, payload: Vec<u8>, chunks: Vec<usize>) -> Vec<u8> {
+    let (mut reader, mut writer) = channel.split();
+    let feeder = std::thread::spawn(move || {
+        let mut rest = &payload[..];
+        let mut i = 0;
+        while !rest.is_empty() {
+            let n = chunks[i % chunks.len()].clamp(1, rest.len());
+            writer.write_all(&rest[..n]).expect("write to channel");
+            rest = &rest[n..];
+            i += 1;
+        }
+        writer.shutdown().expect("half-close");
+    });
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).expect("read from channel");
+    feeder.join().expect("feeder thread");
+    out
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// How many descriptors this process has open.
+pub fn open_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+}
+
+/// Parses the helper's `fds` output.
+pub fn parse_fds(out: &[u8]) -> Vec<u32> {
+    String::from_utf8_lossy(out).split_whitespace().map(|s| s.parse().expect("fd number")).collect()
+}
+
+/// Whether `pid` is a zombie child of this process.
+pub fn is_zombie(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let mut fields = after.split_whitespace();
+            let state = fields.next().unwrap();
+            let ppid: u32 = fields.next().unwrap().parse().unwrap();
+            state == "Z" && ppid == std::process::id()
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Half-close: the program sees EOF exactly after the last byte, and the
+//! reply is byte-exact, for any size and write pattern.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use umbilical::ChannelKind;
+
+fn echo_round_trip(kind: ChannelKind, len: usize, chunks: Vec<usize>, seed: u64) {
+    let payload = pattern(len, seed);
+    let expected = payload.clone();
+    let out = bounded(LIMIT, "echo round trip", move || {
+        let mut child = helper(&["echo"]).channel_kind(kind).spawn().expect("spawn echo");
+        let out = round_trip(child.take_channel().unwrap(), payload, chunks);
+        let exit = child.wait().expect("wait");
+        assert_eq!(exit.code(), Some(0), "echo exits 0 after EOF");
+        out
+    });
+    assert_eq!(out.len(), expected.len(), "reply length");
+    assert!(out == expected, "reply differs from what was sent ({len} bytes, {kind:?})");
+}
+
+fn sizes() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(0usize),
+        1usize..4096,
+        4096usize..300_000,
+        (1usize..=8).prop_map(|m| m * 1024 * 1024), // up to 8 MiB
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn socket_echo_is_byte_exact(len in sizes(), chunks in prop::collection::vec(1usize..200_000, 1..6), seed in any::<u64>()) {
+        echo_round_trip(ChannelKind::Socket, len, chunks, seed);
+    }
+
+    #[test]
+    fn pipes_echo_is_byte_exact(len in sizes(), chunks in prop::collection::vec(1usize..200_000, 1..6), seed in any::<u64>()) {
+        echo_round_trip(ChannelKind::Pipes, len, chunks, seed);
+    }
+}
+
+/// The program counts what it read before EOF: exactly what was written.
+#[test]
+fn eof_arrives_exactly_after_the_last_byte() {
+    for kind in [ChannelKind::Socket, ChannelKind::Pipes] {
+        for len in [0usize, 1, 65_535, 65_536, 1_000_001] {
+            let out = bounded(LIMIT, "count", move || {
+                let mut child = helper(&["count"]).channel_kind(kind).spawn().unwrap();
+                let out = round_trip(child.take_channel().unwrap(), pattern(len, 7), vec![4093]);
+                assert!(child.wait().unwrap().success());
+                out
+            });
+            assert_eq!(String::from_utf8(out).unwrap().trim(), len.to_string(), "{kind:?}");
+        }
+    }
+}
+
+/// Real tools, not only the helper.
+#[test]
+fn real_tools_cat_sort_sha256sum() {
+    use std::io::{Read, Write};
+    // cat: 4 MiB byte-exact.
+    let payload = pattern(4 << 20, 99);
+    let expected = payload.clone();
+    let out = bounded(LIMIT, "cat", move || {
+        let mut child = umbilical::Command::new("cat").spawn().unwrap();
+        let out = round_trip(child.take_channel().unwrap(), payload, vec![70_000]);
+        assert!(child.wait().unwrap().success());
+        out
+    });
+    assert!(out == expected);
+
+    // sort needs EOF before it writes anything.
+    let mut child = umbilical::Command::new("sort").env("LC_ALL", "C").spawn().unwrap();
+    let ch = child.channel().unwrap();
+    ch.write_all(b"pear\napple\nfig\n").unwrap();
+    ch.shutdown_write().unwrap();
+    let mut sorted = String::new();
+    ch.read_to_string(&mut sorted).unwrap();
+    assert_eq!(sorted, "apple\nfig\npear\n");
+    assert!(child.wait().unwrap().success());
+
+    // sha256sum of "abc".
+    let mut child = umbilical::Command::new("sha256sum").channel_kind(ChannelKind::Pipes).spawn().unwrap();
+    let ch = child.channel().unwrap();
+    ch.write_all(b"abc").unwrap();
+    ch.shutdown_write().unwrap();
+    let mut sum = String::new();
+    ch.read_to_string(&mut sum).unwrap();
+    assert!(sum.starts_with("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "{sum}");
+    assert!(child.wait().unwrap().success());
+}
+
+/// `Channel::pair` with std's `Command`, the building block for people who
+/// keep std.
+#[test]
+fn pair_works_with_std_command() {
+    use std::io::{Read, Write};
+    for kind in [ChannelKind::Socket, ChannelKind::Pipes] {
+        let (mut channel, child_end) = umbilical::Channel::pair(kind).unwrap();
+        let (stdin, stdout) = child_end.into_stdio().unwrap();
+        let mut child = std::process::Command::new(HELPER).arg("count").stdin(stdin).stdout(stdout).spawn().unwrap();
+        channel.write_all(&[1u8; 100_000]).unwrap();
+        channel.shutdown_write().unwrap();
+        let mut out = String::new();
+        channel.read_to_string(&mut out).unwrap();
+        assert_eq!(out.trim(), "100000");
+        assert!(child.wait().unwrap().success());
+    }
+}

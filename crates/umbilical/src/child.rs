@@ -1,0 +1,266 @@
+//! A running program: its channel, its stderr, and how to learn its end.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::channel::{Channel, ReadEnd};
+use crate::exit::{Detection, Exit, ExitStatus};
+use crate::sys;
+use crate::sys::wait::{Until, wait_fd};
+
+/// How long a channel-closed wait sleeps at most before it looks again
+/// whether the caller dropped the read half (and so must be drained).
+const ABANDON_CHECK: Duration = Duration::from_millis(100);
+
+/// A started program.
+///
+/// # Dropping a `Child`
+///
+/// Dropping does not kill the program (call [`Child::kill`] first for
+/// that). It leaves no zombie either: a program that has already exited is
+/// reaped on the spot, and one still running is handed to a small
+/// background thread (`umbilical-reaper`, 64 KiB stack) that blocks in
+/// `waitpid` until it exits. The channel, if not taken, is dropped with it,
+/// which the program sees as EOF on stdin.
+///
+/// # Caveats
+///
+/// - The process stays ours until reaped; anything else in the process that
+///   reaps children it did not start (`waitpid(-1, ..)`, SIGCHLD set to
+///   `SIG_IGN`) breaks exit detection by process, as it does for std.
+/// - [`Child::kill`] signals the process umbilical started. With lifeline or
+///   channel-closed detection the program may be a grandchild; it is not
+///   signalled.
+pub struct Child {
+    /// `None` once reaped.
+    process: Option<sys::Process>,
+    pid: u32,
+    channel: Option<Channel>,
+    stderr: Option<ChildStderr>,
+    detection: Detection,
+    lifeline: Option<OwnedFd>,
+    watch: Option<Arc<ReadEnd>>,
+    exit: Option<Exit>,
+}
+
+impl Child {
+    pub(crate) fn new(
+        process: sys::Process,
+        channel: Channel,
+        stderr: Option<ChildStderr>,
+        detection: Detection,
+        lifeline: Option<OwnedFd>,
+        watch: Option<Arc<ReadEnd>>,
+    ) -> Self {
+        Child {
+            pid: process.pid(),
+            process: Some(process),
+            channel: Some(channel),
+            stderr,
+            detection,
+            lifeline,
+            watch,
+            exit: None,
+        }
+    }
+
+    /// The process id of the process umbilical started (which, through a
+    /// wrapper, is the wrapper's). After it has been reaped the id may
+    /// belong to another process.
+    pub fn id(&self) -> Option<u32> {
+        Some(self.pid)
+    }
+
+    /// How this child's end will be observed.
+    pub fn detection(&self) -> Detection {
+        self.detection
+    }
+
+    /// The channel, unless it was taken.
+    pub fn channel(&mut self) -> Option<&mut Channel> {
+        self.channel.as_mut()
+    }
+
+    /// Takes the channel out, for example to split it across threads.
+    pub fn take_channel(&mut self) -> Option<Channel> {
+        self.channel.take()
+    }
+
+    /// The program's stderr, when it was [`Stderr::Piped`](crate::Stderr::Piped).
+    pub fn stderr(&mut self) -> Option<&mut ChildStderr> {
+        self.stderr.as_mut()
+    }
+
+    /// Takes the stderr pipe out.
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.stderr.take()
+    }
+
+    /// Waits until the program is done.
+    ///
+    /// As with std, a program that writes more than a buffer's worth while
+    /// nobody reads the channel will block, and so will this call: read the
+    /// channel (from another thread, or before waiting).
+    pub fn wait(&mut self) -> io::Result<Exit> {
+        Ok(self.wait_until(None)?.expect("an unbounded wait ends with an exit"))
+    }
+
+    /// Returns the exit if the program is already done, without blocking.
+    pub fn try_wait(&mut self) -> io::Result<Option<Exit>> {
+        self.wait_until(Some(Instant::now()))
+    }
+
+    /// Waits at most `timeout`; `None` if the program is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<Exit>> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// Kills the process umbilical started (SIGKILL; by pidfd on Linux, so
+    /// a reused pid is never hit). Killing a program that already ended is
+    /// not an error.
+    pub fn kill(&mut self) -> io::Result<()> {
+        match &self.process {
+            Some(p) => p.kill(),
+            None => Ok(()),
+        }
+    }
+
+    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<Exit>> {
+        if let Some(exit) = self.exit {
+            return Ok(Some(exit));
+        }
+        let status = match self.detection {
+            Detection::Process => {
+                let process = self.process.as_ref().expect("an unreaped process until the exit is known");
+                match process.wait_deadline(deadline)? {
+                    None => return Ok(None),
+                    Some(status) => {
+                        self.process = None;
+                        status
+                    }
+                }
+            }
+            Detection::Lifeline => {
+                let fd = self.lifeline.as_ref().expect("a lifeline until the exit is known");
+                if !wait_eof(fd.as_fd(), deadline)? {
+                    return Ok(None);
+                }
+                self.lifeline = None;
+                self.reap_if_exited();
+                ExitStatus::Unknown
+            }
+            Detection::ChannelClosed | Detection::Shim => {
+                let end = self.watch.as_ref().expect("a watched channel until the exit is known");
+                if !wait_channel_closed(end, deadline)? {
+                    return Ok(None);
+                }
+                self.watch = None;
+                self.reap_if_exited();
+                ExitStatus::Unknown
+            }
+        };
+        let exit = Exit { status, detection: self.detection };
+        self.exit = Some(exit);
+        Ok(Some(exit))
+    }
+
+    /// After a lifeline or channel end, the process we started (often a
+    /// wrapper) has usually exited too; reap it now so that nothing waits
+    /// for `Drop`.
+    fn reap_if_exited(&mut self) {
+        if let Some(p) = &self.process
+            && matches!(p.try_wait(), Ok(Some(_)) | Err(_))
+        {
+            self.process = None;
+        }
+    }
+}
+
+/// Waits for EOF on a descriptor nobody else reads (the lifeline); bytes
+/// someone wrote into it are discarded.
+fn wait_eof(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+    let mut scratch = [0u8; 512];
+    loop {
+        if !wait_fd(fd, Until::Readable, deadline)? {
+            return Ok(false);
+        }
+        if sys::fd::read(fd, &mut scratch)? == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Waits until every holder of the program's side of the channel closed it.
+/// If the caller dropped its read half, what the program still writes is
+/// read and discarded, so that the program is not stuck on a full buffer.
+fn wait_channel_closed(end: &ReadEnd, deadline: Option<Instant>) -> io::Result<bool> {
+    let fd = end.fd.as_fd();
+    loop {
+        if end.abandoned.load(Ordering::Acquire) {
+            return wait_eof(fd, deadline);
+        }
+        let slice = Instant::now() + ABANDON_CHECK;
+        let until = deadline.map_or(slice, |d| d.min(slice));
+        if wait_fd(fd, Until::HangUp, Some(until))? {
+            return Ok(true);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let Some(process) = self.process.take() else { return };
+        if let Ok(Some(_)) = process.try_wait() {
+            return;
+        }
+        // Still running: reap it in the background rather than leave a
+        // zombie. If even a thread cannot be had, the zombie stays until
+        // this process exits.
+        let _ = std::thread::Builder::new()
+            .name("umbilical-reaper".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = process.wait();
+            });
+    }
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.pid)
+            .field("detection", &self.detection)
+            .field("exit", &self.exit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The read end of the program's stderr pipe ([`Stderr::Piped`](crate::Stderr::Piped)).
+#[derive(Debug)]
+pub struct ChildStderr {
+    fd: OwnedFd,
+}
+
+impl ChildStderr {
+    pub(crate) fn new(fd: OwnedFd) -> Self {
+        ChildStderr { fd }
+    }
+}
+
+impl Read for ChildStderr {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        sys::fd::read(self.fd.as_fd(), buf)
+    }
+}
+
+impl AsFd for ChildStderr {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,360 @@
+//! The builder: what to run, with which environment, and how to watch it.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::channel::{Channel, ChannelKind};
+use crate::child::{Child, ChildStderr};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exit::Detection;
+use crate::sys;
+use crate::sys::resolve::Resolved;
+use crate::sys::spawn::{CStringArray, Failure, Plan};
+
+/// Where the program's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Stderr {
+    /// The parent's stderr (the default).
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// Into the channel, mixed with stdout (like `2>&1`).
+    Merge,
+    /// A separate pipe, read through [`Child::stderr`].
+    Piped,
+}
+
+/// How [`Child::wait`] decides that the program is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ExitDetection {
+    /// The best that the way of starting allows; for a direct spawn that is
+    /// [`ExitDetection::Process`].
+    #[default]
+    Auto,
+    /// Wait for the process umbilical started: exact status, but if that
+    /// process is only a wrapper that exits at once, its exit is reported.
+    Process,
+    /// Give the program an extra descriptor (fd 3, the lifeline) and wait
+    /// until every process that inherited it has exited. Waits for a whole
+    /// tree that keeps inherited descriptors; the status is
+    /// [`ExitStatus::Unknown`](crate::ExitStatus::Unknown).
+    Lifeline,
+    /// Wait until the program's side of the channel is closed in every
+    /// process that held it. Needs no extra descriptor; the status is
+    /// [`ExitStatus::Unknown`](crate::ExitStatus::Unknown).
+    ChannelClosed,
+}
+
+/// A program to start, mirroring [`std::process::Command`].
+///
+/// The program gets the channel on its fds 0 and 1, its stderr per
+/// [`Command::stderr`], the lifeline on fd 3 if asked for, and no other
+/// descriptor of the parent's.
+///
+/// # Program lookup
+///
+/// A program name without a `/` is searched in the `PATH` of the program's
+/// environment (the parent's `PATH` unless [`Command::env`] or
+/// [`Command::env_clear`] changed it; `/bin:/usr/bin` if there is none), as
+/// `execvp` does, but in the parent, so that "not found" and "not
+/// executable" are told apart before anything is started. A name with a `/`
+/// is used as it is; a relative one is taken from [`Command::current_dir`]
+/// when that is set, as the program itself would see it after changing
+/// directory. Unlike `execvp`, a file without a `#!` line that the kernel
+/// cannot run is not retried through `/bin/sh`.
+///
+/// ```
+/// use umbilical::{Command, Stderr};
+/// let mut cmd = Command::new("sort");
+/// cmd.arg("-r").env("LC_ALL", "C").stderr(Stderr::Null);
+/// let child = cmd.spawn()?;
+/// # drop(child);
+/// # Ok::<(), umbilical::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Command {
+    program: OsString,
+    args: Vec<OsString>,
+    env: BTreeMap<OsString, Option<OsString>>,
+    env_clear: bool,
+    cwd: Option<PathBuf>,
+    stderr: Stderr,
+    kind: ChannelKind,
+    lifeline: bool,
+    detection: ExitDetection,
+    force_fork: bool,
+}
+
+impl Command {
+    /// A command for `program`, with no arguments, the parent's environment
+    /// and working directory, stderr inherited.
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        Command {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            env_clear: false,
+            cwd: None,
+            stderr: Stderr::Inherit,
+            kind: ChannelKind::Socket,
+            lifeline: false,
+            detection: ExitDetection::Auto,
+            force_fork: false,
+        }
+    }
+
+    /// Adds one argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds several arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable for the program.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
+        self.env.insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets several environment variables.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.env(k, v);
+        }
+        self
+    }
+
+    /// Removes a variable from the program's environment.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
+        self.env.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    /// Starts the program with an empty environment plus what
+    /// [`Command::env`] adds afterwards.
+    pub fn env_clear(&mut self) -> &mut Self {
+        self.env.clear();
+        self.env_clear = true;
+        self
+    }
+
+    /// The program's working directory. It must exist: a missing one is an
+    /// [`ErrorKind::InvalidInput`] error naming it.
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Where the program's stderr goes.
+    pub fn stderr(&mut self, stderr: Stderr) -> &mut Self {
+        self.stderr = stderr;
+        self
+    }
+
+    /// Socket (default) or two pipes.
+    pub fn channel_kind(&mut self, kind: ChannelKind) -> &mut Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Whether to give the program a lifeline on fd 3. Implied by
+    /// [`ExitDetection::Lifeline`].
+    pub fn lifeline(&mut self, on: bool) -> &mut Self {
+        self.lifeline = on;
+        self
+    }
+
+    /// How [`Child::wait`] decides that the program is done.
+    pub fn exit_detection(&mut self, detection: ExitDetection) -> &mut Self {
+        self.detection = detection;
+        self
+    }
+
+    /// Spawn with `fork` + `close_range` + `execve` even where `posix_spawn`
+    /// could do it. For testing the fallback path; not part of the stable
+    /// API.
+    #[doc(hidden)]
+    pub fn force_fork_exec(&mut self, on: bool) -> &mut Self {
+        self.force_fork = on;
+        self
+    }
+
+    /// The program, as given.
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The arguments, as given.
+    pub fn get_args(&self) -> impl Iterator<Item = &OsStr> {
+        self.args.iter().map(OsString::as_os_str)
+    }
+
+    /// Starts the program.
+    ///
+    /// On failure nothing is left behind: no process, no descriptor.
+    pub fn spawn(&self) -> Result<Child> {
+        let name = self.program.to_string_lossy().into_owned();
+        let fail = |kind: ErrorKind, what: &str, source: Option<io::Error>| {
+            Error::new(kind, format!("cannot start `{name}`: {what}"), source)
+        };
+        if self.program.is_empty() {
+            return Err(fail(ErrorKind::InvalidInput, "the program name is empty", None));
+        }
+        let cstr = |s: &OsStr, what: &str| {
+            CString::new(s.as_bytes()).map_err(|_| fail(ErrorKind::InvalidInput, &format!("{what} contains a NUL byte"), None))
+        };
+        let mut argv = Vec::with_capacity(self.args.len() + 1);
+        argv.push(cstr(&self.program, "the program name")?);
+        for arg in &self.args {
+            argv.push(cstr(arg, &format!("argument {:?}", arg.to_string_lossy()))?);
+        }
+        let env = self.environment();
+        let mut envp = Vec::with_capacity(env.len());
+        for (k, v) in &env {
+            if k.is_empty() || k.as_bytes().contains(&b'=') {
+                return Err(fail(ErrorKind::InvalidInput, &format!("environment variable name {k:?} is empty or contains '='"), None));
+            }
+            let mut entry = Vec::with_capacity(k.len() + v.len() + 1);
+            entry.extend_from_slice(k.as_bytes());
+            entry.push(b'=');
+            entry.extend_from_slice(v.as_bytes());
+            envp.push(cstr(OsStr::from_bytes(&entry), &format!("environment variable {k:?}"))?);
+        }
+        let cwd = match &self.cwd {
+            None => None,
+            Some(dir) => {
+                if !dir.is_dir() {
+                    return Err(fail(ErrorKind::InvalidInput, &format!("working directory {} does not exist or is not a directory", dir.display()), None));
+                }
+                Some(cstr(dir.as_os_str(), "the working directory")?)
+            }
+        };
+        let path = match sys::resolve::resolve(&self.program, env.get(OsStr::new("PATH")).map(OsString::as_os_str), self.cwd.as_deref()) {
+            Resolved::Found(p) => cstr(p.as_os_str(), "the program path")?,
+            Resolved::NotFound => {
+                let what = if self.program.as_bytes().contains(&b'/') { "no such file" } else { "not found on PATH" };
+                return Err(fail(ErrorKind::NotFound, what, None));
+            }
+            Resolved::NotExecutable(p) => {
+                return Err(fail(ErrorKind::NotExecutable, &format!("{} is not an executable file", p.display()), None));
+            }
+        };
+
+        let io_fail = |what: &'static str| move |e: io::Error| fail(ErrorKind::Io, what, Some(e));
+        let (channel, child_end) = Channel::pair(self.kind).map_err(io_fail("cannot create the channel"))?;
+        let (stderr_parent, stderr_child) = match self.stderr {
+            Stderr::Piped => {
+                let (r, w) = sys::pipe().map_err(io_fail("cannot create the stderr pipe"))?;
+                (Some(r), Some(w))
+            }
+            _ => (None, None),
+        };
+        let detection = match self.detection {
+            ExitDetection::Auto | ExitDetection::Process => Detection::Process,
+            ExitDetection::Lifeline => Detection::Lifeline,
+            ExitDetection::ChannelClosed => Detection::ChannelClosed,
+        };
+        let (lifeline_parent, lifeline_child) = if self.lifeline || detection == Detection::Lifeline {
+            let (r, w) = sys::pipe().map_err(io_fail("cannot create the lifeline"))?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+
+        let argv = CStringArray::new(argv);
+        let envp = CStringArray::new(envp);
+        let plan = Plan {
+            path: &path,
+            argv: &argv,
+            envp: &envp,
+            cwd: cwd.as_deref(),
+            stdin: child_end.stdin_fd(),
+            stdout: child_end.stdout_fd(),
+            stderr: match (self.stderr, &stderr_child) {
+                (Stderr::Inherit, _) => sys::spawn::Stderr::Inherit,
+                (Stderr::Null, _) => sys::spawn::Stderr::Null,
+                (Stderr::Merge, _) => sys::spawn::Stderr::Fd(child_end.stdout_fd()),
+                (_, Some(w)) => sys::spawn::Stderr::Fd(w.as_fd()),
+                (Stderr::Piped, None) => unreachable!("piped stderr has a pipe"),
+            },
+            lifeline: lifeline_child.as_ref().map(AsFd::as_fd),
+            force_fork: self.force_fork,
+        };
+        let pid = sys::spawn::spawn(&plan).map_err(|failure| match failure {
+            Failure::Chdir(e) => fail(ErrorKind::InvalidInput, &format!("cannot change to working directory: {e}"), Some(e)),
+            Failure::Exec(e) => {
+                let kind = sys::spawn::classify(&e);
+                fail(kind, &format!("{kind}: {e}"), Some(e))
+            }
+            Failure::Setup(e) => fail(ErrorKind::Spawn, &e.to_string(), Some(e)),
+        })?;
+        // The parent's copies of the child's descriptors close here, so the
+        // program's exit is what ends reads and the lifeline.
+        drop((child_end, stderr_child, lifeline_child));
+        let watch = (detection == Detection::ChannelClosed).then(|| channel.read_end().clone());
+        if let Some(end) = &watch {
+            end.watched.store(true, std::sync::atomic::Ordering::Release);
+        }
+        Ok(Child::new(
+            sys::Process::open(pid),
+            channel,
+            stderr_parent.map(ChildStderr::new),
+            detection,
+            lifeline_parent,
+            watch,
+        ))
+    }
+
+    /// The program's environment after applying this command's changes.
+    fn environment(&self) -> BTreeMap<OsString, OsString> {
+        let mut vars: BTreeMap<OsString, OsString> = if self.env_clear { BTreeMap::new() } else { std::env::vars_os().collect() };
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => vars.insert(k.clone(), v.clone()),
+                None => vars.remove(k),
+            };
+        }
+        vars
+    }
+}
+
+impl From<&std::process::Command> for Command {
+    /// Copies the program, arguments, environment changes and working
+    /// directory. std does not expose whether `env_clear` was called, so
+    /// that one is not carried over; stdio settings do not apply.
+    fn from(std_cmd: &std::process::Command) -> Self {
+        let mut cmd = Command::new(std_cmd.get_program());
+        cmd.args(std_cmd.get_args());
+        for (k, v) in std_cmd.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        if let Some(dir) = std_cmd.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        cmd
+    }
+}

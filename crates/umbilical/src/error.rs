@@ -1,0 +1,88 @@
+//! The one error type of the library.
+
+use std::fmt;
+use std::io;
+
+/// What went wrong, for callers that branch on it.
+///
+/// The CLI maps these onto `env`/`timeout` exit conventions: `NotFound` is
+/// 127, `NotExecutable` is 126, everything else is 125.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The program does not exist (not on `PATH`, or no such file).
+    NotFound,
+    /// The program exists but cannot be executed (a directory, no execute
+    /// permission, or not an executable format).
+    NotExecutable,
+    /// The request itself is malformed: an empty program name, a NUL byte
+    /// in an argument or environment entry, a working directory that is not
+    /// a directory.
+    InvalidInput,
+    /// The OS refused to start the process for another reason (resource
+    /// limits, out of memory).
+    Spawn,
+    /// Setting up or using the channel failed.
+    Io,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::NotFound => "program not found",
+            ErrorKind::NotExecutable => "program not executable",
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::Spawn => "spawn failed",
+            ErrorKind::Io => "I/O error",
+        })
+    }
+}
+
+/// An error from [`Command::spawn`](crate::Command::spawn): a kind to match
+/// on, a message that names the program, and the OS error behind it if any.
+///
+/// ```
+/// use umbilical::{Command, ErrorKind};
+/// let err = Command::new("surely-no-such-program-here").spawn().unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::NotFound);
+/// assert!(err.to_string().contains("surely-no-such-program-here"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<io::Error>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>, source: Option<io::Error>) -> Self {
+        Error { kind, message: message.into(), source }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The OS error code behind this error, if there is one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.source.as_ref().and_then(io::Error::raw_os_error)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match e.kind {
+            ErrorKind::NotFound => io::ErrorKind::NotFound,
+            ErrorKind::NotExecutable => io::ErrorKind::PermissionDenied,
+            ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
+            ErrorKind::Spawn | ErrorKind::Io => e.source.as_ref().map_or(io::ErrorKind::Other, io::Error::kind),
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

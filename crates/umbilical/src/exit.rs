@@ -1,0 +1,94 @@
+//! What `wait()` reports: the status, if it is knowable, and how the end was
+//! observed.
+
+use std::fmt;
+
+/// How a program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExitStatus {
+    /// The program exited with this code (on Unix, 0..=255).
+    Exited(i32),
+    /// The program was killed by this signal (Unix).
+    Signaled(i32),
+    /// The end was observed, but not the status: the lifeline or the channel
+    /// closed, which says every holder is gone but not how.
+    Unknown,
+}
+
+/// How the end of the program was observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Detection {
+    /// Through the process itself (pidfd, kqueue or `waitpid`): exact status.
+    Process,
+    /// Through a shim that reported the program's status.
+    Shim,
+    /// The lifeline read EOF: every process that inherited it has exited.
+    Lifeline,
+    /// The program's side of the channel closed in every process that held it.
+    ChannelClosed,
+}
+
+impl Detection {
+    /// The lower-case name used in reports (`"process"`, `"shim"`,
+    /// `"lifeline"`, `"channel"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detection::Process => "process",
+            Detection::Shim => "shim",
+            Detection::Lifeline => "lifeline",
+            Detection::ChannelClosed => "channel",
+        }
+    }
+}
+
+/// What [`Child::wait`](crate::Child::wait) returns.
+///
+/// ```
+/// use umbilical::{Detection, Exit, ExitStatus};
+/// let exit = Exit { status: ExitStatus::Exited(3), detection: Detection::Process };
+/// assert_eq!(exit.code(), Some(3));
+/// assert!(!exit.success());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Exit {
+    /// The status, where it is knowable.
+    pub status: ExitStatus,
+    /// How the end was observed.
+    pub detection: Detection,
+}
+
+impl Exit {
+    /// `true` only for a known exit code of 0.
+    pub fn success(&self) -> bool {
+        self.status == ExitStatus::Exited(0)
+    }
+
+    /// The exit code, if the program exited normally and the code is known.
+    pub fn code(&self) -> Option<i32> {
+        match self.status {
+            ExitStatus::Exited(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The terminating signal, if the program was killed by one.
+    pub fn signal(&self) -> Option<i32> {
+        match self.status {
+            ExitStatus::Signaled(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            ExitStatus::Exited(c) => write!(f, "exit code {c}")?,
+            ExitStatus::Signaled(s) => write!(f, "killed by signal {s}")?,
+            ExitStatus::Unknown => write!(f, "ended, status unknown")?,
+        }
+        write!(f, " (seen by {})", self.detection.as_str())
+    }
+}

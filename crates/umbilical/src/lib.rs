@@ -1,0 +1,68 @@
+//! Start a program and talk to it over **one full-duplex byte channel** wired
+//! to its stdin and stdout.
+//!
+//! Three promises, which std's `process` module does not make together:
+//!
+//! 1. **Half-close.** [`Channel::shutdown_write`] makes the program read EOF
+//!    while you keep reading its output to the end — the
+//!    `socketpair` + `shutdown(SHUT_WR)` idiom, packaged.
+//! 2. **An exit you can see without a PID.** [`Child::wait`] reports the
+//!    program's end and, where knowable, its status — and with
+//!    [`ExitDetection::Lifeline`] or [`ExitDetection::ChannelClosed`] it
+//!    waits for the real program even when the process started was only a
+//!    wrapper that exited at once. The [`Exit`] says how the end was seen.
+//! 3. **Nothing leaks.** The program inherits fds 0, 1, 2 and, if asked, the
+//!    lifeline on fd 3 — nothing else, even when other code opened
+//!    descriptors without `O_CLOEXEC` and other threads spawn at the same
+//!    moment.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use umbilical::Command;
+//!
+//! let mut child = Command::new("sort").spawn()?;
+//! let channel = child.channel().unwrap();
+//! channel.write_all(b"pear\napple\n")?;
+//! channel.shutdown_write()?; // sort needs EOF before it prints anything
+//! let mut sorted = String::new();
+//! channel.read_to_string(&mut sorted)?;
+//! assert_eq!(sorted, "apple\npear\n");
+//! let exit = child.wait()?;
+//! assert_eq!(exit.code(), Some(0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Platforms
+//!
+//! Linux (tested), macOS and FreeBSD (type-checked). The Windows backend
+//! (named pipes) is not written yet.
+
+#![cfg_attr(not(unix), allow(unused))]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod channel;
+mod child;
+mod command;
+mod error;
+mod exit;
+mod sys;
+
+pub use channel::{Channel, ChannelKind, ChildEnd, ReadHalf, WriteHalf};
+pub use child::{Child, ChildStderr};
+pub use command::{Command, ExitDetection, Stderr};
+pub use error::{Error, ErrorKind, Result};
+pub use exit::{Detection, Exit, ExitStatus};
+
+/// Which OS mechanisms this build uses, for diagnostics (`umbilical doctor`).
+pub mod mechanisms {
+    /// How programs are started here, e.g. `"posix_spawn (addclosefrom_np)"`.
+    pub fn spawn() -> &'static str {
+        crate::sys::spawn::mechanism()
+    }
+
+    /// How exits are observed here, e.g. `"pidfd (pidfd_open + waitid P_PIDFD)"`.
+    pub fn exit() -> &'static str {
+        crate::sys::process::mechanism()
+    }
+}

@@ -1,0 +1,143 @@
+//! Descriptor primitives for the channel: creation (always close-on-exec, so
+//! a concurrent `fork` elsewhere in the process never inherits them), reads,
+//! SIGPIPE-free writes and half-close.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
+use rustix::pipe::PipeFlags;
+
+/// A connected `AF_UNIX` stream pair, both ends close-on-exec.
+pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (a, b) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // macOS has no MSG_NOSIGNAL; the per-socket option gives the same
+    // guarantee that a vanished reader is EPIPE, not a SIGPIPE death.
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    {
+        rustix::net::sockopt::set_socket_nosigpipe(&a, true)?;
+    }
+    Ok((a, b))
+}
+
+/// A pipe, both ends close-on-exec: `(read, write)`.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    {
+        // SAFETY: `w` is a valid open descriptor owned by this function;
+        // F_SETNOSIGPIPE only sets a flag on it.
+        let rc = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETNOSIGPIPE, 1) };
+        if rc == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((r, w))
+}
+
+/// Returns a close-on-exec duplicate of `fd` numbered at least `min`, or
+/// `None` when `fd` already is. Spawn file actions `dup2` our descriptors
+/// onto 0..=3; a source that already sits in that range could be clobbered
+/// by an earlier action, so it is lifted out of the way first.
+pub(crate) fn lift_above(fd: BorrowedFd<'_>, min: i32) -> io::Result<Option<OwnedFd>> {
+    if fd.as_raw_fd() >= min {
+        return Ok(None);
+    }
+    Ok(Some(rustix::io::fcntl_dupfd_cloexec(fd, min)?))
+}
+
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+}
+
+/// Writes to a socket without ever raising SIGPIPE.
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    let flags = rustix::net::SendFlags::empty(); // SO_NOSIGPIPE is set on the socket
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    let flags = rustix::net::SendFlags::NOSIGNAL;
+    loop {
+        match rustix::net::send(fd, buf, flags) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+}
+
+/// Writes to a pipe without ever raising SIGPIPE in this process.
+///
+/// A library may not change the process-wide SIGPIPE disposition, so on
+/// Linux and BSD the signal is blocked in this thread for the duration of the
+/// write, and a SIGPIPE that the write itself raised is consumed before the
+/// mask is restored. macOS marks the pipe F_SETNOSIGPIPE at creation instead.
+pub(crate) fn write_pipe(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    {
+        loop {
+            match rustix::io::write(fd, buf) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => return other.map_err(Into::into),
+            }
+        }
+    }
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    {
+        sigpipe_guarded(|| loop {
+            match rustix::io::write(fd, buf) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => return other.map_err(Into::into),
+            }
+        })
+    }
+}
+
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+fn sigpipe_guarded(f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+    // SAFETY: sigset_t is plain data; every set is initialised by
+    // sigemptyset before use, and the calls only read/write these locals and
+    // this thread's signal mask, which is restored before returning.
+    unsafe {
+        let mut pipe_only: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe_only);
+        libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pending);
+        libc::sigpending(&mut pending);
+        let already_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_only, &mut old);
+        let result = f();
+        if let Err(e) = &result
+            && e.raw_os_error() == Some(libc::EPIPE)
+            && !already_pending
+        {
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // Consume the SIGPIPE our write raised; loop over EINTR only.
+            while libc::sigtimedwait(&pipe_only, std::ptr::null_mut(), &zero) == -1
+                && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+            {}
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        result
+    }
+}
+
+/// Half-close a socket. A peer that is already gone makes EOF moot, so
+/// `ENOTCONN` (which BSDs report then) is not an error.
+pub(crate) fn shutdown(fd: BorrowedFd<'_>, write: bool) -> io::Result<()> {
+    let how = if write { Shutdown::Write } else { Shutdown::Read };
+    match rustix::net::shutdown(fd, how) {
+        Ok(()) | Err(rustix::io::Errno::NOTCONN) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

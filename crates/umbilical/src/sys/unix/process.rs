@@ -1,0 +1,230 @@
+//! A spawned child process we are the parent of: waiting and killing without
+//! a SIGCHLD handler and without racing pid reuse.
+//!
+//! The pid stays ours until we reap it, so every operation here is safe
+//! against reuse as long as nothing else in the process reaps our children
+//! (`waitpid(-1, ..)` elsewhere, or SIGCHLD set to `SIG_IGN`). On Linux a
+//! pidfd pins the process independently of that.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use crate::ExitStatus;
+
+pub(crate) struct Process {
+    pid: Pid,
+    /// Linux: a pollable handle on the process (`pidfd_open`).
+    #[cfg(target_os = "linux")]
+    pidfd: Option<std::os::fd::OwnedFd>,
+    /// macOS/BSD: a kqueue with `EVFILT_PROC`/`NOTE_EXIT` registered.
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+    kq: Option<std::os::fd::OwnedFd>,
+}
+
+/// How exits are observed on this system, for diagnostics.
+pub(crate) fn mechanism() -> &'static str {
+    #[cfg(target_os = "linux")]
+    {
+        let me = rustix::process::getpid();
+        if rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty()).is_ok() {
+            "pidfd (pidfd_open + waitid P_PIDFD)"
+        } else {
+            "waitpid (pidfd_open refused)"
+        }
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+    {
+        "kqueue (EVFILT_PROC NOTE_EXIT)"
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly")))]
+    {
+        "waitpid"
+    }
+}
+
+impl Process {
+    /// Wraps a freshly spawned, not yet reaped child.
+    pub(crate) fn open(raw_pid: i32) -> Process {
+        let pid = Pid::from_raw(raw_pid).expect("spawn returned a positive pid");
+        Process {
+            pid,
+            // Old kernels (ENOSYS) and seccomp filters (EPERM) refuse
+            // pidfd_open; waitpid with backoff is the fallback.
+            #[cfg(target_os = "linux")]
+            pidfd: rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok(),
+            #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+            kq: kqueue_for(pid).ok(),
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid.as_raw_nonzero().get() as u32
+    }
+
+    /// Blocks until the process exits and reaps it.
+    pub(crate) fn wait(&self) -> io::Result<ExitStatus> {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            return waitid_pidfd(pidfd, false).map(|s| s.expect("blocking waitid reports an exit"));
+        }
+        loop {
+            match rustix::process::waitpid(Some(self.pid), WaitOptions::empty()) {
+                Ok(Some((_, status))) => return Ok(decode(status)),
+                Ok(None) => continue,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reaps the process if it has exited, without blocking.
+    pub(crate) fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            return waitid_pidfd(pidfd, true);
+        }
+        match rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG) {
+            Ok(found) => Ok(found.map(|(_, status)| decode(status))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Waits until the process exits or the deadline passes.
+    pub(crate) fn wait_deadline(&self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+        let Some(deadline) = deadline else {
+            return self.wait().map(Some);
+        };
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            use std::os::fd::AsFd;
+            // A pidfd is readable once the process has exited.
+            if !super::wait::wait_fd(pidfd.as_fd(), super::wait::Until::Readable, Some(deadline))? {
+                return Ok(None);
+            }
+            return self.try_wait();
+        }
+        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+        if let Some(kq) = &self.kq {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            if !kqueue_wait(kq, deadline)? {
+                return Ok(None);
+            }
+            return self.try_wait();
+        }
+        self.poll_with_backoff(deadline)
+    }
+
+    /// Last resort without a pollable handle: `WNOHANG` with growing sleeps
+    /// (1 ms up to 50 ms), bounded by the deadline. A library may not
+    /// install a SIGCHLD handler to do better.
+    fn poll_with_backoff(&self, deadline: Instant) -> io::Result<Option<ExitStatus>> {
+        let mut nap = Duration::from_millis(1);
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(nap.min(deadline - now));
+            nap = (nap * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGKILL. A process that already exited is not an error.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        self.signal(Signal::KILL)
+    }
+
+    fn signal(&self, sig: Signal) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            return match rustix::process::pidfd_send_signal(pidfd, sig) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
+        // Without a pidfd the pid is still ours: it is not reaped yet.
+        match rustix::process::kill_process(self.pid, sig) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn waitid_pidfd(pidfd: &std::os::fd::OwnedFd, nohang: bool) -> io::Result<Option<ExitStatus>> {
+    use rustix::process::{WaitId, WaitIdOptions};
+    use std::os::fd::AsFd;
+    let mut options = WaitIdOptions::EXITED;
+    if nohang {
+        options |= WaitIdOptions::NOHANG;
+    }
+    loop {
+        match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
+            Ok(None) => return Ok(None),
+            Ok(Some(status)) => {
+                return Ok(Some(if let Some(code) = status.exit_status() {
+                    ExitStatus::Exited(code)
+                } else if let Some(sig) = status.terminating_signal() {
+                    ExitStatus::Signaled(sig)
+                } else {
+                    // NOHANG with nothing to report fills in a zero siginfo.
+                    if nohang {
+                        return Ok(None);
+                    }
+                    ExitStatus::Unknown
+                }));
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn decode(status: rustix::process::WaitStatus) -> ExitStatus {
+    if let Some(code) = status.exit_status() {
+        ExitStatus::Exited(code)
+    } else if let Some(sig) = status.terminating_signal() {
+        ExitStatus::Signaled(sig)
+    } else {
+        ExitStatus::Unknown
+    }
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+fn kqueue_for(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::event::kqueue::{Event, EventFilter, EventFlags, ProcessEvents, kevent_timespec, kqueue};
+    let kq = kqueue()?;
+    let change = Event::new(
+        EventFilter::Proc { pid, flags: ProcessEvents::EXIT },
+        EventFlags::ADD | EventFlags::ONESHOT,
+        std::ptr::null_mut(),
+    );
+    let mut out: Vec<Event> = Vec::new();
+    // SAFETY: the change list names a process, not a descriptor, so there is
+    // no descriptor whose lifetime the kqueue could outlive.
+    unsafe { kevent_timespec(&kq, &[change], &mut out, Some(&super::wait::timespec(Duration::ZERO)))? };
+    Ok(kq)
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+fn kqueue_wait(kq: &std::os::fd::OwnedFd, deadline: Instant) -> io::Result<bool> {
+    use rustix::event::kqueue::{Event, kevent_timespec};
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut out: Vec<Event> = Vec::with_capacity(1);
+        // SAFETY: the only registered event is EVFILT_PROC, which refers to
+        // no descriptor.
+        match unsafe { kevent_timespec(kq, &[], &mut out, Some(&super::wait::timespec(left))) } {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Program lookup, done in the parent so that "not found" and "not
+//! executable" are told apart before anything is spawned.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::Access;
+
+/// Used when the program's environment has no `PATH`, as glibc's `execvp`.
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
+
+pub(crate) enum Resolved {
+    Found(PathBuf),
+    NotFound,
+    /// A candidate exists but cannot be executed (a directory, no `x` bit).
+    NotExecutable(PathBuf),
+}
+
+/// Resolves `program` as `execvp` would, against the child's `PATH` and with
+/// relative names taken from the child's working directory `cwd`.
+pub(crate) fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: Option<&Path>) -> Resolved {
+    let rel = |p: PathBuf| match cwd {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p,
+    };
+    if program.as_bytes().contains(&b'/') {
+        let candidate = rel(PathBuf::from(program));
+        return match check(&candidate) {
+            Check::Ok => Resolved::Found(candidate),
+            Check::Missing => Resolved::NotFound,
+            Check::NotExecutable => Resolved::NotExecutable(candidate),
+        };
+    }
+    let path_var: OsString = path_var.map_or_else(|| DEFAULT_PATH.into(), OsStr::to_owned);
+    let mut denied = None;
+    for dir in path_var.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+        let candidate = rel(dir.join(program));
+        match check(&candidate) {
+            Check::Ok => return Resolved::Found(candidate),
+            Check::Missing => {}
+            Check::NotExecutable => {
+                denied.get_or_insert(candidate);
+            }
+        }
+    }
+    denied.map_or(Resolved::NotFound, Resolved::NotExecutable)
+}
+
+enum Check {
+    Ok,
+    Missing,
+    NotExecutable,
+}
+
+fn check(candidate: &Path) -> Check {
+    match std::fs::metadata(candidate) {
+        Err(_) => Check::Missing,
+        Ok(m) if !m.is_file() => Check::NotExecutable,
+        Ok(_) => match rustix::fs::access(candidate, Access::EXEC_OK) {
+            Ok(()) => Check::Ok,
+            Err(_) => Check::NotExecutable,
+        },
+    }
+}

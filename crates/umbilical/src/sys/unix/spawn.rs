@@ -1,0 +1,424 @@
+//! Starting a program with exactly the descriptors it was given.
+//!
+//! The child gets fds 0 and 1 (the channel's child end), 2 (per the stderr
+//! setting), 3 if a lifeline is asked for, and nothing else — even when other
+//! code in the process opened descriptors without `O_CLOEXEC` and other
+//! threads spawn at the same moment. Three ways, best first:
+//!
+//! - glibc >= 2.34 and FreeBSD >= 13.1: `posix_spawn` with
+//!   `posix_spawn_file_actions_addclosefrom_np` (looked up at run time, so
+//!   the binary still loads on an older libc);
+//! - macOS: `posix_spawn` with `POSIX_SPAWN_CLOEXEC_DEFAULT`, which closes
+//!   everything that no file action named;
+//! - otherwise `fork` + `close_range` (Linux >= 5.9; a `close` loop below
+//!   that) + `execve`, with only async-signal-safe calls in the child.
+//!
+//! `posix_spawn` does not fork the parent's address space (glibc uses
+//! `CLONE_VM | CLONE_VFORK`), which is why it is preferred. In every path
+//! the child starts with an empty signal mask and default dispositions.
+
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::OnceLock;
+
+/// Where the child's fd 2 comes from.
+pub(crate) enum Stderr<'a> {
+    Inherit,
+    Null,
+    Fd(BorrowedFd<'a>),
+}
+
+/// Everything one spawn needs, prepared in the parent before it starts.
+pub(crate) struct Plan<'a> {
+    pub path: &'a CStr,
+    pub argv: &'a CStringArray,
+    pub envp: &'a CStringArray,
+    pub cwd: Option<&'a CStr>,
+    pub stdin: BorrowedFd<'a>,
+    pub stdout: BorrowedFd<'a>,
+    pub stderr: Stderr<'a>,
+    pub lifeline: Option<BorrowedFd<'a>>,
+    pub force_fork: bool,
+}
+
+/// Which step failed, so callers can tell a bad working directory from a
+/// bad program.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Changing to the working directory failed.
+    Chdir(io::Error),
+    /// `execve` (or `posix_spawn` as a whole) failed.
+    Exec(io::Error),
+    /// Preparing the spawn failed (out of memory, descriptor limits).
+    Setup(io::Error),
+}
+
+/// A NUL-terminated array of C strings, as `execve` wants for argv and envp.
+pub(crate) struct CStringArray {
+    _owned: Vec<CString>,
+    ptrs: Vec<*const c_char>,
+}
+
+// SAFETY: the pointers point into the `CString`s owned by the same value;
+// they are never mutated and live exactly as long as the array.
+unsafe impl Send for CStringArray {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for CStringArray {}
+
+impl CStringArray {
+    pub(crate) fn new(items: Vec<CString>) -> Self {
+        let mut ptrs: Vec<*const c_char> = items.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CStringArray { _owned: items, ptrs }
+    }
+
+    fn as_ptr(&self) -> *const *const c_char {
+        self.ptrs.as_ptr()
+    }
+}
+
+/// Which mechanism spawns on this system, for diagnostics.
+pub(crate) fn mechanism() -> &'static str {
+    if cfg!(any(target_os = "macos", target_os = "ios")) {
+        "posix_spawn (POSIX_SPAWN_CLOEXEC_DEFAULT)"
+    } else if closefrom_np().is_some() {
+        "posix_spawn (addclosefrom_np)"
+    } else {
+        "fork + close_range + execve"
+    }
+}
+
+/// Starts the program; returns its pid.
+pub(crate) fn spawn(plan: &Plan<'_>) -> Result<i32, Failure> {
+    // Every source descriptor must sit above the targets it is dup'ed onto
+    // (0..=2, or 0..=3 with a lifeline), or an earlier dup2 could clobber it.
+    let floor = if plan.lifeline.is_some() { 4 } else { 3 };
+    let lift = |fd: BorrowedFd<'_>| super::lift_above(fd, floor).map_err(Failure::Setup);
+    let (stdin_l, stdout_l) = (lift(plan.stdin)?, lift(plan.stdout)?);
+    let stderr_l = match plan.stderr {
+        Stderr::Fd(fd) => lift(fd)?,
+        _ => None,
+    };
+    let life_l = match plan.lifeline {
+        Some(fd) => lift(fd)?,
+        None => None,
+    };
+    let pick = |l: &Option<std::os::fd::OwnedFd>, fd: BorrowedFd<'_>| l.as_ref().map_or(fd.as_raw_fd(), |o| o.as_raw_fd());
+    let fds = Fds {
+        stdin: pick(&stdin_l, plan.stdin),
+        stdout: pick(&stdout_l, plan.stdout),
+        stderr: match plan.stderr {
+            Stderr::Inherit => StderrFd::Inherit,
+            Stderr::Null => StderrFd::Null,
+            Stderr::Fd(fd) => StderrFd::Fd(pick(&stderr_l, fd)),
+        },
+        lifeline: plan.lifeline.map(|fd| pick(&life_l, fd)),
+    };
+    let use_spawn = !plan.force_fork
+        && (cfg!(any(target_os = "macos", target_os = "ios")) || closefrom_np().is_some())
+        && (plan.cwd.is_none() || addchdir_np().is_some());
+    if use_spawn { posix_spawn(plan, &fds) } else { fork_exec(plan, &fds) }
+}
+
+enum StderrFd {
+    Inherit,
+    Null,
+    Fd(RawFd),
+}
+
+struct Fds {
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: StderrFd,
+    lifeline: Option<RawFd>,
+}
+
+type CloseFromFn = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, c_int) -> c_int;
+type AddChdirFn = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const c_char) -> c_int;
+
+/// Looks a libc symbol up at run time, once.
+fn lookup(cell: &'static OnceLock<usize>, name: &CStr) -> Option<usize> {
+    let addr = *cell.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only
+        // searches the loaded objects; a null result means absent.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as usize }
+    });
+    (addr != 0).then_some(addr)
+}
+
+fn closefrom_np() -> Option<CloseFromFn> {
+    if cfg!(any(target_os = "macos", target_os = "ios")) {
+        return None;
+    }
+    static CELL: OnceLock<usize> = OnceLock::new();
+    // SAFETY: the symbol, where present, has exactly this C signature
+    // (glibc 2.34 and FreeBSD 13.1 document it so).
+    lookup(&CELL, c"posix_spawn_file_actions_addclosefrom_np").map(|a| unsafe { std::mem::transmute::<usize, CloseFromFn>(a) })
+}
+
+fn addchdir_np() -> Option<AddChdirFn> {
+    static CELL: OnceLock<usize> = OnceLock::new();
+    // SAFETY: the symbol, where present, has exactly this C signature
+    // (glibc 2.29, musl 1.1.24, macOS 10.15, FreeBSD 13.1).
+    lookup(&CELL, c"posix_spawn_file_actions_addchdir_np").map(|a| unsafe { std::mem::transmute::<usize, AddChdirFn>(a) })
+}
+
+fn check(rc: c_int) -> Result<(), Failure> {
+    if rc == 0 { Ok(()) } else { Err(Failure::Setup(io::Error::from_raw_os_error(rc))) }
+}
+
+/// Owns the attribute and file-action objects so that every exit path
+/// destroys them.
+struct SpawnObjects {
+    actions: libc::posix_spawn_file_actions_t,
+    attr: libc::posix_spawnattr_t,
+    inited: (bool, bool),
+}
+
+impl Drop for SpawnObjects {
+    fn drop(&mut self) {
+        // SAFETY: each object is destroyed only if its init succeeded.
+        unsafe {
+            if self.inited.0 {
+                libc::posix_spawn_file_actions_destroy(&mut self.actions);
+            }
+            if self.inited.1 {
+                libc::posix_spawnattr_destroy(&mut self.attr);
+            }
+        }
+    }
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+const POSIX_SPAWN_CLOEXEC_DEFAULT: c_int = 0x4000;
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+unsafe extern "C" {
+    fn posix_spawn_file_actions_addinherit_np(actions: *mut libc::posix_spawn_file_actions_t, fd: c_int) -> c_int;
+}
+
+fn posix_spawn(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
+    // SAFETY: the objects are plain C structs initialised by their _init
+    // functions before any other use and destroyed by `SpawnObjects::drop`;
+    // every pointer handed to libc (paths, argv, envp) is NUL-terminated and
+    // outlives the posix_spawn call; the descriptors are open for its
+    // duration because `plan` borrows them.
+    unsafe {
+        let mut objs = SpawnObjects { actions: std::mem::zeroed(), attr: std::mem::zeroed(), inited: (false, false) };
+        check(libc::posix_spawn_file_actions_init(&mut objs.actions))?;
+        objs.inited.0 = true;
+        check(libc::posix_spawnattr_init(&mut objs.attr))?;
+        objs.inited.1 = true;
+        let fa = &mut objs.actions as *mut _;
+
+        check(libc::posix_spawn_file_actions_adddup2(fa, fds.stdin, 0))?;
+        check(libc::posix_spawn_file_actions_adddup2(fa, fds.stdout, 1))?;
+        match fds.stderr {
+            StderrFd::Fd(fd) => check(libc::posix_spawn_file_actions_adddup2(fa, fd, 2))?,
+            StderrFd::Null => check(libc::posix_spawn_file_actions_addopen(fa, 2, c"/dev/null".as_ptr(), libc::O_WRONLY, 0))?,
+            StderrFd::Inherit => {
+                #[cfg(any(target_os = "macos", target_os = "ios"))]
+                check(posix_spawn_file_actions_addinherit_np(fa, 2))?;
+            }
+        }
+        if let Some(fd) = fds.lifeline {
+            check(libc::posix_spawn_file_actions_adddup2(fa, fd, 3))?;
+        }
+        #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+        {
+            let closefrom = closefrom_np().expect("checked by the caller");
+            check(closefrom(fa, if fds.lifeline.is_some() { 4 } else { 3 }))?;
+        }
+        if let Some(cwd) = plan.cwd {
+            let addchdir = addchdir_np().expect("checked by the caller");
+            check(addchdir(fa, cwd.as_ptr()))?;
+        }
+
+        let attr = &mut objs.attr as *mut _;
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        check(libc::posix_spawnattr_setsigmask(attr, &empty))?;
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigdelset(&mut all, libc::SIGKILL);
+        libc::sigdelset(&mut all, libc::SIGSTOP);
+        check(libc::posix_spawnattr_setsigdefault(attr, &all))?;
+        #[allow(unused_mut)]
+        let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        {
+            flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
+        }
+        check(libc::posix_spawnattr_setflags(attr, flags as _))?;
+
+        let mut pid: libc::pid_t = 0;
+        let rc = libc::posix_spawn(
+            &mut pid,
+            plan.path.as_ptr(),
+            fa,
+            attr,
+            plan.argv.as_ptr() as *const *mut c_char,
+            plan.envp.as_ptr() as *const *mut c_char,
+        );
+        if rc != 0 {
+            // posix_spawn does not say which step failed; the caller's
+            // pre-checks of the directory and the program tell them apart.
+            return Err(Failure::Exec(io::Error::from_raw_os_error(rc)));
+        }
+        Ok(pid)
+    }
+}
+
+/// The descriptor limit, read before `fork` (getrlimit is not on the
+/// async-signal-safe list).
+fn max_fd() -> c_int {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+    if n <= 0 { 1024 } else { n.min(1 << 16) as c_int }
+}
+
+fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
+    let (err_r, err_w) = super::pipe().map_err(Failure::Setup)?;
+    // The report pipe must survive the dup2 and close steps in the child.
+    let err_w = match super::lift_above(std::os::fd::AsFd::as_fd(&err_w), 4).map_err(Failure::Setup)? {
+        Some(lifted) => lifted,
+        None => err_w,
+    };
+    let limit = max_fd();
+    let first_closed = if fds.lifeline.is_some() { 4 } else { 3 };
+    // SAFETY: between fork and execve/_exit the child calls only
+    // async-signal-safe functions (sigaction, pthread_sigmask, dup2, fcntl,
+    // close, close_range, chdir, execve, write, _exit) on data prepared
+    // before the fork; it never allocates, locks or unwinds.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Failure::Setup(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: see above; this block never returns.
+        unsafe { child_after_fork(plan, fds, err_w.as_raw_fd(), first_closed, limit) }
+    }
+    drop(err_w);
+    let mut report = [0u8; 8];
+    let mut got = 0;
+    while got < report.len() {
+        match super::fd::read(std::os::fd::AsFd::as_fd(&err_r), &mut report[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(Failure::Setup(e)),
+        }
+    }
+    if got == 0 {
+        return Ok(pid);
+    }
+    // The child failed before exec: reap it so no zombie is left.
+    let _ = super::Process::open(pid).wait();
+    let stage = i32::from_ne_bytes(report[0..4].try_into().unwrap());
+    let errno = io::Error::from_raw_os_error(i32::from_ne_bytes(report[4..8].try_into().unwrap()));
+    Err(match stage {
+        1 => Failure::Chdir(errno),
+        2 => Failure::Exec(errno),
+        _ => Failure::Setup(errno),
+    })
+}
+
+/// # Safety
+/// Must be called only in the child right after `fork`.
+unsafe fn child_after_fork(plan: &Plan<'_>, fds: &Fds, err_w: RawFd, first_closed: c_int, limit: c_int) -> ! {
+    let fail = |stage: i32| -> ! {
+        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        let mut msg = [0u8; 8];
+        msg[0..4].copy_from_slice(&stage.to_ne_bytes());
+        msg[4..8].copy_from_slice(&errno.to_ne_bytes());
+        // SAFETY: write and _exit are async-signal-safe; msg is a local.
+        unsafe {
+            libc::write(err_w, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127)
+        }
+    };
+    // SAFETY: only async-signal-safe calls on locals and pre-built data.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..65 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+
+        // Sources sit above the targets (lifted by the caller), so dup2
+        // always makes a fresh, inheritable copy.
+        if libc::dup2(fds.stdin, 0) < 0 || libc::dup2(fds.stdout, 1) < 0 {
+            fail(3);
+        }
+        match fds.stderr {
+            StderrFd::Inherit => {}
+            StderrFd::Null => {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                if null < 0 || libc::dup2(null, 2) < 0 {
+                    fail(3);
+                }
+                if null != 2 {
+                    libc::close(null);
+                }
+            }
+            StderrFd::Fd(fd) => {
+                if libc::dup2(fd, 2) < 0 {
+                    fail(3);
+                }
+            }
+        }
+        if let Some(fd) = fds.lifeline
+            && libc::dup2(fd, 3) < 0
+        {
+            fail(3);
+        }
+        close_from(first_closed, err_w, limit);
+        if let Some(cwd) = plan.cwd
+            && libc::chdir(cwd.as_ptr()) != 0
+        {
+            fail(1);
+        }
+        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        fail(2)
+    }
+}
+
+/// Closes every descriptor from `first` up, except `keep` (the report pipe,
+/// which is close-on-exec and so vanishes at `execve`).
+///
+/// # Safety
+/// Only in the child after `fork`.
+unsafe fn close_from(first: c_int, keep: RawFd, limit: c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: close_range only closes descriptors of this (child) process.
+        let ok = unsafe {
+            (keep <= first || libc::syscall(libc::SYS_close_range, first as libc::c_uint, (keep - 1) as libc::c_uint, 0) == 0)
+                && libc::syscall(libc::SYS_close_range, (keep + 1) as libc::c_uint, libc::c_uint::MAX, 0) == 0
+        };
+        if ok {
+            return;
+        }
+    }
+    for fd in first..limit.max(keep + 1) {
+        if fd != keep {
+            // SAFETY: closing any descriptor number is memory-safe here.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Which error kind an `execve`/`posix_spawn` errno means.
+pub(crate) fn classify(e: &io::Error) -> crate::ErrorKind {
+    use crate::ErrorKind;
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP) => ErrorKind::NotFound,
+        Some(libc::EACCES | libc::EPERM | libc::ENOEXEC | libc::EISDIR | libc::ETXTBSY) => ErrorKind::NotExecutable,
+        Some(libc::E2BIG) => ErrorKind::InvalidInput,
+        _ => ErrorKind::Spawn,
+    }
+}
