@@ -90,3 +90,13 @@ pub fn is_zombie(pid: u32) -> bool {
         }
     }
 }
+
+/// Tests that count this process's descriptors take this lock, and so does
+/// every other test in the same binary, so no test opens descriptors while
+/// another counts.
+pub static FD_COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`FD_COUNTING`], surviving a poisoned lock from a failed test.
+pub fn fd_lock() -> std::sync::MutexGuard<'static, ()> {
+    FD_COUNTING.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,109 @@
+//! Exit statuses, kill, timeouts, and no zombie or descriptor left behind.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use umbilical::{Detection, ExitStatus};
+
+
+#[test]
+fn exit_codes_are_exact() {
+    let _g = fd_lock();
+    for code in [0, 1, 3, 255] {
+        let exit = helper(&["exit", &code.to_string()]).spawn().unwrap().wait().unwrap();
+        assert_eq!(exit.status, ExitStatus::Exited(code));
+        assert_eq!(exit.detection, Detection::Process);
+        assert_eq!(exit.success(), code == 0);
+    }
+}
+
+#[test]
+fn deaths_by_signal_are_reported() {
+    let _g = fd_lock();
+    for sig in [rustix::process::Signal::KILL, rustix::process::Signal::TERM] {
+        let n = sig.as_raw();
+        let exit = helper(&["signal", &n.to_string()]).spawn().unwrap().wait().unwrap();
+        assert_eq!(exit.status, ExitStatus::Signaled(n));
+        assert_eq!(exit.signal(), Some(n));
+        assert_eq!(exit.code(), None);
+    }
+}
+
+#[test]
+fn kill_ends_a_running_program() {
+    let _g = fd_lock();
+    let mut child = helper(&["sleep", "30000"]).spawn().unwrap();
+    assert_eq!(child.try_wait().unwrap(), None, "still running");
+    child.kill().unwrap();
+    let exit = bounded(LIMIT, "wait after kill", move || child.wait().unwrap());
+    assert_eq!(exit.status, ExitStatus::Signaled(9));
+}
+
+#[test]
+fn kill_after_exit_is_not_an_error() {
+    let _g = fd_lock();
+    let mut child = helper(&["exit", "0"]).spawn().unwrap();
+    child.wait().unwrap();
+    child.kill().unwrap();
+    // wait() again returns the same result.
+    assert_eq!(child.wait().unwrap().status, ExitStatus::Exited(0));
+}
+
+#[test]
+fn wait_timeout_both_ways() {
+    let _g = fd_lock();
+    let mut child = helper(&["sleep", "500"]).spawn().unwrap();
+    let start = Instant::now();
+    assert_eq!(child.wait_timeout(Duration::from_millis(50)).unwrap(), None);
+    assert!(start.elapsed() >= Duration::from_millis(50), "waited the whole timeout");
+    let exit = child.wait_timeout(Duration::from_secs(30)).unwrap().expect("ended within the timeout");
+    assert_eq!(exit.status, ExitStatus::Exited(0));
+
+    // The waitpid fallback path (no pidfd) cannot be forced from here; the
+    // pidfd path is what Linux uses and is exercised above.
+    let mut quick = helper(&["exit", "4"]).spawn().unwrap();
+    let exit = quick.wait_timeout(Duration::from_secs(30)).unwrap().unwrap();
+    assert_eq!(exit.code(), Some(4));
+}
+
+#[test]
+fn a_thousand_cycles_leave_no_zombie_and_no_descriptor() {
+    let _g = fd_lock();
+    // Warm up lazily created state (dlsym cache, std's env lock).
+    helper(&["exit", "0"]).spawn().unwrap().wait().unwrap();
+    let before = open_fd_count();
+    let mut pids = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        let mut child = helper(&["exit", &(i % 7).to_string()]).spawn().unwrap();
+        pids.push(child.id().unwrap());
+        assert_eq!(child.wait().unwrap().code(), Some(i % 7));
+    }
+    assert_eq!(open_fd_count(), before, "descriptor count back to its start");
+    let zombies: Vec<u32> = pids.into_iter().filter(|&p| is_zombie(p)).collect();
+    assert!(zombies.is_empty(), "zombies left: {zombies:?}");
+}
+
+#[test]
+fn dropping_a_running_child_leaves_no_zombie() {
+    let _g = fd_lock();
+    let child = helper(&["sleep", "200"]).spawn().unwrap();
+    let pid = child.id().unwrap();
+    drop(child);
+    // The background reaper collects it after it exits; poll for at most
+    // LIMIT.
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) || is_zombie(pid) {
+        assert!(start.elapsed() < LIMIT, "pid {pid} not reaped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // One that has already exited is reaped by drop itself.
+    let mut child = helper(&["exit", "0"]).spawn().unwrap();
+    let pid = child.id().unwrap();
+    child.take_channel();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(child);
+    assert!(!is_zombie(pid));
+}
