@@ -1,1 +1,53 @@
-fn main(){}
+//! `umbilical`: run a program over one duplex channel.
+
+mod doctor;
+mod relay;
+mod report;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Run a program with its stdin and stdout on one full-duplex channel.
+///
+/// umbilical copies its own stdin into the program, half-closes the channel
+/// when its stdin ends (the program reads EOF), copies the program's output
+/// to its stdout until the channel closes, and exits with the program's code.
+#[derive(Parser)]
+#[command(name = "umbilical", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run PROGRAM with ARGS over the channel.
+    ///
+    /// Exit status: the program's code; 128+N if it was killed by signal N;
+    /// 124 if --timeout expired (the program is killed); 125 if umbilical
+    /// itself failed; 126 if PROGRAM is not executable; 127 if it was not
+    /// found. With --wait lifeline or channel the status is not knowable and
+    /// umbilical exits 0 once the program is done (the report says null).
+    Run(run::RunArgs),
+    /// Print the platform facts umbilical depends on: OS, spawn and exit
+    /// mechanisms, launchers found on PATH.
+    Doctor(doctor::DoctorArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not failures; usage errors are
+            // umbilical's own failure, 125, as for env(1).
+            return if e.use_stderr() { ExitCode::from(125) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Doctor(args) => doctor::doctor(args),
+    }
+}

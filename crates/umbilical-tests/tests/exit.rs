@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use umbilical::{Detection, ExitStatus};
 
-
 #[test]
 fn exit_codes_are_exact() {
     let _g = fd_lock();

@@ -13,7 +13,11 @@ use umbilical::{ChannelKind, Detection, ExitDetection, ExitStatus};
 const GRANDCHILD_DELAY_MS: u64 = 400;
 
 fn wrapped(detection: ExitDetection, kind: ChannelKind) -> umbilical::Child {
-    helper(&["wrapper", "7", &GRANDCHILD_DELAY_MS.to_string()]).exit_detection(detection).channel_kind(kind).spawn().unwrap()
+    helper(&["wrapper", "7", &GRANDCHILD_DELAY_MS.to_string()])
+        .exit_detection(detection)
+        .channel_kind(kind)
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -24,7 +28,9 @@ fn process_detection_reports_the_wrapper() {
     assert_eq!(exit, umbilical::Exit { status: ExitStatus::Exited(7), detection: Detection::Process });
     assert!(start.elapsed() < Duration::from_millis(GRANDCHILD_DELAY_MS), "returned before the grandchild ended");
     // The grandchild still holds the channel and still answers.
-    let out = bounded(LIMIT, "grandchild echo", move || round_trip(child.take_channel().unwrap(), b"still here".to_vec(), vec![4]));
+    let out = bounded(LIMIT, "grandchild echo", move || {
+        round_trip(child.take_channel().unwrap(), b"still here".to_vec(), vec![4])
+    });
     assert_eq!(out, b"still here");
 }
 
@@ -43,7 +49,10 @@ fn waits_for_grandchild(detection: ExitDetection, expected: Detection) {
         });
         assert_eq!(exit.detection, expected, "{kind:?}");
         assert_eq!(exit.status, ExitStatus::Unknown, "a lifeline/channel end carries no status");
-        assert!(after_exit >= Duration::from_millis(GRANDCHILD_DELAY_MS), "wait() outlasted the wrapper ({after_exit:?}, {kind:?})");
+        assert!(
+            after_exit >= Duration::from_millis(GRANDCHILD_DELAY_MS),
+            "wait() outlasted the wrapper ({after_exit:?}, {kind:?})"
+        );
         assert!(out == expected_bytes, "byte-exact round trip through the grandchild ({kind:?})");
     }
 }
@@ -63,7 +72,8 @@ fn channel_closed_waits_for_the_grandchild() {
 #[test]
 fn channel_closed_wait_drains_when_reader_is_dropped() {
     for kind in [ChannelKind::Socket, ChannelKind::Pipes] {
-        let mut child = helper(&["echo"]).exit_detection(ExitDetection::ChannelClosed).channel_kind(kind).spawn().unwrap();
+        let mut child =
+            helper(&["echo"]).exit_detection(ExitDetection::ChannelClosed).channel_kind(kind).spawn().unwrap();
         let (reader, mut writer) = child.take_channel().unwrap().split();
         drop(reader);
         let exit = bounded(LIMIT, "drain", move || {

@@ -269,7 +269,9 @@ impl WriteHalf {
         match &self.inner {
             WriteEnd::Socket { end, .. } => sys::fd::send(end.fd.as_fd(), buf),
             WriteEnd::Pipe(Some(fd)) => sys::fd::write_pipe(fd.as_fd(), buf),
-            WriteEnd::Pipe(None) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "the channel's write side was shut down")),
+            WriteEnd::Pipe(None) => {
+                Err(io::Error::new(io::ErrorKind::BrokenPipe, "the channel's write side was shut down"))
+            }
         }
     }
 }

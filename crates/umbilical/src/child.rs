@@ -222,12 +222,9 @@ impl Drop for Child {
         // Still running: reap it in the background rather than leave a
         // zombie. If even a thread cannot be had, the zombie stays until
         // this process exits.
-        let _ = std::thread::Builder::new()
-            .name("umbilical-reaper".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let _ = process.wait();
-            });
+        let _ = std::thread::Builder::new().name("umbilical-reaper".into()).stack_size(64 * 1024).spawn(move || {
+            let _ = process.wait();
+        });
     }
 }
 

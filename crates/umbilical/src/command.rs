@@ -222,7 +222,8 @@ impl Command {
             return Err(fail(ErrorKind::InvalidInput, "the program name is empty", None));
         }
         let cstr = |s: &OsStr, what: &str| {
-            CString::new(s.as_bytes()).map_err(|_| fail(ErrorKind::InvalidInput, &format!("{what} contains a NUL byte"), None))
+            CString::new(s.as_bytes())
+                .map_err(|_| fail(ErrorKind::InvalidInput, &format!("{what} contains a NUL byte"), None))
         };
         let mut argv = Vec::with_capacity(self.args.len() + 1);
         argv.push(cstr(&self.program, "the program name")?);
@@ -233,7 +234,11 @@ impl Command {
         let mut envp = Vec::with_capacity(env.len());
         for (k, v) in &env {
             if k.is_empty() || k.as_bytes().contains(&b'=') {
-                return Err(fail(ErrorKind::InvalidInput, &format!("environment variable name {k:?} is empty or contains '='"), None));
+                return Err(fail(
+                    ErrorKind::InvalidInput,
+                    &format!("environment variable name {k:?} is empty or contains '='"),
+                    None,
+                ));
             }
             let mut entry = Vec::with_capacity(k.len() + v.len() + 1);
             entry.extend_from_slice(k.as_bytes());
@@ -245,19 +250,31 @@ impl Command {
             None => None,
             Some(dir) => {
                 if !dir.is_dir() {
-                    return Err(fail(ErrorKind::InvalidInput, &format!("working directory {} does not exist or is not a directory", dir.display()), None));
+                    return Err(fail(
+                        ErrorKind::InvalidInput,
+                        &format!("working directory {} does not exist or is not a directory", dir.display()),
+                        None,
+                    ));
                 }
                 Some(cstr(dir.as_os_str(), "the working directory")?)
             }
         };
-        let path = match sys::resolve::resolve(&self.program, env.get(OsStr::new("PATH")).map(OsString::as_os_str), self.cwd.as_deref()) {
+        let path = match sys::resolve::resolve(
+            &self.program,
+            env.get(OsStr::new("PATH")).map(OsString::as_os_str),
+            self.cwd.as_deref(),
+        ) {
             Resolved::Found(p) => cstr(p.as_os_str(), "the program path")?,
             Resolved::NotFound => {
                 let what = if self.program.as_bytes().contains(&b'/') { "no such file" } else { "not found on PATH" };
                 return Err(fail(ErrorKind::NotFound, what, None));
             }
             Resolved::NotExecutable(p) => {
-                return Err(fail(ErrorKind::NotExecutable, &format!("{} is not an executable file", p.display()), None));
+                return Err(fail(
+                    ErrorKind::NotExecutable,
+                    &format!("{} is not an executable file", p.display()),
+                    None,
+                ));
             }
         };
 
@@ -302,7 +319,9 @@ impl Command {
             force_fork: self.force_fork,
         };
         let pid = sys::spawn::spawn(&plan).map_err(|failure| match failure {
-            Failure::Chdir(e) => fail(ErrorKind::InvalidInput, &format!("cannot change to working directory: {e}"), Some(e)),
+            Failure::Chdir(e) => {
+                fail(ErrorKind::InvalidInput, &format!("cannot change to working directory: {e}"), Some(e))
+            }
             Failure::Exec(e) => {
                 let kind = sys::spawn::classify(&e);
                 fail(kind, &format!("{kind}: {e}"), Some(e))
@@ -328,7 +347,8 @@ impl Command {
 
     /// The program's environment after applying this command's changes.
     fn environment(&self) -> BTreeMap<OsString, OsString> {
-        let mut vars: BTreeMap<OsString, OsString> = if self.env_clear { BTreeMap::new() } else { std::env::vars_os().collect() };
+        let mut vars: BTreeMap<OsString, OsString> =
+            if self.env_clear { BTreeMap::new() } else { std::env::vars_os().collect() };
         for (k, v) in &self.env {
             match v {
                 Some(v) => vars.insert(k.clone(), v.clone()),

@@ -110,7 +110,11 @@ fn open_fds() -> Vec<u32> {
             // target is the listing directory.
             match std::fs::read_link(entry.path()) {
                 Ok(target) if target.to_string_lossy().contains("/fd") && !target.to_string_lossy().contains(':') => {
-                    if std::fs::metadata(&target).map(|m| m.is_dir()).unwrap_or(false) { None } else { Some(fd) }
+                    if std::fs::metadata(&target).map(|m| m.is_dir()).unwrap_or(false) {
+                        None
+                    } else {
+                        Some(fd)
+                    }
                 }
                 Ok(_) => Some(fd),
                 Err(_) => None, // closed while listing: it was the stream

@@ -10,12 +10,7 @@ use rustix::pipe::PipeFlags;
 
 /// A connected `AF_UNIX` stream pair, both ends close-on-exec.
 pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (a, b) = rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
     // macOS has no MSG_NOSIGNAL; the per-socket option gives the same
     // guarantee that a vanished reader is EPIPE, not a SIGPIPE death.
     #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
@@ -92,10 +87,12 @@ pub(crate) fn write_pipe(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     }
     #[cfg(not(any(target_os = "macos", target_os = "ios")))]
     {
-        sigpipe_guarded(|| loop {
-            match rustix::io::write(fd, buf) {
-                Err(rustix::io::Errno::INTR) => continue,
-                other => return other.map_err(Into::into),
+        sigpipe_guarded(|| {
+            loop {
+                match rustix::io::write(fd, buf) {
+                    Err(rustix::io::Errno::INTR) => continue,
+                    other => return other.map_err(Into::into),
+                }
             }
         })
     }

@@ -19,7 +19,14 @@ pub(crate) struct Process {
     #[cfg(target_os = "linux")]
     pidfd: Option<std::os::fd::OwnedFd>,
     /// macOS/BSD: a kqueue with `EVFILT_PROC`/`NOTE_EXIT` registered.
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
     kq: Option<std::os::fd::OwnedFd>,
 }
 
@@ -34,11 +41,26 @@ pub(crate) fn mechanism() -> &'static str {
             "waitpid (pidfd_open refused)"
         }
     }
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
     {
         "kqueue (EVFILT_PROC NOTE_EXIT)"
     }
-    #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly")))]
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )))]
     {
         "waitpid"
     }
@@ -54,7 +76,14 @@ impl Process {
             // pidfd_open; waitpid with backoff is the fallback.
             #[cfg(target_os = "linux")]
             pidfd: rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok(),
-            #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
             kq: kqueue_for(pid).ok(),
         }
     }
@@ -105,7 +134,14 @@ impl Process {
             }
             return self.try_wait();
         }
-        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+        #[cfg(any(
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly"
+        ))]
         if let Some(kq) = &self.kq {
             if let Some(status) = self.try_wait()? {
                 return Ok(Some(status));
@@ -197,7 +233,14 @@ fn decode(status: rustix::process::WaitStatus) -> ExitStatus {
     }
 }
 
-#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
 fn kqueue_for(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
     use rustix::event::kqueue::{Event, EventFilter, EventFlags, ProcessEvents, kevent_timespec, kqueue};
     let kq = kqueue()?;
@@ -213,7 +256,14 @@ fn kqueue_for(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
     Ok(kq)
 }
 
-#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
 fn kqueue_wait(kq: &std::os::fd::OwnedFd, deadline: Instant) -> io::Result<bool> {
     use rustix::event::kqueue::{Event, kevent_timespec};
     loop {

@@ -104,7 +104,8 @@ pub(crate) fn spawn(plan: &Plan<'_>) -> Result<i32, Failure> {
         Some(fd) => lift(fd)?,
         None => None,
     };
-    let pick = |l: &Option<std::os::fd::OwnedFd>, fd: BorrowedFd<'_>| l.as_ref().map_or(fd.as_raw_fd(), |o| o.as_raw_fd());
+    let pick =
+        |l: &Option<std::os::fd::OwnedFd>, fd: BorrowedFd<'_>| l.as_ref().map_or(fd.as_raw_fd(), |o| o.as_raw_fd());
     let fds = Fds {
         stdin: pick(&stdin_l, plan.stdin),
         stdout: pick(&stdout_l, plan.stdout),
@@ -154,14 +155,16 @@ fn closefrom_np() -> Option<CloseFromFn> {
     static CELL: OnceLock<usize> = OnceLock::new();
     // SAFETY: the symbol, where present, has exactly this C signature
     // (glibc 2.34 and FreeBSD 13.1 document it so).
-    lookup(&CELL, c"posix_spawn_file_actions_addclosefrom_np").map(|a| unsafe { std::mem::transmute::<usize, CloseFromFn>(a) })
+    lookup(&CELL, c"posix_spawn_file_actions_addclosefrom_np")
+        .map(|a| unsafe { std::mem::transmute::<usize, CloseFromFn>(a) })
 }
 
 fn addchdir_np() -> Option<AddChdirFn> {
     static CELL: OnceLock<usize> = OnceLock::new();
     // SAFETY: the symbol, where present, has exactly this C signature
     // (glibc 2.29, musl 1.1.24, macOS 10.15, FreeBSD 13.1).
-    lookup(&CELL, c"posix_spawn_file_actions_addchdir_np").map(|a| unsafe { std::mem::transmute::<usize, AddChdirFn>(a) })
+    lookup(&CELL, c"posix_spawn_file_actions_addchdir_np")
+        .map(|a| unsafe { std::mem::transmute::<usize, AddChdirFn>(a) })
 }
 
 fn check(rc: c_int) -> Result<(), Failure> {
@@ -215,7 +218,9 @@ fn posix_spawn(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
         check(libc::posix_spawn_file_actions_adddup2(fa, fds.stdout, 1))?;
         match fds.stderr {
             StderrFd::Fd(fd) => check(libc::posix_spawn_file_actions_adddup2(fa, fd, 2))?,
-            StderrFd::Null => check(libc::posix_spawn_file_actions_addopen(fa, 2, c"/dev/null".as_ptr(), libc::O_WRONLY, 0))?,
+            StderrFd::Null => {
+                check(libc::posix_spawn_file_actions_addopen(fa, 2, c"/dev/null".as_ptr(), libc::O_WRONLY, 0))?
+            }
             StderrFd::Inherit => {
                 #[cfg(any(target_os = "macos", target_os = "ios"))]
                 check(posix_spawn_file_actions_addinherit_np(fa, 2))?;
@@ -397,7 +402,8 @@ unsafe fn close_from(first: c_int, keep: RawFd, limit: c_int) {
     {
         // SAFETY: close_range only closes descriptors of this (child) process.
         let ok = unsafe {
-            (keep <= first || libc::syscall(libc::SYS_close_range, first as libc::c_uint, (keep - 1) as libc::c_uint, 0) == 0)
+            (keep <= first
+                || libc::syscall(libc::SYS_close_range, first as libc::c_uint, (keep - 1) as libc::c_uint, 0) == 0)
                 && libc::syscall(libc::SYS_close_range, (keep + 1) as libc::c_uint, libc::c_uint::MAX, 0) == 0
         };
         if ok {

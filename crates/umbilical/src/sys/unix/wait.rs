@@ -49,8 +49,5 @@ pub(crate) fn wait_fd(fd: BorrowedFd<'_>, until: Until, deadline: Option<Instant
 }
 
 pub(crate) fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as _,
-        tv_nsec: d.subsec_nanos() as _,
-    }
+    Timespec { tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as _, tv_nsec: d.subsec_nanos() as _ }
 }

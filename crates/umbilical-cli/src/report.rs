@@ -1,0 +1,91 @@
+//! The `--report` file: what happened, as JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use umbilical::{Exit, ExitStatus};
+
+/// Everything the report says.
+pub struct Report {
+    pub exit: Option<Exit>,
+    pub pid: Option<u32>,
+    pub bytes_to_child: u64,
+    pub bytes_from_child: u64,
+    /// Set when umbilical timed out or failed.
+    pub error: Option<String>,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        let status = match self.exit.map(|e| e.status) {
+            Some(ExitStatus::Exited(n)) => format!("{{\"exited\": {n}}}"),
+            Some(ExitStatus::Signaled(n)) => format!("{{\"signaled\": {n}}}"),
+            _ => "null".to_string(),
+        };
+        let detected_by = match self.exit {
+            Some(e) => format!("\"{}\"", e.detection.as_str()),
+            None => "null".to_string(),
+        };
+        let pid = self.pid.map_or("null".to_string(), |p| p.to_string());
+        let mut json = format!(
+            "{{\"status\": {status}, \"detected_by\": {detected_by}, \"pid\": {pid}, \"bytes_to_child\": {}, \"bytes_from_child\": {}",
+            self.bytes_to_child, self.bytes_from_child
+        );
+        if let Some(err) = &self.error {
+            let _ = write!(json, ", \"error\": {}", quote(err));
+        }
+        json.push_str("}\n");
+        json
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.to_json())
+    }
+}
+
+/// A JSON string literal.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use umbilical::Detection;
+
+    #[test]
+    fn json_shapes() {
+        let r = Report {
+            exit: Some(Exit { status: ExitStatus::Signaled(9), detection: Detection::Process }),
+            pid: Some(42),
+            bytes_to_child: 1,
+            bytes_from_child: 2,
+            error: Some("timed \"out\"\n".into()),
+        };
+        assert_eq!(
+            r.to_json(),
+            "{\"status\": {\"signaled\": 9}, \"detected_by\": \"process\", \"pid\": 42, \"bytes_to_child\": 1, \"bytes_from_child\": 2, \"error\": \"timed \\\"out\\\"\\n\"}\n"
+        );
+        let r = Report { exit: None, pid: None, bytes_to_child: 0, bytes_from_child: 0, error: None };
+        assert_eq!(
+            r.to_json(),
+            "{\"status\": null, \"detected_by\": null, \"pid\": null, \"bytes_to_child\": 0, \"bytes_from_child\": 0}\n"
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! `umbilical run`.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use umbilical::{ChannelKind, Child, ErrorKind, ExitDetection, ExitStatus, Stderr};
+
+use crate::relay::copy_counted;
+use crate::report::Report;
+
+/// Exit code when `--timeout` expires, as `timeout(1)`.
+const EXIT_TIMEOUT: u8 = 124;
+/// Exit code for umbilical's own failures, as `env(1)`.
+const EXIT_FAILURE: u8 = 125;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Where the program's stderr goes.
+    #[arg(long, value_enum, default_value_t = StderrArg::Inherit)]
+    stderr: StderrArg,
+    /// How to decide that the program is done: `process` waits for the
+    /// process started; `lifeline` for every process holding the lifeline
+    /// (fd 3); `channel` until the program's side of the channel closes;
+    /// `auto` picks the best available (here: process).
+    #[arg(long, value_enum, default_value_t = WaitArg::Auto)]
+    wait: WaitArg,
+    /// One socketpair (default) or two pipes, for programs that dislike a
+    /// socket on stdin.
+    #[arg(long, value_enum, default_value_t = ChannelArg::Socket)]
+    channel: ChannelArg,
+    /// Kill the program after this many seconds (fractions allowed) and
+    /// exit 124.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
+    /// Write a JSON report to FILE at the end: status, how the end was
+    /// detected, pid and byte counts.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// The program and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM")]
+    command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StderrArg {
+    Inherit,
+    Null,
+    Merge,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WaitArg {
+    Auto,
+    Process,
+    Lifeline,
+    Channel,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ChannelArg {
+    Socket,
+    Pipes,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("the timeout must be a positive number of seconds, not {s}"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+/// Copy progress shared with the relay threads.
+#[derive(Default)]
+struct Counts {
+    to_child: AtomicU64,
+    from_child: AtomicU64,
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    let mut cmd = umbilical::Command::new(&args.command[0]);
+    cmd.args(&args.command[1..])
+        .stderr(match args.stderr {
+            StderrArg::Inherit => Stderr::Inherit,
+            StderrArg::Null => Stderr::Null,
+            StderrArg::Merge => Stderr::Merge,
+        })
+        .exit_detection(match args.wait {
+            WaitArg::Auto => ExitDetection::Auto,
+            WaitArg::Process => ExitDetection::Process,
+            WaitArg::Lifeline => ExitDetection::Lifeline,
+            WaitArg::Channel => ExitDetection::ChannelClosed,
+        })
+        .channel_kind(match args.channel {
+            ChannelArg::Socket => ChannelKind::Socket,
+            ChannelArg::Pipes => ChannelKind::Pipes,
+        });
+    let counts = Arc::new(Counts::default());
+    let mut report = Report { exit: None, pid: None, bytes_to_child: 0, bytes_from_child: 0, error: None };
+
+    let code = match cmd.spawn() {
+        Err(err) => {
+            eprintln!("umbilical: {err}");
+            report.error = Some(err.to_string());
+            match err.kind() {
+                ErrorKind::NotFound => 127,
+                ErrorKind::NotExecutable => 126,
+                _ => EXIT_FAILURE,
+            }
+        }
+        Ok(child) => match supervise(child, deadline, &counts, &mut report) {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("umbilical: {err}");
+                report.error = Some(err.to_string());
+                EXIT_FAILURE
+            }
+        },
+    };
+    report.bytes_to_child = counts.to_child.load(Ordering::Relaxed);
+    report.bytes_from_child = counts.from_child.load(Ordering::Relaxed);
+    if let Some(path) = &args.report
+        && let Err(e) = report.write(path)
+    {
+        eprintln!("umbilical: cannot write the report to {}: {e}", path.display());
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    ExitCode::from(code)
+}
+
+/// Relays both directions, waits for the end, and returns the exit code.
+fn supervise(mut child: Child, deadline: Option<Instant>, counts: &Arc<Counts>, report: &mut Report) -> io::Result<u8> {
+    report.pid = child.id();
+    let (reader, mut writer) = child.take_channel().expect("a fresh child has its channel").split();
+
+    // stdin -> program. Not joined: umbilical's stdin may never end (a
+    // terminal), and the program may finish without reading it all.
+    let stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    let to_child = match writer.as_fd() {
+        Some(fd) => File::from(fd.try_clone_to_owned()?),
+        None => unreachable!("a fresh channel is open for writing"),
+    };
+    let c = counts.clone();
+    std::thread::Builder::new().name("stdin-to-program".into()).spawn(move || {
+        // A program that stops reading makes this fail with EPIPE; that is
+        // its choice, not an error of ours.
+        let _ = copy_counted(stdin, &to_child, &c.to_child);
+        drop(to_child);
+        let _ = writer.shutdown();
+    })?;
+
+    // program -> stdout, until the channel closes in every holder.
+    let stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    let from_child = File::from(reader.as_fd().try_clone_to_owned()?);
+    let (done_tx, done_rx) = mpsc::channel();
+    let c = counts.clone();
+    std::thread::Builder::new().name("program-to-stdout".into()).spawn(move || {
+        let result = copy_counted(&from_child, &stdout, &c.from_child);
+        // Whether it ended by EOF or by our stdout failing, stop reading:
+        // the program then sees EPIPE instead of blocking on a full buffer.
+        drop(from_child);
+        drop(reader);
+        let _ = done_tx.send(result);
+    })?;
+
+    let timed_out = |child: &mut Child, report: &mut Report| -> io::Result<u8> {
+        child.kill()?;
+        report.exit = child.wait_timeout(Duration::from_secs(5))?;
+        report.error = Some("timed out; the program was killed".into());
+        eprintln!("umbilical: timed out; killed the program");
+        Ok(EXIT_TIMEOUT)
+    };
+
+    let exit = match deadline {
+        None => child.wait()?,
+        Some(d) => match child.wait_timeout(d.saturating_duration_since(Instant::now()))? {
+            Some(exit) => exit,
+            None => return timed_out(&mut child, report),
+        },
+    };
+    report.exit = Some(exit);
+
+    // The program is done; deliver everything it wrote before exiting.
+    let relay = match deadline {
+        None => done_rx.recv().ok(),
+        Some(d) => match done_rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
+            Ok(r) => Some(r),
+            Err(mpsc::RecvTimeoutError::Timeout) => return timed_out(&mut child, report),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+        },
+    };
+    if let Some(Err(e)) = relay
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("umbilical: copying the program's output: {e}");
+    }
+    let _ = io::stderr().flush();
+    Ok(match exit.status {
+        ExitStatus::Exited(code) => (code & 0xff) as u8,
+        ExitStatus::Signaled(sig) => (128 + sig).clamp(0, 255) as u8,
+        _ => 0,
+    })
+}

@@ -1,0 +1,192 @@
+//! The `umbilical` binary, driven as a user would, with real tools.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const UMBILICAL: &str = env!("CARGO_BIN_EXE_umbilical");
+
+fn umbilical(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(UMBILICAL)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start umbilical");
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("umbilical-cli-{}-{name}", std::process::id()))
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn exit_codes_follow_env_and_timeout_conventions() {
+    assert_eq!(umbilical(&["run", "--", "sh", "-c", "exit 0"], b"").status.code(), Some(0));
+    assert_eq!(umbilical(&["run", "--", "sh", "-c", "exit 3"], b"").status.code(), Some(3));
+    assert_eq!(umbilical(&["run", "--", "sh", "-c", "exit 255"], b"").status.code(), Some(255));
+    assert_eq!(umbilical(&["run", "--", "sh", "-c", "kill -TERM $$"], b"").status.code(), Some(128 + 15));
+    assert_eq!(umbilical(&["run", "--", "sh", "-c", "kill -KILL $$"], b"").status.code(), Some(128 + 9));
+
+    let missing = umbilical(&["run", "--", "umbilical-no-such-program"], b"");
+    assert_eq!(missing.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.starts_with("umbilical: ") && err.contains("umbilical-no-such-program"), "{err}");
+
+    let file = temp("not-exec");
+    std::fs::write(&file, "#!/bin/sh\n").unwrap();
+    assert_eq!(umbilical(&["run", "--", file.to_str().unwrap()], b"").status.code(), Some(126));
+    assert_eq!(umbilical(&["run", "--", "/"], b"").status.code(), Some(126));
+    std::fs::remove_file(&file).unwrap();
+
+    // umbilical's own failures: a bad option, a report it cannot write.
+    assert_eq!(umbilical(&["run", "--wait", "never", "--", "true"], b"").status.code(), Some(125));
+    assert_eq!(umbilical(&["run", "--timeout", "-1", "--", "true"], b"").status.code(), Some(125));
+    let out = umbilical(&["run", "--report", "/nonexistent-dir/r.json", "--", "true"], b"");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("umbilical: cannot write the report"));
+    // --help is not a failure.
+    assert_eq!(umbilical(&["run", "--help"], b"").status.code(), Some(0));
+}
+
+#[test]
+fn report_contents() {
+    let path = temp("report.json");
+    let out = umbilical(&["run", "--report", path.to_str().unwrap(), "--", "sh", "-c", "cat; exit 5"], b"hello world");
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(out.stdout, b"hello world");
+    let json = std::fs::read_to_string(&path).unwrap();
+    assert!(json.starts_with("{\"status\": {\"exited\": 5}, \"detected_by\": \"process\", \"pid\": "), "{json}");
+    assert!(json.contains("\"bytes_to_child\": 11, \"bytes_from_child\": 11}"), "{json}");
+
+    let out = umbilical(&["run", "--report", path.to_str().unwrap(), "--", "sh", "-c", "kill -KILL $$"], b"");
+    assert_eq!(out.status.code(), Some(137));
+    let json = std::fs::read_to_string(&path).unwrap();
+    assert!(json.contains("\"status\": {\"signaled\": 9}"), "{json}");
+
+    let out =
+        umbilical(&["run", "--wait", "lifeline", "--report", path.to_str().unwrap(), "--", "sh", "-c", "cat"], b"x");
+    assert_eq!(out.status.code(), Some(0));
+    let json = std::fs::read_to_string(&path).unwrap();
+    assert!(json.starts_with("{\"status\": null, \"detected_by\": \"lifeline\""), "{json}");
+
+    let out = umbilical(&["run", "--report", path.to_str().unwrap(), "--", "umbilical-no-such-program"], b"");
+    assert_eq!(out.status.code(), Some(127));
+    let json = std::fs::read_to_string(&path).unwrap();
+    assert!(json.starts_with("{\"status\": null, \"detected_by\": null, \"pid\": null"), "{json}");
+    assert!(json.contains("\"error\": \"cannot start"), "{json}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn timeout_kills_and_exits_124() {
+    let path = temp("timeout.json");
+    let start = Instant::now();
+    let out = umbilical(&["run", "--timeout", "0.5", "--report", path.to_str().unwrap(), "--", "sleep", "30"], b"");
+    assert_eq!(out.status.code(), Some(124));
+    assert!(start.elapsed() < Duration::from_secs(20), "did not wait for sleep 30");
+    let json = std::fs::read_to_string(&path).unwrap();
+    assert!(json.contains("\"status\": {\"signaled\": 9}") && json.contains("\"error\": \"timed out"), "{json}");
+    std::fs::remove_file(&path).unwrap();
+    // A program that finishes in time is not affected.
+    assert_eq!(umbilical(&["run", "--timeout", "30", "--", "sh", "-c", "exit 2"], b"").status.code(), Some(2));
+}
+
+#[test]
+fn sixty_four_mib_round_trip_through_cat_is_byte_exact() {
+    let input = temp("64m.in");
+    let output = temp("64m.out");
+    let data = pattern(64 << 20);
+    std::fs::write(&input, &data).unwrap();
+    for channel in ["socket", "pipes"] {
+        // Files on both sides (sendfile in, read/write out), as a user
+        // would redirect them.
+        let status = Command::new(UMBILICAL)
+            .args(["run", "--channel", channel, "--", "cat"])
+            .stdin(std::fs::File::open(&input).unwrap())
+            .stdout(std::fs::File::create(&output).unwrap())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{channel}");
+        let got = std::fs::read(&output).unwrap();
+        assert_eq!(got.len(), data.len(), "{channel}");
+        assert!(got == data, "{channel}: output differs");
+    }
+    // Pipes on both sides (splice).
+    let mut child = Command::new(UMBILICAL)
+        .args(["run", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = data.clone();
+    let feeder = std::thread::spawn(move || stdin.write_all(&feed).unwrap());
+    let mut got = Vec::with_capacity(data.len());
+    child.stdout.take().unwrap().read_to_end(&mut got).unwrap();
+    feeder.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(got == data, "piped: output differs");
+    std::fs::remove_file(&input).unwrap();
+    std::fs::remove_file(&output).unwrap();
+}
+
+#[test]
+fn half_close_reaches_the_program_and_output_continues() {
+    // sort prints only after EOF on its input.
+    let out = umbilical(&["run", "--", "sort"], b"c\nb\na\n");
+    assert_eq!(out.stdout, b"a\nb\nc\n");
+    // The program keeps talking after EOF.
+    let out = umbilical(&["run", "--", "sh", "-c", "cat; echo after-eof"], b"in\n");
+    assert_eq!(out.stdout, b"in\nafter-eof\n");
+}
+
+#[test]
+fn stderr_routes() {
+    let out = umbilical(&["run", "--stderr", "merge", "--", "sh", "-c", "echo err >&2; echo out"], b"");
+    assert_eq!(out.stdout, b"err\nout\n");
+    let out = umbilical(&["run", "--stderr", "null", "--", "sh", "-c", "echo err >&2; echo out"], b"");
+    assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b"out\n"[..], &b""[..]));
+    let out = umbilical(&["run", "--", "sh", "-c", "echo err >&2; echo out"], b"");
+    assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
+}
+
+#[test]
+fn wrapper_that_exits_at_once() {
+    // The wrapper exits 0 at once; the real program answers later. (A
+    // background job's stdin is /dev/null in sh, so the channel is handed
+    // over on fd 4.)
+    let script = "exec 4<&0; (sleep 0.3; cat <&4; echo done) & exit 0";
+    for wait in ["lifeline", "channel", "process"] {
+        let out = umbilical(&["run", "--wait", wait, "--", "sh", "-c", script], b"data\n");
+        assert_eq!(out.status.code(), Some(0), "{wait}");
+        assert_eq!(out.stdout, b"data\ndone\n", "{wait}: all output delivered");
+    }
+}
+
+#[test]
+fn the_program_inherits_only_its_stdio() {
+    let out = umbilical(&["run", "--", "sh", "-c", "ls /proc/self/fd"], b"");
+    // `ls` itself opens one descriptor for the listing (3).
+    let fds: Vec<u32> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(|s| s.parse().unwrap()).collect();
+    assert_eq!(fds, vec![0, 1, 2, 3], "{fds:?}");
+}
