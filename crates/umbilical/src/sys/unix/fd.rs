@@ -5,12 +5,35 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
+use rustix::io::FdFlags;
 use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
-use rustix::pipe::PipeFlags;
+
+/// Apple systems have neither `SOCK_CLOEXEC` nor `pipe2`: the flag is set
+/// right after creation. Our own spawns are unaffected (they use
+/// `POSIX_SPAWN_CLOEXEC_DEFAULT`); another thread's `fork` in that instant
+/// could inherit the descriptors, as with std on those systems.
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+const CREATE_CLOEXEC: bool = false;
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+const CREATE_CLOEXEC: bool = true;
+
+fn set_cloexec(fds: [&OwnedFd; 2]) -> io::Result<()> {
+    if !CREATE_CLOEXEC {
+        for fd in fds {
+            rustix::io::fcntl_setfd(fd, FdFlags::CLOEXEC)?;
+        }
+    }
+    Ok(())
+}
 
 /// A connected `AF_UNIX` stream pair, both ends close-on-exec.
 pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    let flags = SocketFlags::CLOEXEC;
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    let flags = SocketFlags::empty();
+    let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
+    set_cloexec([&a, &b])?;
     // macOS has no MSG_NOSIGNAL; the per-socket option gives the same
     // guarantee that a vanished reader is EPIPE, not a SIGPIPE death.
     #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
@@ -22,7 +45,11 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// A pipe, both ends close-on-exec: `(read, write)`.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (r, w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    let (r, w) = rustix::pipe::pipe()?;
+    set_cloexec([&r, &w])?;
     #[cfg(any(target_os = "macos", target_os = "ios"))]
     {
         // SAFETY: `w` is a valid open descriptor owned by this function;

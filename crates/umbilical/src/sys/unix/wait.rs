@@ -26,10 +26,7 @@ pub(crate) fn wait_fd(fd: BorrowedFd<'_>, until: Until, deadline: Option<Instant
         Until::HangUp => PollFlags::empty(),
     };
     loop {
-        let timeout = match deadline {
-            None => None,
-            Some(d) => Some(timespec(d.saturating_duration_since(Instant::now()))),
-        };
+        let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
         let mut fds = [PollFd::from_borrowed_fd(fd, events)];
         match rustix::event::poll(&mut fds, timeout.as_ref()) {
             Ok(0) => return Ok(false),
