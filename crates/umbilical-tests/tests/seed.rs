@@ -22,8 +22,8 @@ fn wrapped(detection: ExitDetection, kind: ChannelKind) -> umbilical::Child {
 
 #[test]
 fn process_detection_reports_the_wrapper() {
-    let mut child = wrapped(ExitDetection::Process, ChannelKind::Socket);
     let start = Instant::now();
+    let mut child = wrapped(ExitDetection::Process, ChannelKind::Socket);
     let exit = child.wait().unwrap();
     assert_eq!(exit, umbilical::Exit { status: ExitStatus::Exited(7), detection: Detection::Process });
     assert!(start.elapsed() < Duration::from_millis(GRANDCHILD_DELAY_MS), "returned before the grandchild ended");
@@ -36,13 +36,14 @@ fn process_detection_reports_the_wrapper() {
 
 fn waits_for_grandchild(detection: ExitDetection, expected: Detection) {
     for kind in [ChannelKind::Socket, ChannelKind::Pipes] {
+        // The grandchild cannot end before GRANDCHILD_DELAY_MS after this.
+        let start = Instant::now();
         let mut child = wrapped(detection, kind);
         let payload = pattern(3 << 20, 5);
         let expected_bytes = payload.clone();
         let channel = child.take_channel().unwrap();
         let (out, exit, after_exit) = bounded(LIMIT, "seed scenario", move || {
             let reader = std::thread::spawn(move || round_trip(channel, payload, vec![65_536]));
-            let start = Instant::now();
             let exit = child.wait().unwrap();
             let waited = start.elapsed();
             (reader.join().unwrap(), exit, waited)
@@ -78,10 +79,15 @@ fn channel_closed_wait_drains_when_reader_is_dropped() {
         drop(reader);
         let exit = bounded(LIMIT, "drain", move || {
             use std::io::Write;
-            // More than any socket or pipe buffer.
-            writer.write_all(&vec![b'x'; 8 << 20]).unwrap();
-            writer.shutdown().unwrap();
-            child.wait().unwrap()
+            // More than any socket or pipe buffer, echoed back while wait()
+            // runs.
+            let feeder = std::thread::spawn(move || {
+                writer.write_all(&vec![b'x'; 8 << 20]).unwrap();
+                writer.shutdown().unwrap();
+            });
+            let exit = child.wait().unwrap();
+            feeder.join().unwrap();
+            exit
         });
         assert_eq!(exit.detection, Detection::ChannelClosed, "{kind:?}");
     }

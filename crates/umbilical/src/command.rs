@@ -230,22 +230,29 @@ impl Command {
         for arg in &self.args {
             argv.push(cstr(arg, &format!("argument {:?}", arg.to_string_lossy()))?);
         }
-        let env = self.environment();
-        let mut envp = Vec::with_capacity(env.len());
-        for (k, v) in &env {
-            if k.is_empty() || k.as_bytes().contains(&b'=') {
-                return Err(fail(
-                    ErrorKind::InvalidInput,
-                    &format!("environment variable name {k:?} is empty or contains '='"),
-                    None,
-                ));
+        // An untouched environment is passed through as it is, as std does;
+        // only a changed one is built anew.
+        let (path_var, envp) = if self.env_clear || !self.env.is_empty() {
+            let env = self.environment();
+            let mut envp = Vec::with_capacity(env.len());
+            for (k, v) in &env {
+                if k.is_empty() || k.as_bytes().contains(&b'=') {
+                    return Err(fail(
+                        ErrorKind::InvalidInput,
+                        &format!("environment variable name {k:?} is empty or contains '='"),
+                        None,
+                    ));
+                }
+                let mut entry = Vec::with_capacity(k.len() + v.len() + 1);
+                entry.extend_from_slice(k.as_bytes());
+                entry.push(b'=');
+                entry.extend_from_slice(v.as_bytes());
+                envp.push(cstr(OsStr::from_bytes(&entry), &format!("environment variable {k:?}"))?);
             }
-            let mut entry = Vec::with_capacity(k.len() + v.len() + 1);
-            entry.extend_from_slice(k.as_bytes());
-            entry.push(b'=');
-            entry.extend_from_slice(v.as_bytes());
-            envp.push(cstr(OsStr::from_bytes(&entry), &format!("environment variable {k:?}"))?);
-        }
+            (env.get(OsStr::new("PATH")).cloned(), Some(CStringArray::new(envp)))
+        } else {
+            (std::env::var_os("PATH"), None)
+        };
         let cwd = match &self.cwd {
             None => None,
             Some(dir) => {
@@ -259,11 +266,7 @@ impl Command {
                 Some(cstr(dir.as_os_str(), "the working directory")?)
             }
         };
-        let path = match sys::resolve::resolve(
-            &self.program,
-            env.get(OsStr::new("PATH")).map(OsString::as_os_str),
-            self.cwd.as_deref(),
-        ) {
+        let path = match sys::resolve::resolve(&self.program, path_var.as_deref(), self.cwd.as_deref()) {
             Resolved::Found(p) => cstr(p.as_os_str(), "the program path")?,
             Resolved::NotFound => {
                 let what = if self.program.as_bytes().contains(&b'/') { "no such file" } else { "not found on PATH" };
@@ -300,11 +303,10 @@ impl Command {
         };
 
         let argv = CStringArray::new(argv);
-        let envp = CStringArray::new(envp);
         let plan = Plan {
             path: &path,
             argv: &argv,
-            envp: &envp,
+            envp: envp.as_ref(),
             cwd: cwd.as_deref(),
             stdin: child_end.stdin_fd(),
             stdout: child_end.stdout_fd(),

@@ -54,13 +54,22 @@ enum Check {
     NotExecutable,
 }
 
+/// One `access(X_OK)` per candidate: a miss, the common case while walking
+/// `PATH`, costs a single syscall. Only a hit is `stat`ed, to refuse
+/// directories (which pass an `X_OK` check).
 fn check(candidate: &Path) -> Check {
-    match std::fs::metadata(candidate) {
-        Err(_) => Check::Missing,
-        Ok(m) if !m.is_file() => Check::NotExecutable,
-        Ok(_) => match rustix::fs::access(candidate, Access::EXEC_OK) {
-            Ok(()) => Check::Ok,
-            Err(_) => Check::NotExecutable,
+    match rustix::fs::access(candidate, Access::EXEC_OK) {
+        Err(
+            rustix::io::Errno::NOENT
+            | rustix::io::Errno::NOTDIR
+            | rustix::io::Errno::LOOP
+            | rustix::io::Errno::NAMETOOLONG,
+        ) => Check::Missing,
+        Err(_) => Check::NotExecutable,
+        Ok(()) => match std::fs::metadata(candidate) {
+            Ok(m) if m.is_file() => Check::Ok,
+            Ok(_) => Check::NotExecutable,
+            Err(_) => Check::Missing,
         },
     }
 }

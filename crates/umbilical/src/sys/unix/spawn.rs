@@ -33,7 +33,8 @@ pub(crate) enum Stderr<'a> {
 pub(crate) struct Plan<'a> {
     pub path: &'a CStr,
     pub argv: &'a CStringArray,
-    pub envp: &'a CStringArray,
+    /// `None`: the parent's own environment, passed through uncopied.
+    pub envp: Option<&'a CStringArray>,
     pub cwd: Option<&'a CStr>,
     pub stdin: BorrowedFd<'a>,
     pub stdout: BorrowedFd<'a>,
@@ -75,6 +76,37 @@ impl CStringArray {
 
     fn as_ptr(&self) -> *const *const c_char {
         self.ptrs.as_ptr()
+    }
+}
+
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+unsafe extern "C" {
+    static environ: *const *const c_char;
+}
+
+/// The process's current environment block.
+///
+/// Read without std's environment lock, like any C library does: since
+/// Rust 2024, `std::env::set_var` is `unsafe` precisely because it must not
+/// run while other threads read the environment, so a racing writer is the
+/// caller's broken promise, not ours.
+fn parent_environ() -> *const *const c_char {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    // SAFETY: _NSGetEnviron returns a valid pointer to the environ pointer.
+    unsafe {
+        *libc::_NSGetEnviron() as *const *const c_char
+    }
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    // SAFETY: reading the `environ` pointer itself; see above for its
+    // contents.
+    unsafe {
+        environ
+    }
+}
+
+impl Plan<'_> {
+    fn envp(&self) -> *const *const c_char {
+        self.envp.map_or_else(parent_environ, CStringArray::as_ptr)
     }
 }
 
@@ -263,7 +295,7 @@ fn posix_spawn(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
             fa,
             attr,
             plan.argv.as_ptr() as *const *mut c_char,
-            plan.envp.as_ptr() as *const *mut c_char,
+            plan.envp() as *const *mut c_char,
         );
         if rc != 0 {
             // posix_spawn does not say which step failed; the caller's
@@ -290,6 +322,7 @@ fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
         None => err_w,
     };
     let limit = max_fd();
+    let envp = plan.envp();
     let first_closed = if fds.lifeline.is_some() { 4 } else { 3 };
     // SAFETY: between fork and execve/_exit the child calls only
     // async-signal-safe functions (sigaction, pthread_sigmask, dup2, fcntl,
@@ -301,7 +334,7 @@ fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
     }
     if pid == 0 {
         // SAFETY: see above; this block never returns.
-        unsafe { child_after_fork(plan, fds, err_w.as_raw_fd(), first_closed, limit) }
+        unsafe { child_after_fork(plan, envp, fds, err_w.as_raw_fd(), first_closed, limit) }
     }
     drop(err_w);
     let mut report = [0u8; 8];
@@ -329,7 +362,14 @@ fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
 
 /// # Safety
 /// Must be called only in the child right after `fork`.
-unsafe fn child_after_fork(plan: &Plan<'_>, fds: &Fds, err_w: RawFd, first_closed: c_int, limit: c_int) -> ! {
+unsafe fn child_after_fork(
+    plan: &Plan<'_>,
+    envp: *const *const c_char,
+    fds: &Fds,
+    err_w: RawFd,
+    first_closed: c_int,
+    limit: c_int,
+) -> ! {
     let fail = |stage: i32| -> ! {
         let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
         let mut msg = [0u8; 8];
@@ -387,7 +427,7 @@ unsafe fn child_after_fork(plan: &Plan<'_>, fds: &Fds, err_w: RawFd, first_close
         {
             fail(1);
         }
-        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), envp);
         fail(2)
     }
 }

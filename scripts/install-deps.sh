@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a Debian 12 machine, as root.
+# Idempotent: packages already present are not fetched again.
+#
+#   rustc-web cargo-web rust-web-src  a second toolchain with std's source, to
+#                                     type-check the macOS and FreeBSD code
+#                                     (cargo -Zbuild-std); see
+#                                     ../shared/WINDOWS-ON-LINUX.md
+#   coreutils                         cat, sort, sha256sum used by the tests
+set -euo pipefail
+
+need=()
+for pkg in rustc-web cargo-web rust-web-src coreutils; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ "${#need[@]}" -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing ${need[*]}; run as root (apt-get install)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}" >/dev/null

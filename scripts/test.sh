@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, the Linux tests (unit, integration,
+# CLI, doc tests), docs without warnings, and type-checks of the macOS and
+# FreeBSD code paths. The README's test command; .ci/run calls it.
+#
+# Every step runs; a step that cannot run on this machine prints SKIP with
+# the reason. The script fails if any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+failed=()
+step() {
+  local name=$1; shift
+  echo "=== $name"
+  local start=$SECONDS
+  if "$@"; then
+    echo "=== $name: ok ($((SECONDS - start)) s)"
+  else
+    echo "=== $name: FAILED ($((SECONDS - start)) s)"
+    failed+=("$name")
+  fi
+}
+
+scripts/install-deps.sh || failed+=("install-deps")
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test (Linux: unit, integration, CLI, doc tests)" cargo test --workspace --locked
+step "cargo doc without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+# Other targets: compile-only, with Debian's toolchain rebuilding std.
+cross_check() {
+  RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/cross \
+    /usr/bin/cargo check -Zbuild-std --workspace --all-targets --locked --target "$1"
+}
+if [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; then
+  step "type-check aarch64-apple-darwin" cross_check aarch64-apple-darwin
+  step "type-check x86_64-unknown-freebsd" cross_check x86_64-unknown-freebsd
+else
+  echo "SKIP: type-checks for macOS and FreeBSD: Debian's rustc-web/rust-web-src are not installed (scripts/install-deps.sh installs them as root)"
+fi
+
+if [ "${#failed[@]}" -ne 0 ]; then
+  echo "FAILED steps: ${failed[*]}"
+  exit 1
+fi
+echo "all steps passed"
