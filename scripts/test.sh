@@ -28,6 +28,10 @@ step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked 
 step "cargo test (Linux: unit, integration, CLI, doc tests)" cargo test --workspace --locked
 step "cargo doc without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
+# Speed against std, measured in the same run (prints figures and ratios;
+# fails only if the harness itself fails).
+step "benchmark: umbilical vs std (quick)" cargo bench -p umbilical --bench compare --locked -- --quick
+
 # Other targets: compile-only, with Debian's toolchain rebuilding std.
 cross_check() {
   RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/cross \

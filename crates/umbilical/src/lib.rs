@@ -66,3 +66,8 @@ pub mod mechanisms {
         crate::sys::process::mechanism()
     }
 }
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
