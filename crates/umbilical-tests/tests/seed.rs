@@ -103,3 +103,26 @@ fn lifeline_wait_timeout() {
     let exit = child.wait_timeout(LIMIT).unwrap().expect("grandchild ends after EOF");
     assert_eq!(exit.detection, Detection::Lifeline);
 }
+
+/// A real detaching wrapper: `setsid -f` forks the program into a new
+/// session and exits at once.
+#[test]
+fn setsid_f_is_waited_for_through_the_lifeline_and_the_channel() {
+    for detection in [ExitDetection::Lifeline, ExitDetection::ChannelClosed] {
+        let start = Instant::now();
+        let mut child = umbilical::Command::new("setsid")
+            .args(["-f", HELPER, "echo-after", &GRANDCHILD_DELAY_MS.to_string()])
+            .exit_detection(detection)
+            .spawn()
+            .unwrap();
+        let channel = child.take_channel().unwrap();
+        let (out, exit) = bounded(LIMIT, "setsid -f", move || {
+            let reader = std::thread::spawn(move || round_trip(channel, b"via setsid".to_vec(), vec![5]));
+            let exit = child.wait().unwrap();
+            (reader.join().unwrap(), exit)
+        });
+        assert_eq!(out, b"via setsid");
+        assert_eq!(exit.status, ExitStatus::Unknown);
+        assert!(start.elapsed() >= Duration::from_millis(GRANDCHILD_DELAY_MS), "{detection:?} waited for the program");
+    }
+}
