@@ -20,6 +20,13 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
+#[cfg(windows)]
+fn os_version() -> String {
+    let wine = if umbilical::mechanisms::is_wine() { " (Wine)" } else { "" };
+    format!("Windows {}{wine}", umbilical::mechanisms::windows_version())
+}
+
+#[cfg(not(windows))]
 fn os_version() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
@@ -28,9 +35,25 @@ fn os_version() -> String {
 }
 
 fn kernel() -> String {
+    if cfg!(windows) {
+        return "NT".into();
+    }
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The Winsock catalogue as `(name, catalogue id, IFS handles, chain length)`.
+#[cfg(windows)]
+fn winsock() -> Result<Vec<(String, u32, bool, i32)>, String> {
+    umbilical::mechanisms::winsock_catalog()
+        .map(|list| list.into_iter().map(|p| (p.name, p.catalog_entry_id, p.ifs_handles, p.chain_len)).collect())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(windows))]
+fn winsock() -> Result<Vec<(String, u32, bool, i32)>, String> {
+    Err("not Windows".into())
 }
 
 pub fn doctor(args: DoctorArgs) -> ExitCode {
@@ -46,8 +69,21 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
                 None => format!("\"{name}\": null"),
             })
             .collect();
+        let catalog = match winsock() {
+            Ok(list) => {
+                let entries: Vec<String> = list
+                    .iter()
+                    .map(|(name, id, ifs, chain)| {
+                        format!("{{\"name\": \"{}\", \"id\": {id}, \"ifs_handles\": {ifs}, \"chain_len\": {chain}, \"non_ifs_lsp\": {}}}", esc(name), !ifs && *chain != 1)
+                    })
+                    .collect();
+                format!(", \"winsock\": [{}]", entries.join(", "))
+            }
+            Err(_) if !cfg!(windows) => String::new(),
+            Err(e) => format!(", \"winsock\": {{\"error\": \"{}\"}}", esc(&e)),
+        };
         println!(
-            "{{\"os\": \"{}\", \"os_version\": \"{}\", \"kernel\": \"{}\", \"arch\": \"{}\", \"spawn\": \"{}\", \"exit_detection\": \"{}\", \"launchers\": {{{}}}}}",
+            "{{\"os\": \"{}\", \"os_version\": \"{}\", \"kernel\": \"{}\", \"arch\": \"{}\", \"spawn\": \"{}\", \"exit_detection\": \"{}\", \"launchers\": {{{}}}{catalog}}}",
             std::env::consts::OS,
             esc(&os_version()),
             esc(&kernel()),
@@ -71,6 +107,23 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
             match path {
                 Some(p) => println!("  {name:<8} {}", p.display()),
                 None => println!("  {name:<8} (not found)"),
+            }
+        }
+        if cfg!(windows) {
+            match winsock() {
+                Ok(list) => {
+                    let lsps = list.iter().filter(|p| !p.2 && p.3 != 1).count();
+                    println!("winsock catalogue ({} providers, {lsps} non-IFS layered providers):", list.len());
+                    for (name, id, ifs, chain) in &list {
+                        let mark = match (*ifs, *chain == 1) {
+                            (true, _) => "",
+                            (false, true) => "  (base provider without XP1_IFS_HANDLES)",
+                            (false, false) => "  <- non-IFS LSP: inherited sockets break",
+                        };
+                        println!("  [{id}] {name} (chain {chain}){mark}");
+                    }
+                }
+                Err(e) => println!("winsock catalogue: cannot enumerate: {e}"),
             }
         }
     }

@@ -32,11 +32,14 @@ enum Command {
     /// umbilical exits 0 once the program is done (the report says null).
     Run(run::RunArgs),
     /// Print the platform facts umbilical depends on: OS, spawn and exit
-    /// mechanisms, launchers found on PATH.
+    /// mechanisms, launchers found on PATH, and on Windows the Winsock
+    /// catalogue with non-IFS Layered Service Providers marked.
     Doctor(doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
+    // `run` exits with the program's full code (32 bits on Windows), which
+    // `ExitCode` cannot carry.
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -47,7 +50,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => std::process::exit(run::run(args)),
         Command::Doctor(args) => doctor::doctor(args),
     }
 }

@@ -1,11 +1,8 @@
 //! `umbilical run`.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -14,13 +11,13 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use umbilical::{ChannelKind, Child, ErrorKind, ExitDetection, ExitStatus, Stderr};
 
-use crate::relay::copy_counted;
+use crate::relay::{from_program, to_program};
 use crate::report::Report;
 
 /// Exit code when `--timeout` expires, as `timeout(1)`.
-const EXIT_TIMEOUT: u8 = 124;
+const EXIT_TIMEOUT: i32 = 124;
 /// Exit code for umbilical's own failures, as `env(1)`.
-const EXIT_FAILURE: u8 = 125;
+const EXIT_FAILURE: i32 = 125;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -86,7 +83,8 @@ struct Counts {
     from_child: AtomicU64,
 }
 
-pub fn run(args: RunArgs) -> ExitCode {
+/// Runs the program; returns the exit code for umbilical.
+pub fn run(args: RunArgs) -> i32 {
     let deadline = args.timeout.map(|t| Instant::now() + t);
     let mut cmd = umbilical::Command::new(&args.command[0]);
     cmd.args(&args.command[1..])
@@ -133,47 +131,40 @@ pub fn run(args: RunArgs) -> ExitCode {
         && let Err(e) = report.write(path)
     {
         eprintln!("umbilical: cannot write the report to {}: {e}", path.display());
-        return ExitCode::from(EXIT_FAILURE);
+        return EXIT_FAILURE;
     }
-    ExitCode::from(code)
+    code
 }
 
 /// Relays both directions, waits for the end, and returns the exit code.
-fn supervise(mut child: Child, deadline: Option<Instant>, counts: &Arc<Counts>, report: &mut Report) -> io::Result<u8> {
+fn supervise(
+    mut child: Child,
+    deadline: Option<Instant>,
+    counts: &Arc<Counts>,
+    report: &mut Report,
+) -> io::Result<i32> {
     report.pid = child.id();
-    let (reader, mut writer) = child.take_channel().expect("a fresh child has its channel").split();
+    let (reader, writer) = child.take_channel().expect("a fresh child has its channel").split();
 
     // stdin -> program. Not joined: umbilical's stdin may never end (a
     // terminal), and the program may finish without reading it all.
-    let stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
-    let to_child = match writer.as_fd() {
-        Some(fd) => File::from(fd.try_clone_to_owned()?),
-        None => unreachable!("a fresh channel is open for writing"),
-    };
     let c = counts.clone();
-    std::thread::Builder::new().name("stdin-to-program".into()).spawn(move || {
-        // A program that stops reading makes this fail with EPIPE; that is
-        // its choice, not an error of ours.
-        let _ = copy_counted(stdin, &to_child, &c.to_child);
-        drop(to_child);
-        let _ = writer.shutdown();
+    let feed = to_program(writer, move |n| {
+        c.to_child.fetch_add(n, Ordering::Relaxed);
     })?;
+    std::thread::Builder::new().name("stdin-to-program".into()).spawn(feed)?;
 
     // program -> stdout, until the channel closes in every holder.
-    let stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
-    let from_child = File::from(reader.as_fd().try_clone_to_owned()?);
     let (done_tx, done_rx) = mpsc::channel();
     let c = counts.clone();
+    let drain = from_program(reader, move |n| {
+        c.from_child.fetch_add(n, Ordering::Relaxed);
+    })?;
     std::thread::Builder::new().name("program-to-stdout".into()).spawn(move || {
-        let result = copy_counted(&from_child, &stdout, &c.from_child);
-        // Whether it ended by EOF or by our stdout failing, stop reading:
-        // the program then sees EPIPE instead of blocking on a full buffer.
-        drop(from_child);
-        drop(reader);
-        let _ = done_tx.send(result);
+        let _ = done_tx.send(drain());
     })?;
 
-    let timed_out = |child: &mut Child, report: &mut Report| -> io::Result<u8> {
+    let timed_out = |child: &mut Child, report: &mut Report| -> io::Result<i32> {
         child.kill()?;
         report.exit = child.wait_timeout(Duration::from_secs(5))?;
         report.error = Some("timed out; the program was killed".into());
@@ -206,8 +197,9 @@ fn supervise(mut child: Child, deadline: Option<Instant>, counts: &Arc<Counts>, 
     }
     let _ = io::stderr().flush();
     Ok(match exit.status {
-        ExitStatus::Exited(code) => (code & 0xff) as u8,
-        ExitStatus::Signaled(sig) => (128 + sig).clamp(0, 255) as u8,
+        // Unix keeps the low 8 bits anyway; Windows passes all 32 on.
+        ExitStatus::Exited(code) => code,
+        ExitStatus::Signaled(sig) => 128 + sig,
         _ => 0,
     })
 }

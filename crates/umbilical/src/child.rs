@@ -1,7 +1,6 @@
 //! A running program: its channel, its stderr, and how to learn its end.
 
 use std::io::{self, Read};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::channel::{Channel, ReadEnd};
 use crate::exit::{Detection, Exit, ExitStatus};
 use crate::sys;
-use crate::sys::wait::{Until, wait_fd};
+use crate::sys::Handle;
 
 /// How long a channel-closed wait sleeps at most before it looks again
 /// whether the caller dropped the read half (and so must be drained).
@@ -20,10 +19,11 @@ const ABANDON_CHECK: Duration = Duration::from_millis(100);
 /// # Dropping a `Child`
 ///
 /// Dropping does not kill the program (call [`Child::kill`] first for
-/// that). It leaves no zombie either: a program that has already exited is
-/// reaped on the spot, and one still running is handed to a small
-/// background thread (`umbilical-reaper`, 64 KiB stack) that blocks in
-/// `waitpid` until it exits. The channel, if not taken, is dropped with it,
+/// that; on Windows a [`kill_on_close_job`](crate::Command) does). On Unix
+/// it leaves no zombie either: a program that has already exited is reaped
+/// on the spot, and one still running is handed to a small background
+/// thread (`umbilical-reaper`, 64 KiB stack) that blocks in `waitpid` until
+/// it exits. Windows has no zombies; the process handle is closed. The channel, if not taken, is dropped with it,
 /// which the program sees as EOF on stdin.
 ///
 /// # Caveats
@@ -41,7 +41,7 @@ pub struct Child {
     channel: Option<Channel>,
     stderr: Option<ChildStderr>,
     detection: Detection,
-    lifeline: Option<OwnedFd>,
+    lifeline: Option<Handle>,
     watch: Option<Arc<ReadEnd>>,
     exit: Option<Exit>,
 }
@@ -52,7 +52,7 @@ impl Child {
         channel: Channel,
         stderr: Option<ChildStderr>,
         detection: Detection,
-        lifeline: Option<OwnedFd>,
+        lifeline: Option<Handle>,
         watch: Option<Arc<ReadEnd>>,
     ) -> Self {
         Child {
@@ -118,9 +118,10 @@ impl Child {
         self.wait_until(Some(Instant::now() + timeout))
     }
 
-    /// Kills the process umbilical started (SIGKILL; by pidfd on Linux, so
-    /// a reused pid is never hit). Killing a program that already ended is
-    /// not an error.
+    /// Kills the process umbilical started (Unix: SIGKILL, by pidfd on
+    /// Linux so a reused pid is never hit; Windows: `TerminateProcess`, or
+    /// `TerminateJobObject` for a kill-on-close job, with exit code 1).
+    /// Killing a program that already ended is not an error.
     pub fn kill(&mut self) -> io::Result<()> {
         match &self.process {
             Some(p) => p.kill(),
@@ -145,7 +146,7 @@ impl Child {
             }
             Detection::Lifeline => {
                 let fd = self.lifeline.as_ref().expect("a lifeline until the exit is known");
-                if !wait_eof(fd.as_fd(), deadline)? {
+                if !sys::wait_eof(fd, deadline)? {
                     return Ok(None);
                 }
                 self.lifeline = None;
@@ -179,32 +180,17 @@ impl Child {
     }
 }
 
-/// Waits for EOF on a descriptor nobody else reads (the lifeline); bytes
-/// someone wrote into it are discarded.
-fn wait_eof(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
-    let mut scratch = [0u8; 512];
-    loop {
-        if !wait_fd(fd, Until::Readable, deadline)? {
-            return Ok(false);
-        }
-        if sys::fd::read(fd, &mut scratch)? == 0 {
-            return Ok(true);
-        }
-    }
-}
-
 /// Waits until every holder of the program's side of the channel closed it.
 /// If the caller dropped its read half, what the program still writes is
 /// read and discarded, so that the program is not stuck on a full buffer.
 fn wait_channel_closed(end: &ReadEnd, deadline: Option<Instant>) -> io::Result<bool> {
-    let fd = end.fd.as_fd();
     loop {
         if end.abandoned.load(Ordering::Acquire) {
-            return wait_eof(fd, deadline);
+            return sys::wait_eof(&end.fd, deadline);
         }
         let slice = Instant::now() + ABANDON_CHECK;
         let until = deadline.map_or(slice, |d| d.min(slice));
-        if wait_fd(fd, Until::HangUp, Some(until))? {
+        if sys::wait_closed(&end.fd, Some(until))? {
             return Ok(true);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -216,6 +202,9 @@ fn wait_channel_closed(end: &ReadEnd, deadline: Option<Instant>) -> io::Result<b
 impl Drop for Child {
     fn drop(&mut self) {
         let Some(process) = self.process.take() else { return };
+        if !sys::NEEDS_REAPING {
+            return;
+        }
         if let Ok(Some(_)) = process.try_wait() {
             return;
         }
@@ -241,23 +230,31 @@ impl std::fmt::Debug for Child {
 /// The read end of the program's stderr pipe ([`Stderr::Piped`](crate::Stderr::Piped)).
 #[derive(Debug)]
 pub struct ChildStderr {
-    fd: OwnedFd,
+    fd: Handle,
 }
 
 impl ChildStderr {
-    pub(crate) fn new(fd: OwnedFd) -> Self {
+    pub(crate) fn new(fd: Handle) -> Self {
         ChildStderr { fd }
     }
 }
 
 impl Read for ChildStderr {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::fd::read(self.fd.as_fd(), buf)
+        sys::read(&self.fd, buf)
     }
 }
 
-impl AsFd for ChildStderr {
-    fn as_fd(&self) -> BorrowedFd<'_> {
+#[cfg(unix)]
+impl std::os::fd::AsFd for ChildStderr {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsHandle for ChildStderr {
+    fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+        self.fd.as_handle()
     }
 }

@@ -1,10 +1,8 @@
 //! The builder: what to run, with which environment, and how to watch it.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::channel::{Channel, ChannelKind};
@@ -12,8 +10,7 @@ use crate::child::{Child, ChildStderr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::Detection;
 use crate::sys;
-use crate::sys::resolve::Resolved;
-use crate::sys::spawn::{CStringArray, Failure, Plan};
+use crate::sys::StderrTarget;
 
 /// Where the program's stderr goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -90,6 +87,10 @@ pub struct Command {
     lifeline: bool,
     detection: ExitDetection,
     force_fork: bool,
+    #[cfg_attr(unix, allow(dead_code))]
+    no_window: bool,
+    #[cfg_attr(unix, allow(dead_code))]
+    kill_on_close_job: bool,
 }
 
 impl Command {
@@ -107,6 +108,8 @@ impl Command {
             lifeline: false,
             detection: ExitDetection::Auto,
             force_fork: false,
+            no_window: false,
+            kill_on_close_job: false,
         }
     }
 
@@ -221,71 +224,17 @@ impl Command {
         if self.program.is_empty() {
             return Err(fail(ErrorKind::InvalidInput, "the program name is empty", None));
         }
-        let cstr = |s: &OsStr, what: &str| {
-            CString::new(s.as_bytes())
-                .map_err(|_| fail(ErrorKind::InvalidInput, &format!("{what} contains a NUL byte"), None))
-        };
-        let mut argv = Vec::with_capacity(self.args.len() + 1);
-        argv.push(cstr(&self.program, "the program name")?);
-        for arg in &self.args {
-            argv.push(cstr(arg, &format!("argument {:?}", arg.to_string_lossy()))?);
+        if let Some(dir) = &self.cwd
+            && !dir.is_dir()
+        {
+            let what = format!("working directory {} does not exist or is not a directory", dir.display());
+            return Err(fail(ErrorKind::InvalidInput, &what, None));
         }
-        // An untouched environment is passed through as it is, as std does;
-        // only a changed one is built anew.
-        let (path_var, envp) = if self.env_clear || !self.env.is_empty() {
-            let env = self.environment();
-            let mut envp = Vec::with_capacity(env.len());
-            for (k, v) in &env {
-                if k.is_empty() || k.as_bytes().contains(&b'=') {
-                    return Err(fail(
-                        ErrorKind::InvalidInput,
-                        &format!("environment variable name {k:?} is empty or contains '='"),
-                        None,
-                    ));
-                }
-                let mut entry = Vec::with_capacity(k.len() + v.len() + 1);
-                entry.extend_from_slice(k.as_bytes());
-                entry.push(b'=');
-                entry.extend_from_slice(v.as_bytes());
-                envp.push(cstr(OsStr::from_bytes(&entry), &format!("environment variable {k:?}"))?);
-            }
-            (env.get(OsStr::new("PATH")).cloned(), Some(CStringArray::new(envp)))
-        } else {
-            (std::env::var_os("PATH"), None)
-        };
-        let cwd = match &self.cwd {
-            None => None,
-            Some(dir) => {
-                if !dir.is_dir() {
-                    return Err(fail(
-                        ErrorKind::InvalidInput,
-                        &format!("working directory {} does not exist or is not a directory", dir.display()),
-                        None,
-                    ));
-                }
-                Some(cstr(dir.as_os_str(), "the working directory")?)
-            }
-        };
-        let path = match sys::resolve::resolve(&self.program, path_var.as_deref(), self.cwd.as_deref()) {
-            Resolved::Found(p) => cstr(p.as_os_str(), "the program path")?,
-            Resolved::NotFound => {
-                let what = if self.program.as_bytes().contains(&b'/') { "no such file" } else { "not found on PATH" };
-                return Err(fail(ErrorKind::NotFound, what, None));
-            }
-            Resolved::NotExecutable(p) => {
-                return Err(fail(
-                    ErrorKind::NotExecutable,
-                    &format!("{} is not an executable file", p.display()),
-                    None,
-                ));
-            }
-        };
-
         let io_fail = |what: &'static str| move |e: io::Error| fail(ErrorKind::Io, what, Some(e));
         let (channel, child_end) = Channel::pair(self.kind).map_err(io_fail("cannot create the channel"))?;
         let (stderr_parent, stderr_child) = match self.stderr {
             Stderr::Piped => {
-                let (r, w) = sys::pipe().map_err(io_fail("cannot create the stderr pipe"))?;
+                let (r, w) = sys::inbound_pipe().map_err(io_fail("cannot create the stderr pipe"))?;
                 (Some(r), Some(w))
             }
             _ => (None, None),
@@ -296,40 +245,32 @@ impl Command {
             ExitDetection::ChannelClosed => Detection::ChannelClosed,
         };
         let (lifeline_parent, lifeline_child) = if self.lifeline || detection == Detection::Lifeline {
-            let (r, w) = sys::pipe().map_err(io_fail("cannot create the lifeline"))?;
+            let (r, w) = sys::inbound_pipe().map_err(io_fail("cannot create the lifeline"))?;
             (Some(r), Some(w))
         } else {
             (None, None)
         };
-
-        let argv = CStringArray::new(argv);
-        let plan = Plan {
-            path: &path,
-            argv: &argv,
-            envp: envp.as_ref(),
-            cwd: cwd.as_deref(),
-            stdin: child_end.stdin_fd(),
-            stdout: child_end.stdout_fd(),
+        let request = sys::Request {
+            program: &self.program,
+            args: &self.args,
+            env_clear: self.env_clear,
+            env: &self.env,
+            cwd: self.cwd.as_deref(),
+            stdin: child_end.stdin_handle(),
+            stdout: child_end.stdout_handle(),
             stderr: match (self.stderr, &stderr_child) {
-                (Stderr::Inherit, _) => sys::spawn::Stderr::Inherit,
-                (Stderr::Null, _) => sys::spawn::Stderr::Null,
-                (Stderr::Merge, _) => sys::spawn::Stderr::Fd(child_end.stdout_fd()),
-                (_, Some(w)) => sys::spawn::Stderr::Fd(w.as_fd()),
+                (Stderr::Inherit, _) => StderrTarget::Inherit,
+                (Stderr::Null, _) => StderrTarget::Null,
+                (Stderr::Merge, _) => StderrTarget::To(child_end.stdout_handle()),
+                (_, Some(w)) => StderrTarget::To(w),
                 (Stderr::Piped, None) => unreachable!("piped stderr has a pipe"),
             },
-            lifeline: lifeline_child.as_ref().map(AsFd::as_fd),
+            lifeline: lifeline_child.as_ref(),
             force_fork: self.force_fork,
+            no_window: self.no_window,
+            kill_on_close_job: self.kill_on_close_job,
         };
-        let pid = sys::spawn::spawn(&plan).map_err(|failure| match failure {
-            Failure::Chdir(e) => {
-                fail(ErrorKind::InvalidInput, &format!("cannot change to working directory: {e}"), Some(e))
-            }
-            Failure::Exec(e) => {
-                let kind = sys::spawn::classify(&e);
-                fail(kind, &format!("{kind}: {e}"), Some(e))
-            }
-            Failure::Setup(e) => fail(ErrorKind::Spawn, &e.to_string(), Some(e)),
-        })?;
+        let process = sys::spawn(&request).map_err(|e| fail(e.kind, &e.what, e.source))?;
         // The parent's copies of the child's descriptors close here, so the
         // program's exit is what ends reads and the lifeline.
         drop((child_end, stderr_child, lifeline_child));
@@ -337,27 +278,26 @@ impl Command {
         if let Some(end) = &watch {
             end.watched.store(true, std::sync::atomic::Ordering::Release);
         }
-        Ok(Child::new(
-            sys::Process::open(pid),
-            channel,
-            stderr_parent.map(ChildStderr::new),
-            detection,
-            lifeline_parent,
-            watch,
-        ))
+        Ok(Child::new(process, channel, stderr_parent.map(ChildStderr::new), detection, lifeline_parent, watch))
+    }
+}
+
+#[cfg(windows)]
+impl Command {
+    /// Windows: start a console program without a console window
+    /// (`CREATE_NO_WINDOW`).
+    pub fn create_no_window(&mut self, on: bool) -> &mut Self {
+        self.no_window = on;
+        self
     }
 
-    /// The program's environment after applying this command's changes.
-    fn environment(&self) -> BTreeMap<OsString, OsString> {
-        let mut vars: BTreeMap<OsString, OsString> =
-            if self.env_clear { BTreeMap::new() } else { std::env::vars_os().collect() };
-        for (k, v) in &self.env {
-            match v {
-                Some(v) => vars.insert(k.clone(), v.clone()),
-                None => vars.remove(k),
-            };
-        }
-        vars
+    /// Windows: put the program in a job object that kills it (and what it
+    /// started inside the job) when the job is closed, which happens when
+    /// the `Child` is dropped or the parent dies. [`Child::kill`] then
+    /// terminates the whole job.
+    pub fn kill_on_close_job(&mut self, on: bool) -> &mut Self {
+        self.kill_on_close_job = on;
+        self
     }
 }
 

@@ -34,8 +34,8 @@
 //!
 //! # Platforms
 //!
-//! Linux (tested), macOS and FreeBSD (type-checked). The Windows backend
-//! (named pipes) is not written yet.
+//! Linux (tested), macOS and FreeBSD (type-checked), Windows (two named
+//! pipes per channel; tested under Wine).
 
 #![cfg_attr(not(unix), allow(unused))]
 #![deny(missing_docs)]
@@ -54,16 +54,56 @@ pub use command::{Command, ExitDetection, Stderr};
 pub use error::{Error, ErrorKind, Result};
 pub use exit::{Detection, Exit, ExitStatus};
 
-/// Which OS mechanisms this build uses, for diagnostics (`umbilical doctor`).
+/// Which OS mechanisms this build uses, and platform facts, for
+/// diagnostics (`umbilical doctor`).
 pub mod mechanisms {
+    /// One entry of the Winsock catalogue.
+    #[cfg(windows)]
+    #[derive(Debug, Clone)]
+    pub struct WinsockProvider {
+        /// The provider's protocol name.
+        pub name: String,
+        /// The catalogue entry id.
+        pub catalog_entry_id: u32,
+        /// Whether its sockets are real IFS handles (`XP1_IFS_HANDLES`). A
+        /// provider without it is a non-IFS Layered Service Provider (or
+        /// sits on one): its sockets cannot be used through an inherited
+        /// handle.
+        pub ifs_handles: bool,
+        /// Length of the protocol chain: 0 layered, 1 base, more for a
+        /// chain.
+        pub chain_len: i32,
+    }
+
+    /// The Winsock catalogue (`WSCEnumProtocols`). Providers without
+    /// `XP1_IFS_HANDLES` are non-IFS Layered Service Providers: the reason
+    /// umbilical never gives a child a socket on Windows.
+    #[cfg(windows)]
+    pub fn winsock_catalog() -> std::io::Result<Vec<WinsockProvider>> {
+        crate::sys::winsock_catalog()
+    }
+
+    /// Whether this is Wine rather than Windows (used only to report, and to
+    /// skip visibly the checks Wine cannot honour).
+    #[cfg(windows)]
+    pub fn is_wine() -> bool {
+        crate::sys::is_wine()
+    }
+
+    /// The Windows version, `major.minor.build`.
+    #[cfg(windows)]
+    pub fn windows_version() -> String {
+        crate::sys::os_version()
+    }
+
     /// How programs are started here, e.g. `"posix_spawn (addclosefrom_np)"`.
     pub fn spawn() -> &'static str {
-        crate::sys::spawn::mechanism()
+        crate::sys::spawn_mechanism()
     }
 
     /// How exits are observed here, e.g. `"pidfd (pidfd_open + waitid P_PIDFD)"`.
     pub fn exit() -> &'static str {
-        crate::sys::process::mechanism()
+        crate::sys::exit_mechanism()
     }
 }
 

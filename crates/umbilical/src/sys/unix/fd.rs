@@ -62,6 +62,19 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((r, w))
 }
 
+/// Two pipes for a channel: the child's stdin and stdout, and the parent's
+/// other ends.
+pub(crate) fn pipes() -> io::Result<crate::sys::Pipes> {
+    let (child_stdin, parent_write) = pipe()?;
+    let (parent_read, child_stdout) = pipe()?;
+    Ok(crate::sys::Pipes { parent_read, parent_write, child_stdin, child_stdout })
+}
+
+/// A pipe from the child to the parent: `(parent_read, child_write)`.
+pub(crate) fn inbound_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    pipe()
+}
+
 /// Returns a close-on-exec duplicate of `fd` numbered at least `min`, or
 /// `None` when `fd` already is. Spawn file actions `dup2` our descriptors
 /// onto 0..=3; a source that already sits in that range could be clobbered
@@ -73,7 +86,7 @@ pub(crate) fn lift_above(fd: BorrowedFd<'_>, min: i32) -> io::Result<Option<Owne
     Ok(Some(rustix::io::fcntl_dupfd_cloexec(fd, min)?))
 }
 
-pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match rustix::io::read(fd, &mut *buf) {
             Err(rustix::io::Errno::INTR) => continue,
@@ -83,7 +96,7 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Writes to a socket without ever raising SIGPIPE.
-pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     #[cfg(any(target_os = "macos", target_os = "ios"))]
     let flags = rustix::net::SendFlags::empty(); // SO_NOSIGPIPE is set on the socket
     #[cfg(not(any(target_os = "macos", target_os = "ios")))]
@@ -102,7 +115,7 @@ pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// Linux and BSD the signal is blocked in this thread for the duration of the
 /// write, and a SIGPIPE that the write itself raised is consumed before the
 /// mask is restored. macOS marks the pipe F_SETNOSIGPIPE at creation instead.
-pub(crate) fn write_pipe(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     #[cfg(any(target_os = "macos", target_os = "ios"))]
     {
         loop {
@@ -158,7 +171,7 @@ fn sigpipe_guarded(f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
 
 /// Half-close a socket. A peer that is already gone makes EOF moot, so
 /// `ENOTCONN` (which BSDs report then) is not an error.
-pub(crate) fn shutdown(fd: BorrowedFd<'_>, write: bool) -> io::Result<()> {
+pub(crate) fn shutdown(fd: &OwnedFd, write: bool) -> io::Result<()> {
     let how = if write { Shutdown::Write } else { Shutdown::Read };
     match rustix::net::shutdown(fd, how) {
         Ok(()) | Err(rustix::io::Errno::NOTCONN) => Ok(()),

@@ -2,11 +2,22 @@
 //! inheritance, and exit detection by pidfd (Linux), kqueue (macOS/BSD) or
 //! `waitpid`.
 
-pub(crate) mod fd;
-pub(crate) mod process;
-pub(crate) mod resolve;
-pub(crate) mod spawn;
-pub(crate) mod wait;
+mod fd;
+mod process;
+mod resolve;
+mod spawn;
+mod wait;
 
-pub(crate) use fd::{lift_above, pipe, socket_pair};
-pub(crate) use process::Process;
+pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
+pub(crate) use process::{Process, mechanism as exit_mechanism};
+pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
+pub(crate) use wait::{wait_closed, wait_eof};
+
+/// An owned descriptor.
+pub(crate) type Handle = std::os::fd::OwnedFd;
+
+/// Unix has socketpairs: one duplex descriptor, half-closable.
+pub(crate) const HAS_SOCKETS: bool = true;
+
+/// An exited child stays a zombie until reaped.
+pub(crate) const NEEDS_REAPING: bool = true;

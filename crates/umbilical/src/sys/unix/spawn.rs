@@ -17,36 +17,129 @@
 //! `CLONE_VM | CLONE_VFORK`), which is why it is preferred. In every path
 //! the child starts with an empty signal mask and default dispositions.
 
-use std::ffi::{CStr, CString, c_char, c_int};
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString, OsStr, OsString, c_char, c_int};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 
+use super::Process;
+use super::resolve::{Resolved, resolve};
+use crate::ErrorKind;
+use crate::sys::{Request, SpawnError, StderrTarget};
+
+/// Starts the program a request describes.
+pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
+    let invalid = |what: String| SpawnError::new(ErrorKind::InvalidInput, what, None);
+    let cstr = |s: &OsStr, what: &dyn Fn() -> String| {
+        CString::new(s.as_bytes()).map_err(|_| invalid(format!("{} contains a NUL byte", what())))
+    };
+    let mut argv = Vec::with_capacity(req.args.len() + 1);
+    argv.push(cstr(req.program, &|| "the program name".into())?);
+    for arg in req.args {
+        argv.push(cstr(arg, &|| format!("argument {:?}", arg.to_string_lossy()))?);
+    }
+    // An untouched environment is passed through as it is, as std does;
+    // only a changed one is built anew.
+    let (path_var, envp) = if req.env_clear || !req.env.is_empty() {
+        let mut vars: BTreeMap<OsString, OsString> =
+            if req.env_clear { BTreeMap::new() } else { std::env::vars_os().collect() };
+        for (k, v) in req.env {
+            match v {
+                Some(v) => vars.insert(k.clone(), v.clone()),
+                None => vars.remove(k),
+            };
+        }
+        let mut envp = Vec::with_capacity(vars.len());
+        for (k, v) in &vars {
+            if k.is_empty() || k.as_bytes().contains(&b'=') {
+                return Err(invalid(format!("environment variable name {k:?} is empty or contains '='")));
+            }
+            let mut entry = Vec::with_capacity(k.len() + v.len() + 1);
+            entry.extend_from_slice(k.as_bytes());
+            entry.push(b'=');
+            entry.extend_from_slice(v.as_bytes());
+            envp.push(cstr(OsStr::from_bytes(&entry), &|| format!("environment variable {k:?}"))?);
+        }
+        (vars.get(OsStr::new("PATH")).cloned(), Some(CStringArray::new(envp)))
+    } else {
+        (std::env::var_os("PATH"), None)
+    };
+    let cwd = match req.cwd {
+        Some(dir) => Some(cstr(dir.as_os_str(), &|| "the working directory".into())?),
+        None => None,
+    };
+    let path = match resolve(req.program, path_var.as_deref(), req.cwd) {
+        Resolved::Found(p) => cstr(p.as_os_str(), &|| "the program path".into())?,
+        Resolved::NotFound => {
+            let what = if req.program.as_bytes().contains(&b'/') { "no such file" } else { "not found on PATH" };
+            return Err(SpawnError::new(ErrorKind::NotFound, what, None));
+        }
+        Resolved::NotExecutable(p) => {
+            return Err(SpawnError::new(
+                ErrorKind::NotExecutable,
+                format!("{} is not an executable file", p.display()),
+                None,
+            ));
+        }
+    };
+    let argv = CStringArray::new(argv);
+    let plan = Plan {
+        path: &path,
+        argv: &argv,
+        envp: envp.as_ref(),
+        cwd: cwd.as_deref(),
+        stdin: req.stdin.as_fd(),
+        stdout: req.stdout.as_fd(),
+        stderr: match req.stderr {
+            StderrTarget::Inherit => Stderr::Inherit,
+            StderrTarget::Null => Stderr::Null,
+            StderrTarget::To(h) => Stderr::Fd(h.as_fd()),
+        },
+        lifeline: req.lifeline.map(AsFd::as_fd),
+        force_fork: req.force_fork,
+    };
+    match spawn_plan(&plan) {
+        Ok(pid) => Ok(Process::open(pid)),
+        Err(Failure::Chdir(e)) => Err(SpawnError::new(
+            ErrorKind::InvalidInput,
+            format!("cannot change to the working directory: {e}"),
+            Some(e),
+        )),
+        Err(Failure::Exec(e)) => {
+            let kind = classify(&e);
+            Err(SpawnError::new(kind, format!("{kind}: {e}"), Some(e)))
+        }
+        Err(Failure::Setup(e)) => Err(SpawnError::new(ErrorKind::Spawn, e.to_string(), Some(e))),
+    }
+}
+
 /// Where the child's fd 2 comes from.
-pub(crate) enum Stderr<'a> {
+enum Stderr<'a> {
     Inherit,
     Null,
     Fd(BorrowedFd<'a>),
 }
 
 /// Everything one spawn needs, prepared in the parent before it starts.
-pub(crate) struct Plan<'a> {
-    pub path: &'a CStr,
-    pub argv: &'a CStringArray,
+struct Plan<'a> {
+    path: &'a CStr,
+    argv: &'a CStringArray,
     /// `None`: the parent's own environment, passed through uncopied.
-    pub envp: Option<&'a CStringArray>,
-    pub cwd: Option<&'a CStr>,
-    pub stdin: BorrowedFd<'a>,
-    pub stdout: BorrowedFd<'a>,
-    pub stderr: Stderr<'a>,
-    pub lifeline: Option<BorrowedFd<'a>>,
-    pub force_fork: bool,
+    envp: Option<&'a CStringArray>,
+    cwd: Option<&'a CStr>,
+    stdin: BorrowedFd<'a>,
+    stdout: BorrowedFd<'a>,
+    stderr: Stderr<'a>,
+    lifeline: Option<BorrowedFd<'a>>,
+    force_fork: bool,
 }
 
 /// Which step failed, so callers can tell a bad working directory from a
 /// bad program.
 #[derive(Debug)]
-pub(crate) enum Failure {
+enum Failure {
     /// Changing to the working directory failed.
     Chdir(io::Error),
     /// `execve` (or `posix_spawn` as a whole) failed.
@@ -56,7 +149,7 @@ pub(crate) enum Failure {
 }
 
 /// A NUL-terminated array of C strings, as `execve` wants for argv and envp.
-pub(crate) struct CStringArray {
+struct CStringArray {
     _owned: Vec<CString>,
     ptrs: Vec<*const c_char>,
 }
@@ -68,7 +161,7 @@ unsafe impl Send for CStringArray {}
 unsafe impl Sync for CStringArray {}
 
 impl CStringArray {
-    pub(crate) fn new(items: Vec<CString>) -> Self {
+    fn new(items: Vec<CString>) -> Self {
         let mut ptrs: Vec<*const c_char> = items.iter().map(|s| s.as_ptr()).collect();
         ptrs.push(std::ptr::null());
         CStringArray { _owned: items, ptrs }
@@ -122,11 +215,11 @@ pub(crate) fn mechanism() -> &'static str {
 }
 
 /// Starts the program; returns its pid.
-pub(crate) fn spawn(plan: &Plan<'_>) -> Result<i32, Failure> {
+fn spawn_plan(plan: &Plan<'_>) -> Result<i32, Failure> {
     // Every source descriptor must sit above the targets it is dup'ed onto
     // (0..=2, or 0..=3 with a lifeline), or an earlier dup2 could clobber it.
     let floor = if plan.lifeline.is_some() { 4 } else { 3 };
-    let lift = |fd: BorrowedFd<'_>| super::lift_above(fd, floor).map_err(Failure::Setup);
+    let lift = |fd: BorrowedFd<'_>| super::fd::lift_above(fd, floor).map_err(Failure::Setup);
     let (stdin_l, stdout_l) = (lift(plan.stdin)?, lift(plan.stdout)?);
     let stderr_l = match plan.stderr {
         Stderr::Fd(fd) => lift(fd)?,
@@ -315,9 +408,9 @@ fn max_fd() -> c_int {
 }
 
 fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
-    let (err_r, err_w) = super::pipe().map_err(Failure::Setup)?;
+    let (err_r, err_w) = super::fd::pipe().map_err(Failure::Setup)?;
     // The report pipe must survive the dup2 and close steps in the child.
-    let err_w = match super::lift_above(std::os::fd::AsFd::as_fd(&err_w), 4).map_err(Failure::Setup)? {
+    let err_w = match super::fd::lift_above(std::os::fd::AsFd::as_fd(&err_w), 4).map_err(Failure::Setup)? {
         Some(lifted) => lifted,
         None => err_w,
     };
@@ -340,7 +433,7 @@ fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
     let mut report = [0u8; 8];
     let mut got = 0;
     while got < report.len() {
-        match super::fd::read(std::os::fd::AsFd::as_fd(&err_r), &mut report[got..]) {
+        match super::read(&err_r, &mut report[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) => return Err(Failure::Setup(e)),
@@ -459,7 +552,7 @@ unsafe fn close_from(first: c_int, keep: RawFd, limit: c_int) {
 }
 
 /// Which error kind an `execve`/`posix_spawn` errno means.
-pub(crate) fn classify(e: &io::Error) -> crate::ErrorKind {
+fn classify(e: &io::Error) -> crate::ErrorKind {
     use crate::ErrorKind;
     match e.raw_os_error() {
         Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP) => ErrorKind::NotFound,

@@ -2,7 +2,7 @@
 //! lifeline and channel-closed exit detection.
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -43,6 +43,26 @@ pub(crate) fn wait_fd(fd: BorrowedFd<'_>, until: Until, deadline: Option<Instant
             return Ok(false);
         }
     }
+}
+
+/// Waits for EOF on a descriptor nobody else reads (the lifeline); bytes
+/// someone wrote into it are discarded.
+pub(crate) fn wait_eof(fd: &OwnedFd, deadline: Option<Instant>) -> io::Result<bool> {
+    let mut scratch = [0u8; 512];
+    loop {
+        if !wait_fd(fd.as_fd(), Until::Readable, deadline)? {
+            return Ok(false);
+        }
+        if super::read(fd, &mut scratch)? == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Waits until every peer of the channel's read side is gone (hang-up),
+/// without consuming unread data.
+pub(crate) fn wait_closed(fd: &OwnedFd, deadline: Option<Instant>) -> io::Result<bool> {
+    wait_fd(fd.as_fd(), Until::HangUp, deadline)
 }
 
 pub(crate) fn timespec(d: Duration) -> Timespec {

@@ -1,0 +1,30 @@
+//! Windows backend: two one-way named pipes per channel (overlapped on the
+//! parent's side, synchronous on the program's), `CreateProcessW` with an
+//! explicit handle list, and exit detection on the process handle.
+//!
+//! No SOCKET is ever made for a child's stdio: an inherited socket is
+//! unusable in the child when a non-IFS Layered Service Provider is
+//! installed, and pipes are what every program expects on stdin anyway.
+
+mod diag;
+mod handle;
+mod pipe;
+mod process;
+mod spawn;
+mod wait;
+
+pub(crate) use diag::{WinsockProvider, is_wine, os_version, winsock_catalog};
+pub(crate) use handle::{read, write_pipe};
+pub(crate) use pipe::{inbound_pipe, pipes};
+pub(crate) use process::{Process, mechanism as exit_mechanism};
+pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
+pub(crate) use wait::{wait_closed, wait_eof};
+
+/// An owned handle.
+pub(crate) type Handle = std::os::windows::io::OwnedHandle;
+
+/// No socket channel on Windows; see the module docs.
+pub(crate) const HAS_SOCKETS: bool = false;
+
+/// Windows has no zombies: dropping a process handle is enough.
+pub(crate) const NEEDS_REAPING: bool = false;

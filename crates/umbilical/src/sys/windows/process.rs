@@ -1,0 +1,94 @@
+//! A started process: a handle to wait on, the exit code, termination.
+//!
+//! Exit codes are DWORDs. [`ExitStatus::Exited`](crate::ExitStatus) holds
+//! the same 32 bits as an `i32` (`code as i32`), so an NTSTATUS such as
+//! `0xC0000005` reads as a negative number; cast back with `as u32`.
+
+use std::io;
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::time::Instant;
+
+use windows_sys::Win32::Foundation::{HANDLE, WAIT_OBJECT_0, WAIT_TIMEOUT};
+use windows_sys::Win32::System::JobObjects::TerminateJobObject;
+use windows_sys::Win32::System::Threading::{GetExitCodeProcess, TerminateProcess, WaitForSingleObject};
+
+use super::handle::millis_until;
+use crate::ExitStatus;
+
+/// The exit code `kill` gives, as std's `Child::kill` does on Windows.
+const KILLED_CODE: u32 = 1;
+
+pub(crate) struct Process {
+    handle: OwnedHandle,
+    pid: u32,
+    /// The kill-on-close job the process runs in, if asked for; closing it
+    /// (on drop) kills what is still inside.
+    job: Option<OwnedHandle>,
+}
+
+pub(crate) fn mechanism() -> &'static str {
+    "process handle (WaitForSingleObject + GetExitCodeProcess)"
+}
+
+impl Process {
+    pub(crate) fn new(handle: OwnedHandle, pid: u32, job: Option<OwnedHandle>) -> Self {
+        Process { handle, pid, job }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub(crate) fn wait(&self) -> io::Result<ExitStatus> {
+        loop {
+            if let Some(status) = self.wait_deadline(None)? {
+                return Ok(status);
+            }
+        }
+    }
+
+    pub(crate) fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        self.wait_deadline(Some(Instant::now()))
+    }
+
+    pub(crate) fn wait_deadline(&self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+        let h = self.handle.as_raw_handle() as HANDLE;
+        loop {
+            // SAFETY: a valid process handle we own.
+            match unsafe { WaitForSingleObject(h, millis_until(deadline)) } {
+                WAIT_OBJECT_0 => {
+                    let mut code = 0u32;
+                    // SAFETY: valid handle, out-pointer to a local.
+                    if unsafe { GetExitCodeProcess(h, &mut code) } == 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    return Ok(Some(ExitStatus::Exited(code as i32)));
+                }
+                WAIT_TIMEOUT if deadline.is_none_or(|d| Instant::now() < d) => continue,
+                WAIT_TIMEOUT => return Ok(None),
+                _ => return Err(io::Error::last_os_error()),
+            }
+        }
+    }
+
+    /// `TerminateProcess` (or `TerminateJobObject` for a job), exit code 1.
+    /// A process that already ended is not an error.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        // SAFETY: valid handles we own.
+        let ok = unsafe {
+            match &self.job {
+                Some(job) => TerminateJobObject(job.as_raw_handle() as HANDLE, KILLED_CODE),
+                None => TerminateProcess(self.handle.as_raw_handle() as HANDLE, KILLED_CODE),
+            }
+        };
+        if ok == 0 {
+            let err = io::Error::last_os_error();
+            // Terminating a process that has exited fails with access denied.
+            if self.try_wait()?.is_some() {
+                return Ok(());
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+}

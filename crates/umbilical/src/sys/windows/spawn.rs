@@ -1,0 +1,507 @@
+//! `CreateProcessW` with exactly the handles the program is given.
+//!
+//! `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` names the handles the child
+//! inherits; nothing else is inherited even though `bInheritHandles` must be
+//! TRUE. Listed handles must be inheritable, so they are made inheritable
+//! just around `CreateProcessW`, under this library's lock, and made
+//! non-inheritable again at once: the window in which a concurrent
+//! `CreateProcess` elsewhere (one without a handle list) could pick them up
+//! is as short as it can be.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::windows::ffi::{OsStrExt, OsStringExt};
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use windows_sys::Win32::Foundation::{
+    DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED, ERROR_BAD_EXE_FORMAT, ERROR_DIRECTORY,
+    ERROR_EXE_MACHINE_TYPE_MISMATCH, ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, GENERIC_WRITE, HANDLE,
+    HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE, SetHandleInformation,
+};
+use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
+use windows_sys::Win32::Storage::FileSystem::{CreateFileW, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING};
+use windows_sys::Win32::System::Console::{GetStdHandle, STD_ERROR_HANDLE};
+use windows_sys::Win32::System::JobObjects::{
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation, SetInformationJobObject,
+};
+use windows_sys::Win32::System::SystemInformation::{GetSystemDirectoryW, GetWindowsDirectoryW};
+use windows_sys::Win32::System::Threading::{
+    CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessW, DeleteProcThreadAttributeList,
+    EXTENDED_STARTUPINFO_PRESENT, GetCurrentProcess, InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST,
+    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_INFORMATION, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW,
+    UpdateProcThreadAttribute,
+};
+
+use super::Process;
+use crate::ErrorKind;
+use crate::sys::{Request, SpawnError, StderrTarget};
+
+/// Serialises the inheritable window of our own spawns.
+static SPAWN_LOCK: Mutex<()> = Mutex::new(());
+
+pub(crate) fn mechanism() -> &'static str {
+    "CreateProcessW + PROC_THREAD_ATTRIBUTE_HANDLE_LIST"
+}
+
+fn invalid(what: impl Into<String>) -> SpawnError {
+    SpawnError::new(ErrorKind::InvalidInput, what, None)
+}
+
+fn wide(s: &OsStr, what: &str) -> Result<Vec<u16>, SpawnError> {
+    let mut v: Vec<u16> = s.encode_wide().collect();
+    if v.contains(&0) {
+        return Err(invalid(format!("{what} contains a NUL character")));
+    }
+    v.push(0);
+    Ok(v)
+}
+
+/// Starts the program a request describes.
+pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
+    let env = environment(req)?;
+    let path_var = match &env {
+        Some(vars) => vars.get(&EnvKey::new(OsStr::new("PATH"))).map(|(_, v)| v.clone()),
+        None => std::env::var_os("PATH"),
+    };
+    let program = resolve(req.program, path_var.as_deref(), req.cwd)?;
+    let ext = program.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    if matches!(ext.as_deref(), Some("bat" | "cmd")) {
+        // cmd.exe re-parses the command line with its own rules, which no
+        // quoting of ours can make safe for arbitrary arguments.
+        return Err(invalid(format!(
+            "{} is a batch file; umbilical does not pass arguments through cmd.exe's parser (run `cmd /c` explicitly)",
+            program.display()
+        )));
+    }
+    let mut cmdline = Vec::new();
+    append_quoted(&mut cmdline, req.program.encode_wide().collect(), true)?;
+    for arg in req.args {
+        cmdline.push(u16::from(b' '));
+        append_quoted(&mut cmdline, arg.encode_wide().collect(), false)?;
+    }
+    cmdline.push(0);
+    let app = wide(program.as_os_str(), "the program path")?;
+    let cwd = match req.cwd {
+        Some(dir) => Some(wide(dir.as_os_str(), "the working directory")?),
+        None => None,
+    };
+    let env_block = env.as_ref().map(env_block).transpose()?;
+
+    // The program's stderr: our own (duplicated inheritable copy), NUL, or
+    // a handle of the channel or stderr pipe.
+    let stderr_own;
+    let stderr = match req.stderr {
+        StderrTarget::To(h) => Some(h.as_raw_handle() as HANDLE),
+        StderrTarget::Inherit => {
+            stderr_own = duplicate_stderr().map_err(|e| setup("cannot duplicate stderr", e))?;
+            stderr_own.as_ref().map(|h| h.as_raw_handle() as HANDLE)
+        }
+        StderrTarget::Null => {
+            stderr_own = Some(open_nul().map_err(|e| setup("cannot open NUL", e))?);
+            stderr_own.as_ref().map(|h| h.as_raw_handle() as HANDLE)
+        }
+    };
+    let stdin = req.stdin.as_raw_handle() as HANDLE;
+    let stdout = req.stdout.as_raw_handle() as HANDLE;
+    let mut inherit: Vec<HANDLE> = vec![stdin];
+    for h in [Some(stdout), stderr, req.lifeline.map(|l| l.as_raw_handle() as HANDLE)].into_iter().flatten() {
+        if !inherit.contains(&h) {
+            inherit.push(h);
+        }
+    }
+
+    let job = if req.kill_on_close_job {
+        Some(kill_on_close_job().map_err(|e| setup("cannot create the job object", e))?)
+    } else {
+        None
+    };
+    let mut flags = EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT;
+    if req.no_window {
+        flags |= CREATE_NO_WINDOW;
+    }
+    if job.is_some() {
+        flags |= CREATE_SUSPENDED;
+    }
+
+    let attrs = AttributeList::with_handles(&inherit).map_err(|e| setup("cannot build the handle list", e))?;
+    // SAFETY: all pointers (application name, command line, environment
+    // block, directory, startup info with its attribute list) point to
+    // live, correctly terminated buffers for the duration of the call; the
+    // listed handles are open (borrowed from the request or owned here).
+    let pi = unsafe {
+        let mut si: STARTUPINFOEXW = std::mem::zeroed();
+        si.StartupInfo.cb = size_of::<STARTUPINFOEXW>() as u32;
+        si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+        si.StartupInfo.hStdInput = stdin;
+        si.StartupInfo.hStdOutput = stdout;
+        si.StartupInfo.hStdError = stderr.unwrap_or(std::ptr::null_mut());
+        si.lpAttributeList = attrs.ptr();
+        let mut pi: PROCESS_INFORMATION = std::mem::zeroed();
+        let guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        for &h in &inherit {
+            SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
+        }
+        let ok = CreateProcessW(
+            app.as_ptr(),
+            cmdline.as_mut_ptr(),
+            std::ptr::null::<SECURITY_ATTRIBUTES>(),
+            std::ptr::null::<SECURITY_ATTRIBUTES>(),
+            1,
+            flags,
+            env_block.as_ref().map_or(std::ptr::null(), |b| b.as_ptr().cast()),
+            cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            &si.StartupInfo,
+            &mut pi,
+        );
+        let err = io::Error::last_os_error();
+        for &h in &inherit {
+            SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
+        }
+        drop(guard);
+        if ok == 0 {
+            return Err(classify(err));
+        }
+        pi
+    };
+    // SAFETY: CreateProcessW returned these fresh handles to us.
+    let (process, thread) =
+        unsafe { (OwnedHandle::from_raw_handle(pi.hProcess as _), OwnedHandle::from_raw_handle(pi.hThread as _)) };
+    if let Some(job) = &job {
+        // SAFETY: valid job and process handles; the thread handle is ours.
+        unsafe {
+            if AssignProcessToJobObject(job.as_raw_handle() as HANDLE, process.as_raw_handle() as HANDLE) == 0 {
+                let e = io::Error::last_os_error();
+                windows_sys::Win32::System::Threading::TerminateProcess(process.as_raw_handle() as HANDLE, 1);
+                return Err(setup("cannot assign the program to its job", e));
+            }
+            ResumeThread(thread.as_raw_handle() as HANDLE);
+        }
+    }
+    Ok(Process::new(process, pi.dwProcessId, job))
+}
+
+fn setup(what: &str, e: io::Error) -> SpawnError {
+    SpawnError::new(ErrorKind::Spawn, format!("{what}: {e}"), Some(e))
+}
+
+fn classify(e: io::Error) -> SpawnError {
+    let code = e.raw_os_error().unwrap_or(0) as u32;
+    let kind = match code {
+        ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND => ErrorKind::NotFound,
+        ERROR_ACCESS_DENIED | ERROR_BAD_EXE_FORMAT | ERROR_EXE_MACHINE_TYPE_MISMATCH => ErrorKind::NotExecutable,
+        ERROR_DIRECTORY => ErrorKind::InvalidInput,
+        _ => ErrorKind::Spawn,
+    };
+    SpawnError::new(kind, format!("{kind}: {e}"), Some(e))
+}
+
+/// An owned `PROC_THREAD_ATTRIBUTE_LIST` holding one handle list.
+struct AttributeList {
+    buf: Vec<u64>,
+    _handles: Box<[HANDLE]>,
+}
+
+impl AttributeList {
+    fn with_handles(handles: &[HANDLE]) -> io::Result<Self> {
+        let handles: Box<[HANDLE]> = handles.into();
+        // SAFETY: the first call only reports the size; the buffer is then
+        // that large and 8-byte aligned; the handle array lives in `self`
+        // as long as the list that points to it.
+        unsafe {
+            let mut size = 0usize;
+            InitializeProcThreadAttributeList(std::ptr::null_mut(), 1, 0, &mut size);
+            let mut buf = vec![0u64; size.div_ceil(8)];
+            let list = buf.as_mut_ptr() as LPPROC_THREAD_ATTRIBUTE_LIST;
+            if InitializeProcThreadAttributeList(list, 1, 0, &mut size) == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut this = AttributeList { buf, _handles: handles };
+            if UpdateProcThreadAttribute(
+                this.ptr(),
+                0,
+                PROC_THREAD_ATTRIBUTE_HANDLE_LIST as usize,
+                this._handles.as_ptr().cast(),
+                this._handles.len() * size_of::<HANDLE>(),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+            ) == 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            let _ = &mut this;
+            Ok(this)
+        }
+    }
+
+    fn ptr(&self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
+        self.buf.as_ptr() as LPPROC_THREAD_ATTRIBUTE_LIST
+    }
+}
+
+impl Drop for AttributeList {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `with_handles`.
+        unsafe { DeleteProcThreadAttributeList(self.ptr()) };
+    }
+}
+
+/// An inheritable-capable duplicate of our stderr, or `None` if we have
+/// none (a GUI process, or a closed handle).
+fn duplicate_stderr() -> io::Result<Option<OwnedHandle>> {
+    // SAFETY: GetStdHandle has no preconditions; DuplicateHandle writes the
+    // new handle into a local that is owned at once.
+    unsafe {
+        let h = GetStdHandle(STD_ERROR_HANDLE);
+        if h.is_null() || h == INVALID_HANDLE_VALUE {
+            return Ok(None);
+        }
+        let me = GetCurrentProcess();
+        let mut dup: HANDLE = std::ptr::null_mut();
+        if DuplicateHandle(me, h, me, &mut dup, 0, 0, DUPLICATE_SAME_ACCESS) == 0 {
+            return Ok(None);
+        }
+        Ok(Some(OwnedHandle::from_raw_handle(dup as _)))
+    }
+}
+
+fn open_nul() -> io::Result<OwnedHandle> {
+    let name: Vec<u16> = "NUL".encode_utf16().chain(Some(0)).collect();
+    // SAFETY: NUL-terminated name; the handle is owned at once.
+    unsafe {
+        let h = CreateFileW(
+            name.as_ptr(),
+            GENERIC_WRITE,
+            FILE_SHARE_READ | FILE_SHARE_WRITE,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            0,
+            std::ptr::null_mut(),
+        );
+        if h == INVALID_HANDLE_VALUE {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedHandle::from_raw_handle(h as _))
+    }
+}
+
+fn kill_on_close_job() -> io::Result<OwnedHandle> {
+    // SAFETY: plain job creation and configuration with a local struct.
+    unsafe {
+        let job = CreateJobObjectW(std::ptr::null(), std::ptr::null());
+        if job.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        let job = OwnedHandle::from_raw_handle(job as _);
+        let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = std::mem::zeroed();
+        info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        if SetInformationJobObject(
+            job.as_raw_handle() as HANDLE,
+            JobObjectExtendedLimitInformation,
+            (&info as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+        ) == 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(job)
+    }
+}
+
+/// Appends `arg` quoted by the MSVC C runtime's rules, which is how
+/// `CommandLineToArgvW` and every CRT-based program split the line.
+///
+/// The program name (argv[0]) follows simpler rules: no escapes, so it
+/// may not contain `"`.
+fn append_quoted(out: &mut Vec<u16>, arg: Vec<u16>, program: bool) -> Result<(), SpawnError> {
+    const QUOTE: u16 = b'"' as u16;
+    const BACKSLASH: u16 = b'\\' as u16;
+    if arg.contains(&0) {
+        return Err(invalid("an argument contains a NUL character"));
+    }
+    if program {
+        if arg.contains(&QUOTE) {
+            return Err(invalid("the program name contains a quote"));
+        }
+        out.push(QUOTE);
+        out.extend_from_slice(&arg);
+        out.push(QUOTE);
+        return Ok(());
+    }
+    let needs = arg.is_empty()
+        || arg.iter().any(|&c| c == b' ' as u16 || c == b'\t' as u16 || c == b'\n' as u16 || c == 0x0b || c == QUOTE);
+    if !needs {
+        out.extend_from_slice(&arg);
+        return Ok(());
+    }
+    out.push(QUOTE);
+    let mut backslashes = 0usize;
+    for &c in &arg {
+        if c == BACKSLASH {
+            backslashes += 1;
+            continue;
+        }
+        if c == QUOTE {
+            // Backslashes before a quote are doubled, and the quote escaped.
+            out.extend(std::iter::repeat_n(BACKSLASH, backslashes * 2 + 1));
+        } else {
+            out.extend(std::iter::repeat_n(BACKSLASH, backslashes));
+        }
+        backslashes = 0;
+        out.push(c);
+    }
+    // Trailing backslashes are doubled so the closing quote stays a quote.
+    out.extend(std::iter::repeat_n(BACKSLASH, backslashes * 2));
+    out.push(QUOTE);
+    Ok(())
+}
+
+/// Environment keys compare without case on Windows.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct EnvKey(Vec<u16>);
+
+impl EnvKey {
+    fn new(key: &OsStr) -> Self {
+        // Upper-casing by code unit matches the ordering Windows expects of
+        // an environment block closely enough for sorting and lookups.
+        EnvKey(key.encode_wide().map(|c| if (b'a' as u16..=b'z' as u16).contains(&c) { c - 32 } else { c }).collect())
+    }
+}
+
+/// The program's environment, or `None` to inherit ours untouched.
+fn environment(req: &Request<'_>) -> Result<Option<BTreeMap<EnvKey, (OsString, OsString)>>, SpawnError> {
+    if !req.env_clear && req.env.is_empty() {
+        return Ok(None);
+    }
+    let mut vars = BTreeMap::new();
+    if !req.env_clear {
+        for (k, v) in std::env::vars_os() {
+            vars.insert(EnvKey::new(&k), (k, v));
+        }
+    }
+    for (k, v) in req.env {
+        // A leading '=' is legal (cmd's per-drive directories), any other is not.
+        if k.is_empty() || k.encode_wide().skip(1).any(|c| c == b'=' as u16) {
+            return Err(invalid(format!("environment variable name {k:?} is empty or contains '='")));
+        }
+        match v {
+            Some(v) => vars.insert(EnvKey::new(k), (k.clone(), v.clone())),
+            None => vars.remove(&EnvKey::new(k)),
+        };
+    }
+    Ok(Some(vars))
+}
+
+/// `K=V\0...\0\0`, sorted without case, as CreateProcessW wants.
+fn env_block(vars: &BTreeMap<EnvKey, (OsString, OsString)>) -> Result<Vec<u16>, SpawnError> {
+    let mut block = Vec::new();
+    for (k, v) in vars.values() {
+        let (k, v): (Vec<u16>, Vec<u16>) = (k.encode_wide().collect(), v.encode_wide().collect());
+        if k.contains(&0) || v.contains(&0) {
+            return Err(invalid(format!(
+                "environment variable {:?} contains a NUL character",
+                OsString::from_wide(&k)
+            )));
+        }
+        block.extend_from_slice(&k);
+        block.push(b'=' as u16);
+        block.extend_from_slice(&v);
+        block.push(0);
+    }
+    if block.is_empty() {
+        block.push(0);
+    }
+    block.push(0);
+    Ok(block)
+}
+
+fn system_dir(f: unsafe extern "system" fn(*mut u16, u32) -> u32) -> Option<PathBuf> {
+    let mut buf = [0u16; 512];
+    // SAFETY: the buffer's length is passed; the result is a length.
+    let n = unsafe { f(buf.as_mut_ptr(), buf.len() as u32) } as usize;
+    (n > 0 && n < buf.len()).then(|| PathBuf::from(OsString::from_wide(&buf[..n])))
+}
+
+/// Resolves the program: a name with a path separator is used as it is
+/// (relative to `cwd` if set); a bare name is searched in the program's
+/// `PATH`, then the system directory and the Windows directory. A name
+/// without an extension is tried with `.exe` first.
+fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: Option<&Path>) -> Result<PathBuf, SpawnError> {
+    let p = Path::new(program);
+    let names: Vec<PathBuf> = if p.extension().is_some() {
+        vec![p.to_path_buf()]
+    } else {
+        let mut exe = program.to_owned();
+        exe.push(".exe");
+        vec![PathBuf::from(exe), p.to_path_buf()]
+    };
+    let check = |candidate: PathBuf, denied: &mut Option<PathBuf>| -> Option<PathBuf> {
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() => Some(candidate),
+            Ok(_) => {
+                denied.get_or_insert(candidate);
+                None
+            }
+            Err(_) => None,
+        }
+    };
+    let mut denied = None;
+    let has_separator = program.encode_wide().any(|c| c == b'\\' as u16 || c == b'/' as u16);
+    if has_separator || p.is_absolute() {
+        for name in names {
+            let candidate = match cwd {
+                Some(dir) if name.is_relative() => dir.join(name),
+                _ => name,
+            };
+            if let Some(found) = check(candidate, &mut denied) {
+                return Ok(found);
+            }
+        }
+    } else {
+        let mut dirs: Vec<PathBuf> = path_var.map(|v| std::env::split_paths(v).collect()).unwrap_or_default();
+        dirs.extend(system_dir(GetSystemDirectoryW));
+        dirs.extend(system_dir(GetWindowsDirectoryW));
+        for dir in dirs {
+            for name in &names {
+                if let Some(found) = check(dir.join(name), &mut denied) {
+                    return Ok(found);
+                }
+            }
+        }
+    }
+    Err(match denied {
+        Some(d) => {
+            SpawnError::new(ErrorKind::NotExecutable, format!("{} is not an executable file", d.display()), None)
+        }
+        None => SpawnError::new(
+            ErrorKind::NotFound,
+            if has_separator { "no such file" } else { "not found on PATH or in the system directories" },
+            None,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quoted(arg: &str) -> String {
+        let mut out = Vec::new();
+        append_quoted(&mut out, arg.encode_utf16().collect(), false).unwrap();
+        String::from_utf16(&out).unwrap()
+    }
+
+    #[test]
+    fn msvc_quoting() {
+        assert_eq!(quoted("plain"), "plain");
+        assert_eq!(quoted(""), "\"\"");
+        assert_eq!(quoted("a b"), "\"a b\"");
+        assert_eq!(quoted(r#"say "hi""#), r#""say \"hi\"""#);
+        assert_eq!(quoted(r"C:\dir\"), r"C:\dir\");
+        assert_eq!(quoted(r"C:\my dir\"), r#""C:\my dir\\""#);
+        assert_eq!(quoted(r#"a\"b"#), r#""a\\\"b""#);
+    }
+}
