@@ -44,6 +44,13 @@ else
   echo "SKIP: type-checks for macOS and FreeBSD: Debian's rustc-web/rust-web-src are not installed (scripts/install-deps.sh installs them as root)"
 fi
 
+# The Windows backend, built for x86_64-pc-windows-gnu and run under Wine.
+if [ "$(id -u)" -eq 0 ] || { [ -x /usr/lib/wine/wine64 ] && [ -x /usr/bin/x86_64-w64-mingw32-gcc ]; }; then
+  step "Windows tests under Wine" bash scripts/test-windows.sh
+else
+  echo "SKIP: Windows tests under Wine: wine64 and mingw-w64 are missing and installing them needs root"
+fi
+
 if [ "${#failed[@]}" -ne 0 ]; then
   echo "FAILED steps: ${failed[*]}"
   exit 1

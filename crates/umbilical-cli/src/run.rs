@@ -103,6 +103,10 @@ pub fn run(args: RunArgs) -> i32 {
             ChannelArg::Socket => ChannelKind::Socket,
             ChannelArg::Pipes => ChannelKind::Pipes,
         });
+    // On Windows the program runs in a kill-on-close job, so that --timeout
+    // (and umbilical dying) ends what it started too, not only itself.
+    #[cfg(windows)]
+    cmd.kill_on_close_job(true);
     let counts = Arc::new(Counts::default());
     let mut report = Report { exit: None, pid: None, bytes_to_child: 0, bytes_from_child: 0, error: None };
 

@@ -1,4 +1,7 @@
-//! The `umbilical` binary, driven as a user would, with real tools.
+//! The `umbilical` binary, driven as a user would, with real Unix tools
+//! (`cli_windows.rs` has the Windows counterpart).
+
+#![cfg(unix)]
 
 use std::io::{Read, Write};
 use std::path::PathBuf;

@@ -3,7 +3,6 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 
 use common::*;
 use umbilical::{Command, ErrorKind};
@@ -16,8 +15,10 @@ fn expect_error(cmd: &Command, kind: ErrorKind, mention: &str) {
     assert_eq!(open_fd_count(), before, "no descriptor leaked by a failed spawn ({err})");
 }
 
+#[cfg(unix)]
 #[test]
 fn bad_programs_and_arguments() {
+    use std::os::unix::fs::PermissionsExt;
     let _g = fd_lock();
     let dir = std::env::temp_dir().join(format!("umbilical-bad-input-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -67,6 +68,7 @@ fn writing_to_an_exited_program_is_broken_pipe() {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn environment_working_directory_and_stderr() {
     let _g = fd_lock();
@@ -109,4 +111,66 @@ fn nothing_hangs_when_the_program_ignores_stdin() {
         let _ = ch.write_all(&big);
     });
     assert!(child.wait().unwrap().success());
+}
+
+#[cfg(windows)]
+#[test]
+fn bad_programs_and_arguments_on_windows() {
+    let _g = fd_lock();
+    let dir = std::env::temp_dir().join(format!("umbilical-bad-input-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let batch = dir.join("script.bat");
+    std::fs::write(&batch, "@echo off\r\necho %1\r\n").unwrap();
+    let not_exe = dir.join("data.txt");
+    std::fs::write(&not_exe, "not a program").unwrap();
+
+    expect_error(&Command::new("no-such-program-umbilical"), ErrorKind::NotFound, "no-such-program-umbilical");
+    expect_error(&Command::new(r"C:\no\such\prog.exe"), ErrorKind::NotFound, "prog.exe");
+    expect_error(&Command::new(&dir), ErrorKind::NotExecutable, "umbilical-bad-input");
+    expect_error(&Command::new(""), ErrorKind::InvalidInput, "empty");
+    expect_error(Command::new(HELPER).arg("a\0b"), ErrorKind::InvalidInput, "NUL");
+    expect_error(Command::new(HELPER).env("K", "v\0"), ErrorKind::InvalidInput, "NUL");
+    expect_error(Command::new(HELPER).current_dir(dir.join("missing")), ErrorKind::InvalidInput, "missing");
+    // Batch files would go through cmd.exe's own parser: refused.
+    expect_error(Command::new(&batch).arg("x & echo injected"), ErrorKind::InvalidInput, "batch");
+    // A file that is not an executable image.
+    let err = Command::new(&not_exe).spawn().expect_err("a text file is not a program");
+    assert!(matches!(err.kind(), ErrorKind::NotExecutable | ErrorKind::Spawn), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(windows)]
+#[test]
+fn environment_working_directory_and_stderr_on_windows() {
+    use std::io::Read;
+    let _g = fd_lock();
+    let read_all = |mut child: umbilical::Child| {
+        let mut out = String::new();
+        let mut ch = child.take_channel().unwrap();
+        ch.shutdown_write().unwrap();
+        ch.read_to_string(&mut out).unwrap();
+        assert!(child.wait().unwrap().success());
+        out
+    };
+    assert_eq!(read_all(helper(&["env", "UMB_X"]).env("UMB_X", "42").spawn().unwrap()).trim(), "42");
+    // Keys are case-insensitive: the change replaces, not duplicates.
+    assert_eq!(read_all(helper(&["env", "UMB_Y"]).env("UMB_Y", "1").env("umb_y", "2").spawn().unwrap()).trim(), "2");
+    assert_eq!(read_all(helper(&["env", "UMB_X"]).env_clear().spawn().unwrap()).trim(), "<unset>");
+    let tmp = std::env::temp_dir().canonicalize().unwrap();
+    let cwd = read_all(helper(&["cwd"]).current_dir(&tmp).spawn().unwrap());
+    assert_eq!(std::path::Path::new(cwd.trim()).canonicalize().unwrap(), tmp);
+    assert_eq!(read_all(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Merge).spawn().unwrap()), "err!out");
+    assert_eq!(read_all(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Null).spawn().unwrap()), "out");
+    let mut child = helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Piped).spawn().unwrap();
+    let mut err = String::new();
+    child.take_stderr().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(err, "err!");
+    assert_eq!(read_all(child), "out");
+    // Quoting survives a round trip through the command line.
+    let tricky = ["plain", "", "two words", r#"quote " inside"#, r"trailing\", r#"back\"quote"#];
+    let mut cmd = helper(&["args"]);
+    cmd.args(tricky);
+    let out = read_all(cmd.spawn().unwrap());
+    let lines: Vec<&str> = out.split('\n').collect();
+    assert_eq!(&lines[..tricky.len()], &tricky[..], "{out:?}");
 }

@@ -2,6 +2,8 @@
 //! and nothing else, while other threads spawn at the same moment and a
 //! descriptor without close-on-exec is open in the parent.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::io::Read;

@@ -106,6 +106,7 @@ fn lifeline_wait_timeout() {
 
 /// A real detaching wrapper: `setsid -f` forks the program into a new
 /// session and exits at once.
+#[cfg(unix)]
 #[test]
 fn setsid_f_is_waited_for_through_the_lifeline_and_the_channel() {
     for detection in [ExitDetection::Lifeline, ExitDetection::ChannelClosed] {
@@ -125,4 +126,22 @@ fn setsid_f_is_waited_for_through_the_lifeline_and_the_channel() {
         assert_eq!(exit.status, ExitStatus::Unknown);
         assert!(start.elapsed() >= Duration::from_millis(GRANDCHILD_DELAY_MS), "{detection:?} waited for the program");
     }
+}
+
+/// Windows: with a kill-on-close job, `kill()` ends the grandchild too, so
+/// the lifeline closes at once.
+#[cfg(windows)]
+#[test]
+fn kill_on_close_job_kills_the_whole_tree() {
+    let mut child = helper(&["wrapper", "0", "30000"])
+        .exit_detection(ExitDetection::Lifeline)
+        .kill_on_close_job(true)
+        .spawn()
+        .unwrap();
+    assert_eq!(child.wait_timeout(Duration::from_millis(300)).unwrap(), None, "the grandchild holds the lifeline");
+    let start = Instant::now();
+    child.kill().unwrap();
+    let exit = bounded(LIMIT, "wait after job kill", move || child.wait().unwrap());
+    assert_eq!(exit.detection, Detection::Lifeline);
+    assert!(start.elapsed() < Duration::from_secs(20), "the grandchild died with the job");
 }

@@ -62,9 +62,14 @@ pub enum ExitDetection {
 /// [`Command::env_clear`] changed it; `/bin:/usr/bin` if there is none), as
 /// `execvp` does, but in the parent, so that "not found" and "not
 /// executable" are told apart before anything is started. A name with a `/`
-/// is used as it is; a relative one is taken from [`Command::current_dir`]
-/// when that is set, as the program itself would see it after changing
-/// directory. Unlike `execvp`, a file without a `#!` line that the kernel
+/// is used as it is; on Unix a relative one is taken from
+/// [`Command::current_dir`] when that is set, as the program itself would
+/// see it after changing directory (on Windows, as `CreateProcessW` does,
+/// from the parent's directory). On Windows a bare name is also searched in
+/// the system and Windows directories, `.exe` is tried first for a name
+/// without an extension, and batch files (`.bat`, `.cmd`) are refused with
+/// [`ErrorKind::InvalidInput`]: `cmd.exe` re-parses their arguments by rules
+/// no quoting can make safe. Unlike `execvp`, a file without a `#!` line that the kernel
 /// cannot run is not retried through `/bin/sh`.
 ///
 /// ```

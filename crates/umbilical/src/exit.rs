@@ -7,7 +7,9 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ExitStatus {
-    /// The program exited with this code (on Unix, 0..=255).
+    /// The program exited with this code. On Unix 0..=255. On Windows the
+    /// full 32-bit DWORD, bit for bit (`code as i32`; cast back with
+    /// `as u32`), so an NTSTATUS such as `0xC0000005` reads as negative.
     Exited(i32),
     /// The program was killed by this signal (Unix).
     Signaled(i32),

@@ -7,10 +7,13 @@
 //! - `count`: read stdin until EOF, print the byte count, exit 0
 //! - `exit N`: exit with code N
 //! - `signal N`: kill itself with signal N (Unix)
-//! - `fds`: print the open descriptor numbers, space-separated
+//! - `fds`: print the open descriptor numbers, space-separated (Unix)
+//! - `handles V...`: for each handle value, print `valid` or `invalid`
+//!   (Windows)
 //! - `sleep MS`: sleep, then exit 0
 //! - `stderr TEXT`: write TEXT to stderr and `out` to stdout
 //! - `env NAME`: print the variable's value (or `<unset>`)
+//! - `args A...`: print each argument on a line of its own
 //! - `cwd`: print the working directory
 //! - `wrapper CODE MS`: start `echo-after MS` as a grandchild that inherits
 //!   this process's stdio (and any other inheritable descriptor), then exit
@@ -43,12 +46,25 @@ fn main() {
         "exit" => std::process::exit(num(1) as i32),
         "signal" => kill_self(num(1) as i32),
         "fds" => println!("{}", open_fds().iter().map(u32::to_string).collect::<Vec<_>>().join(" ")),
+        "handles" => {
+            let states: Vec<&str> = args[1..]
+                .iter()
+                .map(|v| v.parse::<usize>().unwrap_or_else(|_| die(&format!("bad handle value {v:?}"))))
+                .map(|v| if handle_is_valid(v) { "valid" } else { "invalid" })
+                .collect();
+            println!("{}", states.join(" "));
+        }
         "sleep" => std::thread::sleep(Duration::from_millis(num(1))),
         "stderr" => {
             eprint!("{}", arg(1));
             print!("out");
         }
         "env" => println!("{}", std::env::var(arg(1)).unwrap_or_else(|_| "<unset>".into())),
+        "args" => {
+            for a in std::env::args_os().skip(2) {
+                println!("{}", a.to_string_lossy());
+            }
+        }
         "cwd" => println!("{}", std::env::current_dir().unwrap().display()),
         "wrapper" => {
             let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
@@ -123,4 +139,24 @@ fn open_fds() -> Vec<u32> {
         .collect();
     fds.sort_unstable();
     fds
+}
+
+#[cfg(windows)]
+fn kill_self(_sig: i32) -> ! {
+    die("signals are Unix-only")
+}
+
+#[cfg(windows)]
+fn open_fds() -> Vec<u32> {
+    die("`fds` is Unix-only; use `handles`")
+}
+
+#[cfg(windows)]
+fn handle_is_valid(value: usize) -> bool {
+    umbilical_tests::sys::handle_is_valid(value)
+}
+
+#[cfg(unix)]
+fn handle_is_valid(_value: usize) -> bool {
+    die("`handles` is Windows-only; use `fds`")
 }

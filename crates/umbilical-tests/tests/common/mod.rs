@@ -66,8 +66,11 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// How many descriptors this process has open.
+/// How many descriptors (Unix) or handles (Windows) this process has open.
 pub fn open_fd_count() -> usize {
+    #[cfg(windows)]
+    return umbilical_tests::sys::handle_count() as usize;
+    #[cfg(unix)]
     std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
 }
 
@@ -77,6 +80,7 @@ pub fn parse_fds(out: &[u8]) -> Vec<u32> {
 }
 
 /// Whether `pid` is a zombie child of this process.
+#[cfg(unix)]
 pub fn is_zombie(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => false,

@@ -69,6 +69,7 @@ pub(crate) struct Request<'a> {
 }
 
 /// Why a spawn failed; the portable layer adds the program's name.
+#[derive(Debug)]
 pub(crate) struct SpawnError {
     pub kind: ErrorKind,
     pub what: String,

@@ -67,7 +67,7 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         Some(vars) => vars.get(&EnvKey::new(OsStr::new("PATH"))).map(|(_, v)| v.clone()),
         None => std::env::var_os("PATH"),
     };
-    let program = resolve(req.program, path_var.as_deref(), req.cwd)?;
+    let program = resolve(req.program, path_var.as_deref())?;
     let ext = program.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
     if matches!(ext.as_deref(), Some("bat" | "cmd")) {
         // cmd.exe re-parses the command line with its own rules, which no
@@ -425,11 +425,12 @@ fn system_dir(f: unsafe extern "system" fn(*mut u16, u32) -> u32) -> Option<Path
     (n > 0 && n < buf.len()).then(|| PathBuf::from(OsString::from_wide(&buf[..n])))
 }
 
-/// Resolves the program: a name with a path separator is used as it is
-/// (relative to `cwd` if set); a bare name is searched in the program's
-/// `PATH`, then the system directory and the Windows directory. A name
-/// without an extension is tried with `.exe` first.
-fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: Option<&Path>) -> Result<PathBuf, SpawnError> {
+/// Resolves the program: a name with a path separator is used as it is,
+/// relative to the parent's directory (as `CreateProcessW` takes it, not to
+/// `current_dir`); a bare name is searched in the program's `PATH`, then the
+/// system directory and the Windows directory. A name without an extension
+/// is tried with `.exe` first.
+fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, SpawnError> {
     let p = Path::new(program);
     let names: Vec<PathBuf> = if p.extension().is_some() {
         vec![p.to_path_buf()]
@@ -452,11 +453,7 @@ fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: Option<&Path>) -> Res
     let has_separator = program.encode_wide().any(|c| c == b'\\' as u16 || c == b'/' as u16);
     if has_separator || p.is_absolute() {
         for name in names {
-            let candidate = match cwd {
-                Some(dir) if name.is_relative() => dir.join(name),
-                _ => name,
-            };
-            if let Some(found) = check(candidate, &mut denied) {
+            if let Some(found) = check(name, &mut denied) {
                 return Ok(found);
             }
         }

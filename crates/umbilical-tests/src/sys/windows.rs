@@ -1,0 +1,57 @@
+//! Windows handles for the exact-inheritance tests: an inheritable pipe and
+//! an inheritable socket made on purpose, and a validity check run in the
+//! child.
+
+use std::os::windows::io::{AsRawSocket, FromRawHandle, OwnedHandle};
+
+use windows_sys::Win32::Foundation::{GetHandleInformation, HANDLE, HANDLE_FLAG_INHERIT, SetHandleInformation};
+use windows_sys::Win32::Networking::WinSock::{
+    AF_INET, INVALID_SOCKET, IPPROTO_TCP, SOCK_STREAM, WSA_FLAG_OVERLAPPED, WSADATA, WSASocketW, WSAStartup,
+};
+use windows_sys::Win32::System::Pipes::CreatePipe;
+use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
+
+/// An anonymous pipe whose read end is inheritable; returns both ends (the
+/// caller keeps them open) and the inheritable handle's value.
+pub fn inheritable_pipe() -> (OwnedHandle, OwnedHandle, usize) {
+    // SAFETY: out-pointers to locals; the handles are owned at once.
+    unsafe {
+        let (mut r, mut w): (HANDLE, HANDLE) = (std::ptr::null_mut(), std::ptr::null_mut());
+        assert!(CreatePipe(&mut r, &mut w, std::ptr::null(), 0) != 0, "CreatePipe");
+        assert!(SetHandleInformation(r, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) != 0);
+        (OwnedHandle::from_raw_handle(r as _), OwnedHandle::from_raw_handle(w as _), r as usize)
+    }
+}
+
+/// A TCP socket created *without* `WSA_FLAG_NO_HANDLE_INHERIT` and marked
+/// inheritable: exactly what must not reach a child. Returns it (as a std
+/// listener, which closes it on drop) and its handle value.
+pub fn inheritable_socket() -> (std::net::TcpListener, usize) {
+    // SAFETY: WSAStartup with a local; WSASocketW returns a fresh socket
+    // that the TcpListener owns from here on.
+    unsafe {
+        let mut data: WSADATA = std::mem::zeroed();
+        WSAStartup(0x0202, &mut data);
+        let s = WSASocketW(AF_INET as i32, SOCK_STREAM, IPPROTO_TCP, std::ptr::null(), 0, WSA_FLAG_OVERLAPPED);
+        assert!(s != INVALID_SOCKET, "WSASocketW");
+        assert!(SetHandleInformation(s as HANDLE, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) != 0);
+        let listener = <std::net::TcpListener as std::os::windows::io::FromRawSocket>::from_raw_socket(s as _);
+        let value = listener.as_raw_socket() as usize;
+        (listener, value)
+    }
+}
+
+/// Whether `value` names an open handle in this process.
+pub fn handle_is_valid(value: usize) -> bool {
+    let mut flags = 0u32;
+    // SAFETY: GetHandleInformation only queries; an invalid value fails.
+    unsafe { GetHandleInformation(value as HANDLE, &mut flags) != 0 }
+}
+
+/// How many handles this process has open.
+pub fn handle_count() -> u32 {
+    let mut n = 0u32;
+    // SAFETY: out-pointer to a local.
+    unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut n) };
+    n
+}
