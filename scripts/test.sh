@@ -23,6 +23,15 @@ step() {
 
 scripts/install-deps.sh || failed+=("install-deps")
 
+# Real launchers for the launcher tests: a test user, doas rule, sshd on
+# loopback. Stopped on exit.
+if [ "$(id -u)" -eq 0 ] && launcher_env=$(bash scripts/launchers.sh start); then
+  eval "$launcher_env"
+  trap 'bash scripts/launchers.sh stop' EXIT
+else
+  echo "SKIP: launcher set-up (needs root): the launcher tests will print SKIP for each launcher"
+fi
+
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (Linux: unit, integration, CLI, doc tests)" cargo test --workspace --locked

@@ -38,6 +38,17 @@ pub struct RunArgs {
     /// exit 124.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     timeout: Option<Duration>,
+    /// Start the program through a launcher: direct (default), sudo[:USER],
+    /// doas[:USER], pkexec[:USER], runuser:USER, su:USER,
+    /// ssh:[USER@]HOST[:PORT], docker:CONTAINER, podman:CONTAINER,
+    /// kubectl:[NAMESPACE/]POD, runas (Windows; needs the shim, not yet
+    /// available), or custom:PROGRAM[,ARG...] (an argv prefix).
+    #[arg(long, value_name = "SPEC", default_value = "direct")]
+    via: String,
+    /// With --via custom:...: the launcher exits at once, leaving the program
+    /// running; its exit is never taken for the program's.
+    #[arg(long)]
+    detaches: bool,
     /// Write a JSON report to FILE at the end: status, how the end was
     /// detected, pid and byte counts.
     #[arg(long, value_name = "FILE")]
@@ -86,6 +97,13 @@ struct Counts {
 /// Runs the program; returns the exit code for umbilical.
 pub fn run(args: RunArgs) -> i32 {
     let deadline = args.timeout.map(|t| Instant::now() + t);
+    let launcher = match crate::via::parse(&args.via, args.detaches) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("umbilical: {e}");
+            return EXIT_FAILURE;
+        }
+    };
     let mut cmd = umbilical::Command::new(&args.command[0]);
     cmd.args(&args.command[1..])
         .stderr(match args.stderr {
@@ -102,7 +120,8 @@ pub fn run(args: RunArgs) -> i32 {
         .channel_kind(match args.channel {
             ChannelArg::Socket => ChannelKind::Socket,
             ChannelArg::Pipes => ChannelKind::Pipes,
-        });
+        })
+        .launcher(launcher);
     // On Windows the program runs in a kill-on-close job, so that --timeout
     // (and umbilical dying) ends what it started too, not only itself.
     #[cfg(windows)]

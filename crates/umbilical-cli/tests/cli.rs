@@ -5,28 +5,12 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const UMBILICAL: &str = env!("CARGO_BIN_EXE_umbilical");
+mod common;
 
-fn umbilical(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(UMBILICAL)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start umbilical");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
-}
+use common::{UMBILICAL, umbilical};
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("umbilical-cli-{}-{name}", std::process::id()))
@@ -192,4 +176,51 @@ fn the_program_inherits_only_its_stdio() {
     // `ls` itself opens one descriptor for the listing (3).
     let fds: Vec<u32> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(|s| s.parse().unwrap()).collect();
     assert_eq!(fds, vec![0, 1, 2, 3], "{fds:?}");
+}
+
+#[test]
+fn via_launchers() {
+    let Ok(user) = std::env::var("UMBILICAL_TEST_USER") else {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIP: umbilical run --via sudo/runuser: UMBILICAL_TEST_USER is not set (scripts/launchers.sh start)\n",
+        );
+        return;
+    };
+    for via in [format!("sudo:{user}"), format!("runuser:{user}"), format!("su:{user}"), format!("doas:{user}")] {
+        let out = umbilical(&["run", "--via", &via, "--", "sort"], b"b\na\n");
+        assert_eq!(out.stdout, b"a\nb\n", "{via}");
+        assert_eq!(umbilical(&["run", "--via", &via, "--", "sh", "-c", "exit 7"], b"").status.code(), Some(7), "{via}");
+    }
+}
+
+#[test]
+fn via_a_detaching_custom_launcher() {
+    let report = temp("via-report.json");
+    let out = umbilical(
+        &[
+            "run",
+            "--via",
+            "custom:setsid,-f",
+            "--detaches",
+            "--report",
+            report.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.3; cat",
+        ],
+        b"late but whole\n",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"late but whole\n");
+    let json = std::fs::read_to_string(&report).unwrap();
+    assert!(json.starts_with("{\"status\": null, \"detected_by\": \"lifeline\""), "{json}");
+    std::fs::remove_file(&report).unwrap();
+    // Bad specs and launchers are umbilical's own failures.
+    assert_eq!(umbilical(&["run", "--via", "telnet:host", "--", "true"], b"").status.code(), Some(125));
+    assert_eq!(umbilical(&["run", "--via", "sudo", "--detaches", "--", "true"], b"").status.code(), Some(125));
+    let out = umbilical(&["run", "--via", "custom:umbilical-no-such-launcher", "--", "true"], b"");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("umbilical-no-such-launcher"));
 }

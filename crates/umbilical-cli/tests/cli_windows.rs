@@ -2,28 +2,9 @@
 
 #![cfg(windows)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
-const UMBILICAL: &str = env!("CARGO_BIN_EXE_umbilical");
-
-fn umbilical(args: &[&str], stdin: &[u8]) -> std::process::Output {
-    let mut child = Command::new(UMBILICAL)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
-}
+use common::umbilical;
 
 #[test]
 fn round_trip_through_cmd_more() {

@@ -73,30 +73,22 @@ fn writing_to_an_exited_program_is_broken_pipe() {
 fn environment_working_directory_and_stderr() {
     let _g = fd_lock();
     use std::io::Read;
-    let read_all = |mut child: umbilical::Child| {
-        let mut out = String::new();
-        let mut ch = child.take_channel().unwrap();
-        ch.shutdown_write().unwrap();
-        ch.read_to_string(&mut out).unwrap();
-        assert!(child.wait().unwrap().success());
-        out
-    };
-    assert_eq!(read_all(helper(&["env", "UMB_X"]).env("UMB_X", "42").spawn().unwrap()).trim(), "42");
-    assert_eq!(read_all(helper(&["env", "HOME"]).env_clear().spawn().unwrap()).trim(), "<unset>");
-    assert_eq!(read_all(helper(&["env", "PATH"]).env_remove("PATH").spawn().unwrap()).trim(), "<unset>");
-    assert_eq!(read_all(helper(&["cwd"]).current_dir("/tmp").spawn().unwrap()).trim(), "/tmp");
-    assert_eq!(read_all(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Merge).spawn().unwrap()), "err!out");
-    assert_eq!(read_all(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Null).spawn().unwrap()), "out");
+    assert_eq!(output_of(helper(&["env", "UMB_X"]).env("UMB_X", "42").spawn().unwrap()).trim(), "42");
+    assert_eq!(output_of(helper(&["env", "HOME"]).env_clear().spawn().unwrap()).trim(), "<unset>");
+    assert_eq!(output_of(helper(&["env", "PATH"]).env_remove("PATH").spawn().unwrap()).trim(), "<unset>");
+    assert_eq!(output_of(helper(&["cwd"]).current_dir("/tmp").spawn().unwrap()).trim(), "/tmp");
+    assert_eq!(output_of(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Merge).spawn().unwrap()), "err!out");
+    assert_eq!(output_of(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Null).spawn().unwrap()), "out");
     let mut child = helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Piped).spawn().unwrap();
     let mut err = String::new();
     child.take_stderr().unwrap().read_to_string(&mut err).unwrap();
     assert_eq!(err, "err!");
-    assert_eq!(read_all(child), "out");
+    assert_eq!(output_of(child), "out");
 
     // From std's Command.
     let mut std_cmd = std::process::Command::new(HELPER);
     std_cmd.arg("env").arg("FROM_STD").env("FROM_STD", "yes").current_dir("/");
-    assert_eq!(read_all(umbilical::Command::from(&std_cmd).spawn().unwrap()).trim(), "yes");
+    assert_eq!(output_of(umbilical::Command::from(&std_cmd).spawn().unwrap()).trim(), "yes");
 }
 
 #[test]
@@ -144,33 +136,25 @@ fn bad_programs_and_arguments_on_windows() {
 fn environment_working_directory_and_stderr_on_windows() {
     use std::io::Read;
     let _g = fd_lock();
-    let read_all = |mut child: umbilical::Child| {
-        let mut out = String::new();
-        let mut ch = child.take_channel().unwrap();
-        ch.shutdown_write().unwrap();
-        ch.read_to_string(&mut out).unwrap();
-        assert!(child.wait().unwrap().success());
-        out
-    };
-    assert_eq!(read_all(helper(&["env", "UMB_X"]).env("UMB_X", "42").spawn().unwrap()).trim(), "42");
+    assert_eq!(output_of(helper(&["env", "UMB_X"]).env("UMB_X", "42").spawn().unwrap()).trim(), "42");
     // Keys are case-insensitive: the change replaces, not duplicates.
-    assert_eq!(read_all(helper(&["env", "UMB_Y"]).env("UMB_Y", "1").env("umb_y", "2").spawn().unwrap()).trim(), "2");
-    assert_eq!(read_all(helper(&["env", "UMB_X"]).env_clear().spawn().unwrap()).trim(), "<unset>");
+    assert_eq!(output_of(helper(&["env", "UMB_Y"]).env("UMB_Y", "1").env("umb_y", "2").spawn().unwrap()).trim(), "2");
+    assert_eq!(output_of(helper(&["env", "UMB_X"]).env_clear().spawn().unwrap()).trim(), "<unset>");
     let tmp = std::env::temp_dir().canonicalize().unwrap();
-    let cwd = read_all(helper(&["cwd"]).current_dir(&tmp).spawn().unwrap());
+    let cwd = output_of(helper(&["cwd"]).current_dir(&tmp).spawn().unwrap());
     assert_eq!(std::path::Path::new(cwd.trim()).canonicalize().unwrap(), tmp);
-    assert_eq!(read_all(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Merge).spawn().unwrap()), "err!out");
-    assert_eq!(read_all(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Null).spawn().unwrap()), "out");
+    assert_eq!(output_of(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Merge).spawn().unwrap()), "err!out");
+    assert_eq!(output_of(helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Null).spawn().unwrap()), "out");
     let mut child = helper(&["stderr", "err!"]).stderr(umbilical::Stderr::Piped).spawn().unwrap();
     let mut err = String::new();
     child.take_stderr().unwrap().read_to_string(&mut err).unwrap();
     assert_eq!(err, "err!");
-    assert_eq!(read_all(child), "out");
+    assert_eq!(output_of(child), "out");
     // Quoting survives a round trip through the command line.
     let tricky = ["plain", "", "two words", r#"quote " inside"#, r"trailing\", r#"back\"quote"#];
     let mut cmd = helper(&["args"]);
     cmd.args(tricky);
-    let out = read_all(cmd.spawn().unwrap());
+    let out = output_of(cmd.spawn().unwrap());
     let lines: Vec<&str> = out.split('\n').collect();
     assert_eq!(&lines[..tricky.len()], &tricky[..], "{out:?}");
 }

@@ -9,6 +9,7 @@ use crate::channel::{Channel, ChannelKind};
 use crate::child::{Child, ChildStderr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::Detection;
+use crate::launcher::Launcher;
 use crate::sys;
 use crate::sys::StderrTarget;
 
@@ -91,6 +92,7 @@ pub struct Command {
     kind: ChannelKind,
     lifeline: bool,
     detection: ExitDetection,
+    launcher: Launcher,
     force_fork: bool,
     #[cfg_attr(unix, allow(dead_code))]
     no_window: bool,
@@ -112,6 +114,7 @@ impl Command {
             kind: ChannelKind::Socket,
             lifeline: false,
             detection: ExitDetection::Auto,
+            launcher: Launcher::Direct,
             force_fork: false,
             no_window: false,
             kill_on_close_job: false,
@@ -199,6 +202,27 @@ impl Command {
         self
     }
 
+    /// Start the program through a launcher (sudo, doas, pkexec, runuser,
+    /// su, ssh, container exec, or a custom prefix).
+    ///
+    /// The channel is the program's fds 0 and 1 through every launcher that
+    /// keeps stdio. Environment changes reach the program through `env`
+    /// (launchers reset the environment). The working directory is the
+    /// launcher's own, which sudo, doas, runuser, su and `pkexec --keep-cwd`
+    /// keep; through ssh and container exec it is refused. `Auto` exit
+    /// detection picks what the launcher's [`Capabilities`](crate::Capabilities)
+    /// allow: the process for launchers that return the program's status,
+    /// the lifeline or the channel for one that detaches; a detaching
+    /// launcher's exit is never reported as the program's.
+    ///
+    /// Caveat, until the shim exists: a launcher's own refusal (for example
+    /// `sudo -n` without rights exits 1) cannot be told from the program's
+    /// exit code, and [`Child::kill`] signals the launcher process.
+    pub fn launcher(&mut self, launcher: Launcher) -> &mut Self {
+        self.launcher = launcher;
+        self
+    }
+
     /// Spawn with `fork` + `close_range` + `execve` even where `posix_spawn`
     /// could do it. For testing the fallback path; not part of the stable
     /// API.
@@ -229,6 +253,11 @@ impl Command {
         if self.program.is_empty() {
             return Err(fail(ErrorKind::InvalidInput, "the program name is empty", None));
         }
+        let launched = self.through_launcher().map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+        let (program, args, env_clear, env, requested) = match &launched {
+            Some(l) => (l.argv[0].as_os_str(), &l.argv[1..], l.env_clear, &l.env, l.detection),
+            None => (self.program.as_os_str(), &self.args[..], self.env_clear, &self.env, self.detection),
+        };
         if let Some(dir) = &self.cwd
             && !dir.is_dir()
         {
@@ -244,7 +273,7 @@ impl Command {
             }
             _ => (None, None),
         };
-        let detection = match self.detection {
+        let detection = match requested {
             ExitDetection::Auto | ExitDetection::Process => Detection::Process,
             ExitDetection::Lifeline => Detection::Lifeline,
             ExitDetection::ChannelClosed => Detection::ChannelClosed,
@@ -256,10 +285,10 @@ impl Command {
             (None, None)
         };
         let request = sys::Request {
-            program: &self.program,
-            args: &self.args,
-            env_clear: self.env_clear,
-            env: &self.env,
+            program,
+            args,
+            env_clear,
+            env,
             cwd: self.cwd.as_deref(),
             stdin: child_end.stdin_handle(),
             stdout: child_end.stdout_handle(),
@@ -275,7 +304,14 @@ impl Command {
             no_window: self.no_window,
             kill_on_close_job: self.kill_on_close_job,
         };
-        let process = sys::spawn(&request).map_err(|e| fail(e.kind, &e.what, e.source))?;
+        let process = sys::spawn(&request).map_err(|e| match (&launched, e.kind) {
+            (Some(_), ErrorKind::NotFound) => Error::new(
+                ErrorKind::LauncherNotFound,
+                format!("cannot start `{name}` through {}: {}", self.launcher.name(), e.what),
+                e.source,
+            ),
+            _ => fail(e.kind, &e.what, e.source),
+        })?;
         // The parent's copies of the child's descriptors close here, so the
         // program's exit is what ends reads and the lifeline.
         drop((child_end, stderr_child, lifeline_child));
@@ -284,6 +320,62 @@ impl Command {
             end.watched.store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(Child::new(process, channel, stderr_parent.map(ChildStderr::new), detection, lifeline_parent, watch))
+    }
+}
+
+/// What to spawn instead when a launcher is used.
+struct Launched {
+    argv: Vec<OsString>,
+    /// For the launcher process itself (a custom one may keep them).
+    env_clear: bool,
+    env: BTreeMap<OsString, Option<OsString>>,
+    detection: ExitDetection,
+}
+
+impl Command {
+    fn through_launcher(&self) -> Result<Option<Launched>> {
+        if self.launcher == Launcher::Direct {
+            return Ok(None);
+        }
+        let invalid = |what: String| Error::new(ErrorKind::InvalidInput, what, None);
+        let detection = self.launcher.detection(self.detection).map_err(invalid)?;
+        let custom = matches!(self.launcher, Launcher::Custom { .. });
+        if self.cwd.is_some() && matches!(self.launcher, Launcher::Ssh { .. } | Launcher::ContainerExec { .. }) {
+            return Err(invalid(format!("current_dir cannot be passed through {} yet", self.launcher.name())));
+        }
+        // Launchers reset the environment; `env` re-applies the changes on
+        // the far side.
+        let (program, args) = if !custom && (self.env_clear || !self.env.is_empty()) {
+            // env [-i] [-u NAME]... -- [NAME=VALUE]... PROGRAM ARGS: options
+            // only before `--`, assignments after it.
+            let mut args: Vec<OsString> = Vec::new();
+            if self.env_clear {
+                args.push("-i".into());
+            }
+            for (k, v) in &self.env {
+                if v.is_none() && !self.env_clear {
+                    args.push("-u".into());
+                    args.push(k.clone());
+                }
+            }
+            args.push("--".into());
+            for (k, v) in &self.env {
+                if let Some(v) = v {
+                    let mut kv = k.clone();
+                    kv.push("=");
+                    kv.push(v);
+                    args.push(kv);
+                }
+            }
+            args.push(self.program.clone());
+            args.extend(self.args.iter().cloned());
+            (OsString::from("env"), args)
+        } else {
+            (self.program.clone(), self.args.clone())
+        };
+        let argv = self.launcher.plan(&program, &args)?;
+        let env = if custom { self.env.clone() } else { BTreeMap::new() };
+        Ok(Some(Launched { argv, env_clear: custom && self.env_clear, env, detection }))
     }
 }
 

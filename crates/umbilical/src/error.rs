@@ -6,12 +6,15 @@ use std::io;
 /// What went wrong, for callers that branch on it.
 ///
 /// The CLI maps these onto `env`/`timeout` exit conventions: `NotFound` is
-/// 127, `NotExecutable` is 126, everything else is 125.
+/// 127, `NotExecutable` is 126, everything else (a missing launcher too) is
+/// 125.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The program does not exist (not on `PATH`, or no such file).
     NotFound,
+    /// The launcher program (sudo, ssh, ...) does not exist.
+    LauncherNotFound,
     /// The program exists but cannot be executed (a directory, no execute
     /// permission, or not an executable format).
     NotExecutable,
@@ -30,6 +33,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ErrorKind::NotFound => "program not found",
+            ErrorKind::LauncherNotFound => "launcher not found",
             ErrorKind::NotExecutable => "program not executable",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Spawn => "spawn failed",
@@ -75,7 +79,7 @@ impl Error {
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match e.kind {
-            ErrorKind::NotFound => io::ErrorKind::NotFound,
+            ErrorKind::NotFound | ErrorKind::LauncherNotFound => io::ErrorKind::NotFound,
             ErrorKind::NotExecutable => io::ErrorKind::PermissionDenied,
             ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
             ErrorKind::Spawn | ErrorKind::Io => e.source.as_ref().map_or(io::ErrorKind::Other, io::Error::kind),

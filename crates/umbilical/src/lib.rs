@@ -46,6 +46,8 @@ mod child;
 mod command;
 mod error;
 mod exit;
+mod launcher;
+pub mod protocol;
 mod sys;
 
 pub use channel::{Channel, ChannelKind, ChildEnd, ReadHalf, WriteHalf};
@@ -53,6 +55,7 @@ pub use child::{Child, ChildStderr};
 pub use command::{Command, ExitDetection, Stderr};
 pub use error::{Error, ErrorKind, Result};
 pub use exit::{Detection, Exit, ExitStatus};
+pub use launcher::{Capabilities, Engine, Launcher, sh_quote};
 
 /// Which OS mechanisms this build uses, and platform facts, for
 /// diagnostics (`umbilical doctor`).

@@ -104,3 +104,14 @@ pub static FD_COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn fd_lock() -> std::sync::MutexGuard<'static, ()> {
     FD_COUNTING.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Half-closes at once, reads the program's whole output, and checks that
+/// it exited 0.
+pub fn output_of(mut child: umbilical::Child) -> String {
+    let mut out = String::new();
+    let mut ch = child.take_channel().expect("a fresh child has its channel");
+    ch.shutdown_write().expect("half-close");
+    ch.read_to_string(&mut out).expect("read the output");
+    assert!(child.wait().expect("wait").success());
+    out
+}

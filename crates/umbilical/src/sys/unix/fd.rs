@@ -12,9 +12,9 @@ use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
 /// right after creation. Our own spawns are unaffected (they use
 /// `POSIX_SPAWN_CLOEXEC_DEFAULT`); another thread's `fork` in that instant
 /// could inherit the descriptors, as with std on those systems.
-#[cfg(any(target_os = "macos", target_os = "ios"))]
+#[cfg(apple)]
 const CREATE_CLOEXEC: bool = false;
-#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+#[cfg(not(apple))]
 const CREATE_CLOEXEC: bool = true;
 
 fn set_cloexec(fds: [&OwnedFd; 2]) -> io::Result<()> {
@@ -28,15 +28,15 @@ fn set_cloexec(fds: [&OwnedFd; 2]) -> io::Result<()> {
 
 /// A connected `AF_UNIX` stream pair, both ends close-on-exec.
 pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    #[cfg(not(apple))]
     let flags = SocketFlags::CLOEXEC;
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    #[cfg(apple)]
     let flags = SocketFlags::empty();
     let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
     set_cloexec([&a, &b])?;
     // macOS has no MSG_NOSIGNAL; the per-socket option gives the same
     // guarantee that a vanished reader is EPIPE, not a SIGPIPE death.
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    #[cfg(any(apple, target_os = "freebsd"))]
     {
         rustix::net::sockopt::set_socket_nosigpipe(&a, true)?;
     }
@@ -45,12 +45,12 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// A pipe, both ends close-on-exec: `(read, write)`.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    #[cfg(not(apple))]
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    #[cfg(apple)]
     let (r, w) = rustix::pipe::pipe()?;
     set_cloexec([&r, &w])?;
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    #[cfg(apple)]
     {
         // SAFETY: `w` is a valid open descriptor owned by this function;
         // F_SETNOSIGPIPE only sets a flag on it.
@@ -97,9 +97,9 @@ pub(crate) fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Writes to a socket without ever raising SIGPIPE.
 pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    #[cfg(apple)]
     let flags = rustix::net::SendFlags::empty(); // SO_NOSIGPIPE is set on the socket
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    #[cfg(not(apple))]
     let flags = rustix::net::SendFlags::NOSIGNAL;
     loop {
         match rustix::net::send(fd, buf, flags) {
@@ -116,7 +116,7 @@ pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
 /// write, and a SIGPIPE that the write itself raised is consumed before the
 /// mask is restored. macOS marks the pipe F_SETNOSIGPIPE at creation instead.
 pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    #[cfg(apple)]
     {
         loop {
             match rustix::io::write(fd, buf) {
@@ -125,7 +125,7 @@ pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
             }
         }
     }
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    #[cfg(not(apple))]
     {
         sigpipe_guarded(|| {
             loop {
@@ -138,7 +138,7 @@ pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+#[cfg(not(apple))]
 fn sigpipe_guarded(f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
     // SAFETY: sigset_t is plain data; every set is initialised by
     // sigemptyset before use, and the calls only read/write these locals and

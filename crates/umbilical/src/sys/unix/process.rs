@@ -19,14 +19,7 @@ pub(crate) struct Process {
     #[cfg(target_os = "linux")]
     pidfd: Option<std::os::fd::OwnedFd>,
     /// macOS/BSD: a kqueue with `EVFILT_PROC`/`NOTE_EXIT` registered.
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(kqueue)]
     kq: Option<std::os::fd::OwnedFd>,
 }
 
@@ -41,26 +34,11 @@ pub(crate) fn mechanism() -> &'static str {
             "waitpid (pidfd_open refused)"
         }
     }
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(kqueue)]
     {
         "kqueue (EVFILT_PROC NOTE_EXIT)"
     }
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    )))]
+    #[cfg(not(any(target_os = "linux", kqueue)))]
     {
         "waitpid"
     }
@@ -76,14 +54,7 @@ impl Process {
             // pidfd_open; waitpid with backoff is the fallback.
             #[cfg(target_os = "linux")]
             pidfd: rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok(),
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(kqueue)]
             kq: kqueue_for(pid).ok(),
         }
     }
@@ -134,14 +105,7 @@ impl Process {
             }
             return self.try_wait();
         }
-        #[cfg(any(
-            target_os = "macos",
-            target_os = "ios",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly"
-        ))]
+        #[cfg(kqueue)]
         if let Some(kq) = &self.kq {
             if let Some(status) = self.try_wait()? {
                 return Ok(Some(status));
@@ -233,14 +197,7 @@ fn decode(status: rustix::process::WaitStatus) -> ExitStatus {
     }
 }
 
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 fn kqueue_for(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
     use rustix::event::kqueue::{Event, EventFilter, EventFlags, ProcessEvents, kevent_timespec, kqueue};
     let kq = kqueue()?;
@@ -256,14 +213,7 @@ fn kqueue_for(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
     Ok(kq)
 }
 
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 fn kqueue_wait(kq: &std::os::fd::OwnedFd, deadline: Instant) -> io::Result<bool> {
     use rustix::event::kqueue::{Event, kevent_timespec};
     loop {

@@ -172,7 +172,7 @@ impl CStringArray {
     }
 }
 
-#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+#[cfg(not(apple))]
 unsafe extern "C" {
     static environ: *const *const c_char;
 }
@@ -184,12 +184,12 @@ unsafe extern "C" {
 /// run while other threads read the environment, so a racing writer is the
 /// caller's broken promise, not ours.
 fn parent_environ() -> *const *const c_char {
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    #[cfg(apple)]
     // SAFETY: _NSGetEnviron returns a valid pointer to the environ pointer.
     unsafe {
         *libc::_NSGetEnviron() as *const *const c_char
     }
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    #[cfg(not(apple))]
     // SAFETY: reading the `environ` pointer itself; see above for its
     // contents.
     unsafe {
@@ -205,7 +205,7 @@ impl Plan<'_> {
 
 /// Which mechanism spawns on this system, for diagnostics.
 pub(crate) fn mechanism() -> &'static str {
-    if cfg!(any(target_os = "macos", target_os = "ios")) {
+    if cfg!(apple) {
         "posix_spawn (POSIX_SPAWN_CLOEXEC_DEFAULT)"
     } else if closefrom_np().is_some() {
         "posix_spawn (addclosefrom_np)"
@@ -242,7 +242,7 @@ fn spawn_plan(plan: &Plan<'_>) -> Result<i32, Failure> {
         lifeline: plan.lifeline.map(|fd| pick(&life_l, fd)),
     };
     let use_spawn = !plan.force_fork
-        && (cfg!(any(target_os = "macos", target_os = "ios")) || closefrom_np().is_some())
+        && (cfg!(apple) || closefrom_np().is_some())
         && (plan.cwd.is_none() || addchdir_np().is_some());
     if use_spawn { posix_spawn(plan, &fds) } else { fork_exec(plan, &fds) }
 }
@@ -274,7 +274,7 @@ fn lookup(cell: &'static OnceLock<usize>, name: &CStr) -> Option<usize> {
 }
 
 fn closefrom_np() -> Option<CloseFromFn> {
-    if cfg!(any(target_os = "macos", target_os = "ios")) {
+    if cfg!(apple) {
         return None;
     }
     static CELL: OnceLock<usize> = OnceLock::new();
@@ -318,9 +318,9 @@ impl Drop for SpawnObjects {
     }
 }
 
-#[cfg(any(target_os = "macos", target_os = "ios"))]
+#[cfg(apple)]
 const POSIX_SPAWN_CLOEXEC_DEFAULT: c_int = 0x4000;
-#[cfg(any(target_os = "macos", target_os = "ios"))]
+#[cfg(apple)]
 unsafe extern "C" {
     fn posix_spawn_file_actions_addinherit_np(actions: *mut libc::posix_spawn_file_actions_t, fd: c_int) -> c_int;
 }
@@ -347,14 +347,14 @@ fn posix_spawn(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
                 check(libc::posix_spawn_file_actions_addopen(fa, 2, c"/dev/null".as_ptr(), libc::O_WRONLY, 0))?
             }
             StderrFd::Inherit => {
-                #[cfg(any(target_os = "macos", target_os = "ios"))]
+                #[cfg(apple)]
                 check(posix_spawn_file_actions_addinherit_np(fa, 2))?;
             }
         }
         if let Some(fd) = fds.lifeline {
             check(libc::posix_spawn_file_actions_adddup2(fa, fd, 3))?;
         }
-        #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+        #[cfg(not(apple))]
         {
             let closefrom = closefrom_np().expect("checked by the caller");
             check(closefrom(fa, if fds.lifeline.is_some() { 4 } else { 3 }))?;
@@ -375,7 +375,7 @@ fn posix_spawn(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
         check(libc::posix_spawnattr_setsigdefault(attr, &all))?;
         #[allow(unused_mut)]
         let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
-        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        #[cfg(apple)]
         {
             flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
         }

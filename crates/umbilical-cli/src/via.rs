@@ -1,0 +1,119 @@
+//! `--via SPEC`: which launcher `umbilical run` goes through.
+
+use umbilical::{Capabilities, Engine, Launcher};
+
+/// Parses a launcher spec:
+/// `direct`, `sudo[:USER]`, `doas[:USER]`, `pkexec[:USER]`, `runuser:USER`,
+/// `su:USER`, `ssh:[USER@]HOST[:PORT]` (an IPv6 host in brackets),
+/// `docker:CONTAINER`, `podman:CONTAINER`, `kubectl:[NAMESPACE/]POD`,
+/// `runas`, `custom:PROGRAM[,ARG...]`. A custom launcher is assumed to keep
+/// stdio and inherited descriptors and to return the program's status,
+/// unless `detaches` says it exits at once.
+pub fn parse(spec: &str, detaches: bool) -> Result<Launcher, String> {
+    let (kind, rest) = match spec.split_once(':') {
+        Some((k, r)) => (k, Some(r)),
+        None => (spec, None),
+    };
+    let user = |what: &str| -> Result<String, String> {
+        match rest {
+            Some(u) if !u.is_empty() => Ok(u.to_string()),
+            _ => Err(format!("--via {what} needs a user: {what}:USER")),
+        }
+    };
+    let optional_user = || rest.filter(|u| !u.is_empty()).map(str::to_string);
+    let needs = |what: &str, form: &str| -> Result<String, String> {
+        rest.filter(|r| !r.is_empty()).map(str::to_string).ok_or_else(|| format!("--via {what} needs {form}"))
+    };
+    if detaches && kind != "custom" {
+        return Err("--detaches applies to --via custom:... only".into());
+    }
+    Ok(match kind {
+        "direct" if rest.is_none() => Launcher::Direct,
+        "sudo" => Launcher::Sudo { user: optional_user(), non_interactive: false },
+        "doas" => Launcher::Doas { user: optional_user() },
+        "pkexec" => Launcher::Pkexec { user: optional_user(), keep_cwd: true },
+        "runuser" => Launcher::Runuser { user: user("runuser")? },
+        "su" => Launcher::Su { user: user("su")? },
+        "ssh" => {
+            let target = needs("ssh", "a destination: ssh:[USER@]HOST[:PORT]")?;
+            let (login, host_port) = match target.rsplit_once('@') {
+                Some((u, h)) => (Some(u), h),
+                None => (None, target.as_str()),
+            };
+            let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+                let (host, after) = bracketed.split_once(']').ok_or("unclosed '[' in the ssh host")?;
+                let port = match after.strip_prefix(':') {
+                    Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad ssh port {p:?}"))?),
+                    None if after.is_empty() => None,
+                    None => return Err(format!("unexpected {after:?} after the ssh host")),
+                };
+                (host.to_string(), port)
+            } else {
+                match host_port.split_once(':') {
+                    Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().map_err(|_| format!("bad ssh port {p:?}"))?)),
+                    None => (host_port.to_string(), None),
+                }
+            };
+            let destination = match login {
+                Some(u) => format!("{u}@{host}"),
+                None => host,
+            };
+            Launcher::Ssh { destination, port, options: Vec::new() }
+        }
+        "docker" => Launcher::ContainerExec { engine: Engine::Docker, target: needs("docker", "a container")? },
+        "podman" => Launcher::ContainerExec { engine: Engine::Podman, target: needs("podman", "a container")? },
+        "kubectl" => Launcher::ContainerExec { engine: Engine::Kubectl, target: needs("kubectl", "[NAMESPACE/]POD")? },
+        "runas" if rest.is_none() => Launcher::RunAs,
+        "custom" => {
+            let argv = needs("custom", "a program: custom:PROGRAM[,ARG...]")?;
+            Launcher::Custom {
+                prefix: argv.split(',').map(Into::into).collect(),
+                capabilities: Capabilities {
+                    keeps_stdio: true,
+                    keeps_extra_handles: true,
+                    returns_status: !detaches,
+                    detaches,
+                    ..Capabilities::default()
+                },
+            }
+        }
+        _ => return Err(format!("unknown launcher {spec:?} (see --help for --via)")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert_eq!(parse("direct", false), Ok(Launcher::Direct));
+        assert_eq!(parse("sudo", false), Ok(Launcher::Sudo { user: None, non_interactive: false }));
+        assert_eq!(parse("sudo:bob", false), Ok(Launcher::Sudo { user: Some("bob".into()), non_interactive: false }));
+        assert_eq!(parse("runuser:bob", false), Ok(Launcher::Runuser { user: "bob".into() }));
+        assert!(parse("runuser", false).is_err());
+        assert!(parse("su:", false).is_err());
+        assert_eq!(
+            parse("ssh:bob@127.0.0.1:2222", false),
+            Ok(Launcher::Ssh { destination: "bob@127.0.0.1".into(), port: Some(2222), options: vec![] })
+        );
+        assert_eq!(
+            parse("ssh:[::1]:22", false),
+            Ok(Launcher::Ssh { destination: "::1".into(), port: Some(22), options: vec![] })
+        );
+        assert_eq!(
+            parse("ssh:host", false),
+            Ok(Launcher::Ssh { destination: "host".into(), port: None, options: vec![] })
+        );
+        assert!(parse("ssh:host:notaport", false).is_err());
+        assert_eq!(
+            parse("kubectl:ns/pod", false),
+            Ok(Launcher::ContainerExec { engine: Engine::Kubectl, target: "ns/pod".into() })
+        );
+        let Ok(Launcher::Custom { prefix, capabilities }) = parse("custom:setsid,-f", true) else { panic!() };
+        assert_eq!(prefix, ["setsid", "-f"]);
+        assert!(capabilities.detaches && !capabilities.returns_status);
+        assert!(parse("sudo", true).is_err(), "--detaches only with custom");
+        assert!(parse("telnet:host", false).is_err());
+    }
+}

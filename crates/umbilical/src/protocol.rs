@@ -1,0 +1,455 @@
+//! The control protocol between the parent and a shim: framed, versioned,
+//! size-bounded messages.
+//!
+//! A frame is `magic (4) | version (1) | type (1) | payload length (u32 LE)
+//! | payload`. The decoder never panics and never allocates more than
+//! [`MAX_PAYLOAD`] for a frame, whatever the bytes (it is fuzzed: see
+//! `fuzz/`). A peer speaking another version is refused with an error that
+//! names both versions.
+//!
+//! ```
+//! use umbilical::protocol::{Message, decode, encode};
+//! let frame = encode(&Message::Spawned { pid: 42 });
+//! assert_eq!(decode(&frame).unwrap(), Some((Message::Spawned { pid: 42 }, frame.len())));
+//! // An incomplete frame asks for more bytes.
+//! assert_eq!(decode(&frame[..5]).unwrap(), None);
+//! ```
+
+use std::fmt;
+
+/// The first four bytes of every frame.
+pub const MAGIC: [u8; 4] = *b"UMBL";
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// The largest payload accepted: bounds memory on hostile input.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 10;
+
+/// How the program ended, as the shim saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireStatus {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+/// One control message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message {
+    /// Shim → parent, first: who is speaking.
+    Hello {
+        /// The shim's process id.
+        shim_pid: u32,
+    },
+    /// Parent → shim: what to start (the launcher may have reset the
+    /// environment and changed the directory, so they travel here).
+    SpawnRequest {
+        /// The program.
+        program: Vec<u8>,
+        /// Its arguments (without the program).
+        args: Vec<Vec<u8>>,
+        /// Start from an empty environment.
+        env_clear: bool,
+        /// Environment changes: `None` removes the variable.
+        env: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        /// The working directory.
+        cwd: Option<Vec<u8>>,
+    },
+    /// Shim → parent: the program runs with this pid.
+    Spawned {
+        /// The program's process id.
+        pid: u32,
+    },
+    /// Shim → parent: the program could not be started.
+    SpawnFailed {
+        /// An [`ErrorKind`](crate::ErrorKind) code (see [`kind_code`]).
+        kind: u8,
+        /// The OS error code, 0 if none.
+        os_code: i32,
+        /// A human-readable message.
+        message: String,
+    },
+    /// Shim → parent: the program ended.
+    Exited {
+        /// How.
+        status: WireStatus,
+    },
+    /// Parent → shim: signal (Unix) or terminate (Windows) the program.
+    Kill {
+        /// The signal number; ignored on Windows.
+        signal: i32,
+    },
+    /// Parent → shim: the parent holds its own handle on the program now.
+    PidConfirmed,
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The frame does not start with [`MAGIC`]: not our protocol.
+    BadMagic,
+    /// The peer speaks another version.
+    VersionMismatch {
+        /// The version the peer sent.
+        theirs: u8,
+        /// [`VERSION`].
+        ours: u8,
+    },
+    /// The payload is longer than [`MAX_PAYLOAD`].
+    TooLarge(u64),
+    /// An unknown message type.
+    UnknownType(u8),
+    /// The payload does not match its type.
+    Malformed(&'static str),
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::BadMagic => write!(f, "not an umbilical control frame (bad magic)"),
+            ProtocolError::VersionMismatch { theirs, ours } => {
+                write!(
+                    f,
+                    "control protocol version mismatch: the peer speaks version {theirs}, this build speaks {ours}"
+                )
+            }
+            ProtocolError::TooLarge(n) => write!(f, "control frame of {n} bytes exceeds the {MAX_PAYLOAD}-byte limit"),
+            ProtocolError::UnknownType(t) => write!(f, "unknown control message type {t}"),
+            ProtocolError::Malformed(what) => write!(f, "malformed control message: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// The wire code of an error kind (stable across versions).
+pub fn kind_code(kind: crate::ErrorKind) -> u8 {
+    use crate::ErrorKind::*;
+    match kind {
+        NotFound => 1,
+        NotExecutable => 2,
+        InvalidInput => 3,
+        Spawn => 4,
+        Io => 5,
+        LauncherNotFound => 6,
+    }
+}
+
+/// The error kind of a wire code; unknown codes are [`ErrorKind::Spawn`](crate::ErrorKind::Spawn).
+pub fn kind_from_code(code: u8) -> crate::ErrorKind {
+    use crate::ErrorKind::*;
+    match code {
+        1 => NotFound,
+        2 => NotExecutable,
+        3 => InvalidInput,
+        5 => Io,
+        6 => LauncherNotFound,
+        _ => Spawn,
+    }
+}
+
+mod ty {
+    pub const HELLO: u8 = 1;
+    pub const SPAWN_REQUEST: u8 = 2;
+    pub const SPAWNED: u8 = 3;
+    pub const SPAWN_FAILED: u8 = 4;
+    pub const EXITED: u8 = 5;
+    pub const KILL: u8 = 6;
+    pub const PID_CONFIRMED: u8 = 7;
+}
+
+/// Encodes one message as a frame.
+///
+/// # Panics
+/// If the message's payload would exceed [`MAX_PAYLOAD`] (a request with
+/// over a mebibyte of arguments and environment); use [`try_encode`] to get
+/// an error instead.
+pub fn encode(msg: &Message) -> Vec<u8> {
+    try_encode(msg).expect("control message within MAX_PAYLOAD")
+}
+
+/// Encodes one message as a frame, or fails if it is too large.
+pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
+    let mut p = Vec::new();
+    let t = match msg {
+        Message::Hello { shim_pid } => {
+            p.extend_from_slice(&shim_pid.to_le_bytes());
+            ty::HELLO
+        }
+        Message::SpawnRequest { program, args, env_clear, env, cwd } => {
+            put_bytes(&mut p, program);
+            put_u32(&mut p, args.len());
+            for a in args {
+                put_bytes(&mut p, a);
+            }
+            p.push(u8::from(*env_clear));
+            put_u32(&mut p, env.len());
+            for (k, v) in env {
+                put_bytes(&mut p, k);
+                match v {
+                    Some(v) => {
+                        p.push(1);
+                        put_bytes(&mut p, v);
+                    }
+                    None => p.push(0),
+                }
+            }
+            match cwd {
+                Some(c) => {
+                    p.push(1);
+                    put_bytes(&mut p, c);
+                }
+                None => p.push(0),
+            }
+            ty::SPAWN_REQUEST
+        }
+        Message::Spawned { pid } => {
+            p.extend_from_slice(&pid.to_le_bytes());
+            ty::SPAWNED
+        }
+        Message::SpawnFailed { kind, os_code, message } => {
+            p.push(*kind);
+            p.extend_from_slice(&os_code.to_le_bytes());
+            put_bytes(&mut p, message.as_bytes());
+            ty::SPAWN_FAILED
+        }
+        Message::Exited { status } => {
+            let (tag, n) = match status {
+                WireStatus::Exited(n) => (0u8, *n),
+                WireStatus::Signaled(n) => (1u8, *n),
+            };
+            p.push(tag);
+            p.extend_from_slice(&n.to_le_bytes());
+            ty::EXITED
+        }
+        Message::Kill { signal } => {
+            p.extend_from_slice(&signal.to_le_bytes());
+            ty::KILL
+        }
+        Message::PidConfirmed => ty::PID_CONFIRMED,
+    };
+    if p.len() > MAX_PAYLOAD {
+        return Err(ProtocolError::TooLarge(p.len() as u64));
+    }
+    let mut frame = Vec::with_capacity(HEADER_LEN + p.len());
+    frame.extend_from_slice(&MAGIC);
+    frame.push(VERSION);
+    frame.push(t);
+    frame.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&p);
+    Ok(frame)
+}
+
+fn put_u32(p: &mut Vec<u8>, n: usize) {
+    p.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+fn put_bytes(p: &mut Vec<u8>, b: &[u8]) {
+    put_u32(p, b.len());
+    p.extend_from_slice(b);
+}
+
+/// Decodes the first frame in `buf`: `Ok(None)` if more bytes are needed,
+/// else the message and how many bytes it used. Checks the header as soon
+/// as it is complete, so a bad peer is refused without waiting for a
+/// payload it announced.
+pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
+    let magic_len = buf.len().min(4);
+    if buf[..magic_len] != MAGIC[..magic_len] {
+        return Err(ProtocolError::BadMagic);
+    }
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    if buf[4] != VERSION {
+        return Err(ProtocolError::VersionMismatch { theirs: buf[4], ours: VERSION });
+    }
+    let t = buf[5];
+    let len = u32::from_le_bytes([buf[6], buf[7], buf[8], buf[9]]) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(ProtocolError::TooLarge(len as u64));
+    }
+    let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else { return Ok(None) };
+    let mut r = Reader(payload);
+    let msg = match t {
+        ty::HELLO => Message::Hello { shim_pid: r.u32()? },
+        ty::SPAWN_REQUEST => {
+            let program = r.bytes()?;
+            let n = r.count()?;
+            let mut args = Vec::new();
+            for _ in 0..n {
+                args.push(r.bytes()?);
+            }
+            let env_clear = r.flag()?;
+            let n = r.count()?;
+            let mut env = Vec::new();
+            for _ in 0..n {
+                let k = r.bytes()?;
+                let v = if r.flag()? { Some(r.bytes()?) } else { None };
+                env.push((k, v));
+            }
+            let cwd = if r.flag()? { Some(r.bytes()?) } else { None };
+            Message::SpawnRequest { program, args, env_clear, env, cwd }
+        }
+        ty::SPAWNED => Message::Spawned { pid: r.u32()? },
+        ty::SPAWN_FAILED => {
+            let kind = r.u8()?;
+            let os_code = r.u32()? as i32;
+            let message =
+                String::from_utf8(r.bytes()?).map_err(|_| ProtocolError::Malformed("message is not UTF-8"))?;
+            Message::SpawnFailed { kind, os_code, message }
+        }
+        ty::EXITED => {
+            let tag = r.u8()?;
+            let n = r.u32()? as i32;
+            let status = match tag {
+                0 => WireStatus::Exited(n),
+                1 => WireStatus::Signaled(n),
+                _ => return Err(ProtocolError::Malformed("unknown status tag")),
+            };
+            Message::Exited { status }
+        }
+        ty::KILL => Message::Kill { signal: r.u32()? as i32 },
+        ty::PID_CONFIRMED => Message::PidConfirmed,
+        other => return Err(ProtocolError::UnknownType(other)),
+    };
+    if !r.0.is_empty() {
+        return Err(ProtocolError::Malformed("trailing bytes after the message"));
+    }
+    Ok(Some((msg, HEADER_LEN + len)))
+}
+
+/// A cursor over a payload; every read is bounds-checked.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], ProtocolError> {
+        if n > self.0.len() {
+            return Err(ProtocolError::Malformed("field runs past the end of the payload"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, ProtocolError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, ProtocolError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn flag(&mut self) -> Result<bool, ProtocolError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(ProtocolError::Malformed("flag is neither 0 nor 1")),
+        }
+    }
+
+    /// A count of items that each take at least 4 bytes: bounded by what
+    /// is left, so a hostile count cannot drive a huge loop or allocation.
+    fn count(&mut self) -> Result<usize, ProtocolError> {
+        let n = self.u32()? as usize;
+        if n > self.0.len() / 4 {
+            return Err(ProtocolError::Malformed("item count exceeds the payload"));
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, ProtocolError> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn message() -> impl Strategy<Value = Message> {
+        let bytes = || prop::collection::vec(any::<u8>(), 0..40);
+        prop_oneof![
+            any::<u32>().prop_map(|shim_pid| Message::Hello { shim_pid }),
+            (
+                bytes(),
+                prop::collection::vec(bytes(), 0..5),
+                any::<bool>(),
+                prop::collection::vec((bytes(), prop::option::of(bytes())), 0..5),
+                prop::option::of(bytes())
+            )
+                .prop_map(|(program, args, env_clear, env, cwd)| Message::SpawnRequest {
+                    program,
+                    args,
+                    env_clear,
+                    env,
+                    cwd
+                }),
+            any::<u32>().prop_map(|pid| Message::Spawned { pid }),
+            (any::<u8>(), any::<i32>(), ".{0,40}").prop_map(|(kind, os_code, message)| Message::SpawnFailed {
+                kind,
+                os_code,
+                message
+            }),
+            any::<i32>().prop_map(|n| Message::Exited { status: WireStatus::Exited(n) }),
+            any::<i32>().prop_map(|n| Message::Exited { status: WireStatus::Signaled(n) }),
+            any::<i32>().prop_map(|signal| Message::Kill { signal }),
+            Just(Message::PidConfirmed),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(msg in message(), extra in prop::collection::vec(any::<u8>(), 0..8)) {
+            let mut frame = encode(&msg);
+            let len = frame.len();
+            // Every proper prefix asks for more; the whole frame decodes.
+            for cut in 0..len {
+                prop_assert_eq!(decode(&frame[..cut]), Ok(None));
+            }
+            frame.extend_from_slice(&extra);
+            prop_assert_eq!(decode(&frame), Ok(Some((msg, len))));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(buf in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&buf);
+            let mut framed = MAGIC.to_vec();
+            framed.push(VERSION);
+            framed.extend_from_slice(&buf);
+            let _ = decode(&framed);
+        }
+    }
+
+    #[test]
+    fn refusals_are_specific() {
+        assert_eq!(decode(b"HTTP/1.1"), Err(ProtocolError::BadMagic));
+        assert_eq!(decode(b"UM"), Ok(None));
+        let mut frame = encode(&Message::PidConfirmed);
+        frame[4] = 9;
+        let err = decode(&frame).unwrap_err();
+        assert_eq!(err, ProtocolError::VersionMismatch { theirs: 9, ours: VERSION });
+        assert!(err.to_string().contains("version 9") && err.to_string().contains(&format!("speaks {VERSION}")));
+        let mut huge = MAGIC.to_vec();
+        huge.extend_from_slice(&[VERSION, ty::HELLO]);
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&huge), Err(ProtocolError::TooLarge(u32::MAX as u64)));
+        let mut unknown = encode(&Message::PidConfirmed);
+        unknown[5] = 200;
+        assert_eq!(decode(&unknown), Err(ProtocolError::UnknownType(200)));
+        // A count claiming more items than the payload could hold.
+        let mut lying = MAGIC.to_vec();
+        lying.extend_from_slice(&[VERSION, ty::SPAWN_REQUEST, 12, 0, 0, 0]);
+        lying.extend_from_slice(&0u32.to_le_bytes()); // empty program
+        lying.extend_from_slice(&u32::MAX.to_le_bytes()); // args count
+        lying.extend_from_slice(&[0, 0, 0, 0]);
+        assert!(matches!(decode(&lying), Err(ProtocolError::Malformed(_))));
+    }
+}

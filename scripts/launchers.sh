@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Sets up and tears down the real launchers the tests use, as root:
+#   scripts/launchers.sh start   # prints the environment to export
+#   scripts/launchers.sh stop
+# start: installs sudo, opendoas and openssh-server if missing; creates the
+# unprivileged user umbtest (account not locked, no password); writes a doas
+# rule `permit nopass root as umbtest`; starts sshd on 127.0.0.1 on a free
+# port with a generated host key, and a generated client key authorised for
+# umbtest. Everything it makes lives under target/launchers/ (plus the user
+# and /etc/doas.conf). Only loopback is ever used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir="$PWD/target/launchers"
+user=umbtest
+
+case "${1:-}" in
+start)
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "launchers: not root; cannot create users or start sshd" >&2
+    exit 1
+  fi
+  need=()
+  for pkg in sudo opendoas openssh-server openssh-client; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+  done
+  if [ "${#need[@]}" -ne 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
+  usermod -p '*' "$user" # not locked ('!' would make sshd refuse it)
+  rule="permit nopass root as $user"
+  if ! grep -qxF "$rule" /etc/doas.conf 2>/dev/null; then
+    echo "$rule" >> /etc/doas.conf
+  fi
+  chmod 0400 /etc/doas.conf
+  "$0" stop >/dev/null 2>&1 || true
+  rm -rf "$dir" && mkdir -p "$dir" && chmod 0755 "$dir"
+  ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$dir/client_key"
+  cp "$dir/client_key.pub" "$dir/authorized_keys" && chmod 0644 "$dir/authorized_keys"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat > "$dir/sshd_config" <<CONF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $dir/host_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+UsePAM no
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AllowUsers $user
+CONF
+  mkdir -p /run/sshd
+  /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+  # Wait (bounded) until it accepts connections.
+  for _ in $(seq 1 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "export UMBILICAL_TEST_USER=$user"
+  echo "export UMBILICAL_TEST_SSH_PORT=$port"
+  echo "export UMBILICAL_TEST_SSH_KEY=$dir/client_key"
+  ;;
+stop)
+  if [ -f "$dir/sshd.pid" ]; then
+    kill "$(cat "$dir/sshd.pid")" 2>/dev/null || true
+    rm -f "$dir/sshd.pid"
+  fi
+  ;;
+*)
+  echo "usage: $0 start|stop" >&2
+  exit 2
+  ;;
+esac
