@@ -36,9 +36,19 @@ enum Command {
     /// mechanisms, launchers found on PATH, and on Windows the Winsock
     /// catalogue with non-IFS Layered Service Providers marked.
     Doctor(doctor::DoctorArgs),
+    /// The shim a launcher starts (internal; see --shim).
+    #[command(hide = true)]
+    Shim {
+        /// Where the parent waits.
+        #[arg(long = "umbilical-rendezvous")]
+        rendezvous: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
+    // The shim's own invocation comes first, before any argument parsing.
+    #[cfg(unix)]
+    umbilical::shim::run_if_invoked();
     // `run` exits with the program's full code (32 bits on Windows), which
     // `ExitCode` cannot carry.
     let cli = match Cli::try_parse() {
@@ -53,5 +63,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => std::process::exit(run::run(args)),
         Command::Doctor(args) => doctor::doctor(args),
+        #[cfg(unix)]
+        Command::Shim { rendezvous } => std::process::exit(umbilical::shim::serve(&rendezvous)),
+        #[cfg(not(unix))]
+        Command::Shim { .. } => {
+            eprintln!("umbilical: the shim is not available on this platform yet");
+            std::process::exit(125)
+        }
     }
 }

@@ -49,6 +49,14 @@ pub struct RunArgs {
     /// running; its exit is never taken for the program's.
     #[arg(long)]
     detaches: bool,
+    /// Start the program through the shim (this binary, or --shim-path):
+    /// exact status through any launcher, launcher refusals told apart from
+    /// the program's exit codes, kill across privilege boundaries. Unix.
+    #[arg(long)]
+    shim: bool,
+    /// The shim program to use with --shim (default: this binary).
+    #[arg(long, value_name = "PATH")]
+    shim_path: Option<PathBuf>,
     /// Write a JSON report to FILE at the end: status, how the end was
     /// detected, pid and byte counts.
     #[arg(long, value_name = "FILE")]
@@ -121,7 +129,11 @@ pub fn run(args: RunArgs) -> i32 {
             ChannelArg::Socket => ChannelKind::Socket,
             ChannelArg::Pipes => ChannelKind::Pipes,
         })
-        .launcher(launcher);
+        .launcher(launcher)
+        .shim(args.shim);
+    if let Some(path) = &args.shim_path {
+        cmd.shim_path(path);
+    }
     // On Windows the program runs in a kill-on-close job, so that --timeout
     // (and umbilical dying) ends what it started too, not only itself.
     #[cfg(windows)]

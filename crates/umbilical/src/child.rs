@@ -44,6 +44,9 @@ pub struct Child {
     lifeline: Option<Handle>,
     watch: Option<Arc<ReadEnd>>,
     exit: Option<Exit>,
+    /// The control stream to a shim, when the program was started by one.
+    #[cfg(unix)]
+    shim: Option<crate::shim::Link>,
 }
 
 impl Child {
@@ -64,7 +67,19 @@ impl Child {
             lifeline,
             watch,
             exit: None,
+            #[cfg(unix)]
+            shim: None,
         }
+    }
+
+    /// This child (the launcher running the shim) now stands for the
+    /// program the shim started.
+    #[cfg(unix)]
+    pub(crate) fn into_shim(mut self, link: crate::shim::Link) -> Self {
+        self.pid = link.pid;
+        self.detection = Detection::Shim;
+        self.shim = Some(link);
+        self
     }
 
     /// The process id of the process umbilical started (which, through a
@@ -123,6 +138,13 @@ impl Child {
     /// `TerminateJobObject` for a kill-on-close job, with exit code 1).
     /// Killing a program that already ended is not an error.
     pub fn kill(&mut self) -> io::Result<()> {
+        #[cfg(unix)]
+        if let Some(link) = &mut self.shim {
+            if self.exit.is_some() {
+                return Ok(());
+            }
+            return link.kill(9);
+        }
         match &self.process {
             Some(p) => p.kill(),
             None => Ok(()),
@@ -153,7 +175,27 @@ impl Child {
                 self.reap_if_exited();
                 ExitStatus::Unknown
             }
-            Detection::ChannelClosed | Detection::Shim => {
+            #[cfg(unix)]
+            Detection::Shim => {
+                let link = self.shim.as_mut().expect("a shim link until the exit is known");
+                let status = match link.wait(deadline)? {
+                    None => return Ok(None),
+                    Some(crate::shim::Ended::Reported(status)) => status,
+                    Some(crate::shim::Ended::ProgramGone) => ExitStatus::Unknown,
+                };
+                // The shim (and the launcher around it) exits right after its
+                // report: reap it now rather than leave it to a reaper
+                // thread, within the caller's deadline and two seconds.
+                if let Some(p) = &self.process {
+                    let limit = Instant::now() + Duration::from_secs(2);
+                    let until = deadline.map_or(limit, |d| d.min(limit));
+                    if matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_)) {
+                        self.process = None;
+                    }
+                }
+                status
+            }
+            _ => {
                 let end = self.watch.as_ref().expect("a watched channel until the exit is known");
                 if !wait_channel_closed(end, deadline)? {
                     return Ok(None);

@@ -93,6 +93,8 @@ pub struct Command {
     lifeline: bool,
     detection: ExitDetection,
     launcher: Launcher,
+    shim: bool,
+    shim_path: Option<PathBuf>,
     force_fork: bool,
     #[cfg_attr(unix, allow(dead_code))]
     no_window: bool,
@@ -115,6 +117,8 @@ impl Command {
             lifeline: false,
             detection: ExitDetection::Auto,
             launcher: Launcher::Direct,
+            shim: false,
+            shim_path: None,
             force_fork: false,
             no_window: false,
             kill_on_close_job: false,
@@ -223,6 +227,27 @@ impl Command {
         self
     }
 
+    /// Start the program through the shim (Unix; see [`crate::shim`]): the
+    /// launcher starts the shim, which connects back, starts the program
+    /// with the channel, and reports its pid and exact status. Then a
+    /// launcher's refusal is [`ErrorKind::LauncherRefused`], a program
+    /// missing on the far side is [`ErrorKind::NotFound`], the status is
+    /// exact through any launcher ([`Detection::Shim`]), and
+    /// [`Child::kill`] reaches a program the parent may not signal itself.
+    /// Not through ssh or container exec (the shim cannot reach back yet).
+    pub fn shim(&mut self, on: bool) -> &mut Self {
+        self.shim = on;
+        self
+    }
+
+    /// The shim program: a binary that calls
+    /// [`shim::run_if_invoked`](crate::shim::run_if_invoked) (the
+    /// `umbilical` CLI does). Defaults to the current executable.
+    pub fn shim_path(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        self.shim_path = Some(path.as_ref().to_owned());
+        self
+    }
+
     /// Spawn with `fork` + `close_range` + `execve` even where `posix_spawn`
     /// could do it. For testing the fallback path; not part of the stable
     /// API.
@@ -252,6 +277,14 @@ impl Command {
         };
         if self.program.is_empty() {
             return Err(fail(ErrorKind::InvalidInput, "the program name is empty", None));
+        }
+        #[cfg(unix)]
+        if self.shim {
+            return self.spawn_with_shim();
+        }
+        #[cfg(not(unix))]
+        if self.shim {
+            return Err(fail(ErrorKind::InvalidInput, "the shim is not available on this platform yet", None));
         }
         let launched = self.through_launcher().map_err(|e| fail(e.kind(), &e.to_string(), None))?;
         let (program, args, env_clear, env, requested) = match &launched {
@@ -320,6 +353,70 @@ impl Command {
             end.watched.store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(Child::new(process, channel, stderr_parent.map(ChildStderr::new), detection, lifeline_parent, watch))
+    }
+}
+
+#[cfg(unix)]
+impl Command {
+    /// Starts the launcher with the shim as its program, and drives the
+    /// shim up to `spawned`.
+    fn spawn_with_shim(&self) -> Result<Child> {
+        let name = self.program.to_string_lossy().into_owned();
+        let launcher = self.launcher.name();
+        if matches!(self.launcher, Launcher::Ssh { .. } | Launcher::ContainerExec { .. }) {
+            let what = format!("cannot start `{name}`: the shim cannot reach back through {launcher} yet");
+            return Err(Error::new(ErrorKind::InvalidInput, what, None));
+        }
+        if self.program.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("cannot start `{name}`: the program name is empty"),
+                None,
+            ));
+        }
+        let shim_path = match &self.shim_path {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(|e| {
+                Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e))
+            })?,
+        };
+        let rendezvous = sys::Rendezvous::create(self.launcher.target_user())
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create the rendezvous: {e}"), Some(e)))?;
+        let mut outer = Command::new(&shim_path);
+        outer
+            .arg(crate::shim::SHIM_ARG)
+            .arg(crate::shim::RENDEZVOUS_FLAG)
+            .arg(rendezvous.path())
+            .stderr(self.stderr)
+            .channel_kind(self.kind)
+            .launcher(self.launcher.clone())
+            .exit_detection(ExitDetection::Process);
+        let mut child = outer.spawn()?;
+        let launcher_pid = child.id().unwrap_or(0);
+        let link = crate::shim::connect(
+            &rendezvous,
+            &launcher,
+            launcher_pid,
+            || child.try_wait().ok().flatten().map(|e| e.status),
+            &self.program,
+            &self.args,
+            self.env_clear,
+            &self.env,
+            self.cwd.as_deref(),
+        );
+        drop(rendezvous);
+        match link {
+            Ok(link) => Ok(child.into_shim(link)),
+            Err(e) => {
+                // The shim exits on its own after reporting a failure; a hung
+                // one is killed. Either way it is reaped here, not later.
+                if !matches!(child.wait_timeout(std::time::Duration::from_secs(2)), Ok(Some(_))) {
+                    let _ = child.kill();
+                    let _ = child.wait_timeout(std::time::Duration::from_secs(2));
+                }
+                Err(Error::new(e.kind(), format!("cannot start `{name}`: {e}"), None))
+            }
+        }
     }
 }
 

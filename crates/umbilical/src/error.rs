@@ -15,6 +15,14 @@ pub enum ErrorKind {
     NotFound,
     /// The launcher program (sudo, ssh, ...) does not exist.
     LauncherNotFound,
+    /// The launcher refused: authentication or policy (for example
+    /// `sudo -n` without rights, an unknown user, doas without a rule). Only
+    /// told apart from the program's own exit when the shim is used.
+    LauncherRefused,
+    /// The shim misbehaved or died before reporting.
+    ShimFailed,
+    /// The control stream carried something this build does not speak.
+    Protocol,
     /// The program exists but cannot be executed (a directory, no execute
     /// permission, or not an executable format).
     NotExecutable,
@@ -34,6 +42,9 @@ impl fmt::Display for ErrorKind {
         f.write_str(match self {
             ErrorKind::NotFound => "program not found",
             ErrorKind::LauncherNotFound => "launcher not found",
+            ErrorKind::LauncherRefused => "launcher refused",
+            ErrorKind::ShimFailed => "shim failed",
+            ErrorKind::Protocol => "control protocol error",
             ErrorKind::NotExecutable => "program not executable",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Spawn => "spawn failed",
@@ -82,7 +93,9 @@ impl From<Error> for io::Error {
             ErrorKind::NotFound | ErrorKind::LauncherNotFound => io::ErrorKind::NotFound,
             ErrorKind::NotExecutable => io::ErrorKind::PermissionDenied,
             ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
-            ErrorKind::Spawn | ErrorKind::Io => e.source.as_ref().map_or(io::ErrorKind::Other, io::Error::kind),
+            ErrorKind::LauncherRefused => io::ErrorKind::PermissionDenied,
+            ErrorKind::Protocol => io::ErrorKind::InvalidData,
+            _ => e.source.as_ref().map_or(io::ErrorKind::Other, io::Error::kind),
         };
         io::Error::new(kind, e)
     }

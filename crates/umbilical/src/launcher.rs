@@ -143,6 +143,15 @@ impl Launcher {
         }
     }
 
+    /// The user the program runs as, where the launcher names one.
+    pub(crate) fn target_user(&self) -> Option<&str> {
+        match self {
+            Launcher::Sudo { user, .. } | Launcher::Doas { user } | Launcher::Pkexec { user, .. } => user.as_deref(),
+            Launcher::Runuser { user } | Launcher::Su { user } => Some(user),
+            _ => None,
+        }
+    }
+
     /// What this launcher does with the channel, descriptors and status.
     pub fn capabilities(&self) -> Capabilities {
         let c = |keeps_extra_handles, execs_in_place, via_shell| Capabilities {

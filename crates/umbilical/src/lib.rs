@@ -48,6 +48,8 @@ mod error;
 mod exit;
 mod launcher;
 pub mod protocol;
+#[cfg(unix)]
+pub mod shim;
 mod sys;
 
 pub use channel::{Channel, ChannelKind, ChildEnd, ReadHalf, WriteHalf};

@@ -136,6 +136,9 @@ pub fn kind_code(kind: crate::ErrorKind) -> u8 {
         Spawn => 4,
         Io => 5,
         LauncherNotFound => 6,
+        LauncherRefused => 7,
+        ShimFailed => 8,
+        Protocol => 9,
     }
 }
 
@@ -148,6 +151,9 @@ pub fn kind_from_code(code: u8) -> crate::ErrorKind {
         3 => InvalidInput,
         5 => Io,
         6 => LauncherNotFound,
+        7 => LauncherRefused,
+        8 => ShimFailed,
+        9 => Protocol,
         _ => Spawn,
     }
 }

@@ -4,13 +4,17 @@
 
 mod fd;
 mod process;
+mod rendezvous;
 mod resolve;
 mod spawn;
 mod wait;
 
 pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
+pub(crate) use rendezvous::Rendezvous;
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
+#[cfg(target_os = "linux")]
+pub(crate) use wait::wait_readable;
 pub(crate) use wait::{wait_closed, wait_eof};
 
 /// An owned descriptor.

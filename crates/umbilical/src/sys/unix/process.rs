@@ -141,6 +141,13 @@ impl Process {
         self.signal(Signal::KILL)
     }
 
+    /// Sends signal `sig` (a raw number); an exited process is not an error.
+    pub(crate) fn signal_raw(&self, sig: i32) -> io::Result<()> {
+        let sig =
+            Signal::from_named_raw(sig).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "unknown signal"))?;
+        self.signal(sig)
+    }
+
     fn signal(&self, sig: Signal) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(pidfd) = &self.pidfd {

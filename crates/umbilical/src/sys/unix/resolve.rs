@@ -65,7 +65,12 @@ fn check(candidate: &Path) -> Check {
             | rustix::io::Errno::LOOP
             | rustix::io::Errno::NAMETOOLONG,
         ) => Check::Missing,
-        Err(_) => Check::NotExecutable,
+        // EACCES may mean "no x bit" or "cannot search a directory on the
+        // way" (another user's PATH entry): only a file we can see exists.
+        Err(_) => match std::fs::metadata(candidate) {
+            Ok(_) => Check::NotExecutable,
+            Err(_) => Check::Missing,
+        },
         Ok(()) => match std::fs::metadata(candidate) {
             Ok(m) if m.is_file() => Check::Ok,
             Ok(_) => Check::NotExecutable,

@@ -68,3 +68,9 @@ pub(crate) fn wait_closed(fd: &OwnedFd, deadline: Option<Instant>) -> io::Result
 pub(crate) fn timespec(d: Duration) -> Timespec {
     Timespec { tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as _, tv_nsec: d.subsec_nanos() as _ }
 }
+
+/// Blocks until `fd` is readable (a pidfd: the process has exited).
+#[cfg(target_os = "linux")]
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    wait_fd(fd, Until::Readable, None).map(|_| ())
+}

@@ -1,0 +1,220 @@
+//! Through real launchers with the shim: exact status, refusals told apart
+//! from exit codes, a program missing on the far side, kill across the
+//! privilege boundary, and the rendezvous' security. Needs
+//! `scripts/launchers.sh start` (as root); otherwise each test prints SKIP.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use umbilical::{Capabilities, Command, Detection, ErrorKind, Exit, ExitStatus, Launcher};
+
+fn skip(what: &str, why: &str) {
+    let _ = std::io::stderr().write_all(format!("SKIP: {what}: {why}\n").as_bytes());
+}
+
+fn user(test: &str) -> Option<String> {
+    let user = std::env::var("UMBILICAL_TEST_USER").ok();
+    if user.is_none() {
+        skip(test, "UMBILICAL_TEST_USER is not set (run `scripts/launchers.sh start` as root)");
+    }
+    user
+}
+
+/// The launchers the shim can go through here (ssh and containers: it
+/// cannot reach back yet; pkexec: no polkitd).
+fn launchers(user: &str) -> Vec<Launcher> {
+    vec![
+        Launcher::Sudo { user: Some(user.into()), non_interactive: true },
+        Launcher::Doas { user: Some(user.into()) },
+        Launcher::Runuser { user: user.into() },
+        Launcher::Su { user: user.into() },
+    ]
+}
+
+fn shimmed(l: &Launcher, args: &[&str]) -> Command {
+    let mut cmd = helper(args);
+    cmd.launcher(l.clone()).shim(true).shim_path(HELPER);
+    cmd
+}
+
+#[test]
+fn round_trip_exit_codes_and_signals_are_exact() {
+    let _g = fd_lock();
+    let Some(user) = user("shim: exact status") else { return };
+    for l in launchers(&user) {
+        let payload = pattern(16 << 20, 3);
+        let expected = payload.clone();
+        let lc = l.clone();
+        let out = bounded(LIMIT, "shim round trip", move || {
+            let mut child = shimmed(&lc, &["echo"]).spawn().unwrap();
+            let out = round_trip(child.take_channel().unwrap(), payload, vec![1 << 20, 333]);
+            assert_eq!(child.wait().unwrap(), Exit { status: ExitStatus::Exited(0), detection: Detection::Shim });
+            out
+        });
+        assert!(out == expected, "{}: byte-exact", l.name());
+        for code in [0, 3] {
+            let exit = shimmed(&l, &["exit", &code.to_string()]).spawn().unwrap().wait().unwrap();
+            assert_eq!(exit, Exit { status: ExitStatus::Exited(code), detection: Detection::Shim }, "{}", l.name());
+        }
+        let exit = shimmed(&l, &["signal", "15"]).spawn().unwrap().wait().unwrap();
+        assert_eq!(exit.status, ExitStatus::Signaled(15), "{}: exact through the shim", l.name());
+        // The program runs as the target user, with our environment and
+        // working directory carried over the control stream.
+        let mut id = Command::new("id");
+        id.arg("-u").launcher(l.clone()).shim(true).shim_path(HELPER);
+        let uid = std::process::Command::new("id").args(["-u", &user]).output().unwrap();
+        assert_eq!(output_of(id.spawn().unwrap()).trim(), String::from_utf8_lossy(&uid.stdout).trim(), "{}", l.name());
+        let out = output_of(shimmed(&l, &["env", "UMB_SHIM"]).env("UMB_SHIM", "over the stream").spawn().unwrap());
+        assert_eq!(out.trim(), "over the stream", "{}", l.name());
+        let out = output_of(shimmed(&l, &["cwd"]).current_dir("/tmp").spawn().unwrap());
+        assert_eq!(out.trim(), "/tmp", "{}", l.name());
+    }
+}
+
+#[test]
+fn kill_reaches_a_program_of_another_user() {
+    let _g = fd_lock();
+    let Some(user) = user("shim: kill") else { return };
+    for l in launchers(&user) {
+        let mut child = shimmed(&l, &["sleep", "30000"]).spawn().unwrap();
+        let pid = child.id().unwrap();
+        assert_ne!(pid, 0);
+        assert_eq!(child.try_wait().unwrap(), None);
+        child.kill().unwrap();
+        let exit = bounded(LIMIT, "wait after kill", move || child.wait().unwrap());
+        assert_eq!(exit.status, ExitStatus::Signaled(9), "{}", l.name());
+    }
+}
+
+#[test]
+fn missing_program_and_refusals_are_told_apart() {
+    let _g = fd_lock();
+    let Some(user) = user("shim: refusals") else { return };
+    for l in launchers(&user) {
+        let err = Command::new("umbilical-no-such-program")
+            .launcher(l.clone())
+            .shim(true)
+            .shim_path(HELPER)
+            .spawn()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{}: {err}", l.name());
+    }
+    let refused = [
+        Launcher::Sudo { user: Some("umbilical-no-such-user".into()), non_interactive: true },
+        // The doas rule permits root as the test user only.
+        Launcher::Doas { user: Some("nobody".into()) },
+    ];
+    for l in refused {
+        let err = shimmed(&l, &["exit", "1"]).spawn().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LauncherRefused, "{}: {err}", l.name());
+        assert!(err.to_string().contains(&l.name()), "{err}");
+    }
+}
+
+/// A stranger (this test process: not a descendant of the launcher)
+/// connects to the rendezvous first: refused, and the real shim still gets
+/// through. The directory is 0700 and gone afterwards.
+#[test]
+fn a_stranger_is_refused_and_the_shim_still_connects() {
+    use std::os::unix::fs::PermissionsExt;
+    let _g = fd_lock();
+    // The launcher waits before starting the shim, so the stranger is first.
+    let slow = Launcher::Custom {
+        prefix: vec!["sh".into(), "-c".into(), "sleep 0.5; exec \"$@\"".into(), "sh".into()],
+        capabilities: Capabilities { keeps_stdio: true, returns_status: true, ..Default::default() },
+    };
+    let prefix = format!("umbilical-{}-", std::process::id());
+    let stranger = std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            let found = std::fs::read_dir(std::env::temp_dir())
+                .unwrap()
+                .filter_map(Result::ok)
+                .find(|e| e.file_name().to_string_lossy().starts_with(&prefix));
+            if let Some(dir) = found {
+                let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
+                let sock = dir.path().join("control.sock");
+                if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut buf = [0u8; 16];
+                    // Refused: the parent closes our connection unanswered.
+                    let n = s.read(&mut buf).unwrap_or(0);
+                    return Some((mode, n, dir.path()));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    });
+    let mut cmd = helper(&["exit", "6"]);
+    cmd.launcher(slow).shim(true).shim_path(HELPER);
+    let exit = cmd.spawn().expect("the real shim connects after the stranger").wait().unwrap();
+    assert_eq!(exit, Exit { status: ExitStatus::Exited(6), detection: Detection::Shim });
+    let (mode, read, dir) = stranger.join().unwrap().expect("the stranger found the rendezvous");
+    assert_eq!(mode, 0o700, "rendezvous directory mode");
+    assert_eq!(read, 0, "the stranger got nothing but a closed connection");
+    assert!(!dir.exists(), "the rendezvous directory is gone");
+}
+
+#[test]
+fn two_hundred_launches_leave_nothing_in_the_temp_directory() {
+    let _g = fd_lock();
+    let prefix = format!("umbilical-{}-", std::process::id());
+    let leftovers = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .count()
+    };
+    let before = open_fd_count();
+    for i in 0..200 {
+        let mut cmd = helper(&["exit", &(i % 5).to_string()]);
+        cmd.shim(true).shim_path(HELPER);
+        // Failures too must clean up: every tenth asks for a missing program.
+        if i % 10 == 9 {
+            let err = Command::new("umbilical-no-such-program").shim(true).shim_path(HELPER).spawn().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotFound);
+            continue;
+        }
+        assert_eq!(cmd.spawn().unwrap().wait().unwrap().code(), Some(i % 5));
+    }
+    assert_eq!(leftovers(), 0, "rendezvous directories left behind");
+    assert_eq!(open_fd_count(), before, "descriptors left behind");
+}
+
+/// Nothing secret travels on a command line: the shim's argv is its path,
+/// `shim`, the flag and the rendezvous path (which authenticates nobody).
+#[test]
+fn the_shim_argv_carries_no_secret() {
+    let _g = fd_lock();
+    let mut child = helper(&["sleep", "2000"]).shim(true).shim_path(HELPER).spawn().unwrap();
+    // With the direct launcher the shim is our child: read its argv.
+    let shim_pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.split(|&b| b == 0).any(|w| w == b"--umbilical-rendezvous")
+                    && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                        s[s.rfind(')').unwrap() + 2..].split_whitespace().nth(1)
+                            == Some(&std::process::id().to_string())
+                    })
+            })
+        })
+        .expect("the shim process");
+    let cmdline = std::fs::read(format!("/proc/{shim_pid}/cmdline")).unwrap();
+    let words: Vec<String> =
+        cmdline.split(|&b| b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+    assert_eq!(words.len(), 4, "{words:?}");
+    assert_eq!(&words[1..3], ["shim", "--umbilical-rendezvous"]);
+    assert!(words[3].ends_with("/control.sock"), "{words:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

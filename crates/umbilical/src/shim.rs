@@ -1,0 +1,382 @@
+//! The shim: a small helper started by the launcher instead of the program.
+//!
+//! It connects back to the parent's rendezvous, receives the program's
+//! argv, environment and working directory over the control stream
+//! (launchers reset the environment and may change directory), starts the
+//! program with its own stdin/stdout — the channel, passed through the
+//! launcher, so no byte is relayed — reports `spawned(pid)` or
+//! `spawn_failed`, obeys `kill`, reports `exited(status)` and exits with the
+//! program's code. Through it, a launcher's refusal is told apart from the
+//! program's exit code, and the status is exact through any launcher.
+//!
+//! The shim is `umbilical shim --umbilical-rendezvous PATH` (the CLI), or
+//! any binary of yours that calls [`run_if_invoked`] first thing in `main`.
+//!
+//! Unix only so far (Windows elevation through the shim is to come).
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind};
+use crate::exit::ExitStatus;
+use crate::protocol::{self, Message, WireStatus};
+use crate::sys;
+
+/// The argument that marks a shim invocation.
+pub const SHIM_ARG: &str = "shim";
+/// The flag before the rendezvous path.
+pub const RENDEZVOUS_FLAG: &str = "--umbilical-rendezvous";
+
+/// If this process was started as a shim (`ARGV0 shim
+/// --umbilical-rendezvous PATH`), serve and exit with the program's code;
+/// otherwise return and let `main` go on.
+///
+/// ```no_run
+/// // First thing in `main`:
+/// umbilical::shim::run_if_invoked();
+/// // ... the rest of your program
+/// ```
+pub fn run_if_invoked() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(OsStr::new(SHIM_ARG))
+        || args.next().as_deref() != Some(OsStr::new(RENDEZVOUS_FLAG))
+    {
+        return;
+    }
+    let Some(path) = args.next() else { return };
+    std::process::exit(serve(Path::new(&path)));
+}
+
+/// Runs the shim's side against the rendezvous at `path`; returns the exit
+/// code for the shim process (the program's, 128+N for signal N, 125 for
+/// the shim's own failures, 126/127 when the program could not start).
+pub fn serve(path: &Path) -> i32 {
+    match serve_inner(path) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("umbilical shim: {e}");
+            125
+        }
+    }
+}
+
+fn serve_inner(path: &Path) -> io::Result<i32> {
+    let mut stream = UnixStream::connect(path)?;
+    send(&mut stream, &Message::Hello { shim_pid: std::process::id() })?;
+    let mut buf = Vec::new();
+    let Message::SpawnRequest { program, args, env_clear, env, cwd } = recv(&mut stream, &mut buf)? else {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a spawn request"));
+    };
+    let os = |b: Vec<u8>| OsString::from_vec(b);
+    let program = os(program);
+    let args: Vec<OsString> = args.into_iter().map(os).collect();
+    let env: std::collections::BTreeMap<OsString, Option<OsString>> =
+        env.into_iter().map(|(k, v)| (os(k), v.map(os))).collect();
+    let cwd = cwd.map(|c| PathBuf::from(os(c)));
+    // The channel arrived as our own stdin/stdout, through the launcher.
+    let stdin = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned()?;
+    let stdout = std::os::fd::AsFd::as_fd(&io::stdout()).try_clone_to_owned()?;
+    let request = sys::Request {
+        program: &program,
+        args: &args,
+        env_clear,
+        env: &env,
+        cwd: cwd.as_deref(),
+        stdin: &stdin,
+        stdout: &stdout,
+        stderr: sys::StderrTarget::Inherit,
+        lifeline: None,
+        force_fork: false,
+        no_window: false,
+        kill_on_close_job: false,
+    };
+    if let Some(dir) = &cwd
+        && !dir.is_dir()
+    {
+        let message = format!("working directory {} does not exist or is not a directory", dir.display());
+        send(
+            &mut stream,
+            &Message::SpawnFailed { kind: protocol::kind_code(ErrorKind::InvalidInput), os_code: 0, message },
+        )?;
+        return Ok(125);
+    }
+    let process = match sys::spawn(&request) {
+        Ok(p) => p,
+        Err(e) => {
+            let code = match e.kind {
+                ErrorKind::NotFound => 127,
+                ErrorKind::NotExecutable => 126,
+                _ => 125,
+            };
+            let os_code = e.source.as_ref().and_then(io::Error::raw_os_error).unwrap_or(0);
+            send(&mut stream, &Message::SpawnFailed { kind: protocol::kind_code(e.kind), os_code, message: e.what })?;
+            return Ok(code);
+        }
+    };
+    drop((stdin, stdout));
+    send(&mut stream, &Message::Spawned { pid: process.pid() })?;
+    // The program stays unreaped until the parent says it holds its own
+    // handle: the pid it opened cannot have been reused.
+    match recv(&mut stream, &mut buf) {
+        Ok(Message::PidConfirmed) | Err(_) => {}
+        Ok(_) => return Err(io::Error::new(io::ErrorKind::InvalidData, "expected the pid confirmation")),
+    }
+    let process = std::sync::Arc::new(process);
+    let killer = process.clone();
+    let mut control = stream.try_clone()?;
+    // Kill requests arrive while the program runs; the thread ends with
+    // the stream. It takes over the bytes already read: a kill sent right
+    // after the confirmation may have arrived with it.
+    let mut pending = std::mem::take(&mut buf);
+    std::thread::spawn(move || {
+        while let Ok(msg) = recv(&mut control, &mut pending) {
+            if let Message::Kill { signal } = msg {
+                let _ = killer.signal_raw(signal);
+            }
+        }
+    });
+    let status = process.wait()?;
+    let (wire, code) = match status {
+        ExitStatus::Exited(c) => (WireStatus::Exited(c), c),
+        ExitStatus::Signaled(s) => (WireStatus::Signaled(s), 128 + s),
+        ExitStatus::Unknown => (WireStatus::Exited(125), 125),
+    };
+    send(&mut stream, &Message::Exited { status: wire })?;
+    Ok(code)
+}
+
+pub(crate) fn send(stream: &mut UnixStream, msg: &Message) -> io::Result<()> {
+    let frame = protocol::try_encode(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    stream.write_all(&frame)
+}
+
+/// Reads one message; `buf` keeps bytes that belong to the next one.
+pub(crate) fn recv(stream: &mut UnixStream, buf: &mut Vec<u8>) -> io::Result<Message> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match protocol::decode(buf) {
+            Ok(Some((msg, used))) => {
+                buf.drain(..used);
+                return Ok(msg);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the control stream closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The parent's live connection to a shim.
+pub(crate) struct Link {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    /// The program's pid, as the shim reported it.
+    pub(crate) pid: u32,
+    /// Our own handle on the program, if the OS let us open one.
+    #[cfg(target_os = "linux")]
+    pub(crate) pidfd: Option<std::os::fd::OwnedFd>,
+}
+
+/// What ended a wait on the shim.
+pub(crate) enum Ended {
+    /// The shim reported the program's status.
+    Reported(ExitStatus),
+    /// The shim died first; the program is gone too (seen through our own
+    /// handle on it), status unknown.
+    ProgramGone,
+}
+
+/// How long the parent waits for the shim to connect and report.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The parent's side up to `spawned`: waits for the shim, authenticates it,
+/// sends the request. `launcher_done` reports the launcher's status if it
+/// ended (then it refused, or the shim failed to start).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn connect(
+    rendezvous: &sys::Rendezvous,
+    launcher: &str,
+    launcher_pid: u32,
+    mut launcher_done: impl FnMut() -> Option<ExitStatus>,
+    program: &OsStr,
+    args: &[OsString],
+    env_clear: bool,
+    env: &std::collections::BTreeMap<OsString, Option<OsString>>,
+    cwd: Option<&Path>,
+) -> Result<Link, Error> {
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let mut ended = None;
+    let mut refused = 0;
+    let stream = rendezvous
+        .accept_from(
+            launcher_pid,
+            deadline,
+            || {
+                ended = launcher_done();
+                ended.is_some()
+            },
+            &mut refused,
+        )
+        .map_err(|e| Error::new(ErrorKind::ShimFailed, format!("{launcher}: waiting for the shim: {e}"), Some(e)))?;
+    let Some(mut stream) = stream else {
+        let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
+        return Err(Error::new(
+            ErrorKind::LauncherRefused,
+            format!(
+                "{launcher} ended ({status}) before the shim connected: refused (authentication, policy or unknown user), or the shim could not start"
+            ),
+            None,
+        ));
+    };
+    let io_err = |what: &str| {
+        let what = format!("{launcher}: {what}");
+        move |e: io::Error| {
+            let kind = if e.kind() == io::ErrorKind::InvalidData { ErrorKind::Protocol } else { ErrorKind::ShimFailed };
+            Error::new(kind, format!("{what}: {e}"), Some(e))
+        }
+    };
+    stream
+        .set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
+        .ok();
+    let mut buf = Vec::new();
+    match recv(&mut stream, &mut buf).map_err(io_err("reading the shim's hello"))? {
+        Message::Hello { .. } => {}
+        other => {
+            return Err(Error::new(ErrorKind::Protocol, format!("{launcher}: expected hello, got {other:?}"), None));
+        }
+    }
+    let request = Message::SpawnRequest {
+        program: program.as_bytes().to_vec(),
+        args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        env_clear,
+        env: env.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_ref().map(|v| v.as_bytes().to_vec()))).collect(),
+        cwd: cwd.map(|c| c.as_os_str().as_bytes().to_vec()),
+    };
+    send(&mut stream, &request).map_err(io_err("sending the request"))?;
+    let pid = match recv(&mut stream, &mut buf).map_err(io_err("reading the spawn result"))? {
+        Message::Spawned { pid } => pid,
+        Message::SpawnFailed { kind, os_code, message } => {
+            let source = (os_code != 0).then(|| io::Error::from_raw_os_error(os_code));
+            return Err(Error::new(protocol::kind_from_code(kind), format!("through {launcher}: {message}"), source));
+        }
+        other => return Err(Error::new(ErrorKind::Protocol, format!("{launcher}: unexpected {other:?}"), None)),
+    };
+    // Open our own handle while the shim keeps the program unreaped, then
+    // let it go on. Where the OS refuses, exit detection relies on the shim.
+    #[cfg(target_os = "linux")]
+    let pidfd = rustix::process::Pid::from_raw(pid as i32)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    send(&mut stream, &Message::PidConfirmed).map_err(io_err("confirming the pid"))?;
+    stream.set_read_timeout(None).ok();
+    Ok(Link {
+        stream,
+        buf,
+        pid,
+        #[cfg(target_os = "linux")]
+        pidfd,
+    })
+}
+
+impl Link {
+    /// Waits for the shim's report until `deadline`; `Ok(None)` on timeout.
+    pub(crate) fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Option<Ended>> {
+        loop {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() && !self.has_frame() {
+                        // A zero timeout means "block" to std: poll instead.
+                        self.stream.set_nonblocking(true)?;
+                        let r = self.read_some();
+                        self.stream.set_nonblocking(false)?;
+                        match r {
+                            Ok(Some(ended)) => return Ok(Some(ended)),
+                            Ok(None) => return Ok(None),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Some(left.max(Duration::from_millis(1)))
+                }
+            };
+            self.stream.set_read_timeout(timeout)?;
+            match self.read_some() {
+                Ok(Some(ended)) => return Ok(Some(ended)),
+                Ok(None) => continue,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn has_frame(&self) -> bool {
+        matches!(protocol::decode(&self.buf), Ok(Some(_)) | Err(_))
+    }
+
+    /// Reads what is there and acts on complete messages.
+    fn read_some(&mut self) -> io::Result<Option<Ended>> {
+        loop {
+            match protocol::decode(&self.buf) {
+                Ok(Some((msg, used))) => {
+                    self.buf.drain(..used);
+                    if let Message::Exited { status } = msg {
+                        return Ok(Some(Ended::Reported(match status {
+                            WireStatus::Exited(c) => ExitStatus::Exited(c),
+                            WireStatus::Signaled(s) => ExitStatus::Signaled(s),
+                        })));
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            let mut chunk = [0u8; 1024];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                // The shim died without reporting: wait for the program
+                // itself if we hold it, else the end is all we know.
+                #[cfg(target_os = "linux")]
+                if let Some(fd) = &self.pidfd {
+                    use std::os::fd::AsFd;
+                    sys_wait_readable(fd.as_fd())?;
+                }
+                return Ok(Some(Ended::ProgramGone));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Asks the shim to signal the program; falls back to our own handle.
+    pub(crate) fn kill(&mut self, signal: i32) -> io::Result<()> {
+        match send(&mut self.stream, &Message::Kill { signal }) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                #[cfg(target_os = "linux")]
+                if let Some(fd) = &self.pidfd
+                    && let Some(sig) = rustix::process::Signal::from_named_raw(signal)
+                {
+                    return rustix::process::pidfd_send_signal(fd, sig).map_err(Into::into);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn sys_wait_readable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    sys::wait_readable(fd)
+}

@@ -1,0 +1,182 @@
+//! The rendezvous a shim connects back to: a Unix socket in a fresh `0700`
+//! directory, accepted only from the launcher or one of its descendants.
+//!
+//! When the parent is root and the launcher switches to another user, the
+//! directory is handed to that user (still `0700`), or the shim could not
+//! reach it. Same-user strangers who find the path are refused by the peer
+//! check (`SO_PEERCRED` pid must descend from the launcher), and a refused
+//! connection does not stop the real shim from connecting next.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::wait::{Until, wait_fd};
+
+pub(crate) struct Rendezvous {
+    dir: PathBuf,
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl Rendezvous {
+    /// Creates the directory and the listening socket; `owner` is the user
+    /// the shim will run as, if the directory must be handed over.
+    pub(crate) fn create(owner: Option<&str>) -> io::Result<Rendezvous> {
+        let base = std::env::temp_dir();
+        let mut last = None;
+        for _ in 0..16 {
+            let dir = base.join(format!("umbilical-{}-{:016x}", std::process::id(), random_u64()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {
+                    // Remove the directory if anything below fails.
+                    let guard = DirGuard(Some(dir.clone()));
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+                    let path = dir.join("control.sock");
+                    let listener = UnixListener::bind(&path)?;
+                    // Connecting needs search on the directory and write on
+                    // the socket: both go to the shim's user.
+                    if let Some(user) = owner
+                        && rustix::process::geteuid().is_root()
+                        && let Some(uid) = uid_of(user)
+                    {
+                        rustix::fs::chown(&path, Some(uid), None)?;
+                        rustix::fs::chown(&dir, Some(uid), None)?;
+                    }
+                    listener.set_nonblocking(true)?;
+                    std::mem::forget(guard);
+                    return Ok(Rendezvous { dir, path, listener });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no fresh rendezvous directory")))
+    }
+
+    /// The socket path the shim is told about. It is not a secret.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for the shim: returns a connection whose peer descends from
+    /// `launcher_pid`, refusing (and counting) any other. `gave_up` is
+    /// polled every 100 ms; when it says the launcher is gone, waiting ends
+    /// with `Ok(None)`.
+    pub(crate) fn accept_from(
+        &self,
+        launcher_pid: u32,
+        deadline: Instant,
+        mut gave_up: impl FnMut() -> bool,
+        refused: &mut u32,
+    ) -> io::Result<Option<UnixStream>> {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if peer_descends_from(&stream, launcher_pid) {
+                        stream.set_nonblocking(false)?;
+                        return Ok(Some(stream));
+                    }
+                    *refused += 1;
+                    drop(stream);
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if gave_up() {
+                return Ok(None);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the shim did not connect in time"));
+            }
+            let slice = (now + Duration::from_millis(100)).min(deadline);
+            wait_fd(std::os::fd::AsFd::as_fd(&self.listener), Until::Readable, Some(slice))?;
+        }
+    }
+}
+
+impl Drop for Rendezvous {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+struct DirGuard(Option<PathBuf>);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; the name only needs to be fresh,
+    // not secret (authentication is by peer pid).
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
+/// Whether the peer's pid is `ancestor` or descends from it.
+#[cfg(target_os = "linux")]
+fn peer_descends_from(stream: &UnixStream, ancestor: u32) -> bool {
+    let Ok(cred) = rustix::net::sockopt::socket_peercred(stream) else { return false };
+    let mut pid = cred.pid.as_raw_nonzero().get() as u32;
+    // Walk up the parent chain (bounded); init or a failed read ends it.
+    for _ in 0..64 {
+        if pid == ancestor {
+            return true;
+        }
+        match parent_of(pid) {
+            Some(ppid) if ppid > 1 => pid = ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+#[cfg(target_os = "linux")]
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: parse after
+    // the last ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Peer-pid authentication is implemented on Linux only so far: elsewhere
+/// every peer is refused, so the shim cannot be used there yet.
+#[cfg(not(target_os = "linux"))]
+fn peer_descends_from(_stream: &UnixStream, _ancestor: u32) -> bool {
+    false
+}
+
+/// A user's uid from the password database.
+pub(crate) fn uid_of(user: &str) -> Option<rustix::process::Uid> {
+    let name = std::ffi::CString::new(user).ok()?;
+    let mut pwd: libc::passwd = unsafe_zeroed_passwd();
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwnam_r writes into `pwd` and `buf`, both valid for the
+    // sizes given, and sets `result` to `&pwd` or null.
+    let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    Some(rustix::process::Uid::from_raw(pwd.pw_uid))
+}
+
+fn unsafe_zeroed_passwd() -> libc::passwd {
+    // SAFETY: `passwd` is a plain C struct of integers and pointers, for
+    // which all-zero is a valid (empty) value.
+    unsafe { std::mem::zeroed() }
+}
