@@ -2,7 +2,8 @@
 # Sets up and tears down the real launchers the tests use, as root:
 #   scripts/launchers.sh start   # prints the environment to export
 #   scripts/launchers.sh stop
-# start: installs sudo, opendoas and openssh-server if missing; creates the
+# start: installs sudo, opendoas, openssh-server and pkexec (with polkitd
+# and dbus) if missing; starts the system bus and polkitd; creates the
 # unprivileged user umbtest (account not locked, no password); writes a doas
 # rule `permit nopass root as umbtest`; starts sshd on 127.0.0.1 on a free
 # port with a generated host key, and a generated client key authorised for
@@ -20,7 +21,7 @@ start)
     exit 1
   fi
   need=()
-  for pkg in sudo opendoas openssh-server openssh-client; do
+  for pkg in sudo opendoas openssh-server openssh-client pkexec polkitd dbus; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
   done
   if [ "${#need[@]}" -ne 0 ]; then
@@ -36,6 +37,13 @@ start)
   fi
   chmod 0400 /etc/doas.conf
   "$0" stop >/dev/null 2>&1 || true
+  # pkexec asks polkitd over the system bus.
+  mkdir -p /run/dbus
+  [ -S /run/dbus/system_bus_socket ] || dbus-daemon --system --fork
+  if ! pgrep -x polkitd >/dev/null; then
+    /usr/lib/polkit-1/polkitd --no-debug >/dev/null 2>&1 &
+    for _ in $(seq 1 50); do pkexec --version >/dev/null 2>&1 && busctl --system status org.freedesktop.PolicyKit1 >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
   rm -rf "$dir" && mkdir -p "$dir" && chmod 0755 "$dir"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/client_key"
@@ -63,6 +71,7 @@ CONF
   echo "export UMBILICAL_TEST_USER=$user"
   echo "export UMBILICAL_TEST_SSH_PORT=$port"
   echo "export UMBILICAL_TEST_SSH_KEY=$dir/client_key"
+  echo "export UMBILICAL_TEST_PKEXEC=1"
   ;;
 stop)
   if [ -f "$dir/sshd.pid" ]; then

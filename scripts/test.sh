@@ -41,6 +41,18 @@ step "cargo doc without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --wor
 # fails only if the harness itself fails).
 step "benchmark: umbilical vs std (quick)" cargo bench -p umbilical --bench compare --locked -- --quick
 
+# A short fuzz run of the control-protocol decoder (cargo-fuzz, nightly).
+fuzz_decoder() {
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet || return 1
+  (cd fuzz && cargo +nightly fuzz run decode -- -max_total_time="${FUZZ_SECONDS:-120}" -rss_limit_mb=2048 2>&1 | tail -n 15)
+  return "${PIPESTATUS[0]}"
+}
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  step "fuzz the control-protocol decoder (${FUZZ_SECONDS:-120} s)" fuzz_decoder
+else
+  echo "SKIP: fuzzing: no nightly toolchain (cargo-fuzz needs one)"
+fi
+
 # Other targets: compile-only, with Debian's toolchain rebuilding std.
 cross_check() {
   RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/cross \

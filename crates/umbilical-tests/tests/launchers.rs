@@ -51,7 +51,11 @@ fn launchers(test: &str) -> Vec<Launcher> {
         }),
         _ => skip(&format!("{test} via ssh"), "no sshd on loopback (UMBILICAL_TEST_SSH_PORT/KEY unset)"),
     }
-    skip(&format!("{test} via pkexec"), "polkitd is not run by the test set-up; pkexec's plan is unit-tested");
+    if std::env::var_os("UMBILICAL_TEST_PKEXEC").is_some() {
+        list.push(Launcher::Pkexec { user: Some(user.clone()), keep_cwd: true });
+    } else {
+        skip(&format!("{test} via pkexec"), "polkitd is not running (UMBILICAL_TEST_PKEXEC unset)");
+    }
     skip(
         &format!("{test} via docker/podman/kubectl"),
         "no container engine on this machine; their plans are unit-tested",
@@ -95,11 +99,12 @@ fn exit_codes_and_signals() {
             );
         }
         let exit = through(&l, &["signal", "15"]).spawn().unwrap().wait().unwrap();
-        // sudo re-raises the signal: exact. doas (with PAM), runuser, su and
+        // sudo re-raises the signal and pkexec execs: exact. doas (with PAM), runuser, su and
         // the remote shell behind ssh exit 128+N. Exact statuses through
         // every launcher are the shim's job.
         let expected = match l {
-            Launcher::Sudo { .. } => ExitStatus::Signaled(15),
+            // pkexec execs in place: the program's own death.
+            Launcher::Sudo { .. } | Launcher::Pkexec { .. } => ExitStatus::Signaled(15),
             _ => ExitStatus::Exited(128 + 15),
         };
         assert_eq!(exit.status, expected, "{}", l.name());

@@ -83,8 +83,9 @@ impl Child {
     }
 
     /// The process id of the process umbilical started (which, through a
-    /// wrapper, is the wrapper's). After it has been reaped the id may
-    /// belong to another process.
+    /// wrapper or launcher, is the wrapper's) — or, through the shim, the
+    /// program's own as the shim reported it. After the process has ended
+    /// the id may belong to another process.
     pub fn id(&self) -> Option<u32> {
         Some(self.pid)
     }

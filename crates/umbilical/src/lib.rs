@@ -32,6 +32,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Launchers
+//!
+//! [`Command::launcher`] starts the program through sudo, doas, pkexec,
+//! runuser, su, ssh, container exec or a custom prefix, keeping the same
+//! channel; [`Command::shim`] adds a small helper on the far side that makes
+//! the status exact, tells a launcher's refusal from the program's exit
+//! code, and relays kills (see [`shim`]).
+//!
 //! # Platforms
 //!
 //! Linux (tested), macOS and FreeBSD (type-checked), Windows (two named
