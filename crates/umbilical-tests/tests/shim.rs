@@ -225,3 +225,42 @@ fn the_shim_argv_carries_no_secret() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The seed scenario with the shim: a launcher that detaches at once
+/// (`setsid -f`) cuts the process ancestry, so the shim proves itself with
+/// the token it read from the channel; `wait()` returns only when the
+/// program ends, with its exact status.
+#[test]
+fn a_detaching_launcher_with_the_shim_gives_the_exact_status() {
+    let _g = fd_lock();
+    let detaching = Launcher::Custom {
+        prefix: vec!["setsid".into(), "-f".into()],
+        capabilities: Capabilities {
+            keeps_stdio: true,
+            keeps_extra_handles: true,
+            detaches: true,
+            ..Default::default()
+        },
+    };
+    let start = Instant::now();
+    let mut child = helper(&["echo-after", "400"]).launcher(detaching).shim(true).shim_path(HELPER).spawn().unwrap();
+    let channel = child.take_channel().unwrap();
+    let (out, exit) = bounded(LIMIT, "detaching launcher with the shim", move || {
+        let reader = std::thread::spawn(move || round_trip(channel, b"seed".to_vec(), vec![2]));
+        let exit = child.wait().unwrap();
+        (reader.join().unwrap(), exit)
+    });
+    assert_eq!(out, b"seed");
+    assert_eq!(exit, Exit { status: ExitStatus::Exited(0), detection: Detection::Shim });
+    assert!(start.elapsed() >= Duration::from_millis(400));
+    let mut child = helper(&["exit", "5"])
+        .launcher(Launcher::Custom {
+            prefix: vec!["setsid".into(), "-f".into()],
+            capabilities: Capabilities { keeps_stdio: true, detaches: true, ..Default::default() },
+        })
+        .shim(true)
+        .shim_path(HELPER)
+        .spawn()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().status, ExitStatus::Exited(5));
+}

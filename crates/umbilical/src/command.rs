@@ -382,6 +382,16 @@ impl Command {
         };
         let rendezvous = sys::Rendezvous::create(self.launcher.target_user())
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create the rendezvous: {e}"), Some(e)))?;
+        // The shim reports the program's end, so the launcher process is
+        // only reaped: a detaching one is started as if it did not detach.
+        let detaches = self.launcher.capabilities().detaches;
+        let outer_launcher = match &self.launcher {
+            Launcher::Custom { prefix, capabilities } => Launcher::Custom {
+                prefix: prefix.clone(),
+                capabilities: crate::Capabilities { detaches: false, ..*capabilities },
+            },
+            other => other.clone(),
+        };
         let mut outer = Command::new(&shim_path);
         outer
             .arg(crate::shim::SHIM_ARG)
@@ -389,14 +399,23 @@ impl Command {
             .arg(rendezvous.path())
             .stderr(self.stderr)
             .channel_kind(self.kind)
-            .launcher(self.launcher.clone())
+            .launcher(outer_launcher)
             .exit_detection(ExitDetection::Process);
         let mut child = outer.spawn()?;
         let launcher_pid = child.id().unwrap_or(0);
+        // The token goes first on the channel: only the holder of the
+        // program's end can read it and prove itself with it.
+        let token = crate::sys::random_token();
+        if let Some(channel) = child.channel() {
+            use std::io::Write;
+            let _ = channel.write_all(&token);
+        }
         let link = crate::shim::connect(
             &rendezvous,
             &launcher,
             launcher_pid,
+            detaches,
+            &token,
             || child.try_wait().ok().flatten().map(|e| e.status),
             &self.program,
             &self.args,

@@ -43,6 +43,9 @@ pub enum Message {
     Hello {
         /// The shim's process id.
         shim_pid: u32,
+        /// The token the parent wrote into the channel, read back from the
+        /// shim's stdin: proof that the shim holds the program's end.
+        token: Vec<u8>,
     },
     /// Parent → shim: what to start (the launcher may have reset the
     /// environment and changed the directory, so they travel here).
@@ -182,8 +185,9 @@ pub fn encode(msg: &Message) -> Vec<u8> {
 pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
     let mut p = Vec::new();
     let t = match msg {
-        Message::Hello { shim_pid } => {
+        Message::Hello { shim_pid, token } => {
             p.extend_from_slice(&shim_pid.to_le_bytes());
+            put_bytes(&mut p, token);
             ty::HELLO
         }
         Message::SpawnRequest { program, args, env_clear, env, cwd } => {
@@ -282,7 +286,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
     let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else { return Ok(None) };
     let mut r = Reader(payload);
     let msg = match t {
-        ty::HELLO => Message::Hello { shim_pid: r.u32()? },
+        ty::HELLO => Message::Hello { shim_pid: r.u32()?, token: r.bytes()? },
         ty::SPAWN_REQUEST => {
             let program = r.bytes()?;
             let n = r.count()?;
@@ -383,7 +387,7 @@ mod tests {
     fn message() -> impl Strategy<Value = Message> {
         let bytes = || prop::collection::vec(any::<u8>(), 0..40);
         prop_oneof![
-            any::<u32>().prop_map(|shim_pid| Message::Hello { shim_pid }),
+            (any::<u32>(), bytes()).prop_map(|(shim_pid, token)| Message::Hello { shim_pid, token }),
             (
                 bytes(),
                 prop::collection::vec(bytes(), 0..5),

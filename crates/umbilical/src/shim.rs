@@ -65,8 +65,11 @@ pub fn serve(path: &Path) -> i32 {
 }
 
 fn serve_inner(path: &Path) -> io::Result<i32> {
+    // The parent's token is the first thing on the channel.
+    let mut token = [0u8; TOKEN_LEN];
+    io::stdin().lock().read_exact(&mut token)?;
     let mut stream = UnixStream::connect(path)?;
-    send(&mut stream, &Message::Hello { shim_pid: std::process::id() })?;
+    send(&mut stream, &Message::Hello { shim_pid: std::process::id(), token: token.to_vec() })?;
     let mut buf = Vec::new();
     let Message::SpawnRequest { program, args, env_clear, env, cwd } = recv(&mut stream, &mut buf)? else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a spawn request"));
@@ -194,6 +197,13 @@ pub(crate) enum Ended {
     ProgramGone,
 }
 
+/// Bytes of the token the parent writes into the channel for the shim.
+pub(crate) const TOKEN_LEN: usize = 16;
+
+/// How long one connection may take to say hello before it is refused
+/// (a stranger that connects and stays silent must not block the shim).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long the parent waits for the shim to connect and report.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -205,6 +215,8 @@ pub(crate) fn connect(
     rendezvous: &sys::Rendezvous,
     launcher: &str,
     launcher_pid: u32,
+    detaches: bool,
+    token: &[u8],
     mut launcher_done: impl FnMut() -> Option<ExitStatus>,
     program: &OsStr,
     args: &[OsString],
@@ -213,29 +225,7 @@ pub(crate) fn connect(
     cwd: Option<&Path>,
 ) -> Result<Link, Error> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    let mut ended = None;
     let mut refused = 0;
-    let stream = rendezvous
-        .accept_from(
-            launcher_pid,
-            deadline,
-            || {
-                ended = launcher_done();
-                ended.is_some()
-            },
-            &mut refused,
-        )
-        .map_err(|e| Error::new(ErrorKind::ShimFailed, format!("{launcher}: waiting for the shim: {e}"), Some(e)))?;
-    let Some(mut stream) = stream else {
-        let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
-        return Err(Error::new(
-            ErrorKind::LauncherRefused,
-            format!(
-                "{launcher} ended ({status}) before the shim connected: refused (authentication, policy or unknown user), or the shim could not start"
-            ),
-            None,
-        ));
-    };
     let io_err = |what: &str| {
         let what = format!("{launcher}: {what}");
         move |e: io::Error| {
@@ -243,16 +233,55 @@ pub(crate) fn connect(
             Error::new(kind, format!("{what}: {e}"), Some(e))
         }
     };
+    // Accept until a peer proves itself: it descends from the launcher
+    // (unless the launcher detaches, which cuts the ancestry) and it sends
+    // back the token it could only have read from the program's end of the
+    // channel. Anyone else is refused and waiting goes on.
+    let (mut stream, mut buf) = loop {
+        let mut ended = None;
+        let candidate = rendezvous
+            .accept_from(
+                if detaches { None } else { Some(launcher_pid) },
+                deadline,
+                || {
+                    // A detaching launcher ends at once: that is no refusal.
+                    ended = if detaches { None } else { launcher_done() };
+                    ended.is_some()
+                },
+                &mut refused,
+            )
+            .map_err(|e| {
+                Error::new(ErrorKind::ShimFailed, format!("{launcher}: waiting for the shim: {e}"), Some(e))
+            })?;
+        let Some(mut stream) = candidate else {
+            let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
+            return Err(Error::new(
+                ErrorKind::LauncherRefused,
+                format!(
+                    "{launcher} ended ({status}) before the shim connected: refused (authentication, policy or unknown user), or the shim could not start"
+                ),
+                None,
+            ));
+        };
+        stream.set_read_timeout(Some(HELLO_TIMEOUT)).ok();
+        let mut buf = Vec::new();
+        match recv(&mut stream, &mut buf) {
+            Ok(Message::Hello { token: t, .. }) if t == token => break (stream, buf),
+            Ok(Message::Hello { .. }) => refused += 1,
+            Ok(other) => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("{launcher}: expected hello, got {other:?}"),
+                    None,
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(io_err("reading the shim's hello")(e)),
+            Err(_) => refused += 1,
+        }
+    };
     stream
         .set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
         .ok();
-    let mut buf = Vec::new();
-    match recv(&mut stream, &mut buf).map_err(io_err("reading the shim's hello"))? {
-        Message::Hello { .. } => {}
-        other => {
-            return Err(Error::new(ErrorKind::Protocol, format!("{launcher}: expected hello, got {other:?}"), None));
-        }
-    }
     let request = Message::SpawnRequest {
         program: program.as_bytes().to_vec(),
         args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),

@@ -1,5 +1,7 @@
 //! The rendezvous a shim connects back to: a Unix socket in a fresh `0700`
-//! directory, accepted only from the launcher or one of its descendants.
+//! directory, accepted only from the launcher or one of its descendants
+//! (and, checked by the caller, only with the token written into the
+//! channel).
 //!
 //! When the parent is root and the launcher switches to another user, the
 //! directory is handed to that user (still `0700`), or the shim could not
@@ -61,13 +63,13 @@ impl Rendezvous {
         &self.path
     }
 
-    /// Waits for the shim: returns a connection whose peer descends from
-    /// `launcher_pid`, refusing (and counting) any other. `gave_up` is
+    /// Waits for a connection whose peer descends from `launcher_pid` (any
+    /// peer if `None`), refusing (and counting) any other. `gave_up` is
     /// polled every 100 ms; when it says the launcher is gone, waiting ends
     /// with `Ok(None)`.
     pub(crate) fn accept_from(
         &self,
-        launcher_pid: u32,
+        launcher_pid: Option<u32>,
         deadline: Instant,
         mut gave_up: impl FnMut() -> bool,
         refused: &mut u32,
@@ -75,7 +77,7 @@ impl Rendezvous {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    if peer_descends_from(&stream, launcher_pid) {
+                    if launcher_pid.is_none_or(|pid| peer_descends_from(&stream, pid)) {
                         stream.set_nonblocking(false)?;
                         return Ok(Some(stream));
                     }
@@ -115,6 +117,17 @@ impl Drop for DirGuard {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// A fresh 16-byte token from the OS's random source.
+pub(crate) fn random_token() -> [u8; 16] {
+    let mut token = [0u8; 16];
+    // getrandom(2) on Linux; elsewhere rustix falls back as the OS allows.
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut token)).is_err() {
+        token[..8].copy_from_slice(&random_u64().to_le_bytes());
+        token[8..].copy_from_slice(&random_u64().to_le_bytes());
+    }
+    token
 }
 
 fn random_u64() -> u64 {
