@@ -145,15 +145,7 @@ fn a_missing_launcher_is_launcher_not_found() {
 /// `Auto` never takes the launcher's exit for the program's.
 #[test]
 fn a_detaching_custom_launcher_is_waited_through() {
-    let detaching = Launcher::Custom {
-        prefix: vec!["setsid".into(), "-f".into()],
-        capabilities: Capabilities {
-            keeps_stdio: true,
-            keeps_extra_handles: true,
-            detaches: true,
-            ..Default::default()
-        },
-    };
+    let detaching = setsid_detaching(true);
     let start = Instant::now();
     let mut child = helper(&["echo-after", "400"]).launcher(detaching.clone()).spawn().unwrap();
     let channel = child.take_channel().unwrap();

@@ -233,15 +233,7 @@ fn the_shim_argv_carries_no_secret() {
 #[test]
 fn a_detaching_launcher_with_the_shim_gives_the_exact_status() {
     let _g = fd_lock();
-    let detaching = Launcher::Custom {
-        prefix: vec!["setsid".into(), "-f".into()],
-        capabilities: Capabilities {
-            keeps_stdio: true,
-            keeps_extra_handles: true,
-            detaches: true,
-            ..Default::default()
-        },
-    };
+    let detaching = setsid_detaching(true);
     let start = Instant::now();
     let mut child = helper(&["echo-after", "400"]).launcher(detaching).shim(true).shim_path(HELPER).spawn().unwrap();
     let channel = child.take_channel().unwrap();
@@ -253,14 +245,7 @@ fn a_detaching_launcher_with_the_shim_gives_the_exact_status() {
     assert_eq!(out, b"seed");
     assert_eq!(exit, Exit { status: ExitStatus::Exited(0), detection: Detection::Shim });
     assert!(start.elapsed() >= Duration::from_millis(400));
-    let mut child = helper(&["exit", "5"])
-        .launcher(Launcher::Custom {
-            prefix: vec!["setsid".into(), "-f".into()],
-            capabilities: Capabilities { keeps_stdio: true, detaches: true, ..Default::default() },
-        })
-        .shim(true)
-        .shim_path(HELPER)
-        .spawn()
-        .unwrap();
+    let mut child =
+        helper(&["exit", "5"]).launcher(setsid_detaching(false)).shim(true).shim_path(HELPER).spawn().unwrap();
     assert_eq!(child.wait().unwrap().status, ExitStatus::Exited(5));
 }

@@ -115,3 +115,18 @@ pub fn output_of(mut child: umbilical::Child) -> String {
     assert!(child.wait().expect("wait").success());
     out
 }
+
+/// A custom launcher that detaches at once: `setsid -f` (Unix). `keeps_fds`
+/// declares whether inherited descriptors (a lifeline) reach the program.
+#[cfg(unix)]
+pub fn setsid_detaching(keeps_fds: bool) -> umbilical::Launcher {
+    umbilical::Launcher::Custom {
+        prefix: vec!["setsid".into(), "-f".into()],
+        capabilities: umbilical::Capabilities {
+            keeps_stdio: true,
+            keeps_extra_handles: keeps_fds,
+            detaches: true,
+            ..Default::default()
+        },
+    }
+}
