@@ -27,7 +27,9 @@ pub struct RunArgs {
     /// How to decide that the program is done: `process` waits for the
     /// process started; `lifeline` for every process holding the lifeline
     /// (fd 3); `channel` until the program's side of the channel closes;
-    /// `auto` picks the best available (here: process).
+    /// `auto` picks the best the launcher allows (process for a direct
+    /// start or a launcher that returns the status; lifeline or channel for
+    /// one that detaches). With --shim the shim reports the end.
     #[arg(long, value_enum, default_value_t = WaitArg::Auto)]
     wait: WaitArg,
     /// One socketpair (default) or two pipes, for programs that dislike a
