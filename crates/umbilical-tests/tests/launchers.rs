@@ -30,26 +30,9 @@ fn launchers(test: &str) -> Vec<Launcher> {
         Launcher::Runuser { user: user.clone() },
         Launcher::Su { user: user.clone() },
     ];
-    match (std::env::var("UMBILICAL_TEST_SSH_PORT"), std::env::var("UMBILICAL_TEST_SSH_KEY")) {
-        (Ok(port), Ok(key)) => list.push(Launcher::Ssh {
-            destination: format!("{user}@127.0.0.1"),
-            port: Some(port.parse().expect("port")),
-            options: [
-                "-i",
-                &key,
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-            ]
-            .map(String::from)
-            .to_vec(),
-        }),
-        _ => skip(&format!("{test} via ssh"), "no sshd on loopback (UMBILICAL_TEST_SSH_PORT/KEY unset)"),
+    match ssh_launcher() {
+        Some(ssh) => list.push(ssh),
+        None => skip(&format!("{test} via ssh"), "no sshd on loopback (UMBILICAL_TEST_SSH_PORT/KEY unset)"),
     }
     if std::env::var_os("UMBILICAL_TEST_PKEXEC").is_some() {
         list.push(Launcher::Pkexec { user: Some(user.clone()), keep_cwd: true });

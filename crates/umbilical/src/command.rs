@@ -234,7 +234,9 @@ impl Command {
     /// missing on the far side is [`ErrorKind::NotFound`], the status is
     /// exact through any launcher ([`Detection::Shim`]), and
     /// [`Child::kill`] reaches a program the parent may not signal itself.
-    /// Not through ssh or container exec (the shim cannot reach back yet).
+    /// Through ssh the shim runs on the far host (so [`Command::shim_path`]
+    /// must name it there) and reaches back through a forwarded Unix socket
+    /// (`ssh -R`). Not through container exec yet.
     pub fn shim(&mut self, on: bool) -> &mut Self {
         self.shim = on;
         self
@@ -363,7 +365,7 @@ impl Command {
     fn spawn_with_shim(&self) -> Result<Child> {
         let name = self.program.to_string_lossy().into_owned();
         let launcher = self.launcher.name();
-        if matches!(self.launcher, Launcher::Ssh { .. } | Launcher::ContainerExec { .. }) {
+        if matches!(self.launcher, Launcher::ContainerExec { .. }) {
             let what = format!("cannot start `{name}`: the shim cannot reach back through {launcher} yet");
             return Err(Error::new(ErrorKind::InvalidInput, what, None));
         }
@@ -385,18 +387,31 @@ impl Command {
         // The shim reports the program's end, so the launcher process is
         // only reaped: a detaching one is started as if it did not detach.
         let detaches = self.launcher.capabilities().detaches;
+        // Through ssh the shim runs on the far host: ssh forwards a fresh
+        // socket there to our rendezvous (its local end is the ssh client,
+        // our launcher), and the shim is told the far path.
+        let mut shim_rendezvous = rendezvous.path().as_os_str().to_owned();
         let outer_launcher = match &self.launcher {
             Launcher::Custom { prefix, capabilities } => Launcher::Custom {
                 prefix: prefix.clone(),
                 capabilities: crate::Capabilities { detaches: false, ..*capabilities },
             },
+            Launcher::Ssh { destination, port, options } => {
+                let token: String = crate::sys::random_token().iter().map(|b| format!("{b:02x}")).collect();
+                let far = format!("/tmp/umbilical-{token}.sock");
+                let mut options = options.clone();
+                options.extend(["-o".into(), "ExitOnForwardFailure=yes".into(), "-R".into()]);
+                options.push(format!("{far}:{}", rendezvous.path().display()));
+                shim_rendezvous = far.into();
+                Launcher::Ssh { destination: destination.clone(), port: *port, options }
+            }
             other => other.clone(),
         };
         let mut outer = Command::new(&shim_path);
         outer
             .arg(crate::shim::SHIM_ARG)
             .arg(crate::shim::RENDEZVOUS_FLAG)
-            .arg(rendezvous.path())
+            .arg(&shim_rendezvous)
             .stderr(self.stderr)
             .channel_kind(self.kind)
             .launcher(outer_launcher)

@@ -65,10 +65,18 @@ pub fn serve(path: &Path) -> i32 {
 }
 
 fn serve_inner(path: &Path) -> io::Result<i32> {
-    // The parent's token is the first thing on the channel.
+    // The parent's token is the first thing on the channel. Read exactly
+    // that much, unbuffered: everything after it belongs to the program
+    // (std's Stdin would read ahead into its buffer).
     let mut token = [0u8; TOKEN_LEN];
-    io::stdin().lock().read_exact(&mut token)?;
+    let raw_stdin = std::fs::File::from(std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned()?);
+    (&raw_stdin).read_exact(&mut token)?;
+    drop(raw_stdin);
     let mut stream = UnixStream::connect(path)?;
+    // Once connected the path is no longer needed. Through ssh it is a
+    // socket that sshd made on this host, and nothing else would remove it
+    // (the parent's own directory it removes itself).
+    let _ = std::fs::remove_file(path);
     send(&mut stream, &Message::Hello { shim_pid: std::process::id(), token: token.to_vec() })?;
     let mut buf = Vec::new();
     let Message::SpawnRequest { program, args, env_clear, env, cwd } = recv(&mut stream, &mut buf)? else {
@@ -178,22 +186,29 @@ pub(crate) fn recv(stream: &mut UnixStream, buf: &mut Vec<u8>) -> io::Result<Mes
 }
 
 /// The parent's live connection to a shim.
+///
+/// A thread reads the control stream as messages come, records the
+/// shim's report and closes the stream at once: a launcher such as ssh
+/// keeps the channel open until that connection is closed on our side, so
+/// a caller reading the channel to EOF before calling `wait()` must not
+/// depend on `wait()` to close it.
 pub(crate) struct Link {
-    stream: UnixStream,
-    buf: Vec<u8>,
+    writer: UnixStream,
     /// The program's pid, as the shim reported it.
     pub(crate) pid: u32,
     /// Our own handle on the program, if the OS let us open one.
     #[cfg(target_os = "linux")]
-    pub(crate) pidfd: Option<std::os::fd::OwnedFd>,
+    pidfd: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    ended: std::sync::Arc<(std::sync::Mutex<Option<Ended>>, std::sync::Condvar)>,
 }
 
 /// What ended a wait on the shim.
+#[derive(Clone, Copy)]
 pub(crate) enum Ended {
     /// The shim reported the program's status.
     Reported(ExitStatus),
     /// The shim died first; the program is gone too (seen through our own
-    /// handle on it), status unknown.
+    /// handle on it where we have one), status unknown.
     ProgramGone,
 }
 
@@ -305,107 +320,97 @@ pub(crate) fn connect(
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     send(&mut stream, &Message::PidConfirmed).map_err(io_err("confirming the pid"))?;
     stream.set_read_timeout(None).ok();
+    #[cfg(target_os = "linux")]
+    let pidfd = pidfd.map(std::sync::Arc::new);
+    let ended = std::sync::Arc::new((std::sync::Mutex::new(None), std::sync::Condvar::new()));
+    let writer = stream.try_clone().map_err(io_err("cloning the control stream"))?;
+    let state = ended.clone();
+    #[cfg(target_os = "linux")]
+    let watch = pidfd.clone();
+    std::thread::Builder::new()
+        .name("umbilical-shim-link".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let result = loop {
+                match recv(&mut stream, &mut buf) {
+                    Ok(Message::Exited { status }) => {
+                        break Ended::Reported(match status {
+                            WireStatus::Exited(c) => ExitStatus::Exited(c),
+                            WireStatus::Signaled(s) => ExitStatus::Signaled(s),
+                        });
+                    }
+                    Ok(_) => continue,
+                    Err(_) => {
+                        // The shim died without reporting: wait for the
+                        // program itself if we hold it.
+                        #[cfg(target_os = "linux")]
+                        if let Some(fd) = &watch {
+                            use std::os::fd::AsFd;
+                            let _ = sys::wait_readable(fd.as_fd());
+                        }
+                        break Ended::ProgramGone;
+                    }
+                }
+            };
+            // Close what this thread holds before publishing the end, so a
+            // caller that saw the end sees no descriptor of ours left.
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            drop(stream);
+            #[cfg(target_os = "linux")]
+            drop(watch);
+            let (lock, cvar) = &*state;
+            *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            cvar.notify_all();
+        })
+        .map_err(|e| Error::new(ErrorKind::ShimFailed, format!("{launcher}: cannot start the link thread: {e}"), Some(e)))?;
     Ok(Link {
-        stream,
-        buf,
+        writer,
         pid,
         #[cfg(target_os = "linux")]
         pidfd,
+        ended,
     })
 }
 
 impl Link {
     /// Waits for the shim's report until `deadline`; `Ok(None)` on timeout.
     pub(crate) fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Option<Ended>> {
+        let (lock, cvar) = &*self.ended;
+        let mut ended = lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let timeout = match deadline {
-                None => None,
+            if let Some(e) = *ended {
+                return Ok(Some(e));
+            }
+            match deadline {
+                None => ended = cvar.wait(ended).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() && !self.has_frame() {
-                        // A zero timeout means "block" to std: poll instead.
-                        self.stream.set_nonblocking(true)?;
-                        let r = self.read_some();
-                        self.stream.set_nonblocking(false)?;
-                        match r {
-                            Ok(Some(ended)) => return Ok(Some(ended)),
-                            Ok(None) => return Ok(None),
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Some(left.max(Duration::from_millis(1)))
-                }
-            };
-            self.stream.set_read_timeout(timeout)?;
-            match self.read_some() {
-                Ok(Some(ended)) => return Ok(Some(ended)),
-                Ok(None) => continue,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                    if left.is_zero() {
                         return Ok(None);
                     }
+                    ended = cvar.wait_timeout(ended, left).unwrap_or_else(|e| e.into_inner()).0;
                 }
-                Err(e) => return Err(e),
             }
-        }
-    }
-
-    fn has_frame(&self) -> bool {
-        matches!(protocol::decode(&self.buf), Ok(Some(_)) | Err(_))
-    }
-
-    /// Reads what is there and acts on complete messages.
-    fn read_some(&mut self) -> io::Result<Option<Ended>> {
-        loop {
-            match protocol::decode(&self.buf) {
-                Ok(Some((msg, used))) => {
-                    self.buf.drain(..used);
-                    if let Message::Exited { status } = msg {
-                        return Ok(Some(Ended::Reported(match status {
-                            WireStatus::Exited(c) => ExitStatus::Exited(c),
-                            WireStatus::Signaled(s) => ExitStatus::Signaled(s),
-                        })));
-                    }
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-            }
-            let mut chunk = [0u8; 1024];
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                // The shim died without reporting: wait for the program
-                // itself if we hold it, else the end is all we know.
-                #[cfg(target_os = "linux")]
-                if let Some(fd) = &self.pidfd {
-                    use std::os::fd::AsFd;
-                    sys_wait_readable(fd.as_fd())?;
-                }
-                return Ok(Some(Ended::ProgramGone));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
     /// Asks the shim to signal the program; falls back to our own handle.
+    /// Nothing to do once the shim has reported.
     pub(crate) fn kill(&mut self, signal: i32) -> io::Result<()> {
-        match send(&mut self.stream, &Message::Kill { signal }) {
+        if self.ended.0.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return Ok(());
+        }
+        match send(&mut self.writer, &Message::Kill { signal }) {
             Ok(()) => Ok(()),
             Err(e) => {
                 #[cfg(target_os = "linux")]
                 if let Some(fd) = &self.pidfd
                     && let Some(sig) = rustix::process::Signal::from_named_raw(signal)
                 {
-                    return rustix::process::pidfd_send_signal(fd, sig).map_err(Into::into);
+                    return rustix::process::pidfd_send_signal(&**fd, sig).map_err(Into::into);
                 }
                 Err(e)
             }
         }
     }
-}
-
-#[cfg(target_os = "linux")]
-fn sys_wait_readable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
-    sys::wait_readable(fd)
 }

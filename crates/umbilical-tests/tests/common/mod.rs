@@ -130,3 +130,29 @@ pub fn setsid_detaching(keeps_fds: bool) -> umbilical::Launcher {
         },
     }
 }
+
+/// ssh to the test sshd on loopback as the test user, if the set-up
+/// provided one (`scripts/launchers.sh start`).
+#[cfg(unix)]
+pub fn ssh_launcher() -> Option<umbilical::Launcher> {
+    let user = std::env::var("UMBILICAL_TEST_USER").ok()?;
+    let port = std::env::var("UMBILICAL_TEST_SSH_PORT").ok()?.parse().ok()?;
+    let key = std::env::var("UMBILICAL_TEST_SSH_KEY").ok()?;
+    let options = [
+        "-i",
+        &key,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+    ];
+    Some(umbilical::Launcher::Ssh {
+        destination: format!("{user}@127.0.0.1"),
+        port: Some(port),
+        options: options.map(String::from).to_vec(),
+    })
+}
