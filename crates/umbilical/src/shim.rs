@@ -362,7 +362,9 @@ pub(crate) fn connect(
             *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
             cvar.notify_all();
         })
-        .map_err(|e| Error::new(ErrorKind::ShimFailed, format!("{launcher}: cannot start the link thread: {e}"), Some(e)))?;
+        .map_err(|e| {
+            Error::new(ErrorKind::ShimFailed, format!("{launcher}: cannot start the link thread: {e}"), Some(e))
+        })?;
     Ok(Link {
         writer,
         pid,
