@@ -26,6 +26,24 @@ fn spawn_wait(c: &mut Criterion) {
 
 const BULK: usize = 16 << 20;
 
+/// Feeds BULK bytes in `chunk`-sized writes from a thread and reads them
+/// back: the same work for umbilical's halves and std's pipes.
+fn pump(mut w: impl Write + Send + 'static, mut r: impl Read, chunk: &[u8]) {
+    let data = chunk.to_vec();
+    let feeder = std::thread::spawn(move || {
+        for _ in 0..BULK / data.len() {
+            w.write_all(&data).unwrap();
+        }
+    });
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0;
+    while let Ok(k @ 1..) = r.read(&mut buf) {
+        n += k;
+    }
+    feeder.join().unwrap();
+    assert_eq!(n, BULK);
+}
+
 fn through_cat(c: &mut Criterion) {
     let chunk = vec![7u8; 1 << 20];
     let mut g = c.benchmark_group("round_trip_16MiB_cat");
@@ -35,20 +53,8 @@ fn through_cat(c: &mut Criterion) {
         g.bench_function(format!("umbilical_{kind:?}"), |b| {
             b.iter(|| {
                 let mut child = Command::new("cat").channel_kind(kind).spawn().unwrap();
-                let (mut r, mut w) = child.take_channel().unwrap().split();
-                let data = chunk.clone();
-                let feeder = std::thread::spawn(move || {
-                    for _ in 0..BULK / data.len() {
-                        w.write_all(&data).unwrap();
-                    }
-                });
-                let mut buf = vec![0u8; 1 << 20];
-                let mut n = 0;
-                while let Ok(k @ 1..) = r.read(&mut buf) {
-                    n += k;
-                }
-                feeder.join().unwrap();
-                assert_eq!(n, BULK);
+                let (r, w) = child.take_channel().unwrap().split();
+                pump(w, r, &chunk);
                 child.wait().unwrap();
             })
         });
@@ -57,21 +63,7 @@ fn through_cat(c: &mut Criterion) {
         b.iter(|| {
             let mut child =
                 std::process::Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-            let mut w = child.stdin.take().unwrap();
-            let mut r = child.stdout.take().unwrap();
-            let data = chunk.clone();
-            let feeder = std::thread::spawn(move || {
-                for _ in 0..BULK / data.len() {
-                    w.write_all(&data).unwrap();
-                }
-            });
-            let mut buf = vec![0u8; 1 << 20];
-            let mut n = 0;
-            while let Ok(k @ 1..) = r.read(&mut buf) {
-                n += k;
-            }
-            feeder.join().unwrap();
-            assert_eq!(n, BULK);
+            pump(child.stdin.take().unwrap(), child.stdout.take().unwrap(), &chunk);
             child.wait().unwrap();
         })
     });

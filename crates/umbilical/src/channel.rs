@@ -198,19 +198,6 @@ impl Channel {
         (self.read, self.write)
     }
 
-    /// Joins halves that came from the same channel. Halves of different
-    /// channels are returned unchanged as the error.
-    pub fn unsplit(read: ReadHalf, write: WriteHalf) -> Result<Channel, (ReadHalf, WriteHalf)> {
-        let same = match &write.inner {
-            #[cfg(unix)]
-            WriteEnd::Socket { end, .. } => Arc::ptr_eq(end, &read.end),
-            // A pipe write end is not tied to its read end; accept any pair
-            // of the pipe kind.
-            WriteEnd::Pipe(_) => read.end.kind == ChannelKind::Pipes,
-        };
-        if same { Ok(Channel { read, write }) } else { Err((read, write)) }
-    }
-
     /// The read half, borrowed.
     pub fn reader(&self) -> &ReadHalf {
         &self.read
