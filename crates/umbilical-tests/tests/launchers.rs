@@ -34,15 +34,14 @@ fn launchers(test: &str) -> Vec<Launcher> {
         Some(ssh) => list.push(ssh),
         None => skip(&format!("{test} via ssh"), "no sshd on loopback (UMBILICAL_TEST_SSH_PORT/KEY unset)"),
     }
-    if std::env::var_os("UMBILICAL_TEST_PKEXEC").is_some() {
-        list.push(Launcher::Pkexec { user: Some(user.clone()), keep_cwd: true });
-    } else {
-        skip(&format!("{test} via pkexec"), "polkitd is not running (UMBILICAL_TEST_PKEXEC unset)");
+    match pkexec_skip_reason() {
+        None => list.push(Launcher::Pkexec { user: Some(user.clone()), keep_cwd: true }),
+        Some(why) => skip(&format!("{test} via pkexec"), &why),
     }
-    skip(
-        &format!("{test} via docker/podman/kubectl"),
-        "no container engine on this machine; their plans are unit-tested",
-    );
+    match container_engine_skip_reason() {
+        Some(why) => skip(&format!("{test} via docker/podman/kubectl"), &why),
+        None => panic!("a container engine answers here, but these tests have no container with the helper to run"),
+    }
     list
 }
 

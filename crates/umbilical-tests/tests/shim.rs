@@ -25,8 +25,8 @@ fn user(test: &str) -> Option<String> {
     user
 }
 
-/// The launchers the shim can go through here (containers: it cannot
-/// reach back yet, and no engine runs here).
+/// The launchers the shim can go through here (not container exec: the
+/// library refuses the shim there, tested below).
 fn launchers(user: &str) -> Vec<Launcher> {
     let mut list = vec![
         Launcher::Sudo { user: Some(user.into()), non_interactive: true },
@@ -34,16 +34,21 @@ fn launchers(user: &str) -> Vec<Launcher> {
         Launcher::Runuser { user: user.into() },
         Launcher::Su { user: user.into() },
     ];
-    if std::env::var_os("UMBILICAL_TEST_PKEXEC").is_some() {
-        list.push(Launcher::Pkexec { user: Some(user.into()), keep_cwd: true });
-    } else {
-        skip("the shim via pkexec", "polkitd is not running (UMBILICAL_TEST_PKEXEC unset)");
+    match pkexec_skip_reason() {
+        None => list.push(Launcher::Pkexec { user: Some(user.into()), keep_cwd: true }),
+        Some(why) => skip("the shim via pkexec", &why),
     }
     match ssh_launcher() {
         Some(ssh) => list.push(ssh),
         None => skip("the shim via ssh", "no sshd on loopback (UMBILICAL_TEST_SSH_PORT/KEY unset)"),
     }
-    skip("the shim via docker/podman/kubectl", "no container engine here; the shim cannot reach back through them yet");
+    match container_engine_skip_reason() {
+        Some(why) => skip(
+            "the shim via docker/podman/kubectl",
+            &format!("the library refuses the shim there (no path back to the rendezvous; tested by plan); {why}"),
+        ),
+        None => panic!("a container engine answers here, but these tests have no container with the helper to run"),
+    }
     list
 }
 
@@ -252,4 +257,19 @@ fn a_detaching_launcher_with_the_shim_gives_the_exact_status() {
     let mut child =
         helper(&["exit", "5"]).launcher(setsid_detaching(false)).shim(true).shim_path(HELPER).spawn().unwrap();
     assert_eq!(child.wait().unwrap().status, ExitStatus::Exited(5));
+}
+
+/// Container exec has no path from inside the container back to the
+/// rendezvous: the shim is refused before anything starts, naming the
+/// engine, and the temporary directory is left as it was.
+#[test]
+fn the_shim_through_container_exec_is_refused_before_anything_starts() {
+    use umbilical::Engine;
+    for (engine, name) in [(Engine::Docker, "docker"), (Engine::Podman, "podman"), (Engine::Kubectl, "kubectl")] {
+        let mut cmd = helper(&["echo"]);
+        cmd.launcher(Launcher::ContainerExec { engine, target: "web".into() }).shim(true);
+        let err = cmd.spawn().expect_err("the shim through container exec must be refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}: {err}");
+        assert!(err.to_string().contains(name), "{name}: the message names the engine: {err}");
+    }
 }

@@ -236,7 +236,10 @@ impl Command {
     /// [`Child::kill`] reaches a program the parent may not signal itself.
     /// Through ssh the shim runs on the far host (so [`Command::shim_path`]
     /// must name it there) and reaches back through a forwarded Unix socket
-    /// (`ssh -R`). Not through container exec yet.
+    /// (`ssh -R`). Refused through container exec
+    /// ([`ErrorKind::InvalidInput`]): `docker`/`podman`/`kubectl exec`
+    /// forward no socket from the container back to the rendezvous, and
+    /// without the shim they already return the program's status.
     pub fn shim(&mut self, on: bool) -> &mut Self {
         self.shim = on;
         self
@@ -366,7 +369,10 @@ impl Command {
         let name = self.program.to_string_lossy().into_owned();
         let launcher = self.launcher.name();
         if matches!(self.launcher, Launcher::ContainerExec { .. }) {
-            let what = format!("cannot start `{name}`: the shim cannot reach back through {launcher} yet");
+            let what = format!(
+                "cannot start `{name}`: the shim cannot reach the rendezvous from inside a container ({launcher} exec \
+                 forwards no socket); without the shim, {launcher} exec already returns the program's status"
+            );
             return Err(Error::new(ErrorKind::InvalidInput, what, None));
         }
         if self.program.is_empty() {

@@ -156,3 +156,42 @@ pub fn ssh_launcher() -> Option<umbilical::Launcher> {
         options: options.map(String::from).to_vec(),
     })
 }
+
+/// Why pkexec cannot be tested here, or `None` when `scripts/launchers.sh
+/// start` verified a real pkexec run (polkitd answering on the system bus).
+#[cfg(unix)]
+#[allow(dead_code)] // not every test file uses it
+pub fn pkexec_skip_reason() -> Option<String> {
+    if std::env::var_os("UMBILICAL_TEST_PKEXEC").is_some() {
+        return None;
+    }
+    Some(
+        std::env::var("UMBILICAL_TEST_PKEXEC_SKIP").unwrap_or_else(|_| {
+            "UMBILICAL_TEST_PKEXEC is unset (run `scripts/launchers.sh start` as root)".to_string()
+        }),
+    )
+}
+
+/// Why no container engine can be tested here: asks each client on PATH
+/// whether its engine answers, so the SKIP says what was found rather than
+/// assuming. `None` would mean an engine answers, which these tests do not
+/// yet use; the caller then fails loudly instead of skipping.
+#[cfg(unix)]
+#[allow(dead_code)]
+pub fn container_engine_skip_reason() -> Option<String> {
+    let probes: [(&str, &[&str]); 3] =
+        [("docker", &["info"]), ("podman", &["info"]), ("kubectl", &["get", "--raw", "/version"])];
+    let mut found = Vec::new();
+    for (client, args) in probes {
+        let mut cmd = std::process::Command::new("timeout");
+        cmd.arg("10").arg(client).args(args);
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        match cmd.status() {
+            Ok(s) if s.success() => return None,
+            Ok(s) if s.code() == Some(127) => found.push(format!("{client}: not installed")),
+            Ok(_) => found.push(format!("{client}: client present, no engine answers")),
+            Err(e) => found.push(format!("{client}: {e}")),
+        }
+    }
+    Some(format!("{}; their plans are unit-tested", found.join(", ")))
+}
