@@ -47,7 +47,6 @@ enum Command {
 
 fn main() -> ExitCode {
     // The shim's own invocation comes first, before any argument parsing.
-    #[cfg(unix)]
     umbilical::shim::run_if_invoked();
     // `run` exits with the program's full code (32 bits on Windows), which
     // `ExitCode` cannot carry.
@@ -63,12 +62,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => std::process::exit(run::run(args)),
         Command::Doctor(args) => doctor::doctor(args),
-        #[cfg(unix)]
         Command::Shim { rendezvous } => std::process::exit(umbilical::shim::serve(&rendezvous)),
-        #[cfg(not(unix))]
-        Command::Shim { .. } => {
-            eprintln!("umbilical: the shim is not available on this platform yet");
-            std::process::exit(125)
-        }
     }
 }

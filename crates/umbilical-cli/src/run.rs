@@ -43,8 +43,8 @@ pub struct RunArgs {
     /// Start the program through a launcher: direct (default), sudo[:USER],
     /// doas[:USER], pkexec[:USER], runuser:USER, su:USER,
     /// ssh:[USER@]HOST[:PORT], docker:CONTAINER, podman:CONTAINER,
-    /// kubectl:[NAMESPACE/]POD, runas (Windows; needs the shim, not yet
-    /// available), or custom:PROGRAM[,ARG...] (an argv prefix).
+    /// kubectl:[NAMESPACE/]POD, runas (Windows UAC elevation, always
+    /// through the shim), or custom:PROGRAM[,ARG...] (an argv prefix).
     #[arg(long, value_name = "SPEC", default_value = "direct")]
     via: String,
     /// With --via custom:...: the launcher exits at once, leaving the program
@@ -53,7 +53,9 @@ pub struct RunArgs {
     detaches: bool,
     /// Start the program through the shim (this binary, or --shim-path):
     /// exact status through any launcher, launcher refusals told apart from
-    /// the program's exit codes, kill across privilege boundaries. Unix.
+    /// the program's exit codes, kill across privilege boundaries. On
+    /// Windows with no launcher or with runas; on Unix with any launcher but
+    /// container exec.
     #[arg(long)]
     shim: bool,
     /// The shim program to use with --shim (default: this binary).

@@ -48,3 +48,31 @@ fn doctor_reports_the_winsock_catalogue() {
     let json = umbilical(&["doctor", "--json"], b"");
     assert!(String::from_utf8_lossy(&json.stdout).contains("\"winsock\": ["));
 }
+
+#[test]
+fn via_runas_and_the_shim() {
+    // Elevation through ShellExecuteExW "runas" (Wine grants it without a
+    // prompt); this binary is the shim.
+    let text: String = (0..100).map(|i| format!("line {i}\r\n")).collect();
+    for via in [&["--via", "runas"][..], &["--shim"][..]] {
+        let mut args = vec!["run"];
+        args.extend(via);
+        args.extend(["--", "cmd", "/c", "more"]);
+        let out = umbilical(&args, text.as_bytes());
+        assert!(out.status.success(), "{via:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let got = String::from_utf8_lossy(&out.stdout).replace("-- More... --\n", "");
+        assert_eq!(got.trim_end(), text.trim_end(), "{via:?}");
+        let report = std::env::temp_dir().join(format!("umbilical-report-shim-{}.json", std::process::id()));
+        let mut args = vec!["run", "--report", report.to_str().unwrap()];
+        args.extend(via);
+        args.extend(["--", "cmd", "/c", "exit 300"]);
+        assert_eq!(umbilical(&args, b"").status.code(), Some(300), "{via:?}");
+        let json = std::fs::read_to_string(&report).unwrap();
+        std::fs::remove_file(&report).unwrap();
+        assert!(json.starts_with("{\"status\": {\"exited\": 300}, \"detected_by\": \"shim\""), "{via:?}: {json}");
+        let mut args = vec!["run"];
+        args.extend(via);
+        args.extend(["--", "umbilical-no-such-program"]);
+        assert_eq!(umbilical(&args, b"").status.code(), Some(127), "{via:?}: missing program");
+    }
+}

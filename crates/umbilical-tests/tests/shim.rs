@@ -273,3 +273,31 @@ fn the_shim_through_container_exec_is_refused_before_anything_starts() {
         assert!(err.to_string().contains(name), "{name}: the message names the engine: {err}");
     }
 }
+
+/// The shim dies (SIGKILL) while the program runs: `wait()` neither hangs
+/// nor returns early. The parent holds its own pidfd on the program
+/// (opened while the shim still held the program unreaped), so the end is
+/// seen when the program really ends; the status is then unknown.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_end_is_seen_through_our_own_handle_when_the_shim_dies() {
+    let _g = fd_lock();
+    let mut child = shimmed(&Launcher::Direct, &["sleep", "1500"]).spawn().unwrap();
+    let program = child.id().unwrap();
+    // The shim is the program's parent.
+    let stat = std::fs::read_to_string(format!("/proc/{program}/stat")).unwrap();
+    let shim: i32 = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().nth(1).unwrap().parse().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{shim}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("--umbilical-rendezvous"), "pid {shim} is the shim");
+    let start = Instant::now();
+    rustix::process::kill_process(rustix::process::Pid::from_raw(shim).unwrap(), rustix::process::Signal::KILL)
+        .unwrap();
+    let exit = bounded(LIMIT, "wait after the shim died", move || child.wait().unwrap());
+    assert_eq!(exit, Exit { status: ExitStatus::Unknown, detection: Detection::Shim });
+    assert!(start.elapsed() >= Duration::from_millis(1000), "returned before the program ended: {:?}", start.elapsed());
+    // Orphaned by the shim's death, it is now init's to reap (this
+    // machine's init may leave it a zombie): gone or a zombie, not running.
+    let stat = std::fs::read_to_string(format!("/proc/{program}/stat")).unwrap_or_default();
+    let state = stat.rfind(')').map(|i| &stat[i + 2..i + 3]);
+    assert!(state.is_none() || state == Some("Z"), "the program ended: {stat}");
+}

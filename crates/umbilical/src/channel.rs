@@ -180,6 +180,16 @@ impl Channel {
         }
     }
 
+    /// A two-pipe channel from the parent's ends alone: the program's ends
+    /// are opened elsewhere (by a Windows shim, by name).
+    #[cfg(windows)]
+    pub(crate) fn from_pipe_ends(parent_read: Handle, parent_write: Handle) -> Channel {
+        Channel {
+            read: ReadHalf { end: Arc::new(ReadEnd::new(parent_read, ChannelKind::Pipes)) },
+            write: WriteHalf { inner: WriteEnd::Pipe(Some(parent_write)) },
+        }
+    }
+
     /// Which kind of channel this is (always [`ChannelKind::Pipes`] on
     /// Windows).
     pub fn kind(&self) -> ChannelKind {

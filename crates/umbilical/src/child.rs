@@ -45,7 +45,6 @@ pub struct Child {
     watch: Option<Arc<ReadEnd>>,
     exit: Option<Exit>,
     /// The control stream to a shim, when the program was started by one.
-    #[cfg(unix)]
     shim: Option<crate::shim::Link>,
 }
 
@@ -67,14 +66,12 @@ impl Child {
             lifeline,
             watch,
             exit: None,
-            #[cfg(unix)]
             shim: None,
         }
     }
 
     /// This child (the launcher running the shim) now stands for the
     /// program the shim started.
-    #[cfg(unix)]
     pub(crate) fn into_shim(mut self, link: crate::shim::Link) -> Self {
         self.pid = link.pid;
         self.detection = Detection::Shim;
@@ -139,7 +136,6 @@ impl Child {
     /// `TerminateJobObject` for a kill-on-close job, with exit code 1).
     /// Killing a program that already ended is not an error.
     pub fn kill(&mut self) -> io::Result<()> {
-        #[cfg(unix)]
         if let Some(link) = &mut self.shim {
             if self.exit.is_some() {
                 return Ok(());
@@ -176,7 +172,6 @@ impl Child {
                 self.reap_if_exited();
                 ExitStatus::Unknown
             }
-            #[cfg(unix)]
             Detection::Shim => {
                 let link = self.shim.as_mut().expect("a shim link until the exit is known");
                 let status = match link.wait(deadline)? {

@@ -219,15 +219,16 @@ impl Command {
     /// the lifeline or the channel for one that detaches; a detaching
     /// launcher's exit is never reported as the program's.
     ///
-    /// Caveat, until the shim exists: a launcher's own refusal (for example
-    /// `sudo -n` without rights exits 1) cannot be told from the program's
-    /// exit code, and [`Child::kill`] signals the launcher process.
+    /// Caveat without the [shim](Command::shim): a launcher's own refusal
+    /// (for example `sudo -n` without rights exits 1) cannot be told from
+    /// the program's exit code, and [`Child::kill`] signals the launcher
+    /// process.
     pub fn launcher(&mut self, launcher: Launcher) -> &mut Self {
         self.launcher = launcher;
         self
     }
 
-    /// Start the program through the shim (Unix; see [`crate::shim`]): the
+    /// Start the program through the shim (see [`crate::shim`]): the
     /// launcher starts the shim, which connects back, starts the program
     /// with the channel, and reports its pid and exact status. Then a
     /// launcher's refusal is [`ErrorKind::LauncherRefused`], a program
@@ -240,6 +241,13 @@ impl Command {
     /// ([`ErrorKind::InvalidInput`]): `docker`/`podman`/`kubectl exec`
     /// forward no socket from the container back to the rendezvous, and
     /// without the shim they already return the program's status.
+    ///
+    /// On Windows the shim runs with no launcher or through
+    /// [`Launcher::RunAs`] (which always uses it); it opens the channel's
+    /// pipes by name. Other launchers with the shim are Unix-only.
+    ///
+    /// Exit detection through the shim is always the shim's report; the
+    /// [`exit_detection`](Command::exit_detection) setting does not apply.
     pub fn shim(&mut self, on: bool) -> &mut Self {
         self.shim = on;
         self
@@ -283,13 +291,8 @@ impl Command {
         if self.program.is_empty() {
             return Err(fail(ErrorKind::InvalidInput, "the program name is empty", None));
         }
-        #[cfg(unix)]
-        if self.shim {
+        if self.shim || self.launcher == Launcher::RunAs {
             return self.spawn_with_shim();
-        }
-        #[cfg(not(unix))]
-        if self.shim {
-            return Err(fail(ErrorKind::InvalidInput, "the shim is not available on this platform yet", None));
         }
         let launched = self.through_launcher().map_err(|e| fail(e.kind(), &e.to_string(), None))?;
         let (program, args, env_clear, env, requested) = match &launched {
@@ -368,6 +371,10 @@ impl Command {
     fn spawn_with_shim(&self) -> Result<Child> {
         let name = self.program.to_string_lossy().into_owned();
         let launcher = self.launcher.name();
+        if self.launcher == Launcher::RunAs {
+            let what = format!("cannot start `{name}`: runas (UAC elevation) exists only on Windows");
+            return Err(Error::new(ErrorKind::InvalidInput, what, None));
+        }
         if matches!(self.launcher, Launcher::ContainerExec { .. }) {
             let what = format!(
                 "cannot start `{name}`: the shim cannot reach the rendezvous from inside a container ({launcher} exec \
@@ -457,6 +464,158 @@ impl Command {
                 Err(Error::new(e.kind(), format!("cannot start `{name}`: {e}"), None))
             }
         }
+    }
+}
+
+#[cfg(windows)]
+impl Command {
+    /// Starts the shim (directly, or elevated through `ShellExecuteExW`
+    /// "runas"), which opens the channel's pipes by name, and drives it up
+    /// to `spawned`.
+    fn spawn_with_shim(&self) -> Result<Child> {
+        use crate::protocol::WireStderr;
+        use crate::sys::Direction;
+        let name = self.program.to_string_lossy().into_owned();
+        let launcher = self.launcher.name();
+        let fail = |kind: ErrorKind, what: String, source: Option<io::Error>| {
+            Error::new(kind, format!("cannot start `{name}`: {what}"), source)
+        };
+        let elevated = match &self.launcher {
+            Launcher::Direct => false,
+            Launcher::RunAs => true,
+            other => {
+                let what = format!("on Windows the shim runs directly or through runas, not through {}", other.name());
+                return Err(fail(ErrorKind::InvalidInput, what, None));
+            }
+        };
+        if self.program.is_empty() {
+            return Err(fail(ErrorKind::InvalidInput, "the program name is empty".into(), None));
+        }
+        let shim_path = match &self.shim_path {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(|e| {
+                Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e))
+            })?,
+        };
+        let io_fail = |what: &'static str| move |e: io::Error| fail(ErrorKind::Io, what.into(), Some(e));
+        let mut rendezvous = sys::Rendezvous::create().map_err(io_fail("cannot create the rendezvous"))?;
+        let stdin = sys::pipe_server(Direction::Outbound).map_err(io_fail("cannot create the channel"))?;
+        let stdout = sys::pipe_server(Direction::Inbound).map_err(io_fail("cannot create the channel"))?;
+        // An elevated shim inherits nothing, not even our stderr: with
+        // `Inherit` the program's stderr comes back through a pipe and a
+        // thread copies it to ours.
+        let relay = elevated && self.stderr == Stderr::Inherit;
+        let (stderr, stderr_pipe) = match self.stderr {
+            Stderr::Piped => (WireStderr::Inherit, Some(Direction::Inbound)),
+            Stderr::Inherit if relay => (WireStderr::Inherit, Some(Direction::Inbound)),
+            Stderr::Inherit => (WireStderr::Inherit, None),
+            Stderr::Null => (WireStderr::Null, None),
+            Stderr::Merge => (WireStderr::Merge, None),
+        };
+        let stderr_pipe = match stderr_pipe {
+            Some(d) => Some(sys::pipe_server(d).map_err(io_fail("cannot create the stderr pipe"))?),
+            None => None,
+        };
+        let stdio = crate::shim::ShimStdio { stdin, stdout, stderr, stderr_pipe };
+        // The rendezvous name is not a secret (the shim's pid is the proof);
+        // it has no spaces or quotes to escape.
+        let rendezvous_name = rendezvous.path();
+        let mut params = OsString::from(crate::shim::SHIM_ARG);
+        params.push(" ");
+        params.push(crate::shim::RENDEZVOUS_FLAG);
+        params.push(" ");
+        params.push(rendezvous_name.as_os_str());
+        let process = if elevated {
+            sys::run_elevated(shim_path.as_os_str(), &params).map_err(|e| match e {
+                sys::ElevateError::Declined(e) => Error::new(
+                    ErrorKind::LauncherRefused,
+                    format!("cannot start `{name}` through runas: the elevation was declined"),
+                    Some(e),
+                ),
+                sys::ElevateError::Failed(e) => Error::new(
+                    ErrorKind::ShimFailed,
+                    format!("cannot start `{name}`: cannot start the shim {} elevated: {e}", shim_path.display()),
+                    Some(e),
+                ),
+            })?
+        } else {
+            let nul = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("NUL")
+                .map_err(io_fail("cannot open NUL for the shim"))?;
+            let nul = sys::Handle::from(nul);
+            let args = [
+                OsString::from(crate::shim::SHIM_ARG),
+                OsString::from(crate::shim::RENDEZVOUS_FLAG),
+                rendezvous_name.into_os_string(),
+            ];
+            let env = BTreeMap::new();
+            let request = sys::Request {
+                program: shim_path.as_os_str(),
+                args: &args,
+                env_clear: false,
+                env: &env,
+                cwd: None,
+                stdin: &nul,
+                stdout: &nul,
+                stderr: match self.stderr {
+                    Stderr::Null => StderrTarget::Null,
+                    _ => StderrTarget::Inherit,
+                },
+                lifeline: None,
+                force_fork: false,
+                no_window: self.no_window,
+                kill_on_close_job: self.kill_on_close_job,
+            };
+            sys::spawn(&request).map_err(|e| {
+                let what = format!("cannot start the shim {}: {}", shim_path.display(), e.what);
+                Error::new(ErrorKind::ShimFailed, format!("cannot start `{name}`: {what}"), e.source)
+            })?
+        };
+        let shim_pid = process.pid();
+        let link = crate::shim::connect(
+            &mut rendezvous,
+            &launcher,
+            shim_pid,
+            || process.try_wait().ok().flatten(),
+            &self.program,
+            &self.args,
+            self.env_clear,
+            &self.env,
+            self.cwd.as_deref(),
+            &stdio,
+        );
+        drop(rendezvous);
+        let link = match link {
+            Ok(link) => link,
+            Err(e) => {
+                // The shim exits on its own after reporting a failure; a hung
+                // one is killed.
+                let limit = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                if !matches!(process.wait_deadline(Some(limit)), Ok(Some(_))) {
+                    let _ = process.kill();
+                }
+                return Err(Error::new(e.kind(), format!("cannot start `{name}`: {e}"), None));
+            }
+        };
+        let crate::shim::ShimStdio { stdin, stdout, stderr_pipe, .. } = stdio;
+        let channel = Channel::from_pipe_ends(stdout.1, stdin.1);
+        let stderr = match stderr_pipe {
+            Some((_, pipe)) if relay => {
+                let mut from = ChildStderr::new(pipe);
+                // Ends when the program and the shim have closed the pipe.
+                let _ = std::thread::Builder::new().name("umbilical-stderr-relay".into()).stack_size(64 * 1024).spawn(
+                    move || {
+                        let _ = io::copy(&mut from, &mut io::stderr());
+                    },
+                );
+                None
+            }
+            Some((_, pipe)) => Some(ChildStderr::new(pipe)),
+            None => None,
+        };
+        Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link))
     }
 }
 

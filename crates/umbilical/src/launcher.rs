@@ -110,8 +110,10 @@ pub enum Launcher {
         /// The container (or `[namespace/]pod` for kubectl).
         target: String,
     },
-    /// Windows elevation (`ShellExecuteExW` with verb `runas`): inherits
-    /// nothing, so it needs the shim, which is not available yet.
+    /// Windows elevation (`ShellExecuteExW` with verb `runas`): passes no
+    /// handles, so [`Command`](crate::Command) always starts it with the
+    /// shim, which opens the channel's pipes by name. Not an argv prefix:
+    /// [`Launcher::plan`] refuses it. Unix: `InvalidInput`.
     RunAs,
     /// Anything else: an argv prefix and declared capabilities.
     Custom {
@@ -296,7 +298,8 @@ impl Launcher {
             },
             Launcher::RunAs => {
                 return Err(invalid(
-                    "Windows elevation starts the program through the shim, which is not available yet".into(),
+                    "Windows elevation is not an argv prefix: Command starts it with ShellExecuteExW and the shim"
+                        .into(),
                 ));
             }
             Launcher::Custom { prefix, .. } => argv.extend(prefix.iter().cloned()),

@@ -56,7 +56,6 @@ mod error;
 mod exit;
 mod launcher;
 pub mod protocol;
-#[cfg(unix)]
 pub mod shim;
 mod sys;
 

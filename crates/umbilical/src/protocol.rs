@@ -35,6 +35,19 @@ pub enum WireStatus {
     Signaled(i32),
 }
 
+/// Where the program's stderr goes, told to a Windows shim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireStderr {
+    /// The shim's own stderr.
+    Inherit,
+    /// Discarded.
+    Null,
+    /// Into the channel, with stdout.
+    Merge,
+    /// A pipe of the parent's, opened by this name.
+    Pipe(Vec<u8>),
+}
+
 /// One control message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -87,6 +100,17 @@ pub enum Message {
     },
     /// Parent → shim: the parent holds its own handle on the program now.
     PidConfirmed,
+    /// Parent → Windows shim, after the request: the channel's pipes to
+    /// open by name (UTF-16LE bytes), so no byte is relayed through the
+    /// shim. Unix shims get the channel as their own stdin/stdout instead.
+    Stdio {
+        /// The pipe the program reads as stdin.
+        stdin: Vec<u8>,
+        /// The pipe the program writes as stdout.
+        stdout: Vec<u8>,
+        /// Where stderr goes.
+        stderr: WireStderr,
+    },
 }
 
 /// Why a frame was refused.
@@ -169,6 +193,7 @@ mod ty {
     pub const EXITED: u8 = 5;
     pub const KILL: u8 = 6;
     pub const PID_CONFIRMED: u8 = 7;
+    pub const STDIO: u8 = 8;
 }
 
 /// Encodes one message as a frame.
@@ -241,6 +266,20 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
             ty::KILL
         }
         Message::PidConfirmed => ty::PID_CONFIRMED,
+        Message::Stdio { stdin, stdout, stderr } => {
+            put_bytes(&mut p, stdin);
+            put_bytes(&mut p, stdout);
+            match stderr {
+                WireStderr::Inherit => p.push(0),
+                WireStderr::Null => p.push(1),
+                WireStderr::Merge => p.push(2),
+                WireStderr::Pipe(name) => {
+                    p.push(3);
+                    put_bytes(&mut p, name);
+                }
+            }
+            ty::STDIO
+        }
     };
     if p.len() > MAX_PAYLOAD {
         return Err(ProtocolError::TooLarge(p.len() as u64));
@@ -325,6 +364,18 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
         }
         ty::KILL => Message::Kill { signal: r.u32()? as i32 },
         ty::PID_CONFIRMED => Message::PidConfirmed,
+        ty::STDIO => {
+            let stdin = r.bytes()?;
+            let stdout = r.bytes()?;
+            let stderr = match r.u8()? {
+                0 => WireStderr::Inherit,
+                1 => WireStderr::Null,
+                2 => WireStderr::Merge,
+                3 => WireStderr::Pipe(r.bytes()?),
+                _ => return Err(ProtocolError::Malformed("unknown stderr tag")),
+            };
+            Message::Stdio { stdin, stdout, stderr }
+        }
         other => return Err(ProtocolError::UnknownType(other)),
     };
     if !r.0.is_empty() {
@@ -412,6 +463,17 @@ mod tests {
             any::<i32>().prop_map(|n| Message::Exited { status: WireStatus::Signaled(n) }),
             any::<i32>().prop_map(|signal| Message::Kill { signal }),
             Just(Message::PidConfirmed),
+            (
+                bytes(),
+                bytes(),
+                prop_oneof![
+                    Just(WireStderr::Inherit),
+                    Just(WireStderr::Null),
+                    Just(WireStderr::Merge),
+                    bytes().prop_map(WireStderr::Pipe)
+                ]
+            )
+                .prop_map(|(stdin, stdout, stderr)| Message::Stdio { stdin, stdout, stderr }),
         ]
     }
 

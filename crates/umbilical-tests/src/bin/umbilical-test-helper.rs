@@ -19,13 +19,22 @@
 //!   this process's stdio (and any other inheritable descriptor), then exit
 //!   at once with CODE
 //! - `echo-after MS`: sleep MS, then `echo`
+//! - `pipe-stranger NAME FILE` (Windows): connect to the named pipe NAME as
+//!   a stranger, read, and write to FILE `refused` if the connection was
+//!   closed with nothing sent, else `answered`
+//!
+//! As a shim (`shim --umbilical-rendezvous NAME`) on Windows, with
+//! `UMBILICAL_TEST_STRANGER_FIRST=FILE` in the environment, it first runs
+//! `pipe-stranger NAME FILE` as a child and waits for it, so that a
+//! stranger is the first to reach the rendezvous.
 
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
 fn main() {
     // The helper doubles as a shim for the launcher tests.
-    #[cfg(unix)]
+    #[cfg(windows)]
+    stranger_first();
     umbilical::shim::run_if_invoked();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
@@ -83,6 +92,17 @@ fn main() {
             std::thread::sleep(Duration::from_millis(num(1)));
             echo();
         }
+        #[cfg(windows)]
+        "pipe-stranger" => {
+            let verdict = match std::fs::OpenOptions::new().read(true).write(true).open(arg(1)) {
+                Ok(mut pipe) => match pipe.read(&mut [0u8; 64]) {
+                    Ok(0) | Err(_) => "refused",
+                    Ok(_) => "answered",
+                },
+                Err(e) => die(&format!("the stranger could not connect: {e}")),
+            };
+            std::fs::write(arg(2), verdict).unwrap_or_else(|e| die(&format!("write {}: {e}", arg(2))));
+        }
         other => die(&format!("unknown sub-command {other:?}")),
     }
 }
@@ -99,6 +119,27 @@ fn echo() {
             Err(e) => die(&format!("read: {e}")),
         }
         stdout.flush().unwrap_or_else(|e| die(&format!("flush: {e}")));
+    }
+}
+
+/// See the module docs: a stranger reaches the rendezvous before the shim.
+#[cfg(windows)]
+fn stranger_first() {
+    let Some(file) = std::env::var_os("UMBILICAL_TEST_STRANGER_FIRST").filter(|f| !f.is_empty()) else { return };
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() != 4 || args[1] != "shim" {
+        return;
+    }
+    let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+    let status = std::process::Command::new(me)
+        .arg("pipe-stranger")
+        .arg(&args[3])
+        .arg(file)
+        .env_remove("UMBILICAL_TEST_STRANGER_FIRST")
+        .status()
+        .unwrap_or_else(|e| die(&format!("start the stranger: {e}")));
+    if !status.success() {
+        die("the stranger failed");
     }
 }
 

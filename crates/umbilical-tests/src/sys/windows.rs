@@ -55,3 +55,18 @@ pub fn handle_count() -> u32 {
     unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut n) };
     n
 }
+
+/// Sets (or, with an empty value, removes) a variable in this process's
+/// environment, for the children it starts next.
+pub fn set_env_for_children(key: &str, value: &std::ffi::OsStr) {
+    // SAFETY: only the single-test binary `shim_windows_stranger` calls
+    // this, from its one test thread, while no other thread of the process
+    // reads or writes the environment.
+    unsafe {
+        if value.is_empty() {
+            std::env::remove_var(key);
+        } else {
+            std::env::set_var(key, value);
+        }
+    }
+}

@@ -6,7 +6,8 @@
 //! When the parent is root and the launcher switches to another user, the
 //! directory is handed to that user (still `0700`), or the shim could not
 //! reach it. Same-user strangers who find the path are refused by the peer
-//! check (`SO_PEERCRED` pid must descend from the launcher), and a refused
+//! check (the peer pid from `SO_PEERCRED`, `LOCAL_PEERPID` on macOS or
+//! `LOCAL_PEERCRED` on FreeBSD must descend from the launcher), and a refused
 //! connection does not stop the real shim from connecting next.
 
 use std::io;
@@ -27,7 +28,13 @@ impl Rendezvous {
     /// Creates the directory and the listening socket; `owner` is the user
     /// the shim will run as, if the directory must be handed over.
     pub(crate) fn create(owner: Option<&str>) -> io::Result<Rendezvous> {
-        let base = std::env::temp_dir();
+        // A socket path must fit `sun_path` (104 bytes on macOS and the
+        // BSDs, 108 on Linux); macOS's per-user TMPDIR can be long enough
+        // to overflow it with our names, so fall back to /tmp there.
+        let mut base = std::env::temp_dir();
+        if base.as_os_str().len() + 64 > 104 {
+            base = PathBuf::from("/tmp");
+        }
         let mut last = None;
         for _ in 0..16 {
             let dir = base.join(format!("umbilical-{}-{:016x}", std::process::id(), random_u64()));
@@ -139,12 +146,12 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-/// Whether the peer's pid is `ancestor` or descends from it.
-#[cfg(target_os = "linux")]
+/// Whether the peer's pid is `ancestor` or descends from it. The peer pid
+/// is the one the kernel recorded at `connect` (Linux `SO_PEERCRED`, macOS
+/// `LOCAL_PEERPID`, FreeBSD `LOCAL_PEERCRED`'s `cr_pid`); the walk up the
+/// parent chain is bounded and ends at init or at a process that is gone.
 fn peer_descends_from(stream: &UnixStream, ancestor: u32) -> bool {
-    let Ok(cred) = rustix::net::sockopt::socket_peercred(stream) else { return false };
-    let mut pid = cred.pid.as_raw_nonzero().get() as u32;
-    // Walk up the parent chain (bounded); init or a failed read ends it.
+    let Some(mut pid) = peer_pid(stream) else { return false };
     for _ in 0..64 {
         if pid == ancestor {
             return true;
@@ -158,6 +165,12 @@ fn peer_descends_from(stream: &UnixStream, ancestor: u32) -> bool {
 }
 
 #[cfg(target_os = "linux")]
+fn peer_pid(stream: &UnixStream) -> Option<u32> {
+    let cred = rustix::net::sockopt::socket_peercred(stream).ok()?;
+    Some(cred.pid.as_raw_nonzero().get() as u32)
+}
+
+#[cfg(target_os = "linux")]
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: parse after
@@ -166,11 +179,86 @@ fn parent_of(pid: u32) -> Option<u32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Peer-pid authentication is implemented on Linux only so far: elsewhere
-/// every peer is refused, so the shim cannot be used there yet.
-#[cfg(not(target_os = "linux"))]
-fn peer_descends_from(_stream: &UnixStream, _ancestor: u32) -> bool {
-    false
+#[cfg(apple)]
+fn peer_pid(stream: &UnixStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let mut pid: libc::pid_t = 0;
+    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
+    // SAFETY: `pid` and `len` are valid for writes of the sizes given;
+    // the descriptor is borrowed from a live stream.
+    let rc = unsafe {
+        libc::getsockopt(stream.as_raw_fd(), libc::SOL_LOCAL, libc::LOCAL_PEERPID, (&raw mut pid).cast(), &mut len)
+    };
+    (rc == 0 && pid > 0).then_some(pid as u32)
+}
+
+#[cfg(apple)]
+fn parent_of(pid: u32) -> Option<u32> {
+    // SAFETY: `proc_bsdinfo` is plain integers and byte arrays; all-zero
+    // is a valid value.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: `info` is valid for writes of `size` bytes.
+    let n = unsafe { libc::proc_pidinfo(pid as libc::c_int, libc::PROC_PIDTBSDINFO, 0, (&raw mut info).cast(), size) };
+    (n == size).then_some(info.pbi_ppid)
+}
+
+#[cfg(target_os = "freebsd")]
+fn peer_pid(stream: &UnixStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `xucred` is plain integers (and a union of a pid and an
+    // unused pointer); all-zero is a valid value.
+    let mut cred: libc::xucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::xucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(stream.as_raw_fd(), libc::SOL_LOCAL, libc::LOCAL_PEERCRED, (&raw mut cred).cast(), &mut len)
+    };
+    if rc != 0 || cred.cr_version != libc::XUCRED_VERSION {
+        return None;
+    }
+    // SAFETY: FreeBSD 13 and later fill `cr_pid`; earlier ones leave the
+    // union zeroed, which reads as pid 0 and is refused.
+    let pid = unsafe { cred.cr_pid__c_anonymous_union.cr_pid };
+    (pid > 0).then_some(pid as u32)
+}
+
+#[cfg(target_os = "freebsd")]
+fn parent_of(pid: u32) -> Option<u32> {
+    let mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PID, pid as libc::c_int];
+    // The kernel's `kinfo_proc` may be larger than the libc crate's, so
+    // ask for its size and read into a buffer of that size; `ki_ppid` sits
+    // near the start, at an offset no FreeBSD release has moved.
+    let mut size: libc::size_t = 0;
+    // SAFETY: a null old pointer asks only for the size, written to `size`.
+    let rc = unsafe { libc::sysctl(mib.as_ptr(), 4, std::ptr::null_mut(), &mut size, std::ptr::null(), 0) };
+    if rc != 0 || size < std::mem::offset_of!(libc::kinfo_proc, ki_ppid) + 4 {
+        return None;
+    }
+    let mut buf = vec![0u64; size.div_ceil(8)];
+    // SAFETY: `buf` is valid for writes of at least `size` bytes.
+    let rc = unsafe { libc::sysctl(mib.as_ptr(), 4, buf.as_mut_ptr().cast(), &mut size, std::ptr::null(), 0) };
+    if rc != 0 || size < std::mem::offset_of!(libc::kinfo_proc, ki_ppid) + 4 {
+        return None;
+    }
+    // SAFETY: the offset is within the `size` bytes the kernel wrote, and
+    // the u64 buffer is aligned for a pid_t.
+    let ppid = unsafe {
+        buf.as_ptr().cast::<u8>().add(std::mem::offset_of!(libc::kinfo_proc, ki_ppid)).cast::<libc::pid_t>().read()
+    };
+    (ppid >= 0).then_some(ppid as u32)
+}
+
+/// Elsewhere (other BSDs, illumos) peer-pid authentication is not
+/// written: every peer is refused, so the shim cannot be used there.
+#[cfg(not(any(target_os = "linux", apple, target_os = "freebsd")))]
+fn peer_pid(_stream: &UnixStream) -> Option<u32> {
+    None
+}
+
+#[cfg(not(any(target_os = "linux", apple, target_os = "freebsd")))]
+fn parent_of(_pid: u32) -> Option<u32> {
+    None
 }
 
 /// A user's uid from the password database.

@@ -7,16 +7,20 @@
 //! installed, and pipes are what every program expects on stdin anyway.
 
 mod diag;
+mod elevate;
 mod handle;
 mod pipe;
 mod process;
+mod rendezvous;
 mod spawn;
 mod wait;
 
 pub(crate) use diag::{WinsockProvider, is_wine, os_version, winsock_catalog};
+pub(crate) use elevate::{ElevateError, run_elevated};
 pub(crate) use handle::{read, write_pipe};
-pub(crate) use pipe::{inbound_pipe, pipes};
+pub(crate) use pipe::{Direction, accept_client, inbound_pipe, open_client, pipes, server as pipe_server};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
+pub(crate) use rendezvous::{ControlPipe, Rendezvous};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use wait::{wait_closed, wait_eof};
 

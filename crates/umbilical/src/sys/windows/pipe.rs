@@ -17,6 +17,7 @@
 
 use std::io;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::time::Instant;
 
 use windows_sys::Win32::Foundation::{
     ERROR_ACCESS_DENIED, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE,
@@ -30,8 +31,8 @@ use windows_sys::Win32::Security::{
     GetTokenInformation, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER, TokenUser,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, OPEN_EXISTING, PIPE_ACCESS_INBOUND,
-    PIPE_ACCESS_OUTBOUND,
+    CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
+    PIPE_ACCESS_INBOUND, PIPE_ACCESS_OUTBOUND,
 };
 use windows_sys::Win32::System::Pipes::{
     ConnectNamedPipe, CreateNamedPipeW, GetNamedPipeClientProcessId, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS,
@@ -54,6 +55,19 @@ pub(crate) enum Direction {
     Outbound,
     /// The program writes, the parent reads (stdout, stderr, lifeline).
     Inbound,
+    /// Both ways: the shim's control stream.
+    Duplex,
+}
+
+impl Direction {
+    /// What the client end needs to open.
+    fn client_access(self) -> u32 {
+        match self {
+            Direction::Outbound => GENERIC_READ,
+            Direction::Inbound => GENERIC_WRITE,
+            Direction::Duplex => GENERIC_READ | GENERIC_WRITE,
+        }
+    }
 }
 
 /// Two pipes for a channel.
@@ -103,6 +117,7 @@ pub(crate) fn create_server(name: &[u16], direction: Direction) -> io::Result<Ow
     let access = match direction {
         Direction::Outbound => PIPE_ACCESS_OUTBOUND,
         Direction::Inbound => PIPE_ACCESS_INBOUND,
+        Direction::Duplex => PIPE_ACCESS_DUPLEX,
     };
     // SAFETY: `name` is NUL-terminated UTF-16; `sa` and the descriptor it
     // points to live across the call.
@@ -130,10 +145,7 @@ fn pair_named(name: &[u16], direction: Direction) -> Result<(OwnedHandle, OwnedH
         let code = e.raw_os_error().unwrap_or(0) as u32;
         if code == ERROR_ACCESS_DENIED || code == ERROR_PIPE_BUSY { Attempt::Squatted(e) } else { Attempt::Failed(e) }
     })?;
-    let access = match direction {
-        Direction::Outbound => GENERIC_READ,
-        Direction::Inbound => GENERIC_WRITE,
-    };
+    let access = direction.client_access();
     // SAFETY: NUL-terminated name; no security attributes (not inheritable
     // until spawn says so); synchronous, unshared.
     let client =
@@ -159,14 +171,85 @@ fn pair_named(name: &[u16], direction: Direction) -> Result<(OwnedHandle, OwnedH
         Err(e) => return Err(Attempt::Failed(e)),
     }
     // Whoever is connected must be us.
-    let mut pid = 0u32;
-    // SAFETY: valid server handle, out-pointer to a local.
-    let ok = unsafe { GetNamedPipeClientProcessId(server.as_raw_handle() as HANDLE, &mut pid) } != 0;
     // SAFETY: no preconditions.
-    if !ok || pid != unsafe { GetCurrentProcessId() } {
+    if client_pid(&server) != Some(unsafe { GetCurrentProcessId() }) {
         return Err(Attempt::Squatted(io::Error::other("another process connected to the pipe first")));
     }
     Ok((server, client))
+}
+
+/// A server end with a fresh name, no client yet: for a shim, which opens
+/// the client end by name in another process. Returns the NUL-terminated
+/// name with the server.
+pub(crate) fn server(direction: Direction) -> io::Result<(Vec<u16>, OwnedHandle)> {
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let name = unique_name()?;
+        match create_server(&name, direction) {
+            Ok(server) => return Ok((name, server)),
+            Err(e) if matches!(e.raw_os_error(), Some(c) if c == ERROR_ACCESS_DENIED as i32 || c == ERROR_PIPE_BUSY as i32) => {
+                last = Some(e)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "every pipe name tried was taken ({ATTEMPTS} attempts; last: {})",
+        last.map_or_else(|| "none".to_string(), |e| e.to_string())
+    )))
+}
+
+/// Waits (until `deadline`) for the client of a [`server`] end and checks
+/// that it is process `pid`: a client that is anyone else is refused with
+/// an error, never used.
+pub(crate) fn accept_client(server: &OwnedHandle, pid: u32, deadline: Instant) -> io::Result<()> {
+    match overlapped(server, Some(deadline), |h, ov| {
+        // SAFETY: `ov` is managed by `overlapped`.
+        unsafe { ConnectNamedPipe(h, ov) }
+    }) {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(io::Error::new(io::ErrorKind::TimedOut, "the shim did not open the pipe in time")),
+        Err(e) if e.raw_os_error() == Some(ERROR_PIPE_CONNECTED as i32) => {}
+        Err(e) => return Err(e),
+    }
+    match client_pid(server) {
+        Some(p) if p == pid => Ok(()),
+        other => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("pipe opened by process {other:?}, not by the shim ({pid})"),
+        )),
+    }
+}
+
+/// The pid of the client connected to a server end.
+pub(crate) fn client_pid(server: &OwnedHandle) -> Option<u32> {
+    let mut pid = 0u32;
+    // SAFETY: valid server handle, out-pointer to a local.
+    let ok = unsafe { GetNamedPipeClientProcessId(server.as_raw_handle() as HANDLE, &mut pid) } != 0;
+    ok.then_some(pid)
+}
+
+/// Opens the client end of a pipe by name for a program's stdio:
+/// synchronous, not shared, not inheritable (spawn hands it on).
+pub(crate) fn open_client(name: &[u16], direction: Direction) -> io::Result<OwnedHandle> {
+    let name: Vec<u16> = name.iter().copied().take_while(|&c| c != 0).chain(Some(0)).collect();
+    // SAFETY: NUL-terminated name; no security attributes.
+    let h = unsafe {
+        CreateFileW(
+            name.as_ptr(),
+            direction.client_access(),
+            0,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            0,
+            std::ptr::null_mut(),
+        )
+    };
+    if h == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh valid handle, owned from here on.
+    Ok(unsafe { OwnedHandle::from_raw_handle(h as _) })
 }
 
 /// `\\.\pipe\umbilical-<pid>-<128 random bits>`, NUL-terminated.

@@ -10,7 +10,10 @@ use std::time::Instant;
 
 use windows_sys::Win32::Foundation::{HANDLE, WAIT_OBJECT_0, WAIT_TIMEOUT};
 use windows_sys::Win32::System::JobObjects::TerminateJobObject;
-use windows_sys::Win32::System::Threading::{GetExitCodeProcess, TerminateProcess, WaitForSingleObject};
+use windows_sys::Win32::System::Threading::{
+    GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE as SYNCHRONIZE,
+    TerminateProcess, WaitForSingleObject,
+};
 
 use super::handle::millis_until;
 use crate::ExitStatus;
@@ -33,6 +36,21 @@ pub(crate) fn mechanism() -> &'static str {
 impl Process {
     pub(crate) fn new(handle: OwnedHandle, pid: u32, job: Option<OwnedHandle>) -> Self {
         Process { handle, pid, job }
+    }
+
+    /// Opens a process we did not start, to wait on it: only `SYNCHRONIZE`
+    /// and `PROCESS_QUERY_LIMITED_INFORMATION`, which is all a wait needs
+    /// and what Windows grants across an elevation boundary where it can.
+    /// `None` where the OS refuses.
+    pub(crate) fn open(pid: u32) -> Option<Self> {
+        // SAFETY: no pointers; the handle is owned at once if valid.
+        let h = unsafe { OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+        if h.is_null() {
+            return None;
+        }
+        // SAFETY: a fresh valid handle nobody else owns.
+        let handle = unsafe { <OwnedHandle as std::os::windows::io::FromRawHandle>::from_raw_handle(h as _) };
+        Some(Process::new(handle, pid, None))
     }
 
     pub(crate) fn pid(&self) -> u32 {

@@ -1,0 +1,163 @@
+//! The Windows shim, directly and through UAC elevation (`ShellExecuteExW`
+//! "runas", which Wine carries out without a prompt): the channel's pipes
+//! opened by name, half-close, exact 32-bit exit codes, kill across the
+//! boundary and refusals (the stranger at the rendezvous has a test binary
+//! of its own: `shim_windows_stranger.rs`). The helper program doubles as
+//! the shim.
+
+#![cfg(windows)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use umbilical::{Command, Detection, ErrorKind, Exit, ExitStatus, Launcher, Stderr};
+
+/// The two ways to reach the shim on Windows.
+fn launchers() -> [Launcher; 2] {
+    [Launcher::Direct, Launcher::RunAs]
+}
+
+fn shimmed(launcher: &Launcher, args: &[&str]) -> Command {
+    let mut cmd = helper(args);
+    cmd.launcher(launcher.clone()).shim(true).shim_path(HELPER);
+    cmd
+}
+
+#[test]
+fn four_mib_round_trip_with_half_close() {
+    for l in launchers() {
+        let name = l.name();
+        let mut child = shimmed(&l, &["echo"]).spawn().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(child.detection(), Detection::Shim, "{name}");
+        let channel = child.take_channel().unwrap();
+        let payload = pattern(4 << 20, 11);
+        let expected = payload.clone();
+        let out = bounded(LIMIT, "round trip through the shim", move || {
+            round_trip(channel, payload, vec![1, 4096, 65536, 70001])
+        });
+        assert!(out == expected, "{name}: {} bytes back, {} sent", out.len(), expected.len());
+        let exit = child.wait().unwrap();
+        assert_eq!(exit, Exit { status: ExitStatus::Exited(0), detection: Detection::Shim }, "{name}");
+    }
+}
+
+#[test]
+fn exit_codes_are_exact_including_32_bit_ones() {
+    for l in launchers() {
+        for code in [0u32, 3, 255, 256, 0xC000_0005] {
+            let mut child = shimmed(&l, &["exit", &code.to_string()]).spawn().unwrap();
+            let exit = child.wait().unwrap();
+            assert_eq!(exit.status, ExitStatus::Exited(code as i32), "{} exit {code:#x}", l.name());
+            assert_eq!(exit.detection, Detection::Shim);
+        }
+    }
+}
+
+#[test]
+fn the_program_gets_its_environment_directory_and_arguments() {
+    let dir = std::env::temp_dir();
+    for l in launchers() {
+        let name = l.name();
+        let mut cmd = shimmed(&l, &["env", "UMBILICAL_SHIM_VAR"]);
+        cmd.env("UMBILICAL_SHIM_VAR", "value with spaces and \u{e9}");
+        assert_eq!(output_of(cmd.spawn().unwrap()).trim(), "value with spaces and \u{e9}", "{name}: env");
+        let mut cmd = shimmed(&l, &["cwd"]);
+        cmd.current_dir(&dir);
+        let cwd = output_of(cmd.spawn().unwrap());
+        let same = std::fs::canonicalize(cwd.trim()).unwrap() == std::fs::canonicalize(&dir).unwrap();
+        assert!(same, "{name}: cwd {cwd:?}, wanted {}", dir.display());
+        let tricky = ["a b", "quote\"d", "back\\\\", "", "tab\there"];
+        let mut args = vec!["args"];
+        args.extend(tricky);
+        let out = output_of(shimmed(&l, &args).spawn().unwrap());
+        assert_eq!(out.lines().collect::<Vec<_>>(), tricky, "{name}: args");
+    }
+}
+
+#[test]
+fn stderr_piped_merged_and_null() {
+    for l in launchers() {
+        let name = l.name();
+        let mut cmd = shimmed(&l, &["stderr", "to-stderr"]);
+        cmd.stderr(Stderr::Piped);
+        let mut child = cmd.spawn().unwrap();
+        let mut err = String::new();
+        child.stderr().unwrap().read_to_string(&mut err).unwrap();
+        assert_eq!(err, "to-stderr", "{name}: piped");
+        assert_eq!(output_of(child), "out");
+        let mut cmd = shimmed(&l, &["stderr", "merged"]);
+        cmd.stderr(Stderr::Merge);
+        let out = output_of(cmd.spawn().unwrap());
+        assert!(out.contains("merged") && out.contains("out"), "{name}: merge gave {out:?}");
+        let mut cmd = shimmed(&l, &["stderr", "dropped"]);
+        cmd.stderr(Stderr::Null);
+        assert_eq!(output_of(cmd.spawn().unwrap()), "out", "{name}: null");
+    }
+}
+
+#[test]
+fn kill_reaches_the_program_through_the_shim() {
+    for l in launchers() {
+        let mut child = shimmed(&l, &["sleep", "60000"]).spawn().unwrap();
+        let start = Instant::now();
+        child.kill().unwrap();
+        let exit = child.wait_timeout(Duration::from_secs(20)).unwrap().expect("the kill ends the program");
+        assert_eq!(exit, Exit { status: ExitStatus::Exited(1), detection: Detection::Shim }, "{}", l.name());
+        assert!(start.elapsed() < Duration::from_secs(20));
+    }
+}
+
+#[test]
+fn missing_program_and_bad_directory_are_told_apart() {
+    for l in launchers() {
+        let name = l.name();
+        let err = Command::new("umbilical-no-such-program")
+            .launcher(l.clone())
+            .shim(true)
+            .shim_path(HELPER)
+            .spawn()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{name}: {err}");
+        let mut cmd = shimmed(&l, &["echo"]);
+        cmd.current_dir(r"C:\umbilical\no\such\directory");
+        let err = cmd.spawn().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}: {err}");
+        let err = helper(&["echo"]).launcher(l.clone()).shim(true).shim_path(r"C:\no\such\shim.exe").spawn();
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::ShimFailed, "{name}: a missing shim");
+    }
+}
+
+#[test]
+fn runas_always_goes_through_the_shim() {
+    // Without .shim(true): elevation passes no handles, so the shim is the
+    // only way; it is taken without being asked for.
+    let mut cmd = helper(&["exit", "9"]);
+    cmd.launcher(Launcher::RunAs).shim_path(HELPER);
+    let exit = cmd.spawn().unwrap().wait().unwrap();
+    assert_eq!(exit, Exit { status: ExitStatus::Exited(9), detection: Detection::Shim });
+}
+
+#[test]
+fn the_channel_works_from_two_threads_through_runas() {
+    let mut child = shimmed(&Launcher::RunAs, &["echo"]).spawn().unwrap();
+    let (mut r, mut w) = child.take_channel().unwrap().split();
+    let writer = std::thread::spawn(move || {
+        for i in 0..100u32 {
+            w.write_all(&i.to_le_bytes()).unwrap();
+        }
+        w.shutdown().unwrap();
+    });
+    let mut out = Vec::new();
+    bounded(LIMIT, "reading through runas", move || {
+        r.read_to_end(&mut out).unwrap();
+        out
+    })
+    .chunks(4)
+    .enumerate()
+    .for_each(|(i, c)| assert_eq!(c, (i as u32).to_le_bytes()));
+    writer.join().unwrap();
+    assert!(child.wait().unwrap().success());
+}

@@ -1,0 +1,335 @@
+//! The shim: a small helper started by the launcher instead of the program.
+//!
+//! It connects back to the parent's rendezvous, receives the program's
+//! argv, environment and working directory over the control stream
+//! (launchers reset the environment and may change directory), starts the
+//! program with the channel as its stdin/stdout — so no byte is relayed —
+//! reports `spawned(pid)` or `spawn_failed`, obeys `kill`, reports
+//! `exited(status)` and exits with the program's code. Through it, a
+//! launcher's refusal is told apart from the program's exit code, and the
+//! status is exact through any launcher.
+//!
+//! How the channel reaches the program differs by OS:
+//! - Unix: the launcher passes the channel to the shim as its own
+//!   stdin/stdout, and the shim hands them on. The rendezvous is a Unix
+//!   socket in a fresh `0700` directory; a peer is accepted only if its pid
+//!   descends from the launcher and it sends back the token the parent
+//!   wrote first into the channel.
+//! - Windows: elevation (`ShellExecuteExW` "runas") passes no handles, so
+//!   the shim opens the channel's named pipes by name, sent over the
+//!   authenticated control stream. The rendezvous is a named pipe with a
+//!   user-only DACL; a client is accepted only if its pid is the pid of
+//!   the process handle the parent got when it started the shim.
+//!
+//! The shim is `umbilical shim --umbilical-rendezvous PATH` (the CLI), or
+//! any binary of yours that calls [`run_if_invoked`] first thing in `main`.
+
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind};
+use crate::exit::ExitStatus;
+use crate::protocol::{self, Message, WireStatus};
+use crate::sys;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as os;
+#[cfg(unix)]
+pub(crate) use unix::connect;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as os;
+#[cfg(windows)]
+pub(crate) use windows::{ShimStdio, connect};
+
+/// The argument that marks a shim invocation.
+pub const SHIM_ARG: &str = "shim";
+/// The flag before the rendezvous path.
+pub const RENDEZVOUS_FLAG: &str = "--umbilical-rendezvous";
+
+/// If this process was started as a shim (`ARGV0 shim
+/// --umbilical-rendezvous PATH`), serve and exit with the program's code;
+/// otherwise return and let `main` go on.
+///
+/// ```no_run
+/// // First thing in `main`:
+/// umbilical::shim::run_if_invoked();
+/// // ... the rest of your program
+/// ```
+pub fn run_if_invoked() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(OsStr::new(SHIM_ARG))
+        || args.next().as_deref() != Some(OsStr::new(RENDEZVOUS_FLAG))
+    {
+        return;
+    }
+    let Some(path) = args.next() else { return };
+    std::process::exit(serve(Path::new(&path)));
+}
+
+/// Runs the shim's side against the rendezvous at `path` (Unix: a socket
+/// path; Windows: a pipe name); returns the exit code for the shim process
+/// (the program's; on Unix 128+N for signal N; 125 for the shim's own
+/// failures, 126/127 when the program could not start).
+pub fn serve(path: &Path) -> i32 {
+    match os::serve(path) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("umbilical shim: {e}");
+            125
+        }
+    }
+}
+
+pub(crate) fn send(stream: &mut impl Write, msg: &Message) -> io::Result<()> {
+    let frame = protocol::try_encode(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    stream.write_all(&frame)
+}
+
+/// Reads one message; `buf` keeps bytes that belong to the next one.
+pub(crate) fn recv(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Message> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match protocol::decode(buf) {
+            Ok(Some((msg, used))) => {
+                buf.drain(..used);
+                return Ok(msg);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the control stream closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// How long one connection may take to say hello before it is refused
+/// (a stranger that connects and stays silent must not block the shim).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the parent waits for the shim to connect and report.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The shim's exit code when the program could not start.
+fn spawn_failure_code(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::NotFound => 127,
+        ErrorKind::NotExecutable => 126,
+        _ => 125,
+    }
+}
+
+/// Refuses a working directory that is not one, before spawning (the
+/// error names it, rather than the spawn's bare "not found"). Returns the
+/// shim's exit code if refused.
+fn check_cwd(stream: &mut impl Write, cwd: Option<&Path>) -> io::Result<Option<i32>> {
+    match cwd {
+        Some(dir) if !dir.is_dir() => {
+            let message = format!("working directory {} does not exist or is not a directory", dir.display());
+            let kind = protocol::kind_code(ErrorKind::InvalidInput);
+            send(stream, &Message::SpawnFailed { kind, os_code: 0, message })?;
+            Ok(Some(125))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Tells the parent why the program did not start; returns the shim's
+/// exit code.
+fn report_spawn_failure(stream: &mut impl Write, e: sys::SpawnError) -> io::Result<i32> {
+    let os_code = e.source.as_ref().and_then(io::Error::raw_os_error).unwrap_or(0);
+    let code = spawn_failure_code(e.kind);
+    send(stream, &Message::SpawnFailed { kind: protocol::kind_code(e.kind), os_code, message: e.what })?;
+    Ok(code)
+}
+
+/// The shim's side once the program runs: report the pid, keep the
+/// program unwaited-for until the parent holds its own handle on it (so
+/// the pid it opened cannot have been reused), obey kills, report the end.
+/// Returns the shim's exit code.
+fn supervise(mut stream: os::Control, mut buf: Vec<u8>, process: sys::Process) -> io::Result<i32> {
+    send(&mut stream, &Message::Spawned { pid: process.pid() })?;
+    match recv(&mut stream, &mut buf) {
+        Ok(Message::PidConfirmed) | Err(_) => {}
+        Ok(_) => return Err(io::Error::new(io::ErrorKind::InvalidData, "expected the pid confirmation")),
+    }
+    let process = Arc::new(process);
+    let killer = process.clone();
+    let mut control = stream.try_clone()?;
+    // Kill requests arrive while the program runs; the thread ends with
+    // the stream. It takes over the bytes already read: a kill sent right
+    // after the confirmation may have arrived with it.
+    let mut pending = std::mem::take(&mut buf);
+    std::thread::spawn(move || {
+        while let Ok(msg) = recv(&mut control, &mut pending) {
+            if let Message::Kill { signal } = msg {
+                let _ = os::kill_program(&killer, signal);
+            }
+        }
+    });
+    let status = process.wait()?;
+    let (wire, code) = match status {
+        ExitStatus::Exited(c) => (WireStatus::Exited(c), c),
+        ExitStatus::Signaled(s) => (WireStatus::Signaled(s), 128 + s),
+        ExitStatus::Unknown => (WireStatus::Exited(125), 125),
+    };
+    send(&mut stream, &Message::Exited { status: wire })?;
+    Ok(code)
+}
+
+/// The parent's live connection to a shim.
+///
+/// A thread reads the control stream as messages come, records the
+/// shim's report and closes the stream at once: a launcher such as ssh
+/// keeps the channel open until that connection is closed on our side, so
+/// a caller reading the channel to EOF before calling `wait()` must not
+/// depend on `wait()` to close it.
+pub(crate) struct Link {
+    writer: os::Control,
+    /// The program's pid, as the shim reported it.
+    pub(crate) pid: u32,
+    /// Our own handle on the program, if the OS let us open one.
+    own: Option<Arc<os::Own>>,
+    ended: Arc<(Mutex<Option<Ended>>, Condvar)>,
+}
+
+/// What ended a wait on the shim.
+#[derive(Clone, Copy)]
+pub(crate) enum Ended {
+    /// The shim reported the program's status.
+    Reported(ExitStatus),
+    /// The shim died first; the program is gone too (seen through our own
+    /// handle on it where we have one), status unknown.
+    ProgramGone,
+}
+
+/// The parent's side from the request on, shared by every OS: sends the
+/// request (`extra` follows it: the Windows pipe names), reads the spawn
+/// result, lets `opened` check the program (Windows: the pipes' client),
+/// opens our own handle on the program while the shim still holds it, and
+/// starts the link thread.
+fn finish_connect(
+    mut stream: os::Control,
+    mut buf: Vec<u8>,
+    launcher: &str,
+    deadline: Instant,
+    request: Message,
+    extra: Option<Message>,
+    opened: impl FnOnce(u32) -> Result<(), Error>,
+) -> Result<Link, Error> {
+    let io_err = |what: &str| {
+        let what = format!("{launcher}: {what}");
+        move |e: io::Error| {
+            let kind = if e.kind() == io::ErrorKind::InvalidData { ErrorKind::Protocol } else { ErrorKind::ShimFailed };
+            Error::new(kind, format!("{what}: {e}"), Some(e))
+        }
+    };
+    os::set_read_deadline(&mut stream, Some(deadline));
+    send(&mut stream, &request).map_err(io_err("sending the request"))?;
+    if let Some(extra) = &extra {
+        send(&mut stream, extra).map_err(io_err("sending the pipe names"))?;
+    }
+    let pid = match recv(&mut stream, &mut buf).map_err(io_err("reading the spawn result"))? {
+        Message::Spawned { pid } => pid,
+        Message::SpawnFailed { kind, os_code, message } => {
+            let source = (os_code != 0).then(|| io::Error::from_raw_os_error(os_code));
+            return Err(Error::new(protocol::kind_from_code(kind), format!("through {launcher}: {message}"), source));
+        }
+        other => return Err(Error::new(ErrorKind::Protocol, format!("{launcher}: unexpected {other:?}"), None)),
+    };
+    opened(pid)?;
+    // Open our own handle while the shim keeps the program unwaited-for,
+    // then let it go on. Where the OS refuses, exit detection relies on
+    // the shim.
+    let own = os::open_own(pid).map(Arc::new);
+    send(&mut stream, &Message::PidConfirmed).map_err(io_err("confirming the pid"))?;
+    os::set_read_deadline(&mut stream, None);
+    let ended = Arc::new((Mutex::new(None), Condvar::new()));
+    let writer = stream.try_clone().map_err(io_err("cloning the control stream"))?;
+    let state = ended.clone();
+    let watch = own.clone();
+    std::thread::Builder::new()
+        .name("umbilical-shim-link".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let result = loop {
+                match recv(&mut stream, &mut buf) {
+                    Ok(Message::Exited { status }) => {
+                        break Ended::Reported(match status {
+                            WireStatus::Exited(c) => ExitStatus::Exited(c),
+                            WireStatus::Signaled(s) => ExitStatus::Signaled(s),
+                        });
+                    }
+                    Ok(_) => continue,
+                    Err(_) => {
+                        // The shim died without reporting: wait for the
+                        // program itself if we hold it.
+                        if let Some(own) = &watch {
+                            os::wait_own(own);
+                        }
+                        break Ended::ProgramGone;
+                    }
+                }
+            };
+            // Close what this thread holds before publishing the end, so a
+            // caller that saw the end sees no descriptor of ours left.
+            os::close(stream);
+            drop(watch);
+            let (lock, cvar) = &*state;
+            *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            cvar.notify_all();
+        })
+        .map_err(|e| {
+            Error::new(ErrorKind::ShimFailed, format!("{launcher}: cannot start the link thread: {e}"), Some(e))
+        })?;
+    Ok(Link { writer, pid, own, ended })
+}
+
+impl Link {
+    /// Waits for the shim's report until `deadline`; `Ok(None)` on timeout.
+    pub(crate) fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Option<Ended>> {
+        let (lock, cvar) = &*self.ended;
+        let mut ended = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(e) = *ended {
+                return Ok(Some(e));
+            }
+            match deadline {
+                None => ended = cvar.wait(ended).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    ended = cvar.wait_timeout(ended, left).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            }
+        }
+    }
+
+    /// Asks the shim to signal (Windows: terminate) the program; falls back
+    /// to our own handle where that can kill. Nothing to do once the shim
+    /// has reported.
+    pub(crate) fn kill(&mut self, signal: i32) -> io::Result<()> {
+        if self.ended.0.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return Ok(());
+        }
+        match send(&mut self.writer, &Message::Kill { signal }) {
+            Ok(()) => Ok(()),
+            Err(e) => match &self.own {
+                Some(own) => os::kill_own(own, signal).map_err(|_| e),
+                None => Err(e),
+            },
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The rendezvous a Windows shim connects back to: one duplex named pipe
+//! (the same protections as the channel's: user-only DACL, one instance,
+//! `FILE_FLAG_FIRST_PIPE_INSTANCE`, remote clients rejected, a 128-bit
+//! random name), accepted only from the process the parent started — the
+//! client pid (`GetNamedPipeClientProcessId`) must equal the pid of the
+//! handle `CreateProcessW` or `ShellExecuteExW` returned.
+//!
+//! A stranger who connects first is disconnected and the pipe listens
+//! again; the real shim, which found the one instance busy, waits for it
+//! (`WaitNamedPipeW`) and connects next. The name is not a secret (it is on
+//! the shim's command line); nothing else is.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::windows::ffi::OsStringExt;
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation::{
+    ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
+};
+use windows_sys::Win32::Storage::FileSystem::{CreateFileW, FILE_FLAG_OVERLAPPED, OPEN_EXISTING};
+use windows_sys::Win32::System::Pipes::{ConnectNamedPipe, DisconnectNamedPipe, WaitNamedPipeW};
+
+use super::handle::{overlapped, read_until, write_pipe};
+use super::pipe::{Direction, client_pid, create_server, unique_name};
+
+/// Fresh names tried if one is taken.
+const ATTEMPTS: usize = 8;
+
+pub(crate) struct Rendezvous {
+    /// NUL-terminated.
+    name: Vec<u16>,
+    server: Option<OwnedHandle>,
+}
+
+impl Rendezvous {
+    pub(crate) fn create() -> io::Result<Rendezvous> {
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let name = unique_name()?;
+            match create_server(&name, Direction::Duplex) {
+                Ok(server) => return Ok(Rendezvous { name, server: Some(server) }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no fresh rendezvous name")))
+    }
+
+    /// The pipe name the shim is told about.
+    pub(crate) fn path(&self) -> std::path::PathBuf {
+        OsString::from_wide(&self.name[..self.name.len() - 1]).into()
+    }
+
+    /// Waits for a client whose pid is `pid`, disconnecting (and counting)
+    /// any other. `gave_up` is polled every 100 ms; when it says the shim's
+    /// process is gone, waiting ends with `Ok(None)`.
+    pub(crate) fn accept_from(
+        &mut self,
+        pid: u32,
+        deadline: Instant,
+        mut gave_up: impl FnMut() -> bool,
+        refused: &mut u32,
+    ) -> io::Result<Option<ControlPipe>> {
+        let server = self.server.as_ref().ok_or_else(|| io::Error::other("the rendezvous was already used"))?;
+        loop {
+            let slice = (Instant::now() + Duration::from_millis(100)).min(deadline);
+            let connected = match overlapped(server, Some(slice), |h, ov| {
+                // SAFETY: `ov` is managed by `overlapped`.
+                unsafe { ConnectNamedPipe(h, ov) }
+            }) {
+                Ok(Some(_)) => true,
+                Ok(None) => false,
+                Err(e) if e.raw_os_error() == Some(ERROR_PIPE_CONNECTED as i32) => true,
+                Err(e) => return Err(e),
+            };
+            if connected {
+                if client_pid(server) == Some(pid) {
+                    let server = self.server.take().expect("checked above");
+                    return Ok(Some(ControlPipe { handle: Arc::new(server), deadline: None }));
+                }
+                *refused += 1;
+                // SAFETY: a valid server handle of ours; this drops the
+                // stranger's connection and lets the pipe listen again.
+                unsafe { DisconnectNamedPipe(server.as_raw_handle() as HANDLE) };
+                continue;
+            }
+            if gave_up() {
+                return Ok(None);
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the shim did not connect in time"));
+            }
+        }
+    }
+}
+
+/// A connected control pipe (either side), opened for overlapped I/O so
+/// that one thread can read while another writes.
+pub(crate) struct ControlPipe {
+    handle: Arc<OwnedHandle>,
+    /// Reads fail with `TimedOut` after this.
+    deadline: Option<Instant>,
+}
+
+impl ControlPipe {
+    /// The shim's side: opens the rendezvous by name, waiting (until
+    /// `deadline`) while a stranger holds the one instance.
+    pub(crate) fn connect(name: &std::path::Path, deadline: Instant) -> io::Result<ControlPipe> {
+        use std::os::windows::ffi::OsStrExt;
+        let name: Vec<u16> = name.as_os_str().encode_wide().chain(Some(0)).collect();
+        loop {
+            // SAFETY: NUL-terminated name; no security attributes.
+            let h = unsafe {
+                CreateFileW(
+                    name.as_ptr(),
+                    GENERIC_READ | GENERIC_WRITE,
+                    0,
+                    std::ptr::null(),
+                    OPEN_EXISTING,
+                    FILE_FLAG_OVERLAPPED,
+                    std::ptr::null_mut(),
+                )
+            };
+            if h != INVALID_HANDLE_VALUE {
+                // SAFETY: a fresh valid handle, owned from here on.
+                let handle = unsafe { OwnedHandle::from_raw_handle(h as _) };
+                return Ok(ControlPipe { handle: Arc::new(handle), deadline: None });
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(ERROR_PIPE_BUSY as i32) || Instant::now() >= deadline {
+                return Err(e);
+            }
+            // SAFETY: NUL-terminated name. Returns when an instance is free
+            // or after the timeout; either way the loop tries again.
+            unsafe { WaitNamedPipeW(name.as_ptr(), 100) };
+        }
+    }
+
+    pub(crate) fn try_clone(&self) -> io::Result<ControlPipe> {
+        Ok(ControlPipe { handle: self.handle.clone(), deadline: None })
+    }
+
+    /// Reads after `deadline` fail with `TimedOut`; `None` waits for ever.
+    pub(crate) fn set_read_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+}
+
+impl io::Read for ControlPipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_until(&self.handle, buf, self.deadline)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "the control stream was silent too long"))
+    }
+}
+
+impl io::Write for ControlPipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write_pipe(&self.handle, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
