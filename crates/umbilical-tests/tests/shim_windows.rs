@@ -161,3 +161,20 @@ fn the_channel_works_from_two_threads_through_runas() {
     writer.join().unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// The shim dies while the program runs: `wait()` neither hangs nor
+/// returns early, because the parent opened its own handle on the program
+/// (`OpenProcess`, while the shim still held the program) and waits on it;
+/// the status is then unknown.
+#[test]
+fn the_end_is_seen_through_our_own_handle_when_the_shim_dies() {
+    let mut child = shimmed(&Launcher::Direct, &["sleep", "1500"]).spawn().unwrap();
+    let program = child.id().unwrap();
+    let shim = umbilical_tests::sys::parent_pid(program).expect("the program's parent");
+    assert_ne!(shim, std::process::id(), "the shim, not this process, started the program");
+    let start = Instant::now();
+    assert!(umbilical_tests::sys::terminate(shim), "terminate the shim");
+    let exit = bounded(LIMIT, "wait after the shim died", move || child.wait().unwrap());
+    assert_eq!(exit, Exit { status: ExitStatus::Unknown, detection: Detection::Shim });
+    assert!(start.elapsed() >= Duration::from_millis(1000), "returned before the program ended: {:?}", start.elapsed());
+}

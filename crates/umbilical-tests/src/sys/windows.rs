@@ -70,3 +70,45 @@ pub fn set_env_for_children(key: &str, value: &std::ffi::OsStr) {
         }
     }
 }
+
+/// The parent process id of `pid`, from a Toolhelp snapshot.
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
+    use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+        CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
+    };
+    // SAFETY: the snapshot handle is owned at once; `entry` is plain data
+    // with its size set as the API requires.
+    unsafe {
+        let snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+        if snap == INVALID_HANDLE_VALUE {
+            return None;
+        }
+        let _snap = OwnedHandle::from_raw_handle(snap as _);
+        let mut entry: PROCESSENTRY32W = std::mem::zeroed();
+        entry.dwSize = size_of::<PROCESSENTRY32W>() as u32;
+        let mut ok = Process32FirstW(snap, &mut entry) != 0;
+        // Bounded by the snapshot's length.
+        while ok {
+            if entry.th32ProcessID == pid {
+                return Some(entry.th32ParentProcessID);
+            }
+            ok = Process32NextW(snap, &mut entry) != 0;
+        }
+        None
+    }
+}
+
+/// Terminates process `pid` with exit code 99.
+pub fn terminate(pid: u32) -> bool {
+    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_TERMINATE, TerminateProcess};
+    // SAFETY: the process handle is owned at once and valid for the call.
+    unsafe {
+        let h = OpenProcess(PROCESS_TERMINATE, 0, pid);
+        if h.is_null() {
+            return false;
+        }
+        let h = OwnedHandle::from_raw_handle(h as _);
+        TerminateProcess(std::os::windows::io::AsRawHandle::as_raw_handle(&h) as HANDLE, 99) != 0
+    }
+}
