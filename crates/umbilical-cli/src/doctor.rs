@@ -60,6 +60,7 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
     let launchers: Vec<(&str, Option<PathBuf>)> = LAUNCHERS.iter().map(|&l| (l, find_on_path(l))).collect();
     let spawn = umbilical::mechanisms::spawn();
     let exit = umbilical::mechanisms::exit();
+    let shim = umbilical::mechanisms::shim_auth();
     if args.json {
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         let list: Vec<String> = launchers
@@ -83,13 +84,14 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
             Err(e) => format!(", \"winsock\": {{\"error\": \"{}\"}}", esc(&e)),
         };
         println!(
-            "{{\"os\": \"{}\", \"os_version\": \"{}\", \"kernel\": \"{}\", \"arch\": \"{}\", \"spawn\": \"{}\", \"exit_detection\": \"{}\", \"launchers\": {{{}}}{catalog}}}",
+            "{{\"os\": \"{}\", \"os_version\": \"{}\", \"kernel\": \"{}\", \"arch\": \"{}\", \"spawn\": \"{}\", \"exit_detection\": \"{}\", \"shim_auth\": \"{}\", \"launchers\": {{{}}}{catalog}}}",
             std::env::consts::OS,
             esc(&os_version()),
             esc(&kernel()),
             std::env::consts::ARCH,
             esc(spawn),
             esc(exit),
+            esc(shim),
             list.join(", ")
         );
     } else {
@@ -102,6 +104,10 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
         );
         println!("spawn:          {spawn}");
         println!("exit detection: {exit}");
+        println!("shim auth:      {shim}");
+        if cfg!(windows) {
+            println!("runas:          ShellExecuteExW \"runas\" (built in; always through the shim)");
+        }
         println!("launchers on PATH:");
         for (name, path) in &launchers {
             match path {

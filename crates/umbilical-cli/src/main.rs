@@ -33,8 +33,9 @@ enum Command {
     /// umbilical exits 0 once the program is done (the report says null).
     Run(run::RunArgs),
     /// Print the platform facts umbilical depends on: OS, spawn and exit
-    /// mechanisms, launchers found on PATH, and on Windows the Winsock
-    /// catalogue with non-IFS Layered Service Providers marked.
+    /// mechanisms, how the shim is authenticated, launchers found on PATH,
+    /// and on Windows the Winsock catalogue with non-IFS Layered Service
+    /// Providers marked.
     Doctor(doctor::DoctorArgs),
     /// The shim a launcher starts (internal; see --shim).
     #[command(hide = true)]

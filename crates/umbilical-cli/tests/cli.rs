@@ -224,3 +224,18 @@ fn via_a_detaching_custom_launcher() {
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("umbilical-no-such-launcher"));
 }
+
+#[test]
+fn doctor_reports_mechanisms_and_launchers() {
+    let out = umbilical(&["doctor"], b"");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("exit detection: pidfd"), "{text}");
+    assert!(text.contains("shim auth:      Unix socket in a 0700 directory; peer pid (SO_PEERCRED)"), "{text}");
+    // `sh` is on PATH everywhere; the launcher list names what it found.
+    assert!(text.contains("launchers on PATH:"), "{text}");
+    let json = umbilical(&["doctor", "--json"], b"");
+    let json = String::from_utf8_lossy(&json.stdout);
+    assert!(json.starts_with("{\"os\": \"linux\"") && json.contains("\"shim_auth\": \"Unix socket"), "{json}");
+    assert!(json.trim_end().ends_with('}'), "{json}");
+}

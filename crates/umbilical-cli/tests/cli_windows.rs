@@ -47,6 +47,8 @@ fn doctor_reports_the_winsock_catalogue() {
     println!("{text}");
     let json = umbilical(&["doctor", "--json"], b"");
     assert!(String::from_utf8_lossy(&json.stdout).contains("\"winsock\": ["));
+    assert!(text.contains("shim auth:      named pipe"), "{text}");
+    assert!(String::from_utf8_lossy(&json.stdout).contains("\"shim_auth\": \"named pipe"));
 }
 
 #[test]

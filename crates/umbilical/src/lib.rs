@@ -117,6 +117,12 @@ pub mod mechanisms {
     pub fn exit() -> &'static str {
         crate::sys::exit_mechanism()
     }
+
+    /// How the shim's connection back is authenticated here, or why the
+    /// shim is unavailable (it starts with `"unavailable"`).
+    pub fn shim_auth() -> &'static str {
+        crate::sys::shim_auth_mechanism()
+    }
 }
 
 /// The README's examples, compiled and run as doc tests so they stay true.

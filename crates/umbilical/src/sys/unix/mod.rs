@@ -11,7 +11,7 @@ mod wait;
 
 pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
-pub(crate) use rendezvous::{Rendezvous, random_token};
+pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 #[cfg(target_os = "linux")]
 pub(crate) use wait::wait_readable;

@@ -261,6 +261,19 @@ fn parent_of(_pid: u32) -> Option<u32> {
     None
 }
 
+/// How a shim is authenticated here, for diagnostics.
+pub(crate) fn shim_auth_mechanism() -> &'static str {
+    if cfg!(target_os = "linux") {
+        "Unix socket in a 0700 directory; peer pid (SO_PEERCRED) descends from the launcher, plus a channel token"
+    } else if cfg!(apple) {
+        "Unix socket in a 0700 directory; peer pid (LOCAL_PEERPID) descends from the launcher, plus a channel token"
+    } else if cfg!(target_os = "freebsd") {
+        "Unix socket in a 0700 directory; peer pid (LOCAL_PEERCRED) descends from the launcher, plus a channel token"
+    } else {
+        "unavailable: no peer-pid check written for this OS (every shim is refused)"
+    }
+}
+
 /// A user's uid from the password database.
 pub(crate) fn uid_of(user: &str) -> Option<rustix::process::Uid> {
     let name = std::ffi::CString::new(user).ok()?;

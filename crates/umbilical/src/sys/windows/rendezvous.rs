@@ -29,6 +29,11 @@ use super::pipe::{Direction, client_pid, create_server, unique_name};
 /// Fresh names tried if one is taken.
 const ATTEMPTS: usize = 8;
 
+/// How a shim is authenticated here, for diagnostics.
+pub(crate) fn shim_auth_mechanism() -> &'static str {
+    "named pipe with a user-only DACL; client pid (GetNamedPipeClientProcessId) equals the started process's"
+}
+
 pub(crate) struct Rendezvous {
     /// NUL-terminated.
     name: Vec<u16>,
