@@ -47,7 +47,10 @@ start)
     dbus-daemon --system --fork
     for _ in $(seq 1 50); do bus_alive && break; sleep 0.1; done
   fi
-  polkit_alive() { busctl --system status org.freedesktop.PolicyKit1 >/dev/null 2>&1; }
+  polkit_alive() {
+    dbus-send --system --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.NameHasOwner \
+      string:org.freedesktop.PolicyKit1 2>/dev/null | grep -q 'boolean true'
+  }
   if ! polkit_alive; then
     pkill -x polkitd 2>/dev/null || true
     /usr/lib/polkit-1/polkitd --no-debug </dev/null >/dev/null 2>&1 &
