@@ -3,7 +3,7 @@
 //! figures and ratios (below 1.0 means umbilical is faster).
 //!
 //! `cargo bench -p umbilical --bench compare` (add `-- --quick` for fewer
-//! rounds).
+//! rounds). It also prices the shim: this binary doubles as one.
 
 use std::io::{Read, Write};
 use std::process::Stdio;
@@ -68,6 +68,8 @@ fn std_cat(total: usize, chunk: usize) {
 }
 
 fn main() {
+    // Started as the shim by the shim row below.
+    umbilical::shim::run_if_invoked();
     let quick = std::env::args().any(|a| a == "--quick");
     let (spawn_rounds, bulk_rounds) = if quick { (200, 5) } else { (1000, 15) };
     println!("umbilical vs std::process::Command, same run, medians (ratio < 1.0: umbilical faster)");
@@ -86,6 +88,21 @@ fn main() {
         u.as_secs_f64() * 1e6,
         s.as_secs_f64() * 1e6,
         u.as_secs_f64() / s.as_secs_f64()
+    );
+
+    // What the shim costs per launch: a second process, the rendezvous
+    // and five control messages. Both sides are umbilical.
+    let shim_rounds = spawn_rounds / 2;
+    let (with, without) = paired(
+        shim_rounds,
+        || assert!(Command::new("true").shim(true).spawn().unwrap().wait().unwrap().success()),
+        || assert!(Command::new("true").spawn().unwrap().wait().unwrap().success()),
+    );
+    println!(
+        "spawn+wait `true` through the shim ({shim_rounds} rounds): shim {:>8.1} us   direct {:>8.1} us   ratio {:.2}",
+        with.as_secs_f64() * 1e6,
+        without.as_secs_f64() * 1e6,
+        with.as_secs_f64() / without.as_secs_f64()
     );
 
     let total = 64 << 20;
