@@ -81,7 +81,8 @@ impl Child {
 
     /// The process id of the process umbilical started (which, through a
     /// wrapper or launcher, is the wrapper's) — or, through the shim, the
-    /// program's own as the shim reported it. After the process has ended
+    /// program's own as the shim reported it (through ssh, a pid on the far
+    /// host). After the process has ended
     /// the id may belong to another process.
     pub fn id(&self) -> Option<u32> {
         Some(self.pid)

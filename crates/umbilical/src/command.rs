@@ -443,6 +443,7 @@ impl Command {
             &launcher,
             launcher_pid,
             detaches,
+            matches!(self.launcher, Launcher::Ssh { .. }),
             &token,
             || child.try_wait().ok().flatten().map(|e| e.status),
             &self.program,

@@ -25,6 +25,15 @@ pub enum Detection {
     /// Through the process itself (pidfd, kqueue or `waitpid`): exact status.
     Process,
     /// Through a shim that reported the program's status.
+    ///
+    /// If the shim dies first, the status is [`ExitStatus::Unknown`], and
+    /// when it comes depends on the OS: on Linux and Windows the parent
+    /// opened its own handle on the program (a pidfd; `OpenProcess` with
+    /// `SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION`) while the shim
+    /// still held it, so the end is the program's real end. Where that open
+    /// is refused (a Windows process whose DACL forbids it), through ssh (the
+    /// program is on another host) and on macOS/BSD, which have no such
+    /// handle, the shim's death is taken as the end.
     Shim,
     /// The lifeline read EOF: every process that inherited it has exited.
     Lifeline,

@@ -216,8 +216,11 @@ pub(crate) enum Ended {
 /// The parent's side from the request on, shared by every OS: sends the
 /// request (`extra` follows it: the Windows pipe names), reads the spawn
 /// result, lets `opened` check the program (Windows: the pipes' client),
-/// opens our own handle on the program while the shim still holds it, and
-/// starts the link thread.
+/// opens our own handle on the program while the shim still holds it
+/// (unless `remote`: through ssh the pid is the far host's, and opening it
+/// here would watch an unrelated local process), and starts the link
+/// thread.
+#[allow(clippy::too_many_arguments)]
 fn finish_connect(
     mut stream: os::Control,
     mut buf: Vec<u8>,
@@ -226,6 +229,7 @@ fn finish_connect(
     request: Message,
     extra: Option<Message>,
     opened: impl FnOnce(u32) -> Result<(), Error>,
+    remote: bool,
 ) -> Result<Link, Error> {
     let io_err = |what: &str| {
         let what = format!("{launcher}: {what}");
@@ -251,7 +255,7 @@ fn finish_connect(
     // Open our own handle while the shim keeps the program unwaited-for,
     // then let it go on. Where the OS refuses, exit detection relies on
     // the shim.
-    let own = os::open_own(pid).map(Arc::new);
+    let own = if remote { None } else { os::open_own(pid).map(Arc::new) };
     send(&mut stream, &Message::PidConfirmed).map_err(io_err("confirming the pid"))?;
     os::set_read_deadline(&mut stream, None);
     let ended = Arc::new((Mutex::new(None), Condvar::new()));

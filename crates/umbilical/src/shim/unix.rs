@@ -81,6 +81,7 @@ pub(crate) fn connect(
     launcher: &str,
     launcher_pid: u32,
     detaches: bool,
+    remote: bool,
     token: &[u8],
     mut launcher_done: impl FnMut() -> Option<ExitStatus>,
     program: &OsStr,
@@ -151,7 +152,7 @@ pub(crate) fn connect(
         env: env.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_ref().map(|v| v.as_bytes().to_vec()))).collect(),
         cwd: cwd.map(|c| c.as_os_str().as_bytes().to_vec()),
     };
-    finish_connect(stream, buf, launcher, deadline, request, None, |_| Ok(()))
+    finish_connect(stream, buf, launcher, deadline, request, None, |_| Ok(()), remote)
 }
 
 /// The control stream.

@@ -201,7 +201,7 @@ pub(crate) fn connect(
         }
         Ok(())
     };
-    finish_connect(stream, buf, launcher, deadline, request, Some(stdio.names()), opened)
+    finish_connect(stream, buf, launcher, deadline, request, Some(stdio.names()), opened, false)
 }
 
 /// The control stream.
