@@ -178,3 +178,18 @@ fn the_end_is_seen_through_our_own_handle_when_the_shim_dies() {
     assert_eq!(exit, Exit { status: ExitStatus::Unknown, detection: Detection::Shim });
     assert!(start.elapsed() >= Duration::from_millis(1000), "returned before the program ended: {:?}", start.elapsed());
 }
+
+/// Elevation starts the shim in the system directory; without
+/// `current_dir` the program still runs where the caller is, as with a
+/// direct spawn: the caller's directory travels as the default. (Wine's
+/// runas keeps the directory anyway, so under Wine this guards the
+/// behaviour rather than proving it; on Windows it does.)
+#[test]
+fn without_current_dir_the_program_runs_in_the_callers_directory() {
+    let here = std::env::current_dir().unwrap();
+    for l in launchers() {
+        let out = output_of(shimmed(&l, &["cwd"]).spawn().unwrap());
+        let same = std::fs::canonicalize(out.trim()).unwrap() == std::fs::canonicalize(&here).unwrap();
+        assert!(same, "{}: cwd {out:?}, the caller's is {}", l.name(), here.display());
+    }
+}

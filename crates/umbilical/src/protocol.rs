@@ -110,6 +110,10 @@ pub enum Message {
         stdout: Vec<u8>,
         /// Where stderr goes.
         stderr: WireStderr,
+        /// The parent's working directory, for a request without one: the
+        /// shim uses it if it is a directory there (an elevated process
+        /// starts in the system directory, and may not see mapped drives).
+        default_cwd: Option<Vec<u8>>,
     },
 }
 
@@ -266,7 +270,7 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
             ty::KILL
         }
         Message::PidConfirmed => ty::PID_CONFIRMED,
-        Message::Stdio { stdin, stdout, stderr } => {
+        Message::Stdio { stdin, stdout, stderr, default_cwd } => {
             put_bytes(&mut p, stdin);
             put_bytes(&mut p, stdout);
             match stderr {
@@ -277,6 +281,13 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
                     p.push(3);
                     put_bytes(&mut p, name);
                 }
+            }
+            match default_cwd {
+                Some(c) => {
+                    p.push(1);
+                    put_bytes(&mut p, c);
+                }
+                None => p.push(0),
             }
             ty::STDIO
         }
@@ -374,7 +385,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
                 3 => WireStderr::Pipe(r.bytes()?),
                 _ => return Err(ProtocolError::Malformed("unknown stderr tag")),
             };
-            Message::Stdio { stdin, stdout, stderr }
+            let default_cwd = if r.flag()? { Some(r.bytes()?) } else { None };
+            Message::Stdio { stdin, stdout, stderr, default_cwd }
         }
         other => return Err(ProtocolError::UnknownType(other)),
     };
@@ -471,9 +483,15 @@ mod tests {
                     Just(WireStderr::Null),
                     Just(WireStderr::Merge),
                     bytes().prop_map(WireStderr::Pipe)
-                ]
+                ],
+                prop::option::of(bytes())
             )
-                .prop_map(|(stdin, stdout, stderr)| Message::Stdio { stdin, stdout, stderr }),
+                .prop_map(|(stdin, stdout, stderr, default_cwd)| Message::Stdio {
+                    stdin,
+                    stdout,
+                    stderr,
+                    default_cwd
+                }),
         ]
     }
 

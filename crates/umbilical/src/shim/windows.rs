@@ -49,7 +49,7 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     let Message::SpawnRequest { program, args, env_clear, env, cwd } = recv(&mut stream, &mut buf)? else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a spawn request"));
     };
-    let Message::Stdio { stdin, stdout, stderr } = recv(&mut stream, &mut buf)? else {
+    let Message::Stdio { stdin, stdout, stderr, default_cwd } = recv(&mut stream, &mut buf)? else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected the pipe names"));
     };
     stream.set_read_deadline(None);
@@ -59,7 +59,13 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     for (k, v) in env {
         env_map.insert(from_wire(&k)?, v.map(|v| from_wire(&v)).transpose()?);
     }
-    let cwd = cwd.map(|c| from_wire(&c).map(PathBuf::from)).transpose()?;
+    let mut cwd = cwd.map(|c| from_wire(&c).map(PathBuf::from)).transpose()?;
+    if cwd.is_none()
+        && let Some(dir) = default_cwd.map(|c| from_wire(&c).map(PathBuf::from)).transpose()?
+        && dir.is_dir()
+    {
+        cwd = Some(dir);
+    }
     if let Some(code) = check_cwd(&mut stream, cwd.as_deref())? {
         return Ok(code);
     }
@@ -122,13 +128,14 @@ pub(crate) struct ShimStdio {
 }
 
 impl ShimStdio {
-    fn names(&self) -> Message {
+    fn names(&self, default_cwd: Option<&Path>) -> Message {
         let wire = |n: &[u16]| n.iter().take_while(|&&c| c != 0).flat_map(|c| c.to_le_bytes()).collect::<Vec<u8>>();
         let stderr = match (&self.stderr, &self.stderr_pipe) {
             (_, Some((name, _))) => WireStderr::Pipe(wire(name)),
             (other, None) => other.clone(),
         };
-        Message::Stdio { stdin: wire(&self.stdin.0), stdout: wire(&self.stdout.0), stderr }
+        let default_cwd = default_cwd.map(|c| to_wire(c.as_os_str()));
+        Message::Stdio { stdin: wire(&self.stdin.0), stdout: wire(&self.stdout.0), stderr, default_cwd }
     }
 }
 
@@ -201,7 +208,11 @@ pub(crate) fn connect(
         }
         Ok(())
     };
-    finish_connect(stream, buf, launcher, deadline, request, Some(stdio.names()), opened, false)
+    // Without a working directory of its own, the program runs where the
+    // caller is, if the shim can see that directory.
+    let default_cwd = if cwd.is_none() { std::env::current_dir().ok() } else { None };
+    let names = stdio.names(default_cwd.as_deref());
+    finish_connect(stream, buf, launcher, deadline, request, Some(names), opened, false)
 }
 
 /// The control stream.
