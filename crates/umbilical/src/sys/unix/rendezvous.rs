@@ -88,9 +88,10 @@ impl Rendezvous {
                         stream.set_nonblocking(false)?;
                         return Ok(Some(stream));
                     }
+                    // Refused; the deadline and the launcher's end are
+                    // still checked below, so strangers cannot keep us here.
                     *refused += 1;
                     drop(stream);
-                    continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

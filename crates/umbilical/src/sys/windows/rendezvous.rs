@@ -89,7 +89,6 @@ impl Rendezvous {
                 // SAFETY: a valid server handle of ours; this drops the
                 // stranger's connection and lets the pipe listen again.
                 unsafe { DisconnectNamedPipe(server.as_raw_handle() as HANDLE) };
-                continue;
             }
             if gave_up() {
                 return Ok(None);
