@@ -382,19 +382,7 @@ impl Command {
             );
             return Err(Error::new(ErrorKind::InvalidInput, what, None));
         }
-        if self.program.is_empty() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("cannot start `{name}`: the program name is empty"),
-                None,
-            ));
-        }
-        let shim_path = match &self.shim_path {
-            Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|e| {
-                Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e))
-            })?,
-        };
+        let shim_path = self.shim_program()?;
         let rendezvous = sys::Rendezvous::create(self.launcher.target_user())
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create the rendezvous: {e}"), Some(e)))?;
         // The shim reports the program's end, so the launcher process is
@@ -489,15 +477,7 @@ impl Command {
                 return Err(fail(ErrorKind::InvalidInput, what, None));
             }
         };
-        if self.program.is_empty() {
-            return Err(fail(ErrorKind::InvalidInput, "the program name is empty".into(), None));
-        }
-        let shim_path = match &self.shim_path {
-            Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|e| {
-                Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e))
-            })?,
-        };
+        let shim_path = self.shim_program()?;
         let io_fail = |what: &'static str| move |e: io::Error| fail(ErrorKind::Io, what.into(), Some(e));
         let mut rendezvous = sys::Rendezvous::create().map_err(io_fail("cannot create the rendezvous"))?;
         let stdin = sys::pipe_server(Direction::Outbound).map_err(io_fail("cannot create the channel"))?;
@@ -617,6 +597,19 @@ impl Command {
             None => None,
         };
         Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link))
+    }
+}
+
+impl Command {
+    /// The shim to start: [`Command::shim_path`], else this executable.
+    /// (`spawn` has already refused an empty program name.)
+    fn shim_program(&self) -> Result<PathBuf> {
+        match &self.shim_path {
+            Some(p) => Ok(p.clone()),
+            None => std::env::current_exe().map_err(|e| {
+                Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e))
+            }),
+        }
     }
 }
 

@@ -106,8 +106,8 @@ enum Attempt {
 }
 
 /// The server end of a new pipe with this exact name; fails if the name is
-/// taken. Public for the squatting test and for the shim's rendezvous.
-pub(crate) fn create_server(name: &[u16], direction: Direction) -> io::Result<OwnedHandle> {
+/// taken.
+fn create_server(name: &[u16], direction: Direction) -> io::Result<OwnedHandle> {
     let sd = SecurityDescriptor::current_user_only()?;
     let sa = SECURITY_ATTRIBUTES {
         nLength: size_of::<SECURITY_ATTRIBUTES>() as u32,
@@ -141,10 +141,8 @@ pub(crate) fn create_server(name: &[u16], direction: Direction) -> io::Result<Ow
 }
 
 fn pair_named(name: &[u16], direction: Direction) -> Result<(OwnedHandle, OwnedHandle), Attempt> {
-    let server = create_server(name, direction).map_err(|e| {
-        let code = e.raw_os_error().unwrap_or(0) as u32;
-        if code == ERROR_ACCESS_DENIED || code == ERROR_PIPE_BUSY { Attempt::Squatted(e) } else { Attempt::Failed(e) }
-    })?;
+    let server = create_server(name, direction)
+        .map_err(|e| if is_taken(&e) { Attempt::Squatted(e) } else { Attempt::Failed(e) })?;
     let access = direction.client_access();
     // SAFETY: NUL-terminated name; no security attributes (not inheritable
     // until spawn says so); synchronous, unshared.
@@ -187,9 +185,7 @@ pub(crate) fn server(direction: Direction) -> io::Result<(Vec<u16>, OwnedHandle)
         let name = unique_name()?;
         match create_server(&name, direction) {
             Ok(server) => return Ok((name, server)),
-            Err(e) if matches!(e.raw_os_error(), Some(c) if c == ERROR_ACCESS_DENIED as i32 || c == ERROR_PIPE_BUSY as i32) => {
-                last = Some(e)
-            }
+            Err(e) if is_taken(&e) => last = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -197,6 +193,12 @@ pub(crate) fn server(direction: Direction) -> io::Result<(Vec<u16>, OwnedHandle)
         "every pipe name tried was taken ({ATTEMPTS} attempts; last: {})",
         last.map_or_else(|| "none".to_string(), |e| e.to_string())
     )))
+}
+
+/// Whether creating a server failed because the name is someone else's
+/// (`ERROR_ACCESS_DENIED` on Windows, `ERROR_PIPE_BUSY` on Wine 8).
+fn is_taken(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(c) if c == ERROR_ACCESS_DENIED as i32 || c == ERROR_PIPE_BUSY as i32)
 }
 
 /// Waits (until `deadline`) for the client of a [`server`] end and checks
@@ -229,10 +231,13 @@ pub(crate) fn client_pid(server: &OwnedHandle) -> Option<u32> {
     ok.then_some(pid)
 }
 
-/// Opens the client end of a pipe by name for a program's stdio:
-/// synchronous, not shared, not inheritable (spawn hands it on).
+/// Opens the client end of a pipe by its NUL-terminated name for a
+/// program's stdio: synchronous, not shared, not inheritable (spawn hands
+/// it on).
 pub(crate) fn open_client(name: &[u16], direction: Direction) -> io::Result<OwnedHandle> {
-    let name: Vec<u16> = name.iter().copied().take_while(|&c| c != 0).chain(Some(0)).collect();
+    if name.last() != Some(&0) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "pipe name is not NUL-terminated"));
+    }
     // SAFETY: NUL-terminated name; no security attributes.
     let h = unsafe {
         CreateFileW(
@@ -253,7 +258,7 @@ pub(crate) fn open_client(name: &[u16], direction: Direction) -> io::Result<Owne
 }
 
 /// `\\.\pipe\umbilical-<pid>-<128 random bits>`, NUL-terminated.
-pub(crate) fn unique_name() -> io::Result<Vec<u16>> {
+fn unique_name() -> io::Result<Vec<u16>> {
     let mut random = [0u8; 16];
     // SAFETY: writes exactly 16 bytes into `random`.
     let status = unsafe {

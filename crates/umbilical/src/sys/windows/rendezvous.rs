@@ -24,10 +24,7 @@ use windows_sys::Win32::Storage::FileSystem::{CreateFileW, FILE_FLAG_OVERLAPPED,
 use windows_sys::Win32::System::Pipes::{ConnectNamedPipe, DisconnectNamedPipe, WaitNamedPipeW};
 
 use super::handle::{overlapped, read_until, write_pipe};
-use super::pipe::{Direction, client_pid, create_server, unique_name};
-
-/// Fresh names tried if one is taken.
-const ATTEMPTS: usize = 8;
+use super::pipe::{Direction, client_pid, server};
 
 /// How a shim is authenticated here, for diagnostics.
 pub(crate) fn shim_auth_mechanism() -> &'static str {
@@ -42,15 +39,8 @@ pub(crate) struct Rendezvous {
 
 impl Rendezvous {
     pub(crate) fn create() -> io::Result<Rendezvous> {
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
-            let name = unique_name()?;
-            match create_server(&name, Direction::Duplex) {
-                Ok(server) => return Ok(Rendezvous { name, server: Some(server) }),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("no fresh rendezvous name")))
+        let (name, server) = server(Direction::Duplex)?;
+        Ok(Rendezvous { name, server: Some(server) })
     }
 
     /// The pipe name the shim is told about.
