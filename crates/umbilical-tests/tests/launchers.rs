@@ -7,16 +7,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::*;
 use umbilical::{Capabilities, Command, Detection, ExitStatus, Launcher};
-
-fn skip(what: &str, why: &str) {
-    // Written to the handle directly: libtest captures print!.
-    let _ = std::io::stderr().write_all(format!("SKIP: {what}: {why}\n").as_bytes());
-}
 
 /// The launchers this machine can run, with the test user as target.
 fn launchers(test: &str) -> Vec<Launcher> {
@@ -24,20 +18,7 @@ fn launchers(test: &str) -> Vec<Launcher> {
         skip(test, "UMBILICAL_TEST_USER is not set (run `scripts/launchers.sh start` as root)");
         return Vec::new();
     };
-    let mut list = vec![
-        Launcher::Sudo { user: Some(user.clone()), non_interactive: true },
-        Launcher::Doas { user: Some(user.clone()) },
-        Launcher::Runuser { user: user.clone() },
-        Launcher::Su { user: user.clone() },
-    ];
-    match ssh_launcher() {
-        Some(ssh) => list.push(ssh),
-        None => skip(&format!("{test} via ssh"), "no sshd on loopback (UMBILICAL_TEST_SSH_PORT/KEY unset)"),
-    }
-    match pkexec_skip_reason() {
-        None => list.push(Launcher::Pkexec { user: Some(user.clone()), keep_cwd: true }),
-        Some(why) => skip(&format!("{test} via pkexec"), &why),
-    }
+    let list = user_launchers(&user, test);
     match container_engine_skip_reason() {
         Some(why) => skip(&format!("{test} via docker/podman/kubectl"), &why),
         None => panic!("a container engine answers here, but these tests have no container with the helper to run"),

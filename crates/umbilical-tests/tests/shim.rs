@@ -7,15 +7,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::*;
 use umbilical::{Capabilities, Command, Detection, ErrorKind, Exit, ExitStatus, Launcher};
-
-fn skip(what: &str, why: &str) {
-    let _ = std::io::stderr().write_all(format!("SKIP: {what}: {why}\n").as_bytes());
-}
 
 fn user(test: &str) -> Option<String> {
     let user = std::env::var("UMBILICAL_TEST_USER").ok();
@@ -28,20 +24,7 @@ fn user(test: &str) -> Option<String> {
 /// The launchers the shim can go through here (not container exec: the
 /// library refuses the shim there, tested below).
 fn launchers(user: &str) -> Vec<Launcher> {
-    let mut list = vec![
-        Launcher::Sudo { user: Some(user.into()), non_interactive: true },
-        Launcher::Doas { user: Some(user.into()) },
-        Launcher::Runuser { user: user.into() },
-        Launcher::Su { user: user.into() },
-    ];
-    match pkexec_skip_reason() {
-        None => list.push(Launcher::Pkexec { user: Some(user.into()), keep_cwd: true }),
-        Some(why) => skip("the shim via pkexec", &why),
-    }
-    match ssh_launcher() {
-        Some(ssh) => list.push(ssh),
-        None => skip("the shim via ssh", "no sshd on loopback (UMBILICAL_TEST_SSH_PORT/KEY unset)"),
-    }
+    let list = user_launchers(user, "the shim");
     match container_engine_skip_reason() {
         Some(why) => skip(
             "the shim via docker/podman/kubectl",
@@ -50,12 +33,6 @@ fn launchers(user: &str) -> Vec<Launcher> {
         None => panic!("a container engine answers here, but these tests have no container with the helper to run"),
     }
     list
-}
-
-fn shimmed(l: &Launcher, args: &[&str]) -> Command {
-    let mut cmd = helper(args);
-    cmd.launcher(l.clone()).shim(true).shim_path(HELPER);
-    cmd
 }
 
 #[test]

@@ -20,12 +20,6 @@ fn launchers() -> [Launcher; 2] {
     [Launcher::Direct, Launcher::RunAs]
 }
 
-fn shimmed(launcher: &Launcher, args: &[&str]) -> Command {
-    let mut cmd = helper(args);
-    cmd.launcher(launcher.clone()).shim(true).shim_path(HELPER);
-    cmd
-}
-
 #[test]
 fn four_mib_round_trip_with_half_close() {
     for l in launchers() {

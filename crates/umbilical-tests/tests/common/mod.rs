@@ -10,6 +10,43 @@ use umbilical::{Channel, Command};
 /// The project's helper program.
 pub const HELPER: &str = env!("CARGO_BIN_EXE_umbilical-test-helper");
 
+/// Prints a visible SKIP line, straight to the handle (libtest captures
+/// `print!`).
+pub fn skip(what: &str, why: &str) {
+    let _ = std::io::stderr().write_all(format!("SKIP: {what}: {why}\n").as_bytes());
+}
+
+/// A command running the helper through `launcher` with the shim, the
+/// helper doubling as the shim.
+pub fn shimmed(launcher: &umbilical::Launcher, args: &[&str]) -> Command {
+    let mut cmd = helper(args);
+    cmd.launcher(launcher.clone()).shim(true).shim_path(HELPER);
+    cmd
+}
+
+/// The launchers that switch to `user` and can run here: sudo, doas,
+/// runuser, su, and ssh and pkexec where `scripts/launchers.sh` set them
+/// up; each missing one prints SKIP for `what`.
+#[cfg(unix)]
+pub fn user_launchers(user: &str, what: &str) -> Vec<umbilical::Launcher> {
+    use umbilical::Launcher;
+    let mut list = vec![
+        Launcher::Sudo { user: Some(user.into()), non_interactive: true },
+        Launcher::Doas { user: Some(user.into()) },
+        Launcher::Runuser { user: user.into() },
+        Launcher::Su { user: user.into() },
+    ];
+    match ssh_launcher() {
+        Some(ssh) => list.push(ssh),
+        None => skip(&format!("{what} via ssh"), "no sshd on loopback (UMBILICAL_TEST_SSH_PORT/KEY unset)"),
+    }
+    match pkexec_skip_reason() {
+        None => list.push(Launcher::Pkexec { user: Some(user.into()), keep_cwd: true }),
+        Some(why) => skip(&format!("{what} via pkexec"), &why),
+    }
+    list
+}
+
 /// A command running the helper with these arguments.
 pub fn helper(args: &[&str]) -> Command {
     let mut cmd = Command::new(HELPER);
@@ -160,7 +197,6 @@ pub fn ssh_launcher() -> Option<umbilical::Launcher> {
 /// Why pkexec cannot be tested here, or `None` when `scripts/launchers.sh
 /// start` verified a real pkexec run (polkitd answering on the system bus).
 #[cfg(unix)]
-#[allow(dead_code)] // not every test file uses it
 pub fn pkexec_skip_reason() -> Option<String> {
     if std::env::var_os("UMBILICAL_TEST_PKEXEC").is_some() {
         return None;
@@ -177,7 +213,6 @@ pub fn pkexec_skip_reason() -> Option<String> {
 /// assuming. `None` would mean an engine answers, which these tests do not
 /// yet use; the caller then fails loudly instead of skipping.
 #[cfg(unix)]
-#[allow(dead_code)]
 pub fn container_engine_skip_reason() -> Option<String> {
     let probes: [(&str, &[&str]); 3] =
         [("docker", &["info"]), ("podman", &["info"]), ("kubectl", &["get", "--raw", "/version"])];
