@@ -8,23 +8,53 @@ use crate::sys;
 use crate::sys::Handle;
 
 /// How the channel is built.
+///
+/// | kind | program's fd 0 / fd 1 | half-close | program closes stdin early |
+/// | --- | --- | --- | --- |
+/// | [`Socket`](ChannelKind::Socket) | two socketpairs, one per direction | `shutdown(SHUT_WR)` | our writes fail with `BrokenPipe` |
+/// | [`SharedSocket`](ChannelKind::SharedSocket) | one socket on both | `shutdown(SHUT_WR)` | our writes block until the program exits (see its docs) |
+/// | [`Pipes`](ChannelKind::Pipes) | two pipes | close the write pipe | our writes fail with `BrokenPipe` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum ChannelKind {
-    /// One `AF_UNIX` stream socketpair: the program's fds 0 and 1 are the
-    /// same socket. Half-close is `shutdown(SHUT_WR)`. The default: large
-    /// transfers move over 2x faster than through default-size pipes.
+    /// Two `AF_UNIX` stream socketpairs, one per direction: the program's
+    /// fd 0 is a socket it reads, fd 1 another socket it writes. Half-close
+    /// is `shutdown(SHUT_WR)` on ours. The default: large transfers move
+    /// 2–3x faster than through default-size pipes, and, each direction
+    /// being its own socket, it behaves like two pipes where programs
+    /// notice (a program that closes its stdin makes our writes fail at
+    /// once; a read on one direction never wakes a writer on the other).
     ///
     /// On Windows there is no socket kind (an inherited SOCKET breaks under
     /// Layered Service Providers): this means [`ChannelKind::Pipes`] there.
     #[default]
     Socket,
+    /// One `AF_UNIX` stream socketpair: the program's fds 0 and 1 are the
+    /// *same* socket, as an inetd-style program expects (one that reads and
+    /// writes fd 0, or hands one descriptor to a library that does both).
+    ///
+    /// The caveat of sharing: the program's stdin is closed only when fd 1
+    /// is closed too. A program that closes its stdin but keeps running
+    /// (`exec 0<&-`) does not make our writes fail; they block once the
+    /// socket buffer is full, until the program exits. Use
+    /// [`Socket`](ChannelKind::Socket) or [`Pipes`](ChannelKind::Pipes)
+    /// when that matters.
+    ///
+    /// On Windows this means [`ChannelKind::Pipes`].
+    SharedSocket,
     /// Two pipes, one per direction, for programs that treat a socket on
     /// stdin badly (some check `S_ISFIFO`, some call `lseek` or `ioctl`).
     /// Half-close closes the parent's write pipe. On Windows: two one-way
     /// named pipes, overlapped on the parent's side, synchronous on the
     /// program's.
     Pipes,
+}
+
+impl ChannelKind {
+    /// Whether the parent's ends are sockets.
+    pub(crate) fn is_socket(self) -> bool {
+        matches!(self, ChannelKind::Socket | ChannelKind::SharedSocket)
+    }
 }
 
 /// The read side, shared with the `Child` when it must watch for the
@@ -57,9 +87,12 @@ pub struct WriteHalf {
 }
 
 enum WriteEnd {
-    /// The socket, shared with the read half; `shut` once half-closed.
+    /// A socket of its own (`ChannelKind::Socket`); `shut` once half-closed.
     #[cfg(unix)]
-    Socket { end: Arc<ReadEnd>, shut: bool },
+    Socket { fd: Handle, shut: bool },
+    /// The socket shared with the read half (`ChannelKind::SharedSocket`).
+    #[cfg(unix)]
+    Shared { end: Arc<ReadEnd>, shut: bool },
     /// The parent's write pipe; `None` once closed.
     Pipe(Option<Handle>),
 }
@@ -121,7 +154,7 @@ impl ChildEnd {
 
     /// Converts into `(stdin, stdout)` for `std::process::Command`.
     ///
-    /// For a socket this duplicates the descriptor once. Drop the std
+    /// For a shared socket this duplicates the descriptor once. Drop the std
     /// `Command` after spawning: it keeps these descriptors open, and the
     /// parent's copy of the child end must be closed for the program's EOF
     /// and for [`Channel`] reads to end.
@@ -161,11 +194,21 @@ impl Channel {
         match kind {
             #[cfg(unix)]
             ChannelKind::Socket => {
+                let (parent_write, child_stdin) = sys::socket_pair()?;
+                let (parent_read, child_stdout) = sys::socket_pair()?;
+                let channel = Channel {
+                    read: ReadHalf { end: Arc::new(ReadEnd::new(parent_read, kind)) },
+                    write: WriteHalf { inner: WriteEnd::Socket { fd: parent_write, shut: false } },
+                };
+                Ok((channel, ChildEnd { stdin: child_stdin, stdout: Some(child_stdout) }))
+            }
+            #[cfg(unix)]
+            ChannelKind::SharedSocket => {
                 let (parent, child) = sys::socket_pair()?;
                 let end = Arc::new(ReadEnd::new(parent, kind));
                 let channel = Channel {
                     read: ReadHalf { end: end.clone() },
-                    write: WriteHalf { inner: WriteEnd::Socket { end, shut: false } },
+                    write: WriteHalf { inner: WriteEnd::Shared { end, shut: false } },
                 };
                 Ok((channel, ChildEnd { stdin: child, stdout: None }))
             }
@@ -247,7 +290,7 @@ impl Drop for ReadHalf {
     fn drop(&mut self) {
         self.end.abandoned.store(true, Ordering::Release);
         #[cfg(unix)]
-        if self.end.kind == ChannelKind::Socket && !self.end.watched.load(Ordering::Acquire) {
+        if self.end.kind.is_socket() && !self.end.watched.load(Ordering::Acquire) {
             let _ = sys::shutdown(&self.end.fd, false);
         }
     }
@@ -258,13 +301,9 @@ impl WriteHalf {
     pub fn shutdown(&mut self) -> io::Result<()> {
         match &mut self.inner {
             #[cfg(unix)]
-            WriteEnd::Socket { end, shut } => {
-                if !*shut {
-                    sys::shutdown(&end.fd, true)?;
-                    *shut = true;
-                }
-                Ok(())
-            }
+            WriteEnd::Socket { fd, shut } => half_close_socket(fd, shut),
+            #[cfg(unix)]
+            WriteEnd::Shared { end, shut } => half_close_socket(&end.fd, shut),
             WriteEnd::Pipe(fd) => {
                 drop(fd.take());
                 Ok(())
@@ -275,7 +314,9 @@ impl WriteHalf {
     fn handle(&self) -> Option<&Handle> {
         match &self.inner {
             #[cfg(unix)]
-            WriteEnd::Socket { end, .. } => Some(&end.fd),
+            WriteEnd::Socket { fd, .. } => Some(fd),
+            #[cfg(unix)]
+            WriteEnd::Shared { end, .. } => Some(&end.fd),
             WriteEnd::Pipe(fd) => fd.as_ref(),
         }
     }
@@ -296,13 +337,25 @@ impl WriteHalf {
     fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
         match &self.inner {
             #[cfg(unix)]
-            WriteEnd::Socket { end, .. } => sys::send(&end.fd, buf),
+            WriteEnd::Socket { fd, .. } => sys::send(fd, buf),
+            #[cfg(unix)]
+            WriteEnd::Shared { end, .. } => sys::send(&end.fd, buf),
             WriteEnd::Pipe(Some(fd)) => sys::write_pipe(fd, buf),
             WriteEnd::Pipe(None) => {
                 Err(io::Error::new(io::ErrorKind::BrokenPipe, "the channel's write side was shut down"))
             }
         }
     }
+}
+
+/// `shutdown(SHUT_WR)` once; again is a no-op.
+#[cfg(unix)]
+fn half_close_socket(fd: &Handle, shut: &mut bool) -> io::Result<()> {
+    if !*shut {
+        sys::shutdown(fd, true)?;
+        *shut = true;
+    }
+    Ok(())
 }
 
 impl Drop for WriteHalf {

@@ -86,16 +86,24 @@ pub(crate) fn lift_above(fd: BorrowedFd<'_>, min: i32) -> io::Result<Option<Owne
     Ok(Some(rustix::io::fcntl_dupfd_cloexec(fd, min)?))
 }
 
+/// Reads. On a stream socket, `ECONNRESET` is the end of the stream:
+/// Linux reports it once every byte the peer sent has been read, when the
+/// peer closed with data of ours still unread (a program that exits without
+/// reading all its input). No byte is lost, so it reads as EOF, as on a pipe.
 pub(crate) fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match rustix::io::read(fd, &mut *buf) {
             Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::CONNRESET) => return Ok(0),
             other => return other.map_err(Into::into),
         }
     }
 }
 
-/// Writes to a socket without ever raising SIGPIPE.
+/// Writes to a socket without ever raising SIGPIPE. A peer that is gone is
+/// `EPIPE` ([`io::ErrorKind::BrokenPipe`]) whichever way it went: a peer
+/// that closed with our bytes unread makes Linux report `ECONNRESET` once
+/// first, which is the same event for the writer.
 pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     #[cfg(apple)]
     let flags = rustix::net::SendFlags::empty(); // SO_NOSIGPIPE is set on the socket
@@ -104,6 +112,7 @@ pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     loop {
         match rustix::net::send(fd, buf, flags) {
             Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::CONNRESET) => return Err(rustix::io::Errno::PIPE.into()),
             other => return other.map_err(Into::into),
         }
     }
@@ -127,7 +136,7 @@ pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     }
     #[cfg(not(apple))]
     {
-        sigpipe_guarded(|| {
+        sigpipe_guarded(buf.len(), || {
             loop {
                 match rustix::io::write(fd, buf) {
                     Err(rustix::io::Errno::INTR) => continue,
@@ -138,8 +147,16 @@ pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Runs one `write` with SIGPIPE blocked in this thread, and consumes the
+/// SIGPIPE the write itself raised before the mask is restored.
+///
+/// The kernel raises SIGPIPE whenever a pipe write finds no reader, also
+/// when it returns a partial count (the reader left while a large write
+/// was under way). A write that moved every byte raised none, so only a
+/// short count or an error is checked. A SIGPIPE that was already pending
+/// before the write is left pending: it is not ours.
 #[cfg(not(apple))]
-fn sigpipe_guarded(f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+fn sigpipe_guarded(len: usize, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
     // SAFETY: sigset_t is plain data; every set is initialised by
     // sigemptyset before use, and the calls only read/write these locals and
     // this thread's signal mask, which is restored before returning.
@@ -147,19 +164,26 @@ fn sigpipe_guarded(f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
         let mut pipe_only: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut pipe_only);
         libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut pending);
-        libc::sigpending(&mut pending);
-        let already_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_only, &mut old);
+        // Unblocked until now, nothing could be pending for this thread (it
+        // would have been delivered): the sigpending call is needed only
+        // when the caller had SIGPIPE blocked already.
+        let already_pending = libc::sigismember(&old, libc::SIGPIPE) == 1 && {
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pending);
+            libc::sigpending(&mut pending);
+            libc::sigismember(&pending, libc::SIGPIPE) == 1
+        };
         let result = f();
-        if let Err(e) = &result
-            && e.raw_os_error() == Some(libc::EPIPE)
-            && !already_pending
-        {
+        let short = match &result {
+            Ok(n) => *n < len,
+            Err(_) => true,
+        };
+        if short && !already_pending {
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // Consume the SIGPIPE our write raised; loop over EINTR only.
+            // Consume the SIGPIPE our write raised, if it did (EAGAIN when
+            // none is pending); loop over EINTR only.
             while libc::sigtimedwait(&pipe_only, std::ptr::null_mut(), &zero) == -1
                 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
             {}

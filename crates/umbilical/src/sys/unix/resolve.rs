@@ -11,6 +11,9 @@ use rustix::fs::Access;
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
 pub(crate) enum Resolved {
+    /// The path to execute, as the program sees it after changing to its
+    /// working directory: a relative candidate stays relative, since the
+    /// exec happens after the `chdir`.
     Found(PathBuf),
     NotFound,
     /// A candidate exists but cannot be executed (a directory, no `x` bit).
@@ -19,29 +22,35 @@ pub(crate) enum Resolved {
 
 /// Resolves `program` as `execvp` would, against the child's `PATH` and with
 /// relative names taken from the child's working directory `cwd`.
+///
+/// Candidates are checked from here, where the child's directory is
+/// `cwd` joined to ours; the path returned is the one to execute from
+/// inside `cwd` (joining it again there would look in `cwd/cwd`).
 pub(crate) fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: Option<&Path>) -> Resolved {
-    let rel = |p: PathBuf| match cwd {
+    let seen_from_here = |p: &Path| match cwd {
         Some(dir) if p.is_relative() => dir.join(p),
-        _ => p,
+        _ => p.to_path_buf(),
     };
     if program.as_bytes().contains(&b'/') {
-        let candidate = rel(PathBuf::from(program));
-        return match check(&candidate) {
+        let candidate = PathBuf::from(program);
+        let here = seen_from_here(&candidate);
+        return match check(&here) {
             Check::Ok => Resolved::Found(candidate),
             Check::Missing => Resolved::NotFound,
-            Check::NotExecutable => Resolved::NotExecutable(candidate),
+            Check::NotExecutable => Resolved::NotExecutable(here),
         };
     }
     let path_var: OsString = path_var.map_or_else(|| DEFAULT_PATH.into(), OsStr::to_owned);
     let mut denied = None;
     for dir in path_var.as_bytes().split(|&b| b == b':') {
         let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
-        let candidate = rel(dir.join(program));
-        match check(&candidate) {
+        let candidate = dir.join(program);
+        let here = seen_from_here(&candidate);
+        match check(&here) {
             Check::Ok => return Resolved::Found(candidate),
             Check::Missing => {}
             Check::NotExecutable => {
-                denied.get_or_insert(candidate);
+                denied.get_or_insert(here);
             }
         }
     }
