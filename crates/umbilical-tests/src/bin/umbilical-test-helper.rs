@@ -19,6 +19,18 @@
 //!   this process's stdio (and any other inheritable descriptor), then exit
 //!   at once with CODE
 //! - `echo-after MS`: sleep MS, then `echo`
+//! - `head N`: read at most N bytes of stdin (one unbuffered read each
+//!   time, so nothing beyond N is consumed), write them to stdout, exit 0
+//!   leaving the rest of the input unread
+//! - `flood-stderr N`: write N bytes to stderr, then `out` to stdout
+//! - `close-stdin MS`: close stdin, write `closed` to stdout, sleep MS, exit 0
+//! - `as-parent KIND CHECK`: act as a host program of umbilical;
+//!   CHECK is `sigpipe-default` (SIGPIPE at SIG_DFL, then 10 MiB into a
+//!   program that reads 10 bytes; prints the write's error kind) or
+//!   `closed-stdio` (fds 0-2 closed, then a round trip; exit 0 on success,
+//!   the failing step as the exit code otherwise); on every OS, `env-capture`
+//!   (a variable set after the command was built and before it was
+//!   spawned; prints what the program saw)
 //! - `pipe-stranger NAME FILE` (Windows): connect to the named pipe NAME as
 //!   a stranger, read, and write to FILE `refused` if the connection was
 //!   closed with nothing sent, else `answered`
@@ -88,6 +100,39 @@ fn main() {
                 .unwrap_or_else(|e| die(&format!("spawn grandchild: {e}")));
             std::process::exit(num(1) as i32);
         }
+        "head" => {
+            let want = num(1) as usize;
+            let mut input = raw_stdin();
+            let mut got = Vec::with_capacity(want);
+            let mut buf = vec![0u8; want];
+            while got.len() < want {
+                match input.read(&mut buf[..want - got.len()]) {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => die(&format!("read: {e}")),
+                }
+            }
+            io::stdout().write_all(&got).unwrap_or_else(|e| die(&format!("write: {e}")));
+        }
+        "flood-stderr" => {
+            let chunk = vec![b'e'; 64 * 1024];
+            let mut left = num(1) as usize;
+            let mut stderr = io::stderr().lock();
+            while left > 0 {
+                let n = left.min(chunk.len());
+                stderr.write_all(&chunk[..n]).unwrap_or_else(|_| std::process::exit(102));
+                left -= n;
+            }
+            print!("out");
+        }
+        "close-stdin" => {
+            umbilical_tests::sys::close_stdin();
+            print!("closed");
+            io::stdout().flush().unwrap_or_else(|e| die(&format!("flush: {e}")));
+            std::thread::sleep(Duration::from_millis(num(1)));
+        }
+        "as-parent" => as_parent(arg(1), arg(2)),
         "echo-after" => {
             std::thread::sleep(Duration::from_millis(num(1)));
             echo();
@@ -140,6 +185,94 @@ fn stranger_first() {
         .unwrap_or_else(|e| die(&format!("start the stranger: {e}")));
     if !status.success() {
         die("the stranger failed");
+    }
+}
+
+/// Stdin without std's buffer, so a read takes no more than it asks for.
+fn raw_stdin() -> std::fs::File {
+    #[cfg(unix)]
+    let owned = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned();
+    #[cfg(windows)]
+    let owned = std::os::windows::io::AsHandle::as_handle(&io::stdin()).try_clone_to_owned();
+    std::fs::File::from(owned.unwrap_or_else(|e| die(&format!("duplicate stdin: {e}"))))
+}
+
+/// A host program of umbilical in a state a test process cannot safely put
+/// itself in; see the module docs.
+fn as_parent(kind: &str, check: &str) {
+    let kind = match kind {
+        "socket" => umbilical::ChannelKind::Socket,
+        "shared" => umbilical::ChannelKind::SharedSocket,
+        "pipes" => umbilical::ChannelKind::Pipes,
+        other => die(&format!("bad channel kind {other:?}")),
+    };
+    let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+    match check {
+        "env-capture" => {
+            // Built before the variable exists, spawned after: the program
+            // sees the environment of the moment of spawning.
+            let mut cmd = umbilical::Command::new(&me);
+            cmd.args(["env", "UMBILICAL_CAPTURED"]).channel_kind(kind);
+            umbilical_tests::sys::set_env_single_threaded("UMBILICAL_CAPTURED", "at-spawn");
+            let mut child = cmd.spawn().unwrap_or_else(|e| die(&format!("spawn: {e}")));
+            let mut channel = child.take_channel().unwrap();
+            let _ = channel.shutdown_write();
+            let mut out = String::new();
+            channel.read_to_string(&mut out).unwrap_or_else(|e| die(&format!("read: {e}")));
+            let _ = child.wait();
+            print!("{out}");
+        }
+        #[cfg(unix)]
+        "sigpipe-default" => {
+            umbilical_tests::sys::default_sigpipe().unwrap_or_else(|e| die(&format!("signal: {e}")));
+            let mut child = umbilical::Command::new(&me)
+                .args(["head", "10"])
+                .channel_kind(kind)
+                .spawn()
+                .unwrap_or_else(|e| die(&format!("spawn: {e}")));
+            let mut channel = child.take_channel().unwrap();
+            let big = vec![b'x'; 10 * 1024 * 1024];
+            let outcome = match channel.write_all(&big) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            let mut out = Vec::new();
+            let read = channel.read_to_end(&mut out).map(|_| out.len());
+            let _ = child.wait();
+            println!("write: {outcome}; read: {read:?}");
+        }
+        #[cfg(unix)]
+        "closed-stdio" => {
+            umbilical_tests::sys::close_stdio();
+            let mut child = match umbilical::Command::new(&me)
+                .arg("echo")
+                .channel_kind(kind)
+                .stderr(umbilical::Stderr::Null)
+                .spawn()
+            {
+                Ok(c) => c,
+                Err(_) => std::process::exit(10),
+            };
+            let mut channel = child.take_channel().unwrap();
+            if channel.write_all(b"through closed stdio").is_err() {
+                std::process::exit(11);
+            }
+            if channel.shutdown_write().is_err() {
+                std::process::exit(12);
+            }
+            let mut out = Vec::new();
+            if channel.read_to_end(&mut out).is_err() {
+                std::process::exit(13);
+            }
+            if out != b"through closed stdio" {
+                std::process::exit(14);
+            }
+            match child.wait() {
+                Ok(exit) if exit.success() => std::process::exit(0),
+                _ => std::process::exit(15),
+            }
+        }
+        other => die(&format!("bad check {other:?}")),
     }
 }
 

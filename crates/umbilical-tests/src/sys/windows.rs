@@ -112,3 +112,12 @@ pub fn terminate(pid: u32) -> bool {
         TerminateProcess(std::os::windows::io::AsRawHandle::as_raw_handle(&h) as HANDLE, 99) != 0
     }
 }
+
+/// Closes this process's standard input handle and nothing else.
+pub fn close_stdin() {
+    use std::os::windows::io::AsRawHandle;
+    let h = std::io::stdin().as_raw_handle();
+    // SAFETY: the standard input handle belongs to this process, and the
+    // helper program that calls this does not read stdin afterwards.
+    unsafe { windows_sys::Win32::Foundation::CloseHandle(h as HANDLE) };
+}

@@ -230,3 +230,75 @@ pub fn container_engine_skip_reason() -> Option<String> {
     }
     Some(format!("{}; their plans are unit-tested", found.join(", ")))
 }
+
+/// Every channel kind that differs on this OS (Windows has one: pipes).
+pub fn kinds() -> Vec<umbilical::ChannelKind> {
+    use umbilical::ChannelKind;
+    if cfg!(windows) {
+        vec![ChannelKind::Pipes]
+    } else {
+        vec![ChannelKind::Socket, ChannelKind::SharedSocket, ChannelKind::Pipes]
+    }
+}
+
+/// A fresh empty directory under the build's scratch space, unique to
+/// `name` and this process.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    dir
+}
+
+/// `path` written relative to this process's working directory (which the
+/// tests never change: it is shared by every test thread).
+pub fn relative_to_cwd(path: &std::path::Path) -> std::path::PathBuf {
+    let cwd = std::env::current_dir().expect("current_dir");
+    let (mut a, mut b) = (cwd.components().peekable(), path.components().peekable());
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        if x != y {
+            break;
+        }
+        a.next();
+        b.next();
+    }
+    let mut rel: std::path::PathBuf = a.map(|_| std::path::Component::ParentDir).collect();
+    rel.extend(b);
+    assert!(rel.is_relative(), "{} has no relative form from {}", path.display(), cwd.display());
+    rel
+}
+
+/// Copies the helper program to `dir/name` (keeping its permissions) and
+/// returns the copy's path.
+pub fn helper_copy(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let dest = dir.join(name);
+    std::fs::copy(HELPER, &dest).expect("copy the helper");
+    dest
+}
+
+/// The name the helper copy must have on this OS for a bare-name lookup.
+pub fn exe_name(stem: &str) -> String {
+    format!("{stem}{}", std::env::consts::EXE_SUFFIX)
+}
+
+/// Writes `payload` in a thread; returns its handle, which yields how the
+/// write ended.
+pub fn write_in_thread(
+    mut writer: umbilical::WriteHalf,
+    payload: Vec<u8>,
+) -> std::thread::JoinHandle<(umbilical::WriteHalf, std::io::Result<()>)> {
+    std::thread::spawn(move || {
+        let r = writer.write_all(&payload);
+        (writer, r)
+    })
+}
+
+/// Waits for a thread's result for at most `limit`; a hang fails the test.
+pub fn join_within<T: Send + 'static>(handle: std::thread::JoinHandle<T>, limit: Duration, what: &str) -> T {
+    let start = std::time::Instant::now();
+    while !handle.is_finished() {
+        assert!(start.elapsed() < limit, "{what}: did not finish within {limit:?} (hang)");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    handle.join().expect("thread panicked")
+}

@@ -60,6 +60,9 @@ fn wide(s: &OsStr, what: &str) -> Result<Vec<u16>, SpawnError> {
     Ok(v)
 }
 
+/// `CreateProcessW`'s `lpCommandLine` limit in UTF-16 units, NUL included.
+const MAX_COMMAND_LINE: usize = 32_768;
+
 /// Starts the program a request describes.
 pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
     let env = environment(req)?;
@@ -84,6 +87,15 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         append_quoted(&mut cmdline, arg.encode_wide().collect(), false)?;
     }
     cmdline.push(0);
+    // CreateProcessW's documented limit, NUL included; past it the OS
+    // answers with an unrelated-looking error (ERROR_FILENAME_EXCED_RANGE).
+    if cmdline.len() > MAX_COMMAND_LINE {
+        return Err(invalid(format!(
+            "the command line is {} characters long; Windows takes at most {}",
+            cmdline.len() - 1,
+            MAX_COMMAND_LINE - 1
+        )));
+    }
     let app = wide(program.as_os_str(), "the program path")?;
     let cwd = match req.cwd {
         Some(dir) => Some(wide(dir.as_os_str(), "the working directory")?),
