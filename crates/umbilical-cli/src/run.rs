@@ -32,8 +32,10 @@ pub struct RunArgs {
     /// one that detaches). With --shim the shim reports the end.
     #[arg(long, value_enum, default_value_t = WaitArg::Auto)]
     wait: WaitArg,
-    /// One socketpair (default) or two pipes, for programs that dislike a
-    /// socket on stdin.
+    /// socket: a socketpair per direction (default); shared-socket: one
+    /// socket on both fd 0 and fd 1 (inetd-style programs); pipes: two
+    /// pipes, for programs that dislike a socket on stdin. Windows always
+    /// uses two named pipes.
     #[arg(long, value_enum, default_value_t = ChannelArg::Socket)]
     channel: ChannelArg,
     /// Kill the program after this many seconds (fractions allowed) and
@@ -88,6 +90,7 @@ enum WaitArg {
 #[derive(Clone, Copy, ValueEnum)]
 enum ChannelArg {
     Socket,
+    SharedSocket,
     Pipes,
 }
 
@@ -131,6 +134,7 @@ pub fn run(args: RunArgs) -> i32 {
         })
         .channel_kind(match args.channel {
             ChannelArg::Socket => ChannelKind::Socket,
+            ChannelArg::SharedSocket => ChannelKind::SharedSocket,
             ChannelArg::Pipes => ChannelKind::Pipes,
         })
         .launcher(launcher)

@@ -9,7 +9,7 @@ mod common;
 use std::io::{Read, Write};
 
 use common::*;
-use umbilical::{ErrorKind, ExitStatus};
+use umbilical::ErrorKind;
 
 /// `smoke` and `smoke_failure`: a program that succeeds; one that cannot
 /// start is an error.
@@ -34,7 +34,7 @@ fn exit_reported_right() {
 fn signal_reported_right() {
     let _lock = fd_lock();
     let mut child = helper(&["signal", "9"]).spawn().unwrap();
-    assert_eq!(child.wait().unwrap().status, ExitStatus::Signaled(9));
+    assert_eq!(child.wait().unwrap().status, umbilical::ExitStatus::Signaled(9));
     let mut child = helper(&["signal", "15"]).spawn().unwrap();
     assert_eq!(child.wait().unwrap().signal(), Some(15));
 }

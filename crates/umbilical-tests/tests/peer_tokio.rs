@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::{ErrorKind as IoKind, Read, Write};
+#[cfg(unix)]
 use std::time::Duration;
 
 use common::*;

@@ -67,6 +67,59 @@ fn std_cat(total: usize, chunk: usize) {
     assert!(child.wait().unwrap().success());
 }
 
+/// Times `rounds` one-byte request/response exchanges with a running `cat`
+/// (spawn and exit not included).
+fn round_trips(mut w: impl Write, mut r: impl Read, rounds: usize) -> Duration {
+    let mut byte = [0u8; 1];
+    let t = Instant::now();
+    for i in 0..rounds {
+        w.write_all(&[i as u8]).unwrap();
+        r.read_exact(&mut byte).unwrap();
+        assert_eq!(byte[0], i as u8);
+    }
+    t.elapsed()
+}
+
+/// `cat`, or `taskset -c 0 cat` when pinned (taskset execs in place).
+fn cat_argv(pinned: bool) -> Vec<&'static str> {
+    if pinned { vec!["taskset", "-c", "0", "cat"] } else { vec!["cat"] }
+}
+
+fn umbilical_round_trips(kind: ChannelKind, rounds: usize, pinned: bool) -> Duration {
+    let argv = cat_argv(pinned);
+    let mut child = Command::new(argv[0]).args(&argv[1..]).channel_kind(kind).spawn().unwrap();
+    let (r, w) = child.take_channel().unwrap().split();
+    let d = round_trips(&w, &r, rounds);
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    d
+}
+
+fn std_round_trips(rounds: usize, pinned: bool) -> Duration {
+    let argv = cat_argv(pinned);
+    let mut child = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (w, r) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let d = round_trips(&w, r, rounds);
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    d
+}
+
+/// Pins this process's main thread (and so the threads it starts later)
+/// to CPU 0 with `taskset`; false if that is not possible here.
+fn pin_self_to_cpu0() -> bool {
+    std::process::Command::new("taskset")
+        .args(["-p", "-c", "0", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn main() {
     // Started as the shim by the shim row below.
     umbilical::shim::run_if_invoked();
@@ -105,17 +158,50 @@ fn main() {
         with.as_secs_f64() / without.as_secs_f64()
     );
 
+    // Every kind against std in one run; `SharedSocket` is the single
+    // socket that `Socket` was before it became a socket per direction.
+    let kinds = [ChannelKind::Socket, ChannelKind::SharedSocket, ChannelKind::Pipes];
     let total = 64 << 20;
     for chunk in [4 << 10, 64 << 10, 1 << 20] {
-        for kind in [ChannelKind::Socket, ChannelKind::Pipes] {
+        for kind in kinds {
             let (u, s) = paired(bulk_rounds, || umbilical_cat(kind, total, chunk), || std_cat(total, chunk));
             let mibs = |d: Duration| (total as f64 / (1 << 20) as f64) / d.as_secs_f64();
             println!(
-                "64 MiB through cat, {:>4} KiB writes, {:<6}: umbilical {:>7.0} MiB/s   std pipes {:>7.0} MiB/s   time ratio {:.2}",
+                "64 MiB through cat, {:>4} KiB writes, {:<12}: umbilical {:>7.0} MiB/s   std pipes {:>7.0} MiB/s   time ratio {:.2}",
                 chunk >> 10,
                 format!("{kind:?}"),
                 mibs(u),
                 mibs(s),
+                u.as_secs_f64() / s.as_secs_f64()
+            );
+        }
+    }
+
+    // One-byte request/response through a running cat: latency, where a
+    // shared socket wakes the side asleep on the other direction. Pinned
+    // last (the pin is for the rest of this process): both processes on
+    // one CPU, as the issue measured.
+    let trips = if quick { 20_000 } else { 100_000 };
+    let trip_rounds = if quick { 3 } else { 7 };
+    for pinned in [false, true] {
+        if pinned && !pin_self_to_cpu0() {
+            println!("SKIP: pinned round trips: `taskset -p` failed here");
+            continue;
+        }
+        for kind in kinds {
+            let (mut u, mut s) = (Vec::new(), Vec::new());
+            for _ in 0..trip_rounds {
+                u.push(umbilical_round_trips(kind, trips, pinned));
+                s.push(std_round_trips(trips, pinned));
+            }
+            let (u, s) = (median(u), median(s));
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / trips as f64;
+            println!(
+                "1-byte round trip via cat, {:<8}, {:<12}: umbilical {:>6.2} us   std pipes {:>6.2} us   ratio {:.2}",
+                if pinned { "one CPU" } else { "free" },
+                format!("{kind:?}"),
+                per(u),
+                per(s),
                 u.as_secs_f64() / s.as_secs_f64()
             );
         }

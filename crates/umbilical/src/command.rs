@@ -25,6 +25,12 @@ pub enum Stderr {
     /// Into the channel, mixed with stdout (like `2>&1`).
     Merge,
     /// A separate pipe, read through [`Child::stderr`].
+    ///
+    /// The rule, as with std: read it (from another thread, if the channel
+    /// is read at the same time) or drop it. A program that fills the pipe
+    /// while nobody reads it blocks, and so does whoever waits for its
+    /// output. Dropping the [`ChildStderr`](crate::ChildStderr) makes the
+    /// program's further stderr writes fail (`EPIPE`) instead.
     Piped,
 }
 

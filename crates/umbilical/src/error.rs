@@ -28,7 +28,8 @@ pub enum ErrorKind {
     NotExecutable,
     /// The request itself is malformed: an empty program name, a NUL byte
     /// in an argument or environment entry, a working directory that is not
-    /// a directory.
+    /// a directory, arguments and environment over the OS's limit (`E2BIG`;
+    /// Windows: a command line over 32767 characters).
     InvalidInput,
     /// The OS refused to start the process for another reason (resource
     /// limits, out of memory).

@@ -44,6 +44,38 @@
 //!
 //! Linux (tested), macOS and FreeBSD (type-checked), Windows (two named
 //! pipes per channel; tested under Wine).
+//!
+//! # Caveats
+//!
+//! What a program can do to its end of the channel, and what the caller
+//! then sees (each is tested, on every channel kind):
+//!
+//! - **It exits without reading all its input.** Reading its output ends
+//!   at EOF with every byte it wrote; writing fails with
+//!   [`std::io::ErrorKind::BrokenPipe`]. (On a socket Linux reports this as
+//!   `ECONNRESET`; umbilical reports EOF and `BrokenPipe`, as for pipes.)
+//! - **It closes its stdin and keeps running.** With
+//!   [`ChannelKind::Socket`] and [`ChannelKind::Pipes`] writes fail with
+//!   `BrokenPipe` at once. With [`ChannelKind::SharedSocket`] the program's
+//!   stdin is the socket it still holds as stdout: writes are accepted
+//!   until the buffer is full, then block until the program exits.
+//! - **It leaves a grandchild holding the channel.** [`Child::wait`] with
+//!   [`ExitDetection::Process`] returns when the process umbilical started
+//!   exits; reading goes on until the grandchild closes its end too (use
+//!   [`ExitDetection::ChannelClosed`] to wait for that).
+//! - **It floods a piped stderr.** Read [`Child::stderr`] or drop it; see
+//!   [`Stderr::Piped`].
+//!
+//! Writes never raise SIGPIPE, even in a host whose SIGPIPE is at its
+//! default disposition and when a large write is cut short: on sockets by
+//! `MSG_NOSIGNAL` (`SO_NOSIGPIPE` on macOS/BSD), on pipes by blocking the
+//! signal in the writing thread for the call and consuming the one the
+//! call raised (`F_SETNOSIGPIPE` on macOS). Reads, writes and waits that a
+//! signal interrupts are resumed; `Interrupted` never reaches the caller.
+//!
+//! A relative program path is taken from [`Command::current_dir`] on Unix,
+//! as the program sees it after changing directory; on Windows it is taken
+//! from the caller's directory, as `CreateProcessW` does.
 
 #![cfg_attr(not(unix), allow(unused))]
 #![deny(missing_docs)]

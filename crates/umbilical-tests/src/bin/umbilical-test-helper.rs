@@ -8,6 +8,8 @@
 //! - `exit N`: exit with code N
 //! - `signal N`: kill itself with signal N (Unix)
 //! - `fds`: print the open descriptor numbers, space-separated (Unix)
+//! - `fd-target N`: print what descriptor N is (`/proc/self/fd/N`'s
+//!   target, or `closed`) (Linux)
 //! - `handles V...`: for each handle value, print `valid` or `invalid`
 //!   (Windows)
 //! - `sleep MS`: sleep, then exit 0
@@ -27,7 +29,9 @@
 //! - `as-parent KIND CHECK`: act as a host program of umbilical;
 //!   CHECK is `sigpipe-default` (SIGPIPE at SIG_DFL, then 10 MiB into a
 //!   program that reads 10 bytes; prints the write's error kind) or
-//!   `closed-stdio` (fds 0-2 closed, then a round trip; exit 0 on success,
+//!   `closed-stdio` (fds 0-2 closed; on Windows the standard handles set to
+//!   null; then a program inheriting the closed
+//!   stderr must not get a descriptor of ours as fd 2, and a round trip; exit 0 on success,
 //!   the failing step as the exit code otherwise); on every OS, `env-capture`
 //!   (a variable set after the command was built and before it was
 //!   spawned; prints what the program saw)
@@ -69,6 +73,11 @@ fn main() {
         }
         "exit" => std::process::exit(num(1) as i32),
         "signal" => kill_self(num(1) as i32),
+        #[cfg(unix)]
+        "fd-target" => match std::fs::read_link(format!("/proc/self/fd/{}", num(1))) {
+            Ok(target) => println!("{}", target.display()),
+            Err(_) => println!("closed"),
+        },
         "fds" => println!("{}", open_fds().iter().map(u32::to_string).collect::<Vec<_>>().join(" ")),
         "handles" => {
             let states: Vec<&str> = args[1..]
@@ -241,18 +250,35 @@ fn as_parent(kind: &str, check: &str) {
             let _ = child.wait();
             println!("write: {outcome}; read: {read:?}");
         }
-        #[cfg(unix)]
         "closed-stdio" => {
             umbilical_tests::sys::close_stdio();
-            let mut child = match umbilical::Command::new(&me)
-                .arg("echo")
-                .channel_kind(kind)
-                .stderr(umbilical::Stderr::Null)
-                .spawn()
+            // Inheriting a closed stderr: the program must not get one of
+            // our channel's descriptors that took number 2.
+            #[cfg(unix)]
             {
+                let Ok(mut lister) = umbilical::Command::new(&me).args(["fd-target", "2"]).channel_kind(kind).spawn()
+                else {
+                    std::process::exit(20)
+                };
+                let mut listing = String::new();
+                let Some(mut channel) = lister.take_channel() else { std::process::exit(21) };
+                if channel.shutdown_write().is_err() || channel.read_to_string(&mut listing).is_err() {
+                    std::process::exit(22);
+                }
+                // Closed, or /dev/null where the Rust runtime of the program
+                // filled the gap at its start; never a socket or pipe of ours.
+                if !matches!(listing.trim(), "closed" | "/dev/null") {
+                    std::process::exit(23);
+                }
+            }
+            let mut child = match umbilical::Command::new(&me).arg("echo").channel_kind(kind).spawn() {
                 Ok(c) => c,
                 Err(_) => std::process::exit(10),
             };
+            // The host prints to its (closed) stdout: that must not land in
+            // a channel descriptor that took number 1.
+            let _ = io::stdout().write_all(b"host noise");
+            let _ = io::stdout().flush();
             let mut channel = child.take_channel().unwrap();
             if channel.write_all(b"through closed stdio").is_err() {
                 std::process::exit(11);

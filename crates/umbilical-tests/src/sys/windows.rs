@@ -121,3 +121,14 @@ pub fn close_stdin() {
     // helper program that calls this does not read stdin afterwards.
     unsafe { windows_sys::Win32::Foundation::CloseHandle(h as HANDLE) };
 }
+
+/// Sets this process's standard handles to null, the state of a GUI host
+/// or a service: the next spawn finds no stdio to inherit.
+pub fn close_stdio() {
+    use windows_sys::Win32::System::Console::{STD_ERROR_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, SetStdHandle};
+    for which in [STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE] {
+        // SAFETY: only this process's standard-handle slots change; the
+        // handles they held stay open (owned by the console or parent).
+        unsafe { SetStdHandle(which, std::ptr::null_mut()) };
+    }
+}

@@ -26,6 +26,18 @@ fn set_cloexec(fds: [&OwnedFd; 2]) -> io::Result<()> {
     Ok(())
 }
 
+/// Moves a new descriptor of ours off 0, 1 and 2, where it lands when the
+/// host closed its standard descriptors (CPython's `test_close_fds_0_1_2`,
+/// libuv's `spawn_closed_process_io`). Left there, it would *be* the host's
+/// stdin, stdout or stderr: a `println!` of the host's would write into the
+/// program's input. Costs nothing in the usual case.
+fn off_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 3)?)
+}
+
 /// A connected `AF_UNIX` stream pair, both ends close-on-exec.
 pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     #[cfg(not(apple))]
@@ -33,6 +45,7 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     #[cfg(apple)]
     let flags = SocketFlags::empty();
     let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
+    let (a, b) = (off_stdio(a)?, off_stdio(b)?);
     set_cloexec([&a, &b])?;
     // macOS has no MSG_NOSIGNAL; the per-socket option gives the same
     // guarantee that a vanished reader is EPIPE, not a SIGPIPE death.
@@ -49,6 +62,7 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     #[cfg(apple)]
     let (r, w) = rustix::pipe::pipe()?;
+    let (r, w) = (off_stdio(r)?, off_stdio(w)?);
     set_cloexec([&r, &w])?;
     #[cfg(apple)]
     {

@@ -65,6 +65,10 @@ const MAX_COMMAND_LINE: usize = 32_768;
 
 /// Starts the program a request describes.
 pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
+    // Before the lookup, which would report such a name as not found.
+    if req.program.encode_wide().any(|c| c == 0) {
+        return Err(invalid("the program name contains a NUL character"));
+    }
     let env = environment(req)?;
     let path_var = match &env {
         Some(vars) => vars.get(&EnvKey::new(OsStr::new("PATH"))).map(|(_, v)| v.clone()),
