@@ -308,3 +308,15 @@ fn sigpipe_default_host() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "write: BrokenPipe; read: Ok(10)", "{kind}");
     }
 }
+
+/// The same host, SIGPIPE at its default, writing into the shim's control
+/// stream after the shim died (a kill request): the write fails, the kill
+/// falls back to our own handle on the program, and the host lives.
+#[cfg(target_os = "linux")]
+#[test]
+fn sigpipe_default_host_dead_shim() {
+    let _lock = fd_lock();
+    let out = std::process::Command::new(HELPER).args(["as-parent", "socket", "sigpipe-shim"]).output().unwrap();
+    assert!(out.status.success(), "the host died: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kill: Ok(()); wait: Ok(Unknown)");
+}

@@ -29,7 +29,9 @@
 //! - `as-parent KIND CHECK`: act as a host program of umbilical;
 //!   CHECK is `sigpipe-default` (SIGPIPE at SIG_DFL, then 10 MiB into a
 //!   program that reads 10 bytes; prints the write's error kind) or
-//!   `closed-stdio` (fds 0-2 closed; on Windows the standard handles set to
+//!   `sigpipe-shim` (Linux: SIGPIPE at SIG_DFL, the shim killed, then
+//!   `kill()`, which writes to the dead control stream; prints the
+//!   outcomes), `closed-stdio` (fds 0-2 closed; on Windows the standard handles set to
 //!   null; then a program inheriting the closed
 //!   stderr must not get a descriptor of ours as fd 2, and a round trip; exit 0 on success,
 //!   the failing step as the exit code otherwise); on every OS, `env-capture`
@@ -230,6 +232,34 @@ fn as_parent(kind: &str, check: &str) {
             channel.read_to_string(&mut out).unwrap_or_else(|e| die(&format!("read: {e}")));
             let _ = child.wait();
             print!("{out}");
+        }
+        #[cfg(target_os = "linux")]
+        "sigpipe-shim" => {
+            // SIGPIPE at its default, the shim killed, then a kill request
+            // sent over the control stream whose other end is gone.
+            umbilical_tests::sys::default_sigpipe().unwrap_or_else(|e| die(&format!("signal: {e}")));
+            let mut child = umbilical::Command::new(&me)
+                .args(["sleep", "20000"])
+                .channel_kind(kind)
+                .shim(true)
+                .shim_path(&me)
+                .spawn()
+                .unwrap_or_else(|e| die(&format!("spawn: {e}")));
+            let program = child.id().unwrap();
+            let stat = std::fs::read_to_string(format!("/proc/{program}/stat")).unwrap_or_default();
+            let shim: i32 = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| die("no parent of the program in /proc"));
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(shim).unwrap_or_else(|| die("bad shim pid")),
+                rustix::process::Signal::KILL,
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            let killed = child.kill();
+            let exit = child.wait();
+            println!("kill: {:?}; wait: {:?}", killed.map_err(|e| e.kind()), exit.map(|e| e.status));
         }
         #[cfg(unix)]
         "sigpipe-default" => {

@@ -88,6 +88,10 @@ pub fn serve(path: &Path) -> i32 {
     }
 }
 
+/// Sends one message. On Unix the stream is std's `UnixStream`, whose
+/// writes carry `MSG_NOSIGNAL` (std documents it): a vanished peer is
+/// `BrokenPipe`, never a SIGPIPE, also in a host whose SIGPIPE is at its
+/// default (tested: `peer_cpython::sigpipe_default_host_dead_shim`).
 pub(crate) fn send(stream: &mut impl Write, msg: &Message) -> io::Result<()> {
     let frame = protocol::try_encode(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     stream.write_all(&frame)
