@@ -4,6 +4,7 @@ mod doctor;
 mod relay;
 mod report;
 mod run;
+mod signals;
 mod via;
 
 use std::process::ExitCode;

@@ -1,11 +1,11 @@
 //! The `--report` file: what happened, as JSON.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use umbilical::{Exit, ExitStatus};
 
 /// Everything the report says.
+#[derive(Default)]
 pub struct Report {
     pub exit: Option<Exit>,
     pub pid: Option<u32>,
@@ -13,6 +13,9 @@ pub struct Report {
     pub bytes_from_child: u64,
     /// Set when umbilical timed out or failed.
     pub error: Option<String>,
+    /// The program's output was not copied to the end (--drain or
+    /// --timeout cut it).
+    pub output_truncated: bool,
 }
 
 impl Report {
@@ -28,18 +31,14 @@ impl Report {
         };
         let pid = self.pid.map_or("null".to_string(), |p| p.to_string());
         let mut json = format!(
-            "{{\"status\": {status}, \"detected_by\": {detected_by}, \"pid\": {pid}, \"bytes_to_child\": {}, \"bytes_from_child\": {}",
-            self.bytes_to_child, self.bytes_from_child
+            "{{\"status\": {status}, \"detected_by\": {detected_by}, \"pid\": {pid}, \"bytes_to_child\": {}, \"bytes_from_child\": {}, \"output_truncated\": {}",
+            self.bytes_to_child, self.bytes_from_child, self.output_truncated
         );
         if let Some(err) = &self.error {
             let _ = write!(json, ", \"error\": {}", quote(err));
         }
         json.push_str("}\n");
         json
-    }
-
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        std::fs::write(path, self.to_json())
     }
 }
 
@@ -77,15 +76,16 @@ mod tests {
             bytes_to_child: 1,
             bytes_from_child: 2,
             error: Some("timed \"out\"\n".into()),
+            output_truncated: true,
         };
         assert_eq!(
             r.to_json(),
-            "{\"status\": {\"signaled\": 9}, \"detected_by\": \"process\", \"pid\": 42, \"bytes_to_child\": 1, \"bytes_from_child\": 2, \"error\": \"timed \\\"out\\\"\\n\"}\n"
+            "{\"status\": {\"signaled\": 9}, \"detected_by\": \"process\", \"pid\": 42, \"bytes_to_child\": 1, \"bytes_from_child\": 2, \"output_truncated\": true, \"error\": \"timed \\\"out\\\"\\n\"}\n"
         );
-        let r = Report { exit: None, pid: None, bytes_to_child: 0, bytes_from_child: 0, error: None };
+        let r = Report::default();
         assert_eq!(
             r.to_json(),
-            "{\"status\": null, \"detected_by\": null, \"pid\": null, \"bytes_to_child\": 0, \"bytes_from_child\": 0}\n"
+            "{\"status\": null, \"detected_by\": null, \"pid\": null, \"bytes_to_child\": 0, \"bytes_from_child\": 0, \"output_truncated\": false}\n"
         );
     }
 }

@@ -38,10 +38,36 @@ pub struct RunArgs {
     /// uses two named pipes.
     #[arg(long, value_enum, default_value_t = ChannelArg::Socket)]
     channel: ChannelArg,
-    /// Kill the program after this many seconds (fractions allowed) and
-    /// exit 124.
+    /// Stop the program after this many seconds (fractions allowed) and
+    /// exit 124: send it --signal, then SIGKILL after --kill-after if it is
+    /// still running. A limit too large to represent means no limit.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     timeout: Option<Duration>,
+    /// The signal --timeout sends first (a name such as TERM, INT, KILL,
+    /// with or without SIG, or a number). Windows: the program is
+    /// terminated whatever this says.
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::signals::parse)]
+    signal: i32,
+    /// With --timeout: if the program is still running this many seconds
+    /// after --signal, kill it (SIGKILL). Without it, umbilical waits for
+    /// the program after the signal, as timeout(1) does.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    kill_after: Option<Duration>,
+    /// After the program exits, copy its output for at most this many
+    /// seconds more, then stop and exit with the program's status; the
+    /// report then says "output_truncated": true. Default: until every
+    /// holder of the program's output (a background child of it too) has
+    /// closed it, as a shell's command substitution waits.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    drain: Option<Duration>,
+    /// Keep the program in umbilical's process group (Unix), as timeout(1)
+    /// --foreground: the terminal's signals reach it directly, and signals
+    /// (a timeout's too) go to the program alone, not to its children. By
+    /// default it leads a group of its own, and umbilical passes on
+    /// SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to
+    /// that whole group.
+    #[arg(long)]
+    foreground: bool,
     /// Start the program through a launcher: direct (default), sudo[:USER],
     /// doas[:USER], pkexec[:USER], runuser:USER, su:USER,
     /// ssh:[USER@]HOST[:PORT], docker:CONTAINER, podman:CONTAINER,
@@ -64,7 +90,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     shim_path: Option<PathBuf>,
     /// Write a JSON report to FILE at the end: status, how the end was
-    /// detected, pid and byte counts.
+    /// detected, pid, byte counts, whether the output was cut short. FILE
+    /// is created before anything starts, so an unwritable path fails
+    /// first (exit 125), as GNU time -o does.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
     /// The program and its arguments (after `--`).
@@ -96,10 +124,17 @@ enum ChannelArg {
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("the timeout must be a positive number of seconds, not {s}"));
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(format!("expected a positive number of seconds, not {s}"));
     }
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+    // Beyond what a Duration holds (or infinite): no limit in practice.
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+}
+
+/// `now + d`, or `None` (no deadline) when that is past what the clock can
+/// represent.
+fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
 }
 
 /// Copy progress shared with the relay threads.
@@ -109,9 +144,12 @@ struct Counts {
     from_child: AtomicU64,
 }
 
+/// How long the supervising loop sleeps at most before it looks for
+/// signals to pass on; the program's end wakes it at once.
+const SIGNAL_CHECK: Duration = Duration::from_millis(20);
+
 /// Runs the program; returns the exit code for umbilical.
 pub fn run(args: RunArgs) -> i32 {
-    let deadline = args.timeout.map(|t| Instant::now() + t);
     let launcher = match crate::via::parse(&args.via, args.detaches) {
         Ok(l) => l,
         Err(e) => {
@@ -119,6 +157,19 @@ pub fn run(args: RunArgs) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    // Created before anything runs: an unwritable path must not let the
+    // program run and then replace its status.
+    let report_file = match &args.report {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("umbilical: cannot write the report to {}: {e}", path.display());
+                return EXIT_FAILURE;
+            }
+        },
+        None => None,
+    };
+    let stdout_closed = crate::relay::stdout_is_closed();
     let mut cmd = umbilical::Command::new(&args.command[0]);
     cmd.args(&args.command[1..])
         .stderr(match args.stderr {
@@ -138,7 +189,8 @@ pub fn run(args: RunArgs) -> i32 {
             ChannelArg::Pipes => ChannelKind::Pipes,
         })
         .launcher(launcher)
-        .shim(args.shim);
+        .shim(args.shim)
+        .process_group(!args.foreground);
     if let Some(path) = &args.shim_path {
         cmd.shim_path(path);
     }
@@ -146,8 +198,17 @@ pub fn run(args: RunArgs) -> i32 {
     // (and umbilical dying) ends what it started too, not only itself.
     #[cfg(windows)]
     cmd.kill_on_close_job(true);
+    // Signals are caught before the program starts, so none sent from
+    // then on is lost (or kills umbilical, leaving the program behind).
+    let signals = match crate::signals::Forwarder::install(args.foreground) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("umbilical: cannot install signal handlers: {e}");
+            return EXIT_FAILURE;
+        }
+    };
     let counts = Arc::new(Counts::default());
-    let mut report = Report { exit: None, pid: None, bytes_to_child: 0, bytes_from_child: 0, error: None };
+    let mut report = Report::default();
 
     let code = match cmd.spawn() {
         Err(err) => {
@@ -159,19 +220,27 @@ pub fn run(args: RunArgs) -> i32 {
                 _ => EXIT_FAILURE,
             }
         }
-        Ok(child) => match supervise(child, deadline, &counts, &mut report) {
-            Ok(code) => code,
-            Err(err) => {
-                eprintln!("umbilical: {err}");
-                report.error = Some(err.to_string());
-                EXIT_FAILURE
+        Ok(child) => {
+            let limits = Limits {
+                deadline: args.timeout.and_then(deadline_after),
+                signal: args.signal,
+                kill_after: args.kill_after,
+                drain: args.drain,
+            };
+            match supervise(child, &limits, &signals, stdout_closed, &counts, &mut report) {
+                Ok(code) => code,
+                Err(err) => {
+                    eprintln!("umbilical: {err}");
+                    report.error = Some(err.to_string());
+                    EXIT_FAILURE
+                }
             }
-        },
+        }
     };
     report.bytes_to_child = counts.to_child.load(Ordering::Relaxed);
     report.bytes_from_child = counts.from_child.load(Ordering::Relaxed);
-    if let Some(path) = &args.report
-        && let Err(e) = report.write(path)
+    if let (Some(path), Some(mut file)) = (&args.report, report_file)
+        && let Err(e) = file.write_all(report.to_json().as_bytes())
     {
         eprintln!("umbilical: cannot write the report to {}: {e}", path.display());
         return EXIT_FAILURE;
@@ -179,10 +248,21 @@ pub fn run(args: RunArgs) -> i32 {
     code
 }
 
-/// Relays both directions, waits for the end, and returns the exit code.
+/// What bounds a run.
+struct Limits {
+    deadline: Option<Instant>,
+    signal: i32,
+    kill_after: Option<Duration>,
+    drain: Option<Duration>,
+}
+
+/// Relays both directions, passes signals on, waits for the end, and
+/// returns the exit code.
 fn supervise(
     mut child: Child,
-    deadline: Option<Instant>,
+    limits: &Limits,
+    signals: &crate::signals::Forwarder,
+    stdout_closed: bool,
     counts: &Arc<Counts>,
     report: &mut Report,
 ) -> io::Result<i32> {
@@ -194,55 +274,140 @@ fn supervise(
     let c = counts.clone();
     let feed = to_program(writer, move |n| {
         c.to_child.fetch_add(n, Ordering::Relaxed);
-    })?;
+    });
     std::thread::Builder::new().name("stdin-to-program".into()).spawn(feed)?;
 
     // program -> stdout, until the channel closes in every holder.
     let (done_tx, done_rx) = mpsc::channel();
     let c = counts.clone();
-    let drain = from_program(reader, move |n| {
+    let drain = from_program(reader, stdout_closed, move |n| {
         c.from_child.fetch_add(n, Ordering::Relaxed);
-    })?;
+    });
     std::thread::Builder::new().name("program-to-stdout".into()).spawn(move || {
         let _ = done_tx.send(drain());
     })?;
 
-    let timed_out = |child: &mut Child, report: &mut Report| -> io::Result<i32> {
-        child.kill()?;
-        report.exit = child.wait_timeout(Duration::from_secs(5))?;
-        report.error = Some("timed out; the program was killed".into());
-        eprintln!("umbilical: timed out; killed the program");
-        Ok(EXIT_TIMEOUT)
-    };
-
-    let exit = match deadline {
-        None => child.wait()?,
-        Some(d) => match child.wait_timeout(d.saturating_duration_since(Instant::now()))? {
-            Some(exit) => exit,
-            None => return timed_out(&mut child, report),
-        },
+    // Until the program ends: pass signals on, watch the deadline.
+    let exit = loop {
+        signals.forward_pending(&mut child);
+        let slice = Instant::now() + SIGNAL_CHECK;
+        let until = limits.deadline.map_or(slice, |d| d.min(slice));
+        if let Some(exit) = child.wait_timeout(until.saturating_duration_since(Instant::now()))? {
+            break exit;
+        }
+        if limits.deadline.is_some_and(|d| Instant::now() >= d) {
+            return time_out(&mut child, limits, signals, report);
+        }
     };
     report.exit = Some(exit);
 
-    // The program is done; deliver everything it wrote before exiting.
-    let relay = match deadline {
+    // The program is done; deliver what it wrote, within --drain and the
+    // deadline, whichever comes first.
+    let drain_until = [limits.drain.and_then(deadline_after), limits.deadline].into_iter().flatten().min();
+    let relay = match drain_until {
         None => done_rx.recv().ok(),
         Some(d) => match done_rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
             Ok(r) => Some(r),
-            Err(mpsc::RecvTimeoutError::Timeout) => return timed_out(&mut child, report),
             Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                report.output_truncated = true;
+                if limits.deadline == Some(d) {
+                    // --timeout, not --drain, cut it: the program had ended
+                    // and something it started still holds the output.
+                    let what = format!(
+                        "timed out waiting for the program's output: the program had ended ({}), but something it started still holds the output open",
+                        describe(exit.status)
+                    );
+                    eprintln!("umbilical: {what}");
+                    report.error = Some(what);
+                    // Its process group goes too, as with timeout(1).
+                    let _ = child.kill();
+                    return Ok(EXIT_TIMEOUT);
+                }
+                let _ = io::stderr().flush();
+                return Ok(exit_code(exit.status));
+            }
         },
     };
-    if let Some(Err(e)) = relay
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
-        eprintln!("umbilical: copying the program's output: {e}");
-    }
+    let output_failed = match relay {
+        Some(Err(e)) if e.kind() != io::ErrorKind::BrokenPipe => {
+            eprintln!("umbilical: writing the program's output: {e}");
+            true
+        }
+        _ => false,
+    };
     let _ = io::stderr().flush();
-    Ok(match exit.status {
+    let code = exit_code(exit.status);
+    // Output that could not be written is a failure, as for cat(1); the
+    // program's own failure, if any, takes precedence.
+    Ok(if output_failed && code == 0 { 1 } else { code })
+}
+
+/// --timeout expired with the program still running: --signal, then
+/// SIGKILL after --kill-after; exit 124.
+fn time_out(
+    child: &mut Child,
+    limits: &Limits,
+    signals: &crate::signals::Forwarder,
+    report: &mut Report,
+) -> io::Result<i32> {
+    let sent = crate::signals::name(limits.signal);
+    let first = if limits.signal == crate::signals::KILL { child.kill() } else { stop(child, limits.signal) };
+    if let Err(e) = first {
+        eprintln!("umbilical: timed out; sending {sent} failed: {e}");
+    }
+    let grace = limits.kill_after.and_then(deadline_after);
+    let mut killed = limits.signal == crate::signals::KILL;
+    let exit = loop {
+        signals.forward_pending(child);
+        let slice = Instant::now() + SIGNAL_CHECK;
+        let until = grace.map_or(slice, |g| g.min(slice));
+        if let Some(exit) = child.wait_timeout(until.saturating_duration_since(Instant::now()))? {
+            break exit;
+        }
+        if !killed && grace.is_some_and(|g| Instant::now() >= g) {
+            child.kill()?;
+            killed = true;
+        }
+    };
+    report.exit = Some(exit);
+    report.output_truncated = true;
+    let what = if killed && limits.signal != crate::signals::KILL {
+        format!(
+            "timed out; sent {sent}, then KILL after the grace period; the program ended ({})",
+            describe(exit.status)
+        )
+    } else {
+        format!("timed out; sent {sent}; the program ended ({})", describe(exit.status))
+    };
+    eprintln!("umbilical: {what}");
+    report.error = Some(what);
+    Ok(EXIT_TIMEOUT)
+}
+
+/// The polite stop: the chosen signal on Unix; on Windows (no signals) the
+/// program is terminated.
+fn stop(child: &mut Child, signal: i32) -> io::Result<()> {
+    match child.signal(signal) {
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => child.terminate(),
+        other => other,
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Exited(c) => format!("exit code {c}"),
+        ExitStatus::Signaled(s) => format!("killed by {}", crate::signals::name(s)),
+        _ => "status unknown".into(),
+    }
+}
+
+/// The exit code umbilical passes on for a program's status.
+fn exit_code(status: ExitStatus) -> i32 {
+    match status {
         // Unix keeps the low 8 bits anyway; Windows passes all 32 on.
         ExitStatus::Exited(code) => code,
         ExitStatus::Signaled(sig) => 128 + sig,
         _ => 0,
-    })
+    }
 }

@@ -16,11 +16,13 @@ pub fn parse(spec: &str, detaches: bool) -> Result<Launcher, String> {
     };
     let user = |what: &str| -> Result<String, String> {
         match rest {
-            Some(u) if !u.is_empty() => Ok(u.to_string()),
-            _ => Err(format!("--via {what} needs a user: {what}:USER")),
+            Some(u) => name(what, "user", u),
+            None => Err(format!("--via {what} needs a user: {what}:USER")),
         }
     };
-    let optional_user = || rest.filter(|u| !u.is_empty()).map(str::to_string);
+    // `sudo` alone means the launcher's default user (root); `sudo:` with
+    // nothing after the colon is a mistake, not a request for root.
+    let optional_user = |what: &str| rest.map(|u| name(what, "user", u)).transpose();
     let needs = |what: &str, form: &str| -> Result<String, String> {
         rest.filter(|r| !r.is_empty()).map(str::to_string).ok_or_else(|| format!("--via {what} needs {form}"))
     };
@@ -29,9 +31,9 @@ pub fn parse(spec: &str, detaches: bool) -> Result<Launcher, String> {
     }
     Ok(match kind {
         "direct" if rest.is_none() => Launcher::Direct,
-        "sudo" => Launcher::Sudo { user: optional_user(), non_interactive: false },
-        "doas" => Launcher::Doas { user: optional_user() },
-        "pkexec" => Launcher::Pkexec { user: optional_user(), keep_cwd: true },
+        "sudo" => Launcher::Sudo { user: optional_user("sudo")?, non_interactive: false },
+        "doas" => Launcher::Doas { user: optional_user("doas")? },
+        "pkexec" => Launcher::Pkexec { user: optional_user("pkexec")?, keep_cwd: true },
         "runuser" => Launcher::Runuser { user: user("runuser")? },
         "su" => Launcher::Su { user: user("su")? },
         "ssh" => {
@@ -54,20 +56,36 @@ pub fn parse(spec: &str, detaches: bool) -> Result<Launcher, String> {
                     None => (host_port.to_string(), None),
                 }
             };
+            let host = name("ssh", "host", &host)?;
             let destination = match login {
-                Some(u) => format!("{u}@{host}"),
+                Some(u) => format!("{}@{host}", name("ssh", "user", u)?),
                 None => host,
             };
             Launcher::Ssh { destination, port, options: Vec::new() }
         }
-        "docker" => Launcher::ContainerExec { engine: Engine::Docker, target: needs("docker", "a container")? },
-        "podman" => Launcher::ContainerExec { engine: Engine::Podman, target: needs("podman", "a container")? },
-        "kubectl" => Launcher::ContainerExec { engine: Engine::Kubectl, target: needs("kubectl", "[NAMESPACE/]POD")? },
+        "docker" => Launcher::ContainerExec {
+            engine: Engine::Docker,
+            target: name("docker", "container", &needs("docker", "a container")?)?,
+        },
+        "podman" => Launcher::ContainerExec {
+            engine: Engine::Podman,
+            target: name("podman", "container", &needs("podman", "a container")?)?,
+        },
+        "kubectl" => Launcher::ContainerExec {
+            engine: Engine::Kubectl,
+            target: name("kubectl", "pod", &needs("kubectl", "[NAMESPACE/]POD")?)?,
+        },
         "runas" if rest.is_none() => Launcher::RunAs,
         "custom" => {
             let argv = needs("custom", "a program: custom:PROGRAM[,ARG...]")?;
+            let prefix: Vec<&str> = argv.split(',').collect();
+            if prefix.iter().any(|w| w.is_empty()) {
+                return Err(format!(
+                    "--via custom:{argv}: an empty word in the launcher's argv (custom:PROGRAM[,ARG...])"
+                ));
+            }
             Launcher::Custom {
-                prefix: argv.split(',').map(Into::into).collect(),
+                prefix: prefix.into_iter().map(Into::into).collect(),
                 capabilities: Capabilities {
                     keeps_stdio: true,
                     keeps_extra_handles: true,
@@ -79,6 +97,18 @@ pub fn parse(spec: &str, detaches: bool) -> Result<Launcher, String> {
         }
         _ => return Err(format!("unknown launcher {spec:?} (see --help for --via)")),
     })
+}
+
+/// A user, host or container name: not empty, and not something the
+/// launcher would take for an option.
+fn name(launcher: &str, what: &str, value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(format!("--via {launcher}: the {what} is empty"));
+    }
+    if value.starts_with('-') {
+        return Err(format!("--via {launcher}: the {what} {value:?} looks like an option"));
+    }
+    Ok(value.to_string())
 }
 
 #[cfg(test)]
@@ -115,5 +145,30 @@ mod tests {
         assert!(capabilities.detaches && !capabilities.returns_status);
         assert!(parse("sudo", true).is_err(), "--detaches only with custom");
         assert!(parse("telnet:host", false).is_err());
+        // Empty or option-like names are refused, never passed on (an empty
+        // sudo user would have meant root).
+        for bad in [
+            "sudo:",
+            "doas:",
+            "pkexec:",
+            "sudo:-u",
+            "runuser:-x",
+            "su:",
+            "ssh:bob@",
+            "ssh:@host",
+            "ssh:-oProxyCommand=x",
+            "ssh:bob@-h",
+            "ssh:[]:22",
+            "docker:",
+            "docker:-it",
+            "podman:--rm",
+            "kubectl:",
+            "custom:",
+            "custom:,",
+            "custom:setsid,",
+            "custom:,x",
+        ] {
+            assert!(parse(bad, false).is_err(), "{bad} must be refused");
+        }
     }
 }

@@ -63,7 +63,7 @@ fn report_contents() {
     assert_eq!(out.stdout, b"hello world");
     let json = std::fs::read_to_string(&path).unwrap();
     assert!(json.starts_with("{\"status\": {\"exited\": 5}, \"detected_by\": \"process\", \"pid\": "), "{json}");
-    assert!(json.contains("\"bytes_to_child\": 11, \"bytes_from_child\": 11}"), "{json}");
+    assert!(json.contains("\"bytes_to_child\": 11, \"bytes_from_child\": 11, \"output_truncated\": false}"), "{json}");
 
     let out = umbilical(&["run", "--report", path.to_str().unwrap(), "--", "sh", "-c", "kill -KILL $$"], b"");
     assert_eq!(out.status.code(), Some(137));
@@ -84,6 +84,7 @@ fn report_contents() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// --timeout sends --signal (TERM by default), as timeout(1) does.
 #[test]
 fn timeout_kills_and_exits_124() {
     let path = temp("timeout.json");
@@ -92,7 +93,7 @@ fn timeout_kills_and_exits_124() {
     assert_eq!(out.status.code(), Some(124));
     assert!(start.elapsed() < Duration::from_secs(20), "did not wait for sleep 30");
     let json = std::fs::read_to_string(&path).unwrap();
-    assert!(json.contains("\"status\": {\"signaled\": 9}") && json.contains("\"error\": \"timed out"), "{json}");
+    assert!(json.contains("\"status\": {\"signaled\": 15}") && json.contains("\"error\": \"timed out"), "{json}");
     std::fs::remove_file(&path).unwrap();
     // A program that finishes in time is not affected.
     assert_eq!(umbilical(&["run", "--timeout", "30", "--", "sh", "-c", "exit 2"], b"").status.code(), Some(2));

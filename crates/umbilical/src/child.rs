@@ -133,7 +133,9 @@ impl Child {
     }
 
     /// Kills the process umbilical started (Unix: SIGKILL, by pidfd on
-    /// Linux so a reused pid is never hit; Windows: `TerminateProcess`, or
+    /// Linux so a reused pid is never hit, to its process group when
+    /// started with [`Command::process_group`](crate::Command::process_group);
+    /// Windows: `TerminateProcess`, or
     /// `TerminateJobObject` for a kill-on-close job, with exit code 1).
     /// Killing a program that already ended is not an error.
     pub fn kill(&mut self) -> io::Result<()> {
@@ -146,6 +148,54 @@ impl Child {
         match &self.process {
             Some(p) => p.kill(),
             None => Ok(()),
+        }
+    }
+
+    /// Sends signal `sig` (a raw number, e.g. `libc::SIGTERM`) to the
+    /// program: to its process group when started with
+    /// [`Command::process_group`](crate::Command::process_group); through
+    /// the shim, the shim sends it on the far side (across a privilege
+    /// boundary the caller could not cross itself). A program that already
+    /// ended is not an error: nothing is sent once its end was seen.
+    ///
+    /// Windows has no signals: this returns
+    /// [`io::ErrorKind::Unsupported`]; use [`Child::terminate`] or
+    /// [`Child::kill`].
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use umbilical::{Command, ExitStatus};
+    ///
+    /// let mut child = Command::new("sleep").arg("30").spawn()?;
+    /// child.signal(15)?; // SIGTERM
+    /// assert_eq!(child.wait()?.status, ExitStatus::Signaled(15));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn signal(&mut self, sig: i32) -> io::Result<()> {
+        if sys::TERMINATE_SIGNAL.is_none() {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "signals are Unix-only; use terminate() or kill()"));
+        }
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        if let Some(link) = &mut self.shim {
+            return link.kill(sig);
+        }
+        match &self.process {
+            Some(p) => p.signal_raw(sig),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks the program to stop: SIGTERM on Unix (see [`Child::signal`]),
+    /// which it may catch to clean up; on Windows, where nothing equivalent
+    /// reaches a program without a console, the same as [`Child::kill`].
+    /// Escalate with [`Child::kill`] if it does not end in time.
+    pub fn terminate(&mut self) -> io::Result<()> {
+        match sys::TERMINATE_SIGNAL {
+            Some(sig) => self.signal(sig),
+            None => self.kill(),
         }
     }
 

@@ -102,6 +102,7 @@ pub struct Command {
     shim: bool,
     shim_path: Option<PathBuf>,
     force_fork: bool,
+    process_group: bool,
     #[cfg_attr(unix, allow(dead_code))]
     no_window: bool,
     #[cfg_attr(unix, allow(dead_code))]
@@ -126,6 +127,7 @@ impl Command {
             shim: false,
             shim_path: None,
             force_fork: false,
+            process_group: false,
             no_window: false,
             kill_on_close_job: false,
         }
@@ -267,6 +269,23 @@ impl Command {
         self
     }
 
+    /// Unix: starts the program as the leader of a new process group, and
+    /// makes [`Child::signal`](crate::Child::signal),
+    /// [`Child::terminate`](crate::Child::terminate) and
+    /// [`Child::kill`](crate::Child::kill) signal that whole group, so that
+    /// the program's own children (a shell script's commands) get them too,
+    /// as `timeout(1)` does. Through the shim, the shim does the same on the
+    /// far side.
+    ///
+    /// The caveat of a group of its own: the terminal's Ctrl-C and Ctrl-\\
+    /// (sent to the foreground group) no longer reach the program directly;
+    /// the caller forwards them (the `umbilical` CLI does). Off by default,
+    /// as in std. Windows: no effect.
+    pub fn process_group(&mut self, on: bool) -> &mut Self {
+        self.process_group = on;
+        self
+    }
+
     /// Spawn with `fork` + `close_range` + `execve` even where `posix_spawn`
     /// could do it. For testing the fallback path; not part of the stable
     /// API.
@@ -348,6 +367,7 @@ impl Command {
             },
             lifeline: lifeline_child.as_ref(),
             force_fork: self.force_fork,
+            process_group: self.process_group,
             no_window: self.no_window,
             kill_on_close_job: self.kill_on_close_job,
         };
@@ -445,6 +465,7 @@ impl Command {
             self.env_clear,
             &self.env,
             self.cwd.as_deref(),
+            self.process_group,
         );
         drop(rendezvous);
         match link {
@@ -552,6 +573,7 @@ impl Command {
                 },
                 lifeline: None,
                 force_fork: false,
+                process_group: false,
                 no_window: self.no_window,
                 kill_on_close_job: self.kill_on_close_job,
             };

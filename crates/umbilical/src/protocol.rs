@@ -20,7 +20,7 @@ use std::fmt;
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"UMBL";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// The largest payload accepted: bounds memory on hostile input.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Bytes before the payload.
@@ -73,6 +73,9 @@ pub enum Message {
         env: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         /// The working directory.
         cwd: Option<Vec<u8>>,
+        /// Start the program in a process group of its own, and send it
+        /// the kills the parent asks for as a group (Unix).
+        process_group: bool,
     },
     /// Shim → parent: the program runs with this pid.
     Spawned {
@@ -219,7 +222,7 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
             put_bytes(&mut p, token);
             ty::HELLO
         }
-        Message::SpawnRequest { program, args, env_clear, env, cwd } => {
+        Message::SpawnRequest { program, args, env_clear, env, cwd, process_group } => {
             put_bytes(&mut p, program);
             put_u32(&mut p, args.len());
             for a in args {
@@ -244,6 +247,7 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
                 }
                 None => p.push(0),
             }
+            p.push(u8::from(*process_group));
             ty::SPAWN_REQUEST
         }
         Message::Spawned { pid } => {
@@ -353,7 +357,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
                 env.push((k, v));
             }
             let cwd = if r.flag()? { Some(r.bytes()?) } else { None };
-            Message::SpawnRequest { program, args, env_clear, env, cwd }
+            let process_group = r.flag()?;
+            Message::SpawnRequest { program, args, env_clear, env, cwd, process_group }
         }
         ty::SPAWNED => Message::Spawned { pid: r.u32()? },
         ty::SPAWN_FAILED => {
@@ -456,14 +461,16 @@ mod tests {
                 prop::collection::vec(bytes(), 0..5),
                 any::<bool>(),
                 prop::collection::vec((bytes(), prop::option::of(bytes())), 0..5),
-                prop::option::of(bytes())
+                prop::option::of(bytes()),
+                any::<bool>()
             )
-                .prop_map(|(program, args, env_clear, env, cwd)| Message::SpawnRequest {
+                .prop_map(|(program, args, env_clear, env, cwd, process_group)| Message::SpawnRequest {
                     program,
                     args,
                     env_clear,
                     env,
-                    cwd
+                    cwd,
+                    process_group
                 }),
             any::<u32>().prop_map(|pid| Message::Spawned { pid }),
             (any::<u8>(), any::<i32>(), ".{0,40}").prop_map(|(kind, os_code, message)| Message::SpawnFailed {

@@ -32,7 +32,8 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     let _ = std::fs::remove_file(path);
     send(&mut stream, &Message::Hello { shim_pid: std::process::id(), token: token.to_vec() })?;
     let mut buf = Vec::new();
-    let Message::SpawnRequest { program, args, env_clear, env, cwd } = recv(&mut stream, &mut buf)? else {
+    let Message::SpawnRequest { program, args, env_clear, env, cwd, process_group } = recv(&mut stream, &mut buf)?
+    else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a spawn request"));
     };
     let os = |b: Vec<u8>| OsString::from_vec(b);
@@ -55,6 +56,7 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
         stderr: sys::StderrTarget::Inherit,
         lifeline: None,
         force_fork: false,
+        process_group,
         no_window: false,
         kill_on_close_job: false,
     };
@@ -89,6 +91,7 @@ pub(crate) fn connect(
     env_clear: bool,
     env: &std::collections::BTreeMap<OsString, Option<OsString>>,
     cwd: Option<&Path>,
+    process_group: bool,
 ) -> Result<Link, Error> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut refused = 0;
@@ -151,6 +154,7 @@ pub(crate) fn connect(
         env_clear,
         env: env.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_ref().map(|v| v.as_bytes().to_vec()))).collect(),
         cwd: cwd.map(|c| c.as_os_str().as_bytes().to_vec()),
+        process_group,
     };
     finish_connect(stream, buf, launcher, deadline, request, None, |_| Ok(()), remote)
 }

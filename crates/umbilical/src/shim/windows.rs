@@ -46,7 +46,7 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     send(&mut stream, &Message::Hello { shim_pid: std::process::id(), token: Vec::new() })?;
     stream.set_read_deadline(Some(deadline));
     let mut buf = Vec::new();
-    let Message::SpawnRequest { program, args, env_clear, env, cwd } = recv(&mut stream, &mut buf)? else {
+    let Message::SpawnRequest { program, args, env_clear, env, cwd, .. } = recv(&mut stream, &mut buf)? else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a spawn request"));
     };
     let Message::Stdio { stdin, stdout, stderr, default_cwd } = recv(&mut stream, &mut buf)? else {
@@ -103,6 +103,7 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
         },
         lifeline: None,
         force_fork: false,
+        process_group: false,
         no_window: false,
         kill_on_close_job: false,
     };
@@ -190,6 +191,7 @@ pub(crate) fn connect(
         }
     }
     let request = Message::SpawnRequest {
+        process_group: false,
         program: to_wire(program),
         args: args.iter().map(|a| to_wire(a)).collect(),
         env_clear,

@@ -60,6 +60,10 @@ pub(crate) struct Request<'a> {
     /// Unix: use fork + exec even where posix_spawn would do.
     #[cfg_attr(windows, allow(dead_code))]
     pub force_fork: bool,
+    /// Unix: start the program as the leader of a new process group, and
+    /// send signals to that group. Windows: ignored.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub process_group: bool,
     /// Windows: `CREATE_NO_WINDOW`.
     #[cfg_attr(unix, allow(dead_code))]
     pub no_window: bool,

@@ -23,5 +23,8 @@ pub(crate) type Handle = std::os::fd::OwnedFd;
 /// Unix has socketpairs: one duplex descriptor, half-closable.
 pub(crate) const HAS_SOCKETS: bool = true;
 
+/// The polite stop: SIGTERM.
+pub(crate) const TERMINATE_SIGNAL: Option<i32> = Some(libc::SIGTERM);
+
 /// An exited child stays a zombie until reaped.
 pub(crate) const NEEDS_REAPING: bool = true;

@@ -15,6 +15,13 @@ use crate::ExitStatus;
 
 pub(crate) struct Process {
     pid: Pid,
+    /// The program leads a process group of its own: signals go to the
+    /// group (its children too), as `timeout(1)` does.
+    group: bool,
+    /// Held while reaping and while signalling, and `true` once reaped: a
+    /// signal is never sent to a pid (or group) that reaping freed for
+    /// reuse, even when one thread waits while another signals (the shim).
+    reaped: std::sync::Mutex<bool>,
     /// Linux: a pollable handle on the process (`pidfd_open`).
     #[cfg(target_os = "linux")]
     pidfd: Option<std::os::fd::OwnedFd>,
@@ -46,10 +53,12 @@ pub(crate) fn mechanism() -> &'static str {
 
 impl Process {
     /// Wraps a freshly spawned, not yet reaped child.
-    pub(crate) fn open(raw_pid: i32) -> Process {
+    pub(crate) fn open(raw_pid: i32, group: bool) -> Process {
         let pid = Pid::from_raw(raw_pid).expect("spawn returned a positive pid");
         Process {
             pid,
+            group,
+            reaped: std::sync::Mutex::new(false),
             // Old kernels (ENOSYS) and seccomp filters (EPERM) refuse
             // pidfd_open; waitpid with backoff is the fallback.
             #[cfg(target_os = "linux")]
@@ -63,16 +72,32 @@ impl Process {
         self.pid.as_raw_nonzero().get() as u32
     }
 
-    /// Blocks until the process exits and reaps it.
+    /// Blocks until the process exits and reaps it. The wait itself
+    /// leaves the process a zombie (`WNOWAIT`, or a readable pidfd), so the
+    /// reaping lock is held only for the reap.
     pub(crate) fn wait(&self) -> io::Result<ExitStatus> {
-        #[cfg(target_os = "linux")]
-        if let Some(pidfd) = &self.pidfd {
-            return waitid_pidfd(pidfd, false).map(|s| s.expect("blocking waitid reports an exit"));
-        }
         loop {
-            match rustix::process::waitpid(Some(self.pid), WaitOptions::empty()) {
-                Ok(Some((_, status))) => return Ok(decode(status)),
-                Ok(None) => continue,
+            #[cfg(target_os = "linux")]
+            if let Some(pidfd) = &self.pidfd {
+                use std::os::fd::AsFd;
+                super::wait::wait_readable(pidfd.as_fd())?;
+            } else {
+                self.wait_exited_unreaped()?;
+            }
+            #[cfg(not(target_os = "linux"))]
+            self.wait_exited_unreaped()?;
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
+        }
+    }
+
+    /// Blocks until the process has exited, leaving it unreaped.
+    fn wait_exited_unreaped(&self) -> io::Result<()> {
+        use rustix::process::{WaitId, WaitIdOptions};
+        loop {
+            match rustix::process::waitid(WaitId::Pid(self.pid), WaitIdOptions::EXITED | WaitIdOptions::NOWAIT) {
+                Ok(_) => return Ok(()),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -81,13 +106,28 @@ impl Process {
 
     /// Reaps the process if it has exited, without blocking.
     pub(crate) fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
-        #[cfg(target_os = "linux")]
-        if let Some(pidfd) = &self.pidfd {
-            return waitid_pidfd(pidfd, true);
+        let mut reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
+        if *reaped {
+            return Err(io::Error::other("the process was already reaped"));
         }
-        match rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG) {
-            Ok(found) => Ok(found.map(|(_, status)| decode(status))),
-            Err(e) => Err(e.into()),
+        #[cfg(target_os = "linux")]
+        let found = match &self.pidfd {
+            Some(pidfd) => waitid_pidfd(pidfd, true)?,
+            None => self.waitpid_nohang()?,
+        };
+        #[cfg(not(target_os = "linux"))]
+        let found = self.waitpid_nohang()?;
+        *reaped = found.is_some();
+        Ok(found)
+    }
+
+    fn waitpid_nohang(&self) -> io::Result<Option<ExitStatus>> {
+        loop {
+            match rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG) {
+                Ok(found) => return Ok(found.map(|(_, status)| decode(status))),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -149,6 +189,19 @@ impl Process {
     }
 
     fn signal(&self, sig: Signal) -> io::Result<()> {
+        let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
+        if *reaped {
+            return Ok(()); // it ended; its pid may already be someone else's
+        }
+        if self.group {
+            // Unreaped, the leader's pid is still its group's id. A leader
+            // that left its group (setsid) is signalled alone below.
+            match rustix::process::kill_process_group(self.pid, sig) {
+                Ok(()) => return Ok(()),
+                Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         #[cfg(target_os = "linux")]
         if let Some(pidfd) = &self.pidfd {
             return match rustix::process::pidfd_send_signal(pidfd, sig) {

@@ -99,9 +99,10 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         },
         lifeline: req.lifeline.map(AsFd::as_fd),
         force_fork: req.force_fork,
+        process_group: req.process_group,
     };
     match spawn_plan(&plan) {
-        Ok(pid) => Ok(Process::open(pid)),
+        Ok(pid) => Ok(Process::open(pid, req.process_group)),
         Err(Failure::Chdir(e)) => Err(SpawnError::new(
             ErrorKind::InvalidInput,
             format!("cannot change to the working directory: {e}"),
@@ -134,6 +135,8 @@ struct Plan<'a> {
     stderr: Stderr<'a>,
     lifeline: Option<BorrowedFd<'a>>,
     force_fork: bool,
+    /// Make the program the leader of a new process group.
+    process_group: bool,
 }
 
 /// Which step failed, so callers can tell a bad working directory from a
@@ -375,6 +378,10 @@ fn posix_spawn(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
         check(libc::posix_spawnattr_setsigdefault(attr, &all))?;
         #[allow(unused_mut)]
         let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+        if plan.process_group {
+            check(libc::posix_spawnattr_setpgroup(attr, 0))?;
+            flags |= libc::POSIX_SPAWN_SETPGROUP;
+        }
         #[cfg(apple)]
         {
             flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
@@ -429,6 +436,13 @@ fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
         // SAFETY: see above; this block never returns.
         unsafe { child_after_fork(plan, envp, fds, err_w.as_raw_fd(), first_closed, limit) }
     }
+    if plan.process_group {
+        // Also from the parent, as shells do: whichever runs first makes
+        // the group, so no signal sent after spawn() returns can miss it.
+        // SAFETY: plain syscall on our own child; EACCES after its exec is
+        // harmless (the child did it already).
+        unsafe { libc::setpgid(pid, pid) };
+    }
     drop(err_w);
     let mut report = [0u8; 8];
     let mut got = 0;
@@ -443,7 +457,7 @@ fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
         return Ok(pid);
     }
     // The child failed before exec: reap it so no zombie is left.
-    let _ = super::Process::open(pid).wait();
+    let _ = super::Process::open(pid, false).wait();
     let stage = i32::from_ne_bytes(report[0..4].try_into().unwrap());
     let errno = io::Error::from_raw_os_error(i32::from_ne_bytes(report[4..8].try_into().unwrap()));
     Err(match stage {
@@ -474,6 +488,12 @@ unsafe fn child_after_fork(
             libc::_exit(127)
         }
     };
+    if plan.process_group {
+        // SAFETY: async-signal-safe; acts on this (child) process only.
+        if unsafe { libc::setpgid(0, 0) } != 0 {
+            fail(3);
+        }
+    }
     // SAFETY: only async-signal-safe calls on locals and pre-built data.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();

@@ -30,5 +30,8 @@ pub(crate) type Handle = std::os::windows::io::OwnedHandle;
 /// No socket channel on Windows; see the module docs.
 pub(crate) const HAS_SOCKETS: bool = false;
 
+/// No signals: a stop is `TerminateProcess`.
+pub(crate) const TERMINATE_SIGNAL: Option<i32> = None;
+
 /// Windows has no zombies: dropping a process handle is enough.
 pub(crate) const NEEDS_REAPING: bool = false;

@@ -1,0 +1,68 @@
+//! `umbilical run`'s relay against a plain `cat` doing the same job in the
+//! same run: a file through the program and out into a pipe (`| wc -c`) or
+//! into `/dev/null`, and stdin from a pipe. Prints medians and throughput
+//! ratios (above 1.0: umbilical moves the bytes faster).
+//!
+//! `cargo bench -p umbilical-cli --bench relay` (add `-- --quick` for a
+//! smaller file and fewer rounds). Linux and other Unix only (`sh`, `cat`,
+//! `wc`).
+
+#[cfg(unix)]
+fn main() {
+    use std::time::{Duration, Instant};
+
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (mib, rounds) = if quick { (128u64, 3) } else { (512u64, 7) };
+    let umb = env!("CARGO_BIN_EXE_umbilical");
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("relay-bench.bin");
+    let size = mib << 20;
+    if std::fs::metadata(&file).map(|m| m.len()).ok() != Some(size) {
+        let chunk: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut f = std::fs::File::create(&file).expect("create the bench file");
+        for _ in 0..mib {
+            std::io::Write::write_all(&mut f, &chunk).expect("write the bench file");
+        }
+    }
+    let f = file.display();
+    let run = |script: &str| -> Duration {
+        let t = Instant::now();
+        let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
+        let d = t.elapsed();
+        assert!(out.status.success(), "{script}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+        if script.contains("wc -c") {
+            let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("wc output");
+            assert_eq!(n, size, "{script}: byte count");
+        }
+        d
+    };
+    let median = |mut v: Vec<Duration>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    println!("umbilical run -- cat against cat, {mib} MiB, {rounds} rounds, medians (ratio > 1.0: umbilical faster)");
+    let cases = [
+        ("file -> | wc -c", format!("{umb} run -- cat < {f} | wc -c"), format!("cat < {f} | cat | wc -c")),
+        ("file -> /dev/null", format!("{umb} run -- cat < {f} > /dev/null"), format!("cat < {f} | cat > /dev/null")),
+        ("pipe -> | wc -c", format!("cat {f} | {umb} run -- cat | wc -c"), format!("cat {f} | cat | cat | wc -c")),
+    ];
+    for (what, ours, theirs) in cases {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            a.push(run(&ours));
+            b.push(run(&theirs));
+        }
+        let (a, b) = (median(a), median(b));
+        let rate = |d: Duration| mib as f64 / d.as_secs_f64();
+        println!(
+            "{what:<18}: umbilical {:>6.0} MiB/s   cat {:>6.0} MiB/s   throughput ratio {:.2}",
+            rate(a),
+            rate(b),
+            b.as_secs_f64() / a.as_secs_f64()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn main() {
+    println!("SKIP: relay bench: needs sh, cat and wc (Unix)");
+}

@@ -1,0 +1,121 @@
+//! Signals: `--signal` names, and passing the signals a supervisor sends
+//! to `umbilical run` on to the program.
+//!
+//! Without this, `kill -TERM` (a supervisor stopping its job, `timeout(1)`
+//! around us, Ctrl-C when the program leads its own process group) would
+//! end umbilical and leave the program running, orphaned.
+
+use umbilical::Child;
+
+/// SIGKILL's number, which `--signal KILL` means on every Unix.
+pub const KILL: i32 = 9;
+
+/// Name ⇄ number, for the signals a user names on the command line.
+#[cfg(unix)]
+const NAMES: &[(&str, i32)] = {
+    use signal_hook::consts::*;
+    &[
+        ("HUP", SIGHUP),
+        ("INT", SIGINT),
+        ("QUIT", SIGQUIT),
+        ("KILL", SIGKILL),
+        ("USR1", SIGUSR1),
+        ("USR2", SIGUSR2),
+        ("PIPE", SIGPIPE),
+        ("ALRM", SIGALRM),
+        ("TERM", SIGTERM),
+        ("CONT", SIGCONT),
+        ("STOP", SIGSTOP),
+        ("TSTP", SIGTSTP),
+        ("WINCH", SIGWINCH),
+    ]
+};
+/// Windows has no signals; the names still parse so that one command line
+/// works everywhere (a timeout then terminates the program).
+#[cfg(not(unix))]
+const NAMES: &[(&str, i32)] =
+    &[("HUP", 1), ("INT", 2), ("QUIT", 3), ("KILL", 9), ("USR1", 10), ("USR2", 12), ("TERM", 15)];
+
+/// Parses `TERM`, `SIGTERM`, `term` or `15`.
+pub fn parse(s: &str) -> Result<i32, String> {
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) { Ok(n) } else { Err(format!("no signal number {n}")) };
+    }
+    let upper = s.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    NAMES
+        .iter()
+        .find(|(name, _)| *name == bare)
+        .map(|&(_, n)| n)
+        .ok_or_else(|| format!("unknown signal {s:?} (a name such as TERM, INT, KILL, or a number)"))
+}
+
+/// `TERM` for 15; the number for one without a name here.
+pub fn name(sig: i32) -> String {
+    NAMES.iter().find(|&&(_, n)| n == sig).map_or_else(|| sig.to_string(), |(name, _)| format!("SIG{name}"))
+}
+
+/// Catches the signals to pass on, from before the program starts.
+pub struct Forwarder {
+    #[cfg(unix)]
+    signals: std::sync::Mutex<signal_hook::iterator::Signals>,
+}
+
+impl Forwarder {
+    /// The signals passed on: what supervisors and terminals send to stop,
+    /// reload or resize a job. With `foreground` the program shares our
+    /// process group, so the terminal's own INT, QUIT and WINCH reach it
+    /// without us (passing them on would deliver them twice).
+    #[cfg(unix)]
+    pub fn install(foreground: bool) -> std::io::Result<Forwarder> {
+        use signal_hook::consts::*;
+        let mut list = vec![SIGTERM, SIGHUP, SIGUSR1, SIGUSR2];
+        if !foreground {
+            list.extend([SIGINT, SIGQUIT, SIGWINCH]);
+        }
+        let signals = signal_hook::iterator::Signals::new(list)?;
+        Ok(Forwarder { signals: std::sync::Mutex::new(signals) })
+    }
+
+    /// Windows: Ctrl-C and Ctrl-Break reach every process on the console,
+    /// the program's too; umbilical then ends, and the kill-on-close job it
+    /// runs the program in ends the program with it. Nothing to pass on.
+    #[cfg(not(unix))]
+    pub fn install(_foreground: bool) -> std::io::Result<Forwarder> {
+        Ok(Forwarder {})
+    }
+
+    /// Passes on every signal caught since the last call.
+    pub fn forward_pending(&self, child: &mut Child) {
+        #[cfg(unix)]
+        {
+            let mut signals = self.signals.lock().unwrap_or_else(|e| e.into_inner());
+            for sig in signals.pending() {
+                if let Err(e) = child.signal(sig) {
+                    eprintln!("umbilical: passing {} on to the program failed: {e}", name(sig));
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = child;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(parse("TERM"), Ok(15));
+        assert_eq!(parse("sigterm"), Ok(15));
+        assert_eq!(parse("SIGKILL"), Ok(KILL));
+        assert_eq!(parse("9"), Ok(9));
+        assert!(parse("0").is_err());
+        assert!(parse("65").is_err());
+        assert!(parse("NOPE").is_err());
+        assert!(parse("").is_err());
+        assert_eq!(name(15), "SIGTERM");
+        assert_eq!(name(63), "63");
+    }
+}
