@@ -40,6 +40,7 @@ step "cargo doc without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --wor
 # Speed against std, measured in the same run (prints figures and ratios;
 # fails only if the harness itself fails).
 step "benchmark: umbilical vs std (quick)" cargo bench -p umbilical --bench compare --locked -- --quick
+step "benchmark: umbilical run's relay vs cat (quick)" cargo bench -p umbilical-cli --bench relay --locked -- --quick
 
 # A short fuzz run of the control-protocol decoder (cargo-fuzz, nightly).
 fuzz_decoder() {

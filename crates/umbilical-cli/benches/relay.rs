@@ -4,8 +4,10 @@
 //! ratios (above 1.0: umbilical moves the bytes faster).
 //!
 //! `cargo bench -p umbilical-cli --bench relay` (add `-- --quick` for a
-//! smaller file and fewer rounds). Linux and other Unix only (`sh`, `cat`,
-//! `wc`).
+//! smaller file and fewer rounds). With `UMBILICAL_RELAY_BEFORE=PATH`
+//! (another `umbilical` binary, say an older build) that one is measured
+//! too, in the same rounds: before and after side by side. Linux and other
+//! Unix only (`sh`, `cat`, `wc`).
 
 #[cfg(unix)]
 fn main() {
@@ -40,25 +42,35 @@ fn main() {
         v[v.len() / 2]
     };
     println!("umbilical run -- cat against cat, {mib} MiB, {rounds} rounds, medians (ratio > 1.0: umbilical faster)");
+    let before = std::env::var("UMBILICAL_RELAY_BEFORE").ok();
     let cases = [
-        ("file -> | wc -c", format!("{umb} run -- cat < {f} | wc -c"), format!("cat < {f} | cat | wc -c")),
-        ("file -> /dev/null", format!("{umb} run -- cat < {f} > /dev/null"), format!("cat < {f} | cat > /dev/null")),
-        ("pipe -> | wc -c", format!("cat {f} | {umb} run -- cat | wc -c"), format!("cat {f} | cat | cat | wc -c")),
+        ("file -> | wc -c", "{U} run -- cat < {F} | wc -c", "cat < {F} | cat | wc -c"),
+        ("file -> /dev/null", "{U} run -- cat < {F} > /dev/null", "cat < {F} | cat > /dev/null"),
+        ("pipe -> | wc -c", "cat {F} | {U} run -- cat | wc -c", "cat {F} | cat | cat | wc -c"),
     ];
+    let fill = |t: &str, u: &str| t.replace("{U}", u).replace("{F}", &f.to_string());
     for (what, ours, theirs) in cases {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut a, mut b, mut old) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            a.push(run(&ours));
-            b.push(run(&theirs));
+            a.push(run(&fill(ours, umb)));
+            b.push(run(&fill(theirs, "")));
+            if let Some(path) = &before {
+                old.push(run(&fill(ours, path)));
+            }
         }
         let (a, b) = (median(a), median(b));
         let rate = |d: Duration| mib as f64 / d.as_secs_f64();
-        println!(
+        let mut line = format!(
             "{what:<18}: umbilical {:>6.0} MiB/s   cat {:>6.0} MiB/s   throughput ratio {:.2}",
             rate(a),
             rate(b),
             b.as_secs_f64() / a.as_secs_f64()
         );
+        if !old.is_empty() {
+            let o = median(old);
+            line += &format!("   before {:>6.0} MiB/s, ratio {:.2}", rate(o), b.as_secs_f64() / o.as_secs_f64());
+        }
+        println!("{line}");
     }
 }
 

@@ -27,11 +27,13 @@ struct Cli {
 enum Command {
     /// Run PROGRAM with ARGS over the channel.
     ///
-    /// Exit status: the program's code; 128+N if it was killed by signal N;
-    /// 124 if --timeout expired (the program is killed); 125 if umbilical
-    /// itself failed; 126 if PROGRAM is not executable; 127 if it was not
-    /// found. With --wait lifeline or channel the status is not knowable and
-    /// umbilical exits 0 once the program is done (the report says null).
+    /// Exit status: the program's code; 128+N if it was killed by signal N
+    /// (a signal sent to umbilical is passed on to the program); 124 if
+    /// --timeout expired; 125 if umbilical itself failed; 126 if PROGRAM is
+    /// not executable; 127 if it was not found; 1 if the program succeeded
+    /// but its output could not be written. With --wait lifeline or channel
+    /// the status is not knowable and umbilical exits 0 once the program is
+    /// done (the report says null). docs/cli.md has every case.
     Run(run::RunArgs),
     /// Print the platform facts umbilical depends on: OS, spawn and exit
     /// mechanisms, how the shim is authenticated, launchers found on PATH,
