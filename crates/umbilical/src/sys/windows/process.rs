@@ -89,6 +89,11 @@ impl Process {
         }
     }
 
+    /// Windows has no signals; callers check `TERMINATE_SIGNAL` first.
+    pub(crate) fn signal_raw(&self, _sig: i32) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "signals are Unix-only"))
+    }
+
     /// `TerminateProcess` (or `TerminateJobObject` for a job), exit code 1.
     /// A process that already ended is not an error.
     pub(crate) fn kill(&self) -> io::Result<()> {
