@@ -85,28 +85,81 @@ fn kinds() -> [&'static str; 3] {
     ["socket", "shared-socket", "pipes"]
 }
 
-/// No launcher, then each launcher that switches to the test user set up
-/// by `scripts/launchers.sh` (sudo, doas, runuser, su); a visible SKIP
-/// when there is none. (ssh is left out: `--via ssh:` takes no key option,
-/// so the loopback sshd's key cannot be given; the library's ssh tests
-/// cover that launcher.)
-fn vias(what: &str) -> Vec<Vec<String>> {
-    let mut vias = vec![vec![]];
-    match std::env::var("UMBILICAL_TEST_USER") {
-        Ok(user) => {
-            for l in ["sudo", "doas", "runuser", "su"] {
-                vias.push(vec!["--via".to_string(), format!("{l}:{user}")]);
-            }
+/// One way to start the program: `run`'s extra arguments, and a `PATH`
+/// to give `run` (for ssh, a directory whose `ssh` adds the test key).
+struct Via {
+    args: Vec<String>,
+    path: Option<String>,
+}
+
+impl std::fmt::Debug for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.args.fmt(f)
+    }
+}
+
+impl Via {
+    fn is_direct(&self) -> bool {
+        self.args.is_empty()
+    }
+
+    /// `run ARGS` through this launcher, with `--shim` when `shim`.
+    fn command(&self, before: &[&str], after: &[&str], shim: bool) -> Command {
+        let mut cmd = Command::new(UMBILICAL);
+        cmd.arg("run").args(before).args(&self.args);
+        if shim {
+            cmd.arg("--shim");
         }
-        Err(_) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP: {what} through sudo/doas/runuser/su: UMBILICAL_TEST_USER unset (scripts/launchers.sh)"
+        cmd.args(after);
+        if let Some(path) = &self.path {
+            cmd.env("PATH", path);
+        }
+        cmd
+    }
+}
+
+/// No launcher, then each launcher that switches to the test user set up
+/// by `scripts/launchers.sh`: sudo, doas, runuser, su, and ssh to the
+/// loopback sshd (through a wrapper `ssh` first on `PATH` that adds the
+/// test key, since `--via ssh:` takes no ssh options). A visible SKIP for
+/// each that is not set up.
+fn vias(what: &str) -> Vec<Via> {
+    let mut vias = vec![Via { args: vec![], path: None }];
+    let Ok(user) = std::env::var("UMBILICAL_TEST_USER") else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: {what} through sudo/doas/runuser/su/ssh: UMBILICAL_TEST_USER unset (scripts/launchers.sh)"
+        );
+        return vias;
+    };
+    for l in ["sudo", "doas", "runuser", "su"] {
+        vias.push(Via { args: vec!["--via".into(), format!("{l}:{user}")], path: None });
+    }
+    match (std::env::var("UMBILICAL_TEST_SSH_PORT"), std::env::var("UMBILICAL_TEST_SSH_KEY")) {
+        (Ok(port), Ok(key)) => {
+            let dir = std::env::temp_dir().join(format!("umbilical-driven-ssh-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let wrapper = dir.join("ssh");
+            let script = format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -i '{key}' -o BatchMode=yes -o StrictHostKeyChecking=no \
+                 -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"$@\"\n"
             );
+            std::fs::write(&wrapper, script).unwrap();
+            let _ = Command::new("chmod").arg("755").arg(&wrapper).status();
+            let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+            vias.push(Via { args: vec!["--via".into(), format!("ssh:{user}@127.0.0.1:{port}")], path: Some(path) });
+        }
+        _ => {
+            let _ = writeln!(std::io::stderr(), "SKIP: {what} through ssh: no loopback sshd (scripts/launchers.sh)");
         }
     }
-    let _ = writeln!(std::io::stderr(), "SKIP: {what} through ssh: --via ssh takes no key option (see vias())");
     vias
+}
+
+/// Launchers that start the command in a session of its own and pass on
+/// only some signals (su -c, ssh): there the shim delivers them.
+fn needs_shim_for_signals(via: &Via) -> bool {
+    via.args.iter().any(|a| a.starts_with("su:") || a.starts_with("ssh:"))
 }
 
 /// 200 one-line round trips through `umbilical run -- cat`, each reply
@@ -116,10 +169,13 @@ fn vias(what: &str) -> Vec<Vec<String>> {
 fn line_by_line_round_trips() {
     for via in &vias("round trips") {
         for kind in kinds() {
-            let mut args: Vec<&str> = vec!["run", "--channel", kind];
-            args.extend(via.iter().map(String::as_str));
-            args.extend(["--", "cat"]);
-            let mut child = start(&args);
+            let mut child = via
+                .command(&["--channel", kind], &["--", "cat"], false)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
             let mut stdin = child.stdin.take().unwrap();
             let replies = lines(child.stdout.take().unwrap());
             for i in 0..200 {
@@ -195,19 +251,18 @@ const REPORTER: &str = "for s in INT TERM HUP QUIT USR1 USR2; do trap \"echo got
 /// 128+N its own way); through su with the shim.
 #[test]
 fn signals_are_passed_on() {
-    for mut via in vias("signals") {
-        // su -c runs the command in a session of its own and passes on
-        // only some signals (not INT): through su the shim does it.
-        if via.iter().any(|a| a.starts_with("su:")) {
-            via.push("--shim".into());
-        }
+    for via in vias("signals") {
+        let shim = needs_shim_for_signals(&via);
         for (name, sig) in
             [("INT", 2), ("TERM", 15), ("HUP", 1), ("QUIT", 3), ("USR1", libc_usr1()), ("USR2", libc_usr2())]
         {
-            let mut args: Vec<&str> = vec!["run"];
-            args.extend(via.iter().map(String::as_str));
-            args.extend(["--", "sh", "-c", REPORTER]);
-            let mut child = start(&args);
+            let mut child = via
+                .command(&[], &["--", "sh", "-c", REPORTER], shim)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
             let replies = lines(child.stdout.take().unwrap());
             assert_eq!(replies.recv_timeout(LIMIT).expect("ready"), "ready");
             send(child.id(), sig);
@@ -250,21 +305,29 @@ fn libc_usr2() -> i32 {
 /// through each launcher.
 #[test]
 fn timeout_signal_then_kill_after() {
-    for mut via in vias("timeouts") {
+    for via in vias("timeouts") {
         // Through a launcher the escalation happens on the far side, by the
         // shim: a launcher that dies of the first signal would otherwise
         // leave a program that ignores it behind (docs/cli.md).
-        if !via.is_empty() {
-            via.push("--shim".into());
-        }
+        let shim = !via.is_direct();
         let report = std::env::temp_dir().join(format!("umbilical-driven-{}-timeout.json", std::process::id()));
-        let mut args: Vec<&str> = vec!["run", "--timeout", "0.5", "--kill-after", "0.5"];
-        args.extend(["--report", report.to_str().unwrap()]);
-        args.extend(via.iter().map(String::as_str));
-        args.extend(["--", "sh", "-c", "trap 'echo term' TERM; echo ready; while :; do sleep 0.05; done; : 30.5151"]);
-        let out = umbilical(&args, b"");
-        assert_eq!(out.status.code(), Some(124), "{via:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\nterm\n", "{via:?}: TERM came first");
+        let script = "trap 'echo term' TERM; echo ready; while :; do sleep 0.05; done; : 30.5151";
+        let mut child = via
+            .command(
+                &["--timeout", "0.5", "--kill-after", "0.5", "--report", report.to_str().unwrap()],
+                &["--", "sh", "-c", script],
+                shim,
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_within(&mut child, LIMIT, "run with --timeout");
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(status.code(), Some(124), "{via:?}");
+        assert_eq!(out, "ready\nterm\n", "{via:?}: TERM came first");
         let json = std::fs::read_to_string(&report).unwrap();
         assert!(json.contains("\"signaled\": 9"), "{via:?}: {json}");
         assert!(json.contains("then KILL after the grace period"), "{json}");
