@@ -58,14 +58,14 @@ fn lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
-/// Whether a process whose command line contains `marker` is running.
+/// Whether a process other than this test whose command line contains
+/// `marker` is running (a zombie has an empty command line).
 fn running(marker: &str) -> bool {
+    let me = std::process::id().to_string();
     let Ok(dir) = std::fs::read_dir("/proc") else { return false };
-    dir.flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-            let c = String::from_utf8_lossy(&c).replace('\0', " ");
-            c.contains(marker) && !c.contains("umbilical") && !c.contains("sh -c")
-        })
+    dir.flatten().filter(|e| e.file_name() != me.as_str()).any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(marker))
     })
 }
 
@@ -256,8 +256,9 @@ fn signals_are_passed_on() {
         for (name, sig) in
             [("INT", 2), ("TERM", 15), ("HUP", 1), ("QUIT", 3), ("USR1", libc_usr1()), ("USR2", libc_usr2())]
         {
+            let marker = format!("reporter-{}-{name}", std::process::id());
             let mut child = via
-                .command(&[], &["--", "sh", "-c", REPORTER], shim)
+                .command(&[], &["--", "sh", "-c", REPORTER, &marker], shim)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -270,6 +271,7 @@ fn signals_are_passed_on() {
             assert_eq!(got, format!("got {name}"), "{via:?}");
             let status = wait_within(&mut child, LIMIT, "run after the signal");
             assert_eq!(status.code(), Some(128 + sig), "{name} {via:?}: run exits as the program did");
+            assert!(gone(&marker), "{name} {via:?}: something is left running");
         }
     }
 }
