@@ -25,15 +25,7 @@ fn echo() {
 fn cat_stdin() {
     let _lock = fd_lock();
     for kind in kinds() {
-        let input = "Input string\nLine 2";
-        let mut child = helper(&["echo"]).channel_kind(kind).spawn().unwrap();
-        let mut ch = child.take_channel().unwrap();
-        ch.write_all(input.as_bytes()).unwrap();
-        ch.shutdown_write().unwrap();
-        let mut out = String::new();
-        ch.read_to_string(&mut out).unwrap();
-        assert_eq!(out, input, "{kind:?}");
-        assert!(child.wait().unwrap().success());
+        assert_eq!(echo_once(kind, b"Input string\nLine 2"), b"Input string\nLine 2", "{kind:?}");
     }
 }
 

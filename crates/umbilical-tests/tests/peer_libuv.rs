@@ -28,14 +28,7 @@ fn spawn_exit_code() {
 #[test]
 fn spawn_stdin_stdout() {
     for kind in kinds() {
-        let mut child = helper(&["echo"]).channel_kind(kind).spawn().unwrap();
-        let mut ch = child.take_channel().unwrap();
-        ch.write_all(b"hello-from-spawn_stdin").unwrap();
-        ch.shutdown_write().unwrap();
-        let mut out = String::new();
-        ch.read_to_string(&mut out).unwrap();
-        assert_eq!(out, "hello-from-spawn_stdin");
-        assert!(child.wait().unwrap().success());
+        assert_eq!(echo_once(kind, b"hello-from-spawn_stdin"), b"hello-from-spawn_stdin", "{kind:?}");
     }
 }
 

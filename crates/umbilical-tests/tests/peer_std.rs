@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-
 use common::*;
 use umbilical::ErrorKind;
 
@@ -44,14 +42,7 @@ fn signal_reported_right() {
 fn stdin_works() {
     let _lock = fd_lock();
     for kind in kinds() {
-        let mut child = helper(&["echo"]).channel_kind(kind).spawn().unwrap();
-        let mut ch = child.take_channel().unwrap();
-        ch.write_all(b"foobar").unwrap();
-        ch.shutdown_write().unwrap();
-        let mut out = String::new();
-        ch.read_to_string(&mut out).unwrap();
-        assert_eq!(out, "foobar");
-        assert!(child.wait().unwrap().success());
+        assert_eq!(echo_once(kind, b"foobar"), b"foobar", "{kind:?}");
     }
 }
 

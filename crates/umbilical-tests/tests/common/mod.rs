@@ -302,3 +302,17 @@ pub fn join_within<T: Send + 'static>(handle: std::thread::JoinHandle<T>, limit:
     }
     handle.join().expect("thread panicked")
 }
+
+/// Writes `input` to the helper's `echo` on a `kind` channel, half-closes,
+/// reads everything back and checks that it exited 0. (Small inputs: the
+/// write completes before the read starts.)
+pub fn echo_once(kind: umbilical::ChannelKind, input: &[u8]) -> Vec<u8> {
+    let mut child = helper(&["echo"]).channel_kind(kind).spawn().expect("spawn echo");
+    let mut ch = child.take_channel().expect("a fresh child has its channel");
+    ch.write_all(input).expect("write");
+    ch.shutdown_write().expect("half-close");
+    let mut out = Vec::new();
+    ch.read_to_end(&mut out).expect("read");
+    assert!(child.wait().expect("wait").success());
+    out
+}
