@@ -18,8 +18,8 @@ use std::sync::Mutex;
 
 use windows_sys::Win32::Foundation::{
     DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED, ERROR_BAD_EXE_FORMAT, ERROR_DIRECTORY,
-    ERROR_EXE_MACHINE_TYPE_MISMATCH, ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, GENERIC_WRITE, HANDLE,
-    HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE, SetHandleInformation,
+    ERROR_EXE_MACHINE_TYPE_MISMATCH, ERROR_FILE_NOT_FOUND, ERROR_INTERNAL_ERROR, ERROR_PATH_NOT_FOUND, GENERIC_WRITE,
+    HANDLE, HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE, SetHandleInformation,
 };
 use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
 use windows_sys::Win32::Storage::FileSystem::{CreateFileW, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING};
@@ -59,6 +59,9 @@ fn wide(s: &OsStr, what: &str) -> Result<Vec<u16>, SpawnError> {
     v.push(0);
     Ok(v)
 }
+
+/// How many times a start that failed with `ERROR_INTERNAL_ERROR` is tried.
+const START_ATTEMPTS: u64 = 3;
 
 /// `CreateProcessW`'s `lpCommandLine` limit in UTF-16 units, NUL included.
 const MAX_COMMAND_LINE: usize = 32_768;
@@ -161,19 +164,32 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         for &h in &inherit {
             SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
         }
-        let ok = CreateProcessW(
-            app.as_ptr(),
-            cmdline.as_mut_ptr(),
-            std::ptr::null::<SECURITY_ATTRIBUTES>(),
-            std::ptr::null::<SECURITY_ATTRIBUTES>(),
-            1,
-            flags,
-            env_block.as_ref().map_or(std::ptr::null(), |b| b.as_ptr().cast()),
-            cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-            &si.StartupInfo,
-            &mut pi,
-        );
-        let err = io::Error::last_os_error();
+        // ERROR_INTERNAL_ERROR is how Wine reports a new process that died
+        // in its own start-up, before any code of the program ran (seen
+        // now and then in the full Windows suite under Wine 8, never alone).
+        // Nothing of the program ran, so starting it again is safe; a
+        // bounded retry. Any other failure is reported at once.
+        let mut attempt = 0;
+        let (ok, err) = loop {
+            let ok = CreateProcessW(
+                app.as_ptr(),
+                cmdline.as_mut_ptr(),
+                std::ptr::null::<SECURITY_ATTRIBUTES>(),
+                std::ptr::null::<SECURITY_ATTRIBUTES>(),
+                1,
+                flags,
+                env_block.as_ref().map_or(std::ptr::null(), |b| b.as_ptr().cast()),
+                cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+                &si.StartupInfo,
+                &mut pi,
+            );
+            let err = io::Error::last_os_error();
+            attempt += 1;
+            if ok != 0 || err.raw_os_error() != Some(ERROR_INTERNAL_ERROR as i32) || attempt == START_ATTEMPTS {
+                break (ok, err);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+        };
         for &h in &inherit {
             SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
         }
