@@ -356,7 +356,7 @@ fn timeout_reaches_the_programs_children() {
 /// says exactly that (not "killed the program"), and the child goes.
 #[test]
 fn timeout_reports_what_it_did() {
-    let out = umbilical(&["run", "--timeout", "1", "--", "sh", "-c", "sleep 30.7171 & echo hi"], b"");
+    let out = umbilical(&["run", "--timeout", "1", "--", "sh", "-c", "sleep 30.7171 2>/dev/null & echo hi"], b"");
     assert_eq!(out.status.code(), Some(124));
     assert_eq!(out.stdout, b"hi\n");
     let err = String::from_utf8_lossy(&out.stderr);

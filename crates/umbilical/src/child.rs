@@ -156,7 +156,10 @@ impl Child {
     /// [`Command::process_group`](crate::Command::process_group); through
     /// the shim, the shim sends it on the far side (across a privilege
     /// boundary the caller could not cross itself). A program that already
-    /// ended is not an error: nothing is sent once its end was seen.
+    /// ended is not an error: nothing is sent to a process once it was
+    /// reaped; a process group outlives its leader's exit (until the
+    /// `Child` is dropped), so what the program left in it still gets the
+    /// signal.
     ///
     /// Windows has no signals: this returns
     /// [`io::ErrorKind::Unsupported`]; use [`Child::terminate`] or
@@ -176,10 +179,10 @@ impl Child {
         if sys::TERMINATE_SIGNAL.is_none() {
             return Err(io::Error::new(io::ErrorKind::Unsupported, "signals are Unix-only; use terminate() or kill()"));
         }
-        if self.exit.is_some() {
-            return Ok(());
-        }
         if let Some(link) = &mut self.shim {
+            if self.exit.is_some() {
+                return Ok(());
+            }
             return link.kill(sig);
         }
         match &self.process {
@@ -209,7 +212,11 @@ impl Child {
                 match process.wait_deadline(deadline)? {
                     None => return Ok(None),
                     Some(status) => {
-                        self.process = None;
+                        // A group leader stays ours (a zombie) so that its
+                        // group can still be signalled; see `kill`.
+                        if !process.leads_group() {
+                            self.process = None;
+                        }
                         status
                     }
                 }

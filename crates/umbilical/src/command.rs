@@ -275,7 +275,9 @@ impl Command {
     /// [`Child::kill`](crate::Child::kill) signal that whole group, so that
     /// the program's own children (a shell script's commands) get them too,
     /// as `timeout(1)` does. Through the shim, the shim does the same on the
-    /// far side.
+    /// far side. After the program exits, the `Child` keeps it unreaped (a
+    /// zombie, reaped on drop) so that the group's id cannot be reused while
+    /// what the program left in its group can still be signalled.
     ///
     /// The caveat of a group of its own: the terminal's Ctrl-C and Ctrl-\\
     /// (sent to the foreground group) no longer reach the program directly;

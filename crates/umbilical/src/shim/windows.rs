@@ -191,12 +191,12 @@ pub(crate) fn connect(
         }
     }
     let request = Message::SpawnRequest {
-        process_group: false,
         program: to_wire(program),
         args: args.iter().map(|a| to_wire(a)).collect(),
         env_clear,
         env: env.iter().map(|(k, v)| (to_wire(k), v.as_deref().map(to_wire))).collect(),
         cwd: cwd.map(|c| to_wire(c.as_os_str())),
+        process_group: false,
     };
     // The shim opened the pipes before it reported the spawn; each must
     // have been opened by the shim and nobody else.

@@ -18,10 +18,10 @@ pub(crate) struct Process {
     /// The program leads a process group of its own: signals go to the
     /// group (its children too), as `timeout(1)` does.
     group: bool,
-    /// Held while reaping and while signalling, and `true` once reaped: a
-    /// signal is never sent to a pid (or group) that reaping freed for
-    /// reuse, even when one thread waits while another signals (the shim).
-    reaped: std::sync::Mutex<bool>,
+    /// Held while reaping and while signalling: a signal is never sent to
+    /// a pid (or group) that reaping freed for reuse, even when one thread
+    /// waits while another signals (the shim).
+    state: std::sync::Mutex<State>,
     /// Linux: a pollable handle on the process (`pidfd_open`).
     #[cfg(target_os = "linux")]
     pidfd: Option<std::os::fd::OwnedFd>,
@@ -31,6 +31,18 @@ pub(crate) struct Process {
 }
 
 /// How exits are observed on this system, for diagnostics.
+/// Where the process is in its life, as far as we have looked.
+#[derive(Clone, Copy)]
+enum State {
+    Running,
+    /// A group leader that exited: its status is known, and it is kept a
+    /// zombie (reaped on drop) so that its pid, the group's id, cannot be
+    /// reused while what it left in its group can still be signalled (a
+    /// background child holding its output, after a timeout).
+    ExitedKept(ExitStatus),
+    Reaped,
+}
+
 pub(crate) fn mechanism() -> &'static str {
     #[cfg(target_os = "linux")]
     {
@@ -58,7 +70,7 @@ impl Process {
         Process {
             pid,
             group,
-            reaped: std::sync::Mutex::new(false),
+            state: std::sync::Mutex::new(State::Running),
             // Old kernels (ENOSYS) and seccomp filters (EPERM) refuse
             // pidfd_open; waitpid with backoff is the fallback.
             #[cfg(target_os = "linux")]
@@ -68,23 +80,20 @@ impl Process {
         }
     }
 
+    /// Whether this process leads a process group of its own (and is kept
+    /// a zombie after its exit, until dropped).
+    pub(crate) fn leads_group(&self) -> bool {
+        self.group
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.pid.as_raw_nonzero().get() as u32
     }
 
-    /// Blocks until the process exits and reaps it. The wait itself
-    /// leaves the process a zombie (`WNOWAIT`, or a readable pidfd), so the
-    /// reaping lock is held only for the reap.
+    /// Blocks until the process exits and reaps it. The wait itself leaves
+    /// the process a zombie, so the reaping lock is held only for the reap.
     pub(crate) fn wait(&self) -> io::Result<ExitStatus> {
         loop {
-            #[cfg(target_os = "linux")]
-            if let Some(pidfd) = &self.pidfd {
-                use std::os::fd::AsFd;
-                super::wait::wait_readable(pidfd.as_fd())?;
-            } else {
-                self.wait_exited_unreaped()?;
-            }
-            #[cfg(not(target_os = "linux"))]
             self.wait_exited_unreaped()?;
             if let Some(status) = self.try_wait()? {
                 return Ok(status);
@@ -92,8 +101,14 @@ impl Process {
         }
     }
 
-    /// Blocks until the process has exited, leaving it unreaped.
+    /// Blocks until the process has exited, leaving it unreaped: a pidfd
+    /// turns readable, or `waitid(WNOWAIT)` without one.
     fn wait_exited_unreaped(&self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(pidfd) = &self.pidfd {
+            use std::os::fd::AsFd;
+            return super::wait::wait_readable(pidfd.as_fd());
+        }
         use rustix::process::{WaitId, WaitIdOptions};
         loop {
             match rustix::process::waitid(WaitId::Pid(self.pid), WaitIdOptions::EXITED | WaitIdOptions::NOWAIT) {
@@ -104,21 +119,62 @@ impl Process {
         }
     }
 
-    /// Reaps the process if it has exited, without blocking.
+    /// Reaps the process if it has exited, without blocking; a group
+    /// leader is only looked at (see `State::ExitedKept`).
     pub(crate) fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
-        let mut reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
-        if *reaped {
-            return Err(io::Error::other("the process was already reaped"));
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match *state {
+            State::Reaped => return Err(io::Error::other("the process was already reaped")),
+            State::ExitedKept(status) => return Ok(Some(status)),
+            State::Running => {}
         }
-        #[cfg(target_os = "linux")]
-        let found = match &self.pidfd {
-            Some(pidfd) => waitid_pidfd(pidfd, true)?,
-            None => self.waitpid_nohang()?,
-        };
-        #[cfg(not(target_os = "linux"))]
-        let found = self.waitpid_nohang()?;
-        *reaped = found.is_some();
+        let found = if self.group { self.waitid_nohang(true)? } else { self.reap_nohang()? };
+        if let Some(status) = found {
+            *state = if self.group { State::ExitedKept(status) } else { State::Reaped };
+        }
         Ok(found)
+    }
+
+    fn reap_nohang(&self) -> io::Result<Option<ExitStatus>> {
+        #[cfg(target_os = "linux")]
+        if self.pidfd.is_some() {
+            return self.waitid_nohang(false);
+        }
+        self.waitpid_nohang()
+    }
+
+    /// `waitid(WEXITED | WNOHANG)`, by pidfd where there is one, leaving
+    /// the process a zombie when `keep`.
+    fn waitid_nohang(&self, keep: bool) -> io::Result<Option<ExitStatus>> {
+        use rustix::process::{WaitId, WaitIdOptions};
+        #[cfg(target_os = "linux")]
+        use std::os::fd::AsFd;
+        let mut options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+        if keep {
+            options |= WaitIdOptions::NOWAIT;
+        }
+        let id = || {
+            #[cfg(target_os = "linux")]
+            if let Some(pidfd) = &self.pidfd {
+                return WaitId::PidFd(pidfd.as_fd());
+            }
+            WaitId::Pid(self.pid)
+        };
+        loop {
+            match rustix::process::waitid(id(), options) {
+                Ok(Some(status)) => {
+                    return Ok(if let Some(code) = status.exit_status() {
+                        Some(ExitStatus::Exited(code))
+                    } else {
+                        // Nothing to report fills in a zero siginfo: no signal.
+                        status.terminating_signal().map(ExitStatus::Signaled)
+                    });
+                }
+                Ok(None) => return Ok(None),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn waitpid_nohang(&self) -> io::Result<Option<ExitStatus>> {
@@ -189,9 +245,11 @@ impl Process {
     }
 
     fn signal(&self, sig: Signal) -> io::Result<()> {
-        let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
-        if *reaped {
-            return Ok(()); // it ended; its pid may already be someone else's
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match *state {
+            State::Reaped => return Ok(()), // its pid may already be someone else's
+            State::ExitedKept(_) => {}      // the group may outlive its leader
+            State::Running => {}
         }
         if self.group {
             // Unreaped, the leader's pid is still its group's id. A leader
@@ -217,32 +275,12 @@ impl Process {
     }
 }
 
-#[cfg(target_os = "linux")]
-fn waitid_pidfd(pidfd: &std::os::fd::OwnedFd, nohang: bool) -> io::Result<Option<ExitStatus>> {
-    use rustix::process::{WaitId, WaitIdOptions};
-    use std::os::fd::AsFd;
-    let mut options = WaitIdOptions::EXITED;
-    if nohang {
-        options |= WaitIdOptions::NOHANG;
-    }
-    loop {
-        match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
-            Ok(None) => return Ok(None),
-            Ok(Some(status)) => {
-                return Ok(Some(if let Some(code) = status.exit_status() {
-                    ExitStatus::Exited(code)
-                } else if let Some(sig) = status.terminating_signal() {
-                    ExitStatus::Signaled(sig)
-                } else {
-                    // NOHANG with nothing to report fills in a zero siginfo.
-                    if nohang {
-                        return Ok(None);
-                    }
-                    ExitStatus::Unknown
-                }));
-            }
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+impl Drop for Process {
+    /// A group leader kept a zombie after its exit is reaped now.
+    fn drop(&mut self) {
+        let state = *self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let State::ExitedKept(_) = state {
+            let _ = self.reap_nohang();
         }
     }
 }

@@ -89,6 +89,11 @@ impl Process {
         }
     }
 
+    /// No process groups here (see `Request::process_group`).
+    pub(crate) fn leads_group(&self) -> bool {
+        false
+    }
+
     /// Windows has no signals; callers check `TERMINATE_SIGNAL` first.
     pub(crate) fn signal_raw(&self, _sig: i32) -> io::Result<()> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "signals are Unix-only"))
