@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use umbilical::{Exit, ExitStatus};
+use umbilical::{Detection, Exit, ExitStatus, ShimChoice};
 
 /// Everything the report says.
 #[derive(Default)]
@@ -16,6 +16,8 @@ pub struct Report {
     /// The program's output was not copied to the end (--drain or
     /// --timeout cut it).
     pub output_truncated: bool,
+    /// Whether the shim was used, and why.
+    pub shim: Option<ShimChoice>,
 }
 
 impl Report {
@@ -34,12 +36,32 @@ impl Report {
             "{{\"status\": {status}, \"detected_by\": {detected_by}, \"pid\": {pid}, \"bytes_to_child\": {}, \"bytes_from_child\": {}, \"output_truncated\": {}",
             self.bytes_to_child, self.bytes_from_child, self.output_truncated
         );
+        if let Some(why) = self.exit.and_then(unknown_status_reason) {
+            let _ = write!(json, ", \"status_unknown_reason\": {}", quote(why));
+        }
+        if let Some(shim) = &self.shim {
+            let _ = write!(json, ", \"shim\": {{\"used\": {}, \"reason\": {}}}", shim.used, quote(&shim.reason));
+        }
         if let Some(err) = &self.error {
             let _ = write!(json, ", \"error\": {}", quote(err));
         }
         json.push_str("}\n");
         json
     }
+}
+
+/// Why a known end has no status: lost (the shim died first), or unknowable
+/// by the chosen way of waiting.
+fn unknown_status_reason(exit: Exit) -> Option<&'static str> {
+    if exit.status != ExitStatus::Unknown {
+        return None;
+    }
+    Some(match exit.detection {
+        Detection::ShimLost => "lost: the shim died before reporting the program's status",
+        Detection::Lifeline => "by design: the lifeline closing says every holder is gone, not how",
+        Detection::ChannelClosed => "by design: the channel closing says every holder is gone, not how",
+        _ => "unknown",
+    })
 }
 
 /// A JSON string literal.
@@ -66,7 +88,6 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use umbilical::Detection;
 
     #[test]
     fn json_shapes() {
@@ -77,11 +98,23 @@ mod tests {
             bytes_from_child: 2,
             error: Some("timed \"out\"\n".into()),
             output_truncated: true,
+            shim: None,
         };
         assert_eq!(
             r.to_json(),
             "{\"status\": {\"signaled\": 9}, \"detected_by\": \"process\", \"pid\": 42, \"bytes_to_child\": 1, \"bytes_from_child\": 2, \"output_truncated\": true, \"error\": \"timed \\\"out\\\"\\n\"}\n"
         );
+        let r = Report {
+            exit: Some(Exit { status: ExitStatus::Unknown, detection: Detection::ShimLost }),
+            ..Report::default()
+        };
+        assert!(r.to_json().contains("\"status\": null, \"detected_by\": \"shim-lost\""), "{}", r.to_json());
+        assert!(r.to_json().contains("\"status_unknown_reason\": \"lost: the shim died"), "{}", r.to_json());
+        let r = Report {
+            exit: Some(Exit { status: ExitStatus::Unknown, detection: Detection::Lifeline }),
+            ..Report::default()
+        };
+        assert!(r.to_json().contains("\"status_unknown_reason\": \"by design"), "{}", r.to_json());
         let r = Report::default();
         assert_eq!(
             r.to_json(),

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use umbilical::{ChannelKind, Child, ErrorKind, ExitDetection, ExitStatus, Stderr};
+use umbilical::{ChannelKind, Child, ErrorKind, Exit, ExitDetection, ExitStatus, ShimMode, Stderr};
 
 use crate::relay::{from_program, to_program};
 use crate::report::Report;
@@ -79,16 +79,33 @@ pub struct RunArgs {
     /// running; its exit is never taken for the program's.
     #[arg(long)]
     detaches: bool,
-    /// Start the program through the shim (this binary, or --shim-path):
-    /// exact status through any launcher, launcher refusals told apart from
-    /// the program's exit codes, kill across privilege boundaries. On
-    /// Windows with no launcher or with runas; on Unix with any launcher but
-    /// container exec.
-    #[arg(long)]
+    /// Always start the program through the shim (this binary, or
+    /// --shim-path): exact status through any launcher, launcher refusals
+    /// told apart from the program's exit codes (125), kill across
+    /// privilege boundaries, and the program ended if umbilical dies. By
+    /// default the shim is used through every launcher where it can work:
+    /// sudo, doas, pkexec, runuser and su when the target user can execute
+    /// this binary, ssh (the far host needs it at the same path, or at
+    /// --shim-path), and runas; not with no launcher, container exec or a
+    /// custom launcher. -v and the report say what was chosen and why.
+    #[arg(long, conflicts_with = "no_shim")]
     shim: bool,
-    /// The shim program to use with --shim (default: this binary).
+    /// Never use the shim (runas still does): the launcher's own exit code
+    /// is then taken for the program's.
+    #[arg(long)]
+    no_shim: bool,
+    /// The shim program (default: this binary).
     #[arg(long, value_name = "PATH")]
     shim_path: Option<PathBuf>,
+    /// How long to wait for the shim to connect back and start the program
+    /// (a password prompt included); then umbilical exits 125, or 124 when
+    /// --timeout is what ran out.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "60")]
+    connect_timeout: Duration,
+    /// Say on stderr what umbilical decided (whether the shim is used, and
+    /// why).
+    #[arg(short, long)]
+    verbose: bool,
     /// Write a JSON report to FILE at the end: status, how the end was
     /// detected, pid, byte counts, whether the output was cut short. FILE
     /// is created before anything starts, so an unwritable path fails
@@ -189,10 +206,26 @@ pub fn run(args: RunArgs) -> i32 {
             ChannelArg::Pipes => ChannelKind::Pipes,
         })
         .launcher(launcher)
-        .shim(args.shim)
+        .shim(match (args.shim, args.no_shim) {
+            (true, _) => ShimMode::On,
+            (_, true) => ShimMode::Off,
+            _ => ShimMode::Auto,
+        })
         .process_group(!args.foreground);
     if let Some(path) = &args.shim_path {
         cmd.shim_path(path);
+    }
+    // --timeout covers the whole run, the handshake with the shim included.
+    let timeout_bounds_start = args.timeout.is_some_and(|t| t <= args.connect_timeout);
+    cmd.connect_timeout(args.timeout.map_or(args.connect_timeout, |t| t.min(args.connect_timeout)));
+    // If umbilical dies, the shim stops the program as a timeout would.
+    if let Some(grace) = args.kill_after {
+        cmd.caller_gone_grace(grace);
+    }
+    let shim = cmd.shim_choice();
+    if args.verbose {
+        let used = if shim.used { "used" } else { "not used" };
+        eprintln!("umbilical: shim: {used} ({})", shim.reason);
     }
     // On Windows the program runs in a kill-on-close job, so that --timeout
     // (and umbilical dying) ends what it started too, not only itself.
@@ -208,9 +241,15 @@ pub fn run(args: RunArgs) -> i32 {
         }
     };
     let counts = Arc::new(Counts::default());
-    let mut report = Report::default();
+    let mut report = Report { shim: Some(shim), ..Report::default() };
 
     let code = match cmd.spawn() {
+        Err(err) if err.kind() == ErrorKind::TimedOut && timeout_bounds_start => {
+            let what = format!("timed out before the program started: {err}");
+            eprintln!("umbilical: {what}");
+            report.error = Some(what);
+            EXIT_TIMEOUT
+        }
         Err(err) => {
             eprintln!("umbilical: {err}");
             report.error = Some(err.to_string());
@@ -325,7 +364,7 @@ fn supervise(
                     return Ok(EXIT_TIMEOUT);
                 }
                 let _ = io::stderr().flush();
-                return Ok(exit_code(exit.status));
+                return Ok(exit_code(exit, report));
             }
         },
     };
@@ -337,7 +376,7 @@ fn supervise(
         _ => false,
     };
     let _ = io::stderr().flush();
-    let code = exit_code(exit.status);
+    let code = exit_code(exit, report);
     // Output that could not be written is a failure, as for cat(1); the
     // program's own failure, if any, takes precedence.
     Ok(if output_failed && code == 0 { 1 } else { code })
@@ -402,12 +441,20 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// The exit code umbilical passes on for a program's status.
-fn exit_code(status: ExitStatus) -> i32 {
-    match status {
+/// The exit code umbilical passes on for a program's end. A status that
+/// the shim should have reported but could not (it died first) is
+/// umbilical's failure, said on stderr and in the report: never a success.
+fn exit_code(exit: Exit, report: &mut Report) -> i32 {
+    match exit.status {
         // Unix keeps the low 8 bits anyway; Windows passes all 32 on.
         ExitStatus::Exited(code) => code,
         ExitStatus::Signaled(sig) => 128 + sig,
+        _ if exit.status_lost() => {
+            let what = "the program's status was lost: the shim died before reporting it (the program has ended)";
+            eprintln!("umbilical: {what}");
+            report.error = Some(what.into());
+            EXIT_FAILURE
+        }
         _ => 0,
     }
 }

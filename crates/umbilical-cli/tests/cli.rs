@@ -63,7 +63,14 @@ fn report_contents() {
     assert_eq!(out.stdout, b"hello world");
     let json = std::fs::read_to_string(&path).unwrap();
     assert!(json.starts_with("{\"status\": {\"exited\": 5}, \"detected_by\": \"process\", \"pid\": "), "{json}");
-    assert!(json.contains("\"bytes_to_child\": 11, \"bytes_from_child\": 11, \"output_truncated\": false}"), "{json}");
+    assert!(json.contains("\"bytes_to_child\": 11, \"bytes_from_child\": 11, \"output_truncated\": false"), "{json}");
+    // With no launcher the shim is not needed, and the report says so.
+    assert!(
+        json.contains(
+            "\"shim\": {\"used\": false, \"reason\": \"no launcher: the program's status is exact without it\"}"
+        ),
+        "{json}"
+    );
 
     let out = umbilical(&["run", "--report", path.to_str().unwrap(), "--", "sh", "-c", "kill -KILL $$"], b"");
     assert_eq!(out.status.code(), Some(137));
@@ -232,7 +239,10 @@ fn doctor_reports_mechanisms_and_launchers() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("exit detection: pidfd"), "{text}");
-    assert!(text.contains("shim auth:      Unix socket in a 0700 directory; peer pid (SO_PEERCRED)"), "{text}");
+    assert!(
+        text.contains("shim auth:      Unix socket in a directory of the caller's; peer pid (SO_PEERCRED)"),
+        "{text}"
+    );
     // `sh` is on PATH everywhere; the launcher list names what it found.
     assert!(text.contains("launchers on PATH:"), "{text}");
     let json = umbilical(&["doctor", "--json"], b"");

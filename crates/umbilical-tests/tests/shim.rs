@@ -254,7 +254,8 @@ fn the_shim_through_container_exec_is_refused_before_anything_starts() {
 /// The shim dies (SIGKILL) while the program runs: `wait()` neither hangs
 /// nor returns early. The parent holds its own pidfd on the program
 /// (opened while the shim still held the program unreaped), so the end is
-/// seen when the program really ends; the status is then unknown.
+/// seen when the program really ends; the status is then lost
+/// (`Detection::ShimLost`).
 #[cfg(target_os = "linux")]
 #[test]
 fn the_end_is_seen_through_our_own_handle_when_the_shim_dies() {
@@ -270,7 +271,9 @@ fn the_end_is_seen_through_our_own_handle_when_the_shim_dies() {
     rustix::process::kill_process(rustix::process::Pid::from_raw(shim).unwrap(), rustix::process::Signal::KILL)
         .unwrap();
     let exit = bounded(LIMIT, "wait after the shim died", move || child.wait().unwrap());
-    assert_eq!(exit, Exit { status: ExitStatus::Unknown, detection: Detection::Shim });
+    // Lost, not unknown by design: told apart from lifeline/channel ends.
+    assert_eq!(exit, Exit { status: ExitStatus::Unknown, detection: Detection::ShimLost });
+    assert!(exit.status_lost() && exit.to_string().contains("status lost"), "{exit}");
     assert!(start.elapsed() >= Duration::from_millis(1000), "returned before the program ended: {:?}", start.elapsed());
     // Orphaned by the shim's death, it is now init's to reap (this
     // machine's init may leave it a zombie): gone or a zombie, not running.

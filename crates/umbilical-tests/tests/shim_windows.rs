@@ -159,7 +159,7 @@ fn the_channel_works_from_two_threads_through_runas() {
 /// The shim dies while the program runs: `wait()` neither hangs nor
 /// returns early, because the parent opened its own handle on the program
 /// (`OpenProcess`, while the shim still held the program) and waits on it;
-/// the status is then unknown.
+/// the status is then lost (`Detection::ShimLost`).
 #[test]
 fn the_end_is_seen_through_our_own_handle_when_the_shim_dies() {
     let mut child = shimmed(&Launcher::Direct, &["sleep", "1500"]).spawn().unwrap();
@@ -169,7 +169,9 @@ fn the_end_is_seen_through_our_own_handle_when_the_shim_dies() {
     let start = Instant::now();
     assert!(umbilical_tests::sys::terminate(shim), "terminate the shim");
     let exit = bounded(LIMIT, "wait after the shim died", move || child.wait().unwrap());
-    assert_eq!(exit, Exit { status: ExitStatus::Unknown, detection: Detection::Shim });
+    // Lost, not unknown by design: told apart from lifeline/channel ends.
+    assert_eq!(exit, Exit { status: ExitStatus::Unknown, detection: Detection::ShimLost });
+    assert!(exit.status_lost() && exit.to_string().contains("status lost"), "{exit}");
     assert!(start.elapsed() >= Duration::from_millis(1000), "returned before the program ended: {:?}", start.elapsed());
 }
 

@@ -18,8 +18,13 @@ const ABANDON_CHECK: Duration = Duration::from_millis(100);
 ///
 /// # Dropping a `Child`
 ///
-/// Dropping does not kill the program (call [`Child::kill`] first for
-/// that; on Windows a [`kill_on_close_job`](crate::Command) does). On Unix
+/// Dropping does not kill the program unless
+/// [`Command::kill_on_drop`](crate::Command::kill_on_drop) was set (or call
+/// [`Child::kill`] first; on Windows a
+/// [`kill_on_close_job`](crate::Command) does). Through the shim, dropping
+/// tells the shim to let the program run on; if instead the caller's process
+/// dies, the shim ends the program (see
+/// [`Command::caller_gone_grace`](crate::Command::caller_gone_grace)). On Unix
 /// it leaves no zombie either: a program that has already exited is reaped
 /// on the spot, and one still running is handed to a small background
 /// thread (`umbilical-reaper`, 64 KiB stack) that blocks in `waitpid` until
@@ -46,6 +51,8 @@ pub struct Child {
     exit: Option<Exit>,
     /// The control stream to a shim, when the program was started by one.
     shim: Option<crate::shim::Link>,
+    /// Kill the program if it still runs when this is dropped.
+    pub(crate) kill_on_drop: bool,
 }
 
 impl Child {
@@ -67,12 +74,14 @@ impl Child {
             watch,
             exit: None,
             shim: None,
+            kill_on_drop: false,
         }
     }
 
     /// This child (the launcher running the shim) now stands for the
     /// program the shim started.
-    pub(crate) fn into_shim(mut self, link: crate::shim::Link) -> Self {
+    pub(crate) fn into_shim(mut self, link: crate::shim::Link, kill_on_drop: bool) -> Self {
+        self.kill_on_drop = kill_on_drop;
         self.pid = link.pid;
         self.detection = Detection::Shim;
         self.shim = Some(link);
@@ -235,7 +244,10 @@ impl Child {
                 let status = match link.wait(deadline)? {
                     None => return Ok(None),
                     Some(crate::shim::Ended::Reported(status)) => status,
-                    Some(crate::shim::Ended::ProgramGone) => ExitStatus::Unknown,
+                    Some(crate::shim::Ended::ProgramGone) => {
+                        self.detection = Detection::ShimLost;
+                        ExitStatus::Unknown
+                    }
                 };
                 // The shim (and the launcher around it) exits right after its
                 // report: reap it now rather than leave it to a reaper
@@ -297,6 +309,18 @@ fn wait_channel_closed(end: &ReadEnd, deadline: Option<Instant>) -> io::Result<b
 
 impl Drop for Child {
     fn drop(&mut self) {
+        if self.exit.is_none() {
+            if self.kill_on_drop {
+                let _ = self.kill();
+            } else if let Some(link) = &mut self.shim {
+                // Letting go on purpose: the shim lets the program run on
+                // when the link closes below.
+                link.detach();
+            }
+        }
+        // Through the shim, closing the link ends the program unless it
+        // was detached above.
+        drop(self.shim.take());
         let Some(process) = self.process.take() else { return };
         if !sys::NEEDS_REAPING {
             return;

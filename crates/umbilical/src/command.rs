@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelKind};
 use crate::child::{Child, ChildStderr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::Detection;
 use crate::launcher::Launcher;
+use crate::spec::ProgramSpec;
 use crate::sys;
 use crate::sys::StderrTarget;
 
@@ -56,6 +58,35 @@ pub enum ExitDetection {
     ChannelClosed,
 }
 
+/// Whether to start the program through the shim; see [`Command::shim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ShimMode {
+    /// Never (except [`Launcher::RunAs`], which always needs it).
+    #[default]
+    Off,
+    /// Always; [`Command::spawn`] fails where it cannot work.
+    On,
+    /// Wherever it can work; see [`Command::shim_choice`].
+    Auto,
+}
+
+impl From<bool> for ShimMode {
+    fn from(on: bool) -> Self {
+        if on { ShimMode::On } else { ShimMode::Off }
+    }
+}
+
+/// What [`Command::shim_choice`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShimChoice {
+    /// Whether the shim will be used.
+    pub used: bool,
+    /// Why, in a few words (for `-v` output and reports).
+    pub reason: String,
+}
+
 /// A program to start, mirroring [`std::process::Command`].
 ///
 /// The program gets the channel on its fds 0 and 1, its stderr per
@@ -89,18 +120,17 @@ pub enum ExitDetection {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Command {
-    program: OsString,
-    args: Vec<OsString>,
-    env: BTreeMap<OsString, Option<OsString>>,
-    env_clear: bool,
-    cwd: Option<PathBuf>,
+    spec: ProgramSpec,
     stderr: Stderr,
     kind: ChannelKind,
     lifeline: bool,
     detection: ExitDetection,
     launcher: Launcher,
-    shim: bool,
+    shim: ShimMode,
     shim_path: Option<PathBuf>,
+    connect_timeout: Duration,
+    caller_gone_grace: Duration,
+    kill_on_drop: bool,
     force_fork: bool,
     process_group: bool,
     #[cfg_attr(unix, allow(dead_code))]
@@ -114,18 +144,17 @@ impl Command {
     /// and working directory, stderr inherited.
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Command {
-            program: program.as_ref().to_owned(),
-            args: Vec::new(),
-            env: BTreeMap::new(),
-            env_clear: false,
-            cwd: None,
+            spec: ProgramSpec { program: program.as_ref().to_owned(), ..ProgramSpec::default() },
             stderr: Stderr::Inherit,
             kind: ChannelKind::Socket,
             lifeline: false,
             detection: ExitDetection::Auto,
             launcher: Launcher::Direct,
-            shim: false,
+            shim: ShimMode::Off,
             shim_path: None,
+            connect_timeout: crate::shim::DEFAULT_CONNECT_TIMEOUT,
+            caller_gone_grace: crate::shim::DEFAULT_GRACE,
+            kill_on_drop: false,
             force_fork: false,
             process_group: false,
             no_window: false,
@@ -135,7 +164,7 @@ impl Command {
 
     /// Adds one argument.
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
-        self.args.push(arg.as_ref().to_owned());
+        self.spec.args.push(arg.as_ref().to_owned());
         self
     }
 
@@ -145,13 +174,13 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.spec.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
     /// Sets an environment variable for the program.
     pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
-        self.env.insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self.spec.env.insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
         self
     }
 
@@ -170,22 +199,22 @@ impl Command {
 
     /// Removes a variable from the program's environment.
     pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
-        self.env.insert(key.as_ref().to_owned(), None);
+        self.spec.env.insert(key.as_ref().to_owned(), None);
         self
     }
 
     /// Starts the program with an empty environment plus what
     /// [`Command::env`] adds afterwards.
     pub fn env_clear(&mut self) -> &mut Self {
-        self.env.clear();
-        self.env_clear = true;
+        self.spec.env.clear();
+        self.spec.env_clear = true;
         self
     }
 
     /// The program's working directory. It must exist: a missing one is an
     /// [`ErrorKind::InvalidInput`] error naming it.
     pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
-        self.cwd = Some(dir.as_ref().to_owned());
+        self.spec.cwd = Some(dir.as_ref().to_owned());
         self
     }
 
@@ -256,8 +285,90 @@ impl Command {
     ///
     /// Exit detection through the shim is always the shim's report; the
     /// [`exit_detection`](Command::exit_detection) setting does not apply.
-    pub fn shim(&mut self, on: bool) -> &mut Self {
-        self.shim = on;
+    ///
+    /// Takes a [`ShimMode`] or a `bool` (`true` is [`ShimMode::On`]). The
+    /// default is [`ShimMode::Off`]: an explicit choice. With
+    /// [`ShimMode::Auto`] the shim is used wherever it can work (see
+    /// [`Command::shim_choice`]), as the `umbilical` CLI does.
+    ///
+    /// ```
+    /// use umbilical::{Command, Launcher, ShimMode};
+    /// let mut cmd = Command::new("id");
+    /// cmd.launcher(Launcher::Sudo { user: None, non_interactive: true }).shim(ShimMode::Auto);
+    /// let choice = cmd.shim_choice();
+    /// println!("shim used: {} ({})", choice.used, choice.reason);
+    /// ```
+    pub fn shim(&mut self, mode: impl Into<ShimMode>) -> &mut Self {
+        self.shim = mode.into();
+        self
+    }
+
+    /// Whether [`Command::spawn`] will use the shim, and why: the mode's
+    /// decision, with [`ShimMode::Auto`] resolved. Auto uses the shim
+    /// through every launcher that switches user (sudo, doas, pkexec,
+    /// runuser, su) when that user can execute the shim (every directory on
+    /// its path searchable, the file executable, by mode bits), through ssh
+    /// (the far host must have it at the same path, or at
+    /// [`Command::shim_path`]), and through Windows elevation; not with no
+    /// launcher (the status is exact without it), not through container
+    /// exec (no way back to the rendezvous), not through a custom prefix
+    /// (whether it runs the shim is unknowable).
+    pub fn shim_choice(&self) -> ShimChoice {
+        let chosen = |used: bool, reason: &str| ShimChoice { used, reason: reason.to_string() };
+        match self.shim {
+            ShimMode::On => return chosen(true, "asked for"),
+            ShimMode::Off if self.launcher == Launcher::RunAs => return chosen(true, "runas always uses it"),
+            ShimMode::Off => return chosen(false, "not asked for"),
+            ShimMode::Auto => {}
+        }
+        match &self.launcher {
+            Launcher::Direct => chosen(false, "no launcher: the program's status is exact without it"),
+            Launcher::RunAs => chosen(true, "runas always uses it"),
+            Launcher::ContainerExec { .. } => chosen(false, "container exec forwards no socket back to the rendezvous"),
+            Launcher::Custom { .. } => chosen(false, "a custom launcher may not run it"),
+            Launcher::Ssh { .. } => chosen(true, "through ssh"),
+            other => {
+                let path = match self.shim_program() {
+                    Ok(path) => path,
+                    Err(e) => return ShimChoice { used: false, reason: e.to_string() },
+                };
+                match sys::can_execute_as(&path, other.target_user()) {
+                    Ok(()) => ShimChoice { used: true, reason: format!("through {}", other.name()) },
+                    Err(why) => ShimChoice { used: false, reason: why },
+                }
+            }
+        }
+    }
+
+    /// How long [`Command::spawn`] waits for the shim to connect back and
+    /// report the program started (default 60 s). A launcher that asks for
+    /// a password waits within it. On expiry the launcher is killed and
+    /// the error is [`ErrorKind::TimedOut`].
+    pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Through the shim: when the control link drops without the caller
+    /// letting go (the caller was killed, crashed, or its ssh connection
+    /// broke), the shim sends the program SIGTERM (to its group with
+    /// [`Command::process_group`]) and, after this grace (default 5 s),
+    /// SIGKILL, so that nothing keeps running as another user once the
+    /// caller is gone. On Windows the shim terminates it at once. A caller
+    /// that drops its [`Child`] without [`Command::kill_on_drop`] lets go:
+    /// the program runs on.
+    pub fn caller_gone_grace(&mut self, grace: Duration) -> &mut Self {
+        self.caller_gone_grace = grace;
+        self
+    }
+
+    /// Whether dropping the [`Child`] while the program runs kills it, as
+    /// tokio's `kill_on_drop`: SIGKILL (to its group with
+    /// [`Command::process_group`]), through the shim where it runs through
+    /// one; Windows: `TerminateProcess`. Off by default, as in std: a
+    /// dropped child runs on (reaped in the background).
+    pub fn kill_on_drop(&mut self, on: bool) -> &mut Self {
+        self.kill_on_drop = on;
         self
     }
 
@@ -299,34 +410,40 @@ impl Command {
 
     /// The program, as given.
     pub fn get_program(&self) -> &OsStr {
-        &self.program
+        &self.spec.program
     }
 
     /// The arguments, as given.
     pub fn get_args(&self) -> impl Iterator<Item = &OsStr> {
-        self.args.iter().map(OsString::as_os_str)
+        self.spec.args.iter().map(OsString::as_os_str)
     }
 
     /// Starts the program.
     ///
     /// On failure nothing is left behind: no process, no descriptor.
     pub fn spawn(&self) -> Result<Child> {
-        let name = self.program.to_string_lossy().into_owned();
+        let name = self.spec.program.to_string_lossy().into_owned();
         let fail = |kind: ErrorKind, what: &str, source: Option<io::Error>| {
             Error::new(kind, format!("cannot start `{name}`: {what}"), source)
         };
-        if self.program.is_empty() {
+        if self.spec.program.is_empty() {
             return Err(fail(ErrorKind::InvalidInput, "the program name is empty", None));
         }
-        if self.shim || self.launcher == Launcher::RunAs {
+        if self.shim_choice().used {
             return self.spawn_with_shim();
         }
         let launched = self.through_launcher().map_err(|e| fail(e.kind(), &e.to_string(), None))?;
         let (program, args, env_clear, env, requested) = match &launched {
             Some(l) => (l.argv[0].as_os_str(), &l.argv[1..], l.env_clear, &l.env, l.detection),
-            None => (self.program.as_os_str(), &self.args[..], self.env_clear, &self.env, self.detection),
+            None => (
+                self.spec.program.as_os_str(),
+                &self.spec.args[..],
+                self.spec.env_clear,
+                &self.spec.env,
+                self.detection,
+            ),
         };
-        if let Some(dir) = &self.cwd
+        if let Some(dir) = &self.spec.cwd
             && !dir.is_dir()
         {
             let what = format!("working directory {} does not exist or is not a directory", dir.display());
@@ -357,7 +474,7 @@ impl Command {
             args,
             env_clear,
             env,
-            cwd: self.cwd.as_deref(),
+            cwd: self.spec.cwd.as_deref(),
             stdin: child_end.stdin_handle(),
             stdout: child_end.stdout_handle(),
             stderr: match (self.stderr, &stderr_child) {
@@ -388,7 +505,10 @@ impl Command {
         if let Some(end) = &watch {
             end.watched.store(true, std::sync::atomic::Ordering::Release);
         }
-        Ok(Child::new(process, channel, stderr_parent.map(ChildStderr::new), detection, lifeline_parent, watch))
+        let mut child =
+            Child::new(process, channel, stderr_parent.map(ChildStderr::new), detection, lifeline_parent, watch);
+        child.kill_on_drop = self.kill_on_drop;
+        Ok(child)
     }
 }
 
@@ -397,7 +517,7 @@ impl Command {
     /// Starts the launcher with the shim as its program, and drives the
     /// shim up to `spawned`.
     fn spawn_with_shim(&self) -> Result<Child> {
-        let name = self.program.to_string_lossy().into_owned();
+        let name = self.spec.program.to_string_lossy().into_owned();
         let launcher = self.launcher.name();
         if self.launcher == Launcher::RunAs {
             let what = format!("cannot start `{name}`: runas (UAC elevation) exists only on Windows");
@@ -410,6 +530,7 @@ impl Command {
             );
             return Err(Error::new(ErrorKind::InvalidInput, what, None));
         }
+        let deadline = Instant::now() + self.connect_timeout;
         let shim_path = self.shim_program()?;
         let rendezvous = sys::Rendezvous::create(self.launcher.target_user())
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create the rendezvous: {e}"), Some(e)))?;
@@ -426,8 +547,10 @@ impl Command {
                 capabilities: crate::Capabilities { detaches: false, ..*capabilities },
             },
             Launcher::Ssh { destination, port, options } => {
-                let token: String = crate::sys::random_token().iter().map(|b| format!("{b:02x}")).collect();
-                let far = format!("/tmp/umbilical-{token}.sock");
+                let random = sys::random_token::<16>()
+                    .map_err(|e| Error::new(ErrorKind::Io, format!("cannot name the far socket: {e}"), Some(e)))?;
+                let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+                let far = format!("/tmp/umbilical-{name}.sock");
                 let mut options = options.clone();
                 options.extend(["-o".into(), "ExitOnForwardFailure=yes".into(), "-R".into()]);
                 options.push(format!("{far}:{}", rendezvous.path().display()));
@@ -447,37 +570,32 @@ impl Command {
             .exit_detection(ExitDetection::Process);
         let mut child = outer.spawn()?;
         let launcher_pid = child.id().unwrap_or(0);
-        // The token goes first on the channel: only the holder of the
-        // program's end can read it and prove itself with it.
-        let token = crate::sys::random_token();
-        if let Some(channel) = child.channel() {
-            use std::io::Write;
-            let _ = channel.write_all(&token);
-        }
-        let link = crate::shim::connect(
-            &rendezvous,
-            &launcher,
-            launcher_pid,
-            detaches,
-            matches!(self.launcher, Launcher::Ssh { .. }),
-            &token,
-            || child.try_wait().ok().flatten().map(|e| e.status),
-            &self.program,
-            &self.args,
-            self.env_clear,
-            &self.env,
-            self.cwd.as_deref(),
-            self.process_group,
-        );
+        let handshake = crate::shim::Handshake {
+            launcher: &launcher,
+            deadline,
+            request: crate::shim::request(&self.spec, self.process_group, self.caller_gone_grace),
+            extra: None,
+            remote: matches!(self.launcher, Launcher::Ssh { .. }),
+        };
+        let link = crate::shim::connect(&rendezvous, handshake, launcher_pid, detaches, &mut child);
         drop(rendezvous);
         match link {
-            Ok(link) => Ok(child.into_shim(link)),
+            Ok(link) => Ok(child.into_shim(link, self.kill_on_drop)),
             Err(e) => {
                 // The shim exits on its own after reporting a failure; a hung
-                // one is killed. Either way it is reaped here, not later.
-                if !matches!(child.wait_timeout(std::time::Duration::from_secs(2)), Ok(Some(_))) {
-                    let _ = child.kill();
-                    let _ = child.wait_timeout(std::time::Duration::from_secs(2));
+                // one (or any, once the time is up) is killed. Either way it
+                // is reaped here, not later.
+                if e.kind() == ErrorKind::TimedOut || !matches!(child.wait_timeout(Duration::from_secs(2)), Ok(Some(_)))
+                {
+                    // SIGTERM first: sudo, doas and ssh pass it on to what
+                    // they started (SIGKILL would orphan it), and SIGCONT
+                    // wakes a launcher stopped with its stopped shim.
+                    let _ = child.terminate();
+                    let _ = child.signal(sys::CONTINUE_SIGNAL);
+                    if !matches!(child.wait_timeout(Duration::from_millis(500)), Ok(Some(_))) {
+                        let _ = child.kill();
+                        let _ = child.wait_timeout(Duration::from_secs(2));
+                    }
                 }
                 Err(Error::new(e.kind(), format!("cannot start `{name}`: {e}"), None))
             }
@@ -493,7 +611,7 @@ impl Command {
     fn spawn_with_shim(&self) -> Result<Child> {
         use crate::protocol::WireStderr;
         use crate::sys::Direction;
-        let name = self.program.to_string_lossy().into_owned();
+        let name = self.spec.program.to_string_lossy().into_owned();
         let launcher = self.launcher.name();
         let fail = |kind: ErrorKind, what: String, source: Option<io::Error>| {
             Error::new(kind, format!("cannot start `{name}`: {what}"), source)
@@ -506,6 +624,7 @@ impl Command {
                 return Err(fail(ErrorKind::InvalidInput, what, None));
             }
         };
+        let deadline = Instant::now() + self.connect_timeout;
         let shim_path = self.shim_program()?;
         let io_fail = |what: &'static str| move |e: io::Error| fail(ErrorKind::Io, what.into(), Some(e));
         let mut rendezvous = sys::Rendezvous::create().map_err(io_fail("cannot create the rendezvous"))?;
@@ -585,26 +704,23 @@ impl Command {
             })?
         };
         let shim_pid = process.pid();
-        let link = crate::shim::connect(
-            &mut rendezvous,
-            &launcher,
-            shim_pid,
-            || process.try_wait().ok().flatten(),
-            &self.program,
-            &self.args,
-            self.env_clear,
-            &self.env,
-            self.cwd.as_deref(),
-            &stdio,
-        );
+        let handshake = crate::shim::Handshake {
+            launcher: &launcher,
+            deadline,
+            request: crate::shim::request(&self.spec, self.process_group, self.caller_gone_grace),
+            extra: None,
+            remote: false,
+        };
+        let link =
+            crate::shim::connect(&mut rendezvous, handshake, shim_pid, || process.try_wait().ok().flatten(), &stdio);
         drop(rendezvous);
         let link = match link {
             Ok(link) => link,
             Err(e) => {
                 // The shim exits on its own after reporting a failure; a hung
-                // one is killed.
-                let limit = std::time::Instant::now() + std::time::Duration::from_secs(2);
-                if !matches!(process.wait_deadline(Some(limit)), Ok(Some(_))) {
+                // one (or any, once the time is up) is killed.
+                let patience = if e.kind() == ErrorKind::TimedOut { Duration::ZERO } else { Duration::from_secs(2) };
+                if !matches!(process.wait_deadline(Some(Instant::now() + patience)), Ok(Some(_))) {
                     let _ = process.kill();
                 }
                 return Err(Error::new(e.kind(), format!("cannot start `{name}`: {e}"), None));
@@ -626,7 +742,7 @@ impl Command {
             Some((_, pipe)) => Some(ChildStderr::new(pipe)),
             None => None,
         };
-        Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link))
+        Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link, self.kill_on_drop))
     }
 }
 
@@ -660,26 +776,26 @@ impl Command {
         let invalid = |what: String| Error::new(ErrorKind::InvalidInput, what, None);
         let detection = self.launcher.detection(self.detection).map_err(invalid)?;
         let custom = matches!(self.launcher, Launcher::Custom { .. });
-        if self.cwd.is_some() && matches!(self.launcher, Launcher::Ssh { .. } | Launcher::ContainerExec { .. }) {
+        if self.spec.cwd.is_some() && matches!(self.launcher, Launcher::Ssh { .. } | Launcher::ContainerExec { .. }) {
             return Err(invalid(format!("current_dir cannot be passed through {} yet", self.launcher.name())));
         }
         // Launchers reset the environment; `env` re-applies the changes on
         // the far side.
-        let (program, args) = if !custom && (self.env_clear || !self.env.is_empty()) {
+        let (program, args) = if !custom && (self.spec.env_clear || !self.spec.env.is_empty()) {
             // env [-i] [-u NAME]... -- [NAME=VALUE]... PROGRAM ARGS: options
             // only before `--`, assignments after it.
             let mut args: Vec<OsString> = Vec::new();
-            if self.env_clear {
+            if self.spec.env_clear {
                 args.push("-i".into());
             }
-            for (k, v) in &self.env {
-                if v.is_none() && !self.env_clear {
+            for (k, v) in &self.spec.env {
+                if v.is_none() && !self.spec.env_clear {
                     args.push("-u".into());
                     args.push(k.clone());
                 }
             }
             args.push("--".into());
-            for (k, v) in &self.env {
+            for (k, v) in &self.spec.env {
                 if let Some(v) = v {
                     let mut kv = k.clone();
                     kv.push("=");
@@ -687,15 +803,15 @@ impl Command {
                     args.push(kv);
                 }
             }
-            args.push(self.program.clone());
-            args.extend(self.args.iter().cloned());
+            args.push(self.spec.program.clone());
+            args.extend(self.spec.args.iter().cloned());
             (OsString::from("env"), args)
         } else {
-            (self.program.clone(), self.args.clone())
+            (self.spec.program.clone(), self.spec.args.clone())
         };
         let argv = self.launcher.plan(&program, &args)?;
-        let env = if custom { self.env.clone() } else { BTreeMap::new() };
-        Ok(Some(Launched { argv, env_clear: custom && self.env_clear, env, detection }))
+        let env = if custom { self.spec.env.clone() } else { BTreeMap::new() };
+        Ok(Some(Launched { argv, env_clear: custom && self.spec.env_clear, env, detection }))
     }
 }
 

@@ -23,6 +23,9 @@ pub enum ErrorKind {
     ShimFailed,
     /// The control stream carried something this build does not speak.
     Protocol,
+    /// The shim did not connect and report within the connect timeout
+    /// ([`Command::connect_timeout`](crate::Command::connect_timeout)).
+    TimedOut,
     /// The program exists but cannot be executed (a directory, no execute
     /// permission, or not an executable format).
     NotExecutable,
@@ -46,6 +49,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::LauncherRefused => "launcher refused",
             ErrorKind::ShimFailed => "shim failed",
             ErrorKind::Protocol => "control protocol error",
+            ErrorKind::TimedOut => "timed out",
             ErrorKind::NotExecutable => "program not executable",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Spawn => "spawn failed",

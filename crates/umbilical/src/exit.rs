@@ -25,16 +25,20 @@ pub enum Detection {
     /// Through the process itself (pidfd, kqueue or `waitpid`): exact status.
     Process,
     /// Through a shim that reported the program's status.
+    Shim,
+    /// The shim died before it reported: the status was lost
+    /// ([`ExitStatus::Unknown`]), unlike the lifeline's and the channel's
+    /// unknown status, which is unknown by design. Callers should treat it
+    /// as a failure (the `umbilical` CLI exits 125 and says so).
     ///
-    /// If the shim dies first, the status is [`ExitStatus::Unknown`], and
-    /// when it comes depends on the OS: on Linux and Windows the parent
-    /// opened its own handle on the program (a pidfd; `OpenProcess` with
-    /// `SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION`) while the shim
+    /// When this end comes depends on the OS: on Linux and Windows the
+    /// parent opened its own handle on the program (a pidfd; `OpenProcess`
+    /// with `SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION`) while the shim
     /// still held it, so the end is the program's real end. Where that open
     /// is refused (a Windows process whose DACL forbids it), through ssh (the
     /// program is on another host) and on macOS/BSD, which have no such
     /// handle, the shim's death is taken as the end.
-    Shim,
+    ShimLost,
     /// The lifeline read EOF: every process that inherited it has exited.
     Lifeline,
     /// The program's side of the channel closed in every process that held it.
@@ -43,11 +47,12 @@ pub enum Detection {
 
 impl Detection {
     /// The lower-case name used in reports (`"process"`, `"shim"`,
-    /// `"lifeline"`, `"channel"`).
+    /// `"shim-lost"`, `"lifeline"`, `"channel"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Detection::Process => "process",
             Detection::Shim => "shim",
+            Detection::ShimLost => "shim-lost",
             Detection::Lifeline => "lifeline",
             Detection::ChannelClosed => "channel",
         }
@@ -84,6 +89,12 @@ impl Exit {
         }
     }
 
+    /// `true` when the status should have been known but was lost (the
+    /// shim died before reporting it), as opposed to unknown by design.
+    pub fn status_lost(&self) -> bool {
+        self.detection == Detection::ShimLost
+    }
+
     /// The terminating signal, if the program was killed by one.
     pub fn signal(&self) -> Option<i32> {
         match self.status {
@@ -98,6 +109,7 @@ impl fmt::Display for Exit {
         match self.status {
             ExitStatus::Exited(c) => write!(f, "exit code {c}")?,
             ExitStatus::Signaled(s) => write!(f, "killed by signal {s}")?,
+            ExitStatus::Unknown if self.status_lost() => write!(f, "ended, status lost")?,
             ExitStatus::Unknown => write!(f, "ended, status unknown")?,
         }
         write!(f, " (seen by {})", self.detection.as_str())

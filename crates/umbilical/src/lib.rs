@@ -89,11 +89,12 @@ mod exit;
 mod launcher;
 pub mod protocol;
 pub mod shim;
+mod spec;
 mod sys;
 
 pub use channel::{Channel, ChannelKind, ChildEnd, ReadHalf, WriteHalf};
 pub use child::{Child, ChildStderr};
-pub use command::{Command, ExitDetection, Stderr};
+pub use command::{Command, ExitDetection, ShimChoice, ShimMode, Stderr};
 pub use error::{Error, ErrorKind, Result};
 pub use exit::{Detection, Exit, ExitStatus};
 pub use launcher::{Capabilities, Engine, Launcher, sh_quote};

@@ -20,9 +20,15 @@ use std::fmt;
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"UMBL";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 2;
-/// The largest payload accepted: bounds memory on hostile input.
-pub const MAX_PAYLOAD: usize = 1 << 20;
+pub const VERSION: u8 = 3;
+/// The largest payload accepted: bounds memory on hostile input, and
+/// admits every spawn request an OS can run. Linux caps a program's
+/// arguments plus environment at 6 MiB whatever the stack limit (3/4 of
+/// `_STK_LIM`; `ARG_MAX` is 2 MiB with the default 8 MiB stack), macOS at
+/// 1 MiB, FreeBSD at 4 MiB, and a Windows command line at 32767 UTF-16
+/// units; on the wire each string costs 4 bytes of length where the kernel
+/// counts a pointer and a NUL, so 16 MiB is ample.
+pub const MAX_PAYLOAD: usize = 16 << 20;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 10;
 
@@ -56,8 +62,18 @@ pub enum Message {
     Hello {
         /// The shim's process id.
         shim_pid: u32,
-        /// The token the parent wrote into the channel, read back from the
-        /// shim's stdin: proof that the shim holds the program's end.
+        /// The first half of the token the parent wrote into the channel,
+        /// read back from the shim's stdin: proof that the shim holds the
+        /// program's end (Unix; empty on Windows, where the pipe client's
+        /// pid is the proof).
+        token: Vec<u8>,
+    },
+    /// Parent → shim, after a hello it accepted: the second half of the
+    /// token, which only the writer of the channel knows. The shim trusts
+    /// no request before it (Unix; empty on Windows, where no one but the
+    /// parent can hold the one-instance pipe the shim connected to).
+    Welcome {
+        /// The parent's proof.
         token: Vec<u8>,
     },
     /// Parent → shim: what to start (the launcher may have reset the
@@ -76,6 +92,11 @@ pub enum Message {
         /// Start the program in a process group of its own, and send it
         /// the kills the parent asks for as a group (Unix).
         process_group: bool,
+        /// When the control stream drops without a [`Message::Detach`] (the
+        /// caller died or the link broke), the shim sends the program
+        /// SIGTERM and, after this many milliseconds, SIGKILL (Windows:
+        /// terminates it at once).
+        grace_ms: u32,
     },
     /// Shim → parent: the program runs with this pid.
     Spawned {
@@ -103,6 +124,10 @@ pub enum Message {
     },
     /// Parent → shim: the parent holds its own handle on the program now.
     PidConfirmed,
+    /// Parent → shim: the caller let go of the program on purpose (dropped
+    /// its child without kill-on-drop); when the control stream closes, let
+    /// the program run on.
+    Detach,
     /// Parent → Windows shim, after the request: the channel's pipes to
     /// open by name (UTF-16LE bytes), so no byte is relayed through the
     /// shim. Unix shims get the channel as their own stdin/stdout instead.
@@ -173,6 +198,7 @@ pub fn kind_code(kind: crate::ErrorKind) -> u8 {
         LauncherRefused => 7,
         ShimFailed => 8,
         Protocol => 9,
+        TimedOut => 10,
     }
 }
 
@@ -188,6 +214,7 @@ pub fn kind_from_code(code: u8) -> crate::ErrorKind {
         7 => LauncherRefused,
         8 => ShimFailed,
         9 => Protocol,
+        10 => TimedOut,
         _ => Spawn,
     }
 }
@@ -201,14 +228,16 @@ mod ty {
     pub const KILL: u8 = 6;
     pub const PID_CONFIRMED: u8 = 7;
     pub const STDIO: u8 = 8;
+    pub const WELCOME: u8 = 9;
+    pub const DETACH: u8 = 10;
 }
 
 /// Encodes one message as a frame.
 ///
 /// # Panics
 /// If the message's payload would exceed [`MAX_PAYLOAD`] (a request with
-/// over a mebibyte of arguments and environment); use [`try_encode`] to get
-/// an error instead.
+/// more arguments and environment than any OS runs); use [`try_encode`] to
+/// get an error instead.
 pub fn encode(msg: &Message) -> Vec<u8> {
     try_encode(msg).expect("control message within MAX_PAYLOAD")
 }
@@ -222,7 +251,11 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
             put_bytes(&mut p, token);
             ty::HELLO
         }
-        Message::SpawnRequest { program, args, env_clear, env, cwd, process_group } => {
+        Message::Welcome { token } => {
+            put_bytes(&mut p, token);
+            ty::WELCOME
+        }
+        Message::SpawnRequest { program, args, env_clear, env, cwd, process_group, grace_ms } => {
             put_bytes(&mut p, program);
             put_u32(&mut p, args.len());
             for a in args {
@@ -248,6 +281,7 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
                 None => p.push(0),
             }
             p.push(u8::from(*process_group));
+            p.extend_from_slice(&grace_ms.to_le_bytes());
             ty::SPAWN_REQUEST
         }
         Message::Spawned { pid } => {
@@ -274,6 +308,7 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
             ty::KILL
         }
         Message::PidConfirmed => ty::PID_CONFIRMED,
+        Message::Detach => ty::DETACH,
         Message::Stdio { stdin, stdout, stderr, default_cwd } => {
             put_bytes(&mut p, stdin);
             put_bytes(&mut p, stdout);
@@ -341,6 +376,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
     let mut r = Reader(payload);
     let msg = match t {
         ty::HELLO => Message::Hello { shim_pid: r.u32()?, token: r.bytes()? },
+        ty::WELCOME => Message::Welcome { token: r.bytes()? },
         ty::SPAWN_REQUEST => {
             let program = r.bytes()?;
             let n = r.count()?;
@@ -358,7 +394,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
             }
             let cwd = if r.flag()? { Some(r.bytes()?) } else { None };
             let process_group = r.flag()?;
-            Message::SpawnRequest { program, args, env_clear, env, cwd, process_group }
+            let grace_ms = r.u32()?;
+            Message::SpawnRequest { program, args, env_clear, env, cwd, process_group, grace_ms }
         }
         ty::SPAWNED => Message::Spawned { pid: r.u32()? },
         ty::SPAWN_FAILED => {
@@ -380,6 +417,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
         }
         ty::KILL => Message::Kill { signal: r.u32()? as i32 },
         ty::PID_CONFIRMED => Message::PidConfirmed,
+        ty::DETACH => Message::Detach,
         ty::STDIO => {
             let stdin = r.bytes()?;
             let stdout = r.bytes()?;
@@ -456,21 +494,19 @@ mod tests {
         let bytes = || prop::collection::vec(any::<u8>(), 0..40);
         prop_oneof![
             (any::<u32>(), bytes()).prop_map(|(shim_pid, token)| Message::Hello { shim_pid, token }),
+            bytes().prop_map(|token| Message::Welcome { token }),
+            Just(Message::Detach),
             (
                 bytes(),
                 prop::collection::vec(bytes(), 0..5),
                 any::<bool>(),
                 prop::collection::vec((bytes(), prop::option::of(bytes())), 0..5),
                 prop::option::of(bytes()),
-                any::<bool>()
+                any::<bool>(),
+                any::<u32>()
             )
-                .prop_map(|(program, args, env_clear, env, cwd, process_group)| Message::SpawnRequest {
-                    program,
-                    args,
-                    env_clear,
-                    env,
-                    cwd,
-                    process_group
+                .prop_map(|(program, args, env_clear, env, cwd, process_group, grace_ms)| {
+                    Message::SpawnRequest { program, args, env_clear, env, cwd, process_group, grace_ms }
                 }),
             any::<u32>().prop_map(|pid| Message::Spawned { pid }),
             (any::<u8>(), any::<i32>(), ".{0,40}").prop_map(|(kind, os_code, message)| Message::SpawnFailed {

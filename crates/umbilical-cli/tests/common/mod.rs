@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub const UMBILICAL: &str = env!("CARGO_BIN_EXE_umbilical");
 
@@ -23,4 +24,125 @@ pub fn umbilical(args: &[&str], stdin: &[u8]) -> Output {
     let out = child.wait_with_output().unwrap();
     feeder.join().unwrap();
     out
+}
+
+/// Waits for `child` at most `limit`; kills it and fails on a hang.
+pub fn wait_within(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {limit:?} (hang)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a process other than this test whose command line contains
+/// `marker` is running (a zombie has an empty command line).
+pub fn running(marker: &str) -> bool {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    dir.flatten().filter(|e| e.file_name() != me.as_str()).any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(marker))
+    })
+}
+
+/// Waits (bounded) until nothing runs with `marker` in its command line.
+pub fn gone(marker: &str) -> bool {
+    let start = Instant::now();
+    while running(marker) {
+        if start.elapsed() > Duration::from_secs(10) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// One way to start the program: `run`'s extra arguments, and a `PATH`
+/// to give `run` (for ssh, a directory whose `ssh` adds the test key).
+pub struct Via {
+    pub args: Vec<String>,
+    pub path: Option<String>,
+}
+
+impl std::fmt::Debug for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.args.fmt(f)
+    }
+}
+
+impl Via {
+    pub fn is_direct(&self) -> bool {
+        self.args.is_empty()
+    }
+
+    /// `run ARGS` through this launcher, with `--shim` when `shim`.
+    pub fn command(&self, before: &[&str], after: &[&str], shim: bool) -> Command {
+        let mut cmd = Command::new(UMBILICAL);
+        cmd.arg("run").args(before).args(&self.args);
+        if shim {
+            cmd.arg("--shim");
+        }
+        cmd.args(after);
+        if let Some(path) = &self.path {
+            cmd.env("PATH", path);
+        }
+        cmd
+    }
+}
+
+/// No launcher, then each launcher that switches to the test user set up
+/// by `scripts/launchers.sh`: sudo, doas, runuser, su, and ssh to the
+/// loopback sshd (through a wrapper `ssh` first on `PATH` that adds the
+/// test key, since `--via ssh:` takes no ssh options). A visible SKIP for
+/// each that is not set up.
+pub fn vias(what: &str) -> Vec<Via> {
+    let mut vias = vec![Via { args: vec![], path: None }];
+    let Ok(user) = std::env::var("UMBILICAL_TEST_USER") else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: {what} through sudo/doas/runuser/su/ssh: UMBILICAL_TEST_USER unset (scripts/launchers.sh)"
+        );
+        return vias;
+    };
+    for l in ["sudo", "doas", "runuser", "su"] {
+        vias.push(Via { args: vec!["--via".into(), format!("{l}:{user}")], path: None });
+    }
+    match (std::env::var("UMBILICAL_TEST_SSH_PORT"), std::env::var("UMBILICAL_TEST_SSH_KEY")) {
+        (Ok(port), Ok(key)) => {
+            let dir = std::env::temp_dir().join(format!("umbilical-driven-ssh-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let wrapper = dir.join("ssh");
+            let script = format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -i '{key}' -o BatchMode=yes -o StrictHostKeyChecking=no \
+                 -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"$@\"\n"
+            );
+            std::fs::write(&wrapper, script).unwrap();
+            let _ = Command::new("chmod").arg("755").arg(&wrapper).status();
+            let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+            vias.push(Via { args: vec!["--via".into(), format!("ssh:{user}@127.0.0.1:{port}")], path: Some(path) });
+        }
+        _ => {
+            let _ = writeln!(std::io::stderr(), "SKIP: {what} through ssh: no loopback sshd (scripts/launchers.sh)");
+        }
+    }
+    vias
+}
+
+/// Sends signal `sig` to `pid` with kill(1).
+pub fn send(pid: u32, sig: i32) {
+    let ok = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap().success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// SIGUSR1's number on this OS.
+pub fn libc_usr1() -> i32 {
+    if cfg!(any(target_os = "macos", target_os = "freebsd")) { 30 } else { 10 }
 }

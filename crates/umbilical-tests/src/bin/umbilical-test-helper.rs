@@ -148,6 +148,8 @@ fn main() {
             std::thread::sleep(Duration::from_millis(num(1)));
             echo();
         }
+        #[cfg(unix)]
+        "squat" => squat(std::path::Path::new(arg(1)), num(2)),
         #[cfg(windows)]
         "pipe-stranger" => {
             let verdict = match std::fs::OpenOptions::new().read(true).write(true).open(arg(1)) {
@@ -161,6 +163,77 @@ fn main() {
         }
         other => die(&format!("unknown sub-command {other:?}")),
     }
+}
+
+/// A hostile local user against every rendezvous it can find under BASE,
+/// for at most MS milliseconds or until its stdin closes: it tries to
+/// rename, unlink and replace the socket, to plant a file beside it, to
+/// rename the directory, and to connect first with a forged hello. Prints
+/// `seen DIR` for each rendezvous met, then the count of every try that
+/// worked.
+#[cfg(unix)]
+fn squat(base: &std::path::Path, ms: u64) {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let end = std::time::Instant::now() + Duration::from_millis(ms);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let _ = io::stdin().read(&mut [0u8; 1]);
+        flag.store(true, std::sync::atomic::Ordering::Release);
+    });
+    let (mut seen, mut renamed, mut unlinked, mut replaced, mut planted, mut moved, mut connected, mut answered) =
+        (0, 0, 0, 0, 0, 0, 0, 0);
+    let mut met = std::collections::HashSet::new();
+    let hello = umbilical::protocol::encode(&umbilical::protocol::Message::Hello {
+        shim_pid: std::process::id(),
+        token: vec![0; 16],
+    });
+    while std::time::Instant::now() < end && !stop.load(std::sync::atomic::Ordering::Acquire) {
+        for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+            if !entry.file_name().to_string_lossy().starts_with("umbilical-") {
+                continue;
+            }
+            let dir = entry.path();
+            let sock = dir.join("control.sock");
+            if std::fs::symlink_metadata(&sock).is_err() {
+                continue;
+            }
+            seen += 1;
+            if met.insert(dir.clone()) {
+                println!("seen {}", dir.display());
+                let _ = io::stdout().flush();
+            }
+            if let Ok(mut s) = UnixStream::connect(&sock) {
+                connected += 1;
+                let _ = s.write_all(&hello);
+                let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+                if matches!(s.read(&mut [0u8; 64]), Ok(n) if n > 0) {
+                    answered += 1;
+                }
+            }
+            if std::fs::rename(&sock, dir.join("stolen.sock")).is_ok() {
+                renamed += 1;
+            }
+            if std::fs::remove_file(&sock).is_ok() {
+                unlinked += 1;
+            }
+            if UnixListener::bind(&sock).is_ok() {
+                replaced += 1;
+            }
+            if std::fs::write(dir.join("planted"), b"x").is_ok() {
+                planted += 1;
+            }
+            let mut away = dir.clone().into_os_string();
+            away.push("-moved");
+            if std::fs::rename(&dir, &away).is_ok() {
+                moved += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!(
+        "seen={seen} renamed={renamed} unlinked={unlinked} replaced={replaced} planted={planted} moved={moved} connected={connected} answered={answered}"
+    );
 }
 
 fn echo() {

@@ -1,126 +1,129 @@
 //! The shim on Unix: the channel arrives as the shim's own stdin/stdout
 //! through the launcher; the rendezvous is a Unix socket (see
 //! `sys::unix::rendezvous`).
+//!
+//! The handshake, after the parent accepted a connection whose peer
+//! descends from the launcher:
+//! 1. the parent writes a fresh 32-byte token into the channel (once);
+//! 2. the shim reads it from its stdin and sends the first half in its
+//!    hello: only the holder of the program's end could have read it;
+//! 3. the parent answers with the second half: only the writer of the
+//!    channel knows it, so the shim trusts no request from anyone else.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    CONNECT_TIMEOUT, HELLO_TIMEOUT, Link, check_cwd, finish_connect, recv, report_spawn_failure, send, supervise,
+    HELLO_TIMEOUT, Handshake, Link, PROOF_LEN, STEP_TIMEOUT, TOKEN_LEN, check_cwd, finish_connect, link_error,
+    read_request, recv, report_spawn_failure, same_secret, send, supervise, timed_out,
 };
+use crate::child::Child;
 use crate::error::{Error, ErrorKind};
-use crate::exit::ExitStatus;
 use crate::protocol::Message;
 use crate::sys;
 
+pub(super) fn to_wire(s: &OsStr) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+pub(super) fn from_wire(b: &[u8]) -> io::Result<OsString> {
+    Ok(OsString::from_vec(b.to_vec()))
+}
+
 pub(super) fn serve(path: &Path) -> io::Result<i32> {
-    // The parent's token is the first thing on the channel. Read exactly
-    // that much, unbuffered: everything after it belongs to the program
-    // (std's Stdin would read ahead into its buffer).
-    let mut token = [0u8; TOKEN_LEN];
-    let raw_stdin = std::fs::File::from(std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned()?);
-    (&raw_stdin).read_exact(&mut token)?;
-    drop(raw_stdin);
     let mut stream = UnixStream::connect(path)?;
     // Once connected the path is no longer needed. Through ssh it is a
     // socket that sshd made on this host, and nothing else would remove it
-    // (the parent's own directory it removes itself).
+    // (the parent removes its own).
     let _ = std::fs::remove_file(path);
-    send(&mut stream, &Message::Hello { shim_pid: std::process::id(), token: token.to_vec() })?;
+    // The token is the first thing on the channel once the parent accepted
+    // us. Read exactly that much, unbuffered: everything after it belongs
+    // to the program (std's Stdin would read ahead into its buffer).
+    let stdin = io::stdin().as_fd().try_clone_to_owned()?;
+    let mut token = [0u8; TOKEN_LEN];
+    sys::read_exact_until(&stdin, &mut token, Instant::now() + STEP_TIMEOUT)?;
+    send(&mut stream, &Message::Hello { shim_pid: std::process::id(), token: token[..PROOF_LEN].to_vec() })?;
+    stream.set_read_timeout(Some(STEP_TIMEOUT))?;
     let mut buf = Vec::new();
-    let Message::SpawnRequest { program, args, env_clear, env, cwd, process_group } = recv(&mut stream, &mut buf)?
-    else {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a spawn request"));
-    };
-    let os = |b: Vec<u8>| OsString::from_vec(b);
-    let program = os(program);
-    let args: Vec<OsString> = args.into_iter().map(os).collect();
-    let env: std::collections::BTreeMap<OsString, Option<OsString>> =
-        env.into_iter().map(|(k, v)| (os(k), v.map(os))).collect();
-    let cwd = cwd.map(|c| PathBuf::from(os(c)));
+    match recv(&mut stream, &mut buf)? {
+        Message::Welcome { token: proof } if same_secret(&proof, &token[PROOF_LEN..]) => {}
+        Message::Welcome { .. } => {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the peer at the rendezvous did not prove it is the caller (wrong token); nothing was started",
+            ));
+        }
+        other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a welcome, got {other:?}"))),
+    }
+    let requested = read_request(&mut stream, &mut buf)?;
+    stream.set_read_timeout(None)?;
+    let spec = &requested.spec;
+    if let Some(code) = check_cwd(&mut stream, spec.cwd.as_deref())? {
+        return Ok(code);
+    }
     // The channel arrived as our own stdin/stdout, through the launcher.
-    let stdin = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned()?;
-    let stdout = std::os::fd::AsFd::as_fd(&io::stdout()).try_clone_to_owned()?;
+    let stdout = io::stdout().as_fd().try_clone_to_owned()?;
     let request = sys::Request {
-        program: &program,
-        args: &args,
-        env_clear,
-        env: &env,
-        cwd: cwd.as_deref(),
+        program: &spec.program,
+        args: &spec.args,
+        env_clear: spec.env_clear,
+        env: &spec.env,
+        cwd: spec.cwd.as_deref(),
         stdin: &stdin,
         stdout: &stdout,
         stderr: sys::StderrTarget::Inherit,
         lifeline: None,
         force_fork: false,
-        process_group,
+        process_group: requested.process_group,
         no_window: false,
         kill_on_close_job: false,
     };
-    if let Some(code) = check_cwd(&mut stream, cwd.as_deref())? {
-        return Ok(code);
-    }
     let process = match sys::spawn(&request) {
         Ok(p) => p,
         Err(e) => return report_spawn_failure(&mut stream, e),
     };
     drop((stdin, stdout));
-    supervise(stream, buf, process)
+    supervise(stream, buf, process, requested.grace)
 }
 
-/// Bytes of the token the parent writes into the channel for the shim.
-pub(crate) const TOKEN_LEN: usize = 16;
-
-/// The parent's side up to `spawned`: waits for the shim, authenticates it,
-/// sends the request. `launcher_done` reports the launcher's status if it
-/// ended (then it refused, or the shim failed to start).
-#[allow(clippy::too_many_arguments)]
+/// The parent's side up to `spawned`: waits for the shim, authenticates it
+/// (it descends from the launcher, unless the launcher detaches, which cuts
+/// the ancestry; it sends back the token's first half), proves itself with
+/// the second half, and sends the request. While waiting, the launcher's
+/// end (then it refused, or the shim failed to start) ends the wait.
 pub(crate) fn connect(
     rendezvous: &sys::Rendezvous,
-    launcher: &str,
+    hs: Handshake<'_>,
     launcher_pid: u32,
     detaches: bool,
-    remote: bool,
-    token: &[u8],
-    mut launcher_done: impl FnMut() -> Option<ExitStatus>,
-    program: &OsStr,
-    args: &[OsString],
-    env_clear: bool,
-    env: &std::collections::BTreeMap<OsString, Option<OsString>>,
-    cwd: Option<&Path>,
-    process_group: bool,
+    child: &mut Child,
 ) -> Result<Link, Error> {
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let launcher = hs.launcher;
+    let token = sys::random_token::<TOKEN_LEN>()
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot make the shim's token: {e}"), Some(e)))?;
+    let mut token_sent = false;
     let mut refused = 0;
-    let io_err = |what: &str| {
-        let what = format!("{launcher}: {what}");
-        move |e: io::Error| {
-            let kind = if e.kind() == io::ErrorKind::InvalidData { ErrorKind::Protocol } else { ErrorKind::ShimFailed };
-            Error::new(kind, format!("{what}: {e}"), Some(e))
-        }
-    };
-    // Accept until a peer proves itself: it descends from the launcher
-    // (unless the launcher detaches, which cuts the ancestry) and it sends
-    // back the token it could only have read from the program's end of the
-    // channel. Anyone else is refused and waiting goes on.
     let (stream, buf) = loop {
         let mut ended = None;
         let candidate = rendezvous
             .accept_from(
                 if detaches { None } else { Some(launcher_pid) },
-                deadline,
+                hs.deadline,
                 || {
                     // A detaching launcher ends at once: that is no refusal.
-                    ended = if detaches { None } else { launcher_done() };
+                    ended = if detaches { None } else { child.try_wait().ok().flatten().map(|e| e.status) };
                     ended.is_some()
                 },
                 &mut refused,
             )
-            .map_err(|e| {
-                Error::new(ErrorKind::ShimFailed, format!("{launcher}: waiting for the shim: {e}"), Some(e))
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::TimedOut => timed_out(launcher, "the shim did not connect"),
+                _ => link_error(launcher, "waiting for the shim")(e),
             })?;
         let Some(mut stream) = candidate else {
             let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
@@ -132,10 +135,21 @@ pub(crate) fn connect(
                 None,
             ));
         };
-        stream.set_read_timeout(Some(HELLO_TIMEOUT)).ok();
+        // The token goes into the channel once, for the first peer that
+        // passed the ancestry check: only the holder of the program's end
+        // can read it. A stranger that got here first gets nothing from it,
+        // and the real shim still finds the one copy.
+        if !token_sent {
+            token_sent = true;
+            if let Some(channel) = child.channel() {
+                let _ = channel.write_all(&token);
+            }
+        }
+        let left = hs.deadline.saturating_duration_since(Instant::now());
+        stream.set_read_timeout(Some(HELLO_TIMEOUT.min(left).max(Duration::from_millis(1)))).ok();
         let mut buf = Vec::new();
         match recv(&mut stream, &mut buf) {
-            Ok(Message::Hello { token: t, .. }) if t == token => break (stream, buf),
+            Ok(Message::Hello { token: t, .. }) if same_secret(&t, &token[..PROOF_LEN]) => break (stream, buf),
             Ok(Message::Hello { .. }) => refused += 1,
             Ok(other) => {
                 return Err(Error::new(
@@ -144,19 +158,16 @@ pub(crate) fn connect(
                     None,
                 ));
             }
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(io_err("reading the shim's hello")(e)),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(link_error(launcher, "reading the shim's hello")(e));
+            }
             Err(_) => refused += 1,
         }
     };
-    let request = Message::SpawnRequest {
-        program: program.as_bytes().to_vec(),
-        args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        env_clear,
-        env: env.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_ref().map(|v| v.as_bytes().to_vec()))).collect(),
-        cwd: cwd.map(|c| c.as_os_str().as_bytes().to_vec()),
-        process_group,
-    };
-    finish_connect(stream, buf, launcher, deadline, request, None, |_| Ok(()), remote)
+    let mut stream = stream;
+    send(&mut stream, &Message::Welcome { token: token[PROOF_LEN..].to_vec() })
+        .map_err(link_error(launcher, "answering the shim's hello"))?;
+    finish_connect(stream, buf, hs, |_| Ok(()))
 }
 
 /// The control stream.
@@ -168,6 +179,11 @@ pub(super) fn set_read_deadline(stream: &mut UnixStream, deadline: Option<Instan
 }
 
 pub(super) fn close(stream: UnixStream) {
+    shutdown(&stream);
+}
+
+/// Ends the stream for every holder (the link thread holds a clone).
+pub(super) fn shutdown(stream: &UnixStream) {
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 

@@ -6,7 +6,6 @@
 //! Strings travel as UTF-16LE bytes, so any `OsString` (unpaired
 //! surrogates included) survives the trip.
 
-use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::windows::ffi::{OsStrExt, OsStringExt};
@@ -15,18 +14,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{
-    CONNECT_TIMEOUT, HELLO_TIMEOUT, Link, check_cwd, finish_connect, recv, report_spawn_failure, send, supervise,
+    HELLO_TIMEOUT, Handshake, Link, STEP_TIMEOUT, check_cwd, finish_connect, link_error, read_request, recv,
+    report_spawn_failure, send, supervise, timed_out,
 };
 use crate::error::{Error, ErrorKind};
 use crate::exit::ExitStatus;
 use crate::protocol::{Message, WireStderr};
 use crate::sys::{self, Direction};
 
-fn to_wire(s: &OsStr) -> Vec<u8> {
+pub(super) fn to_wire(s: &OsStr) -> Vec<u8> {
     s.encode_wide().flat_map(u16::to_le_bytes).collect()
 }
 
-fn from_wire(b: &[u8]) -> io::Result<OsString> {
+pub(super) fn from_wire(b: &[u8]) -> io::Result<OsString> {
     if b.len() % 2 != 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "a UTF-16 string of odd length"));
     }
@@ -39,27 +39,24 @@ fn wide_name(b: &[u8]) -> io::Result<Vec<u16>> {
 }
 
 pub(super) fn serve(path: &Path) -> io::Result<i32> {
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let deadline = Instant::now() + STEP_TIMEOUT;
     let mut stream = sys::ControlPipe::connect(path, deadline)?;
     // No token: the parent authenticates us by our pid, which it knows
-    // from the handle it got when it started us.
+    // from the handle it got when it started us, and no one but the parent
+    // can hold the one-instance pipe we connected to.
     send(&mut stream, &Message::Hello { shim_pid: std::process::id(), token: Vec::new() })?;
-    stream.set_read_deadline(Some(deadline));
+    stream.set_read_deadline(Some(Instant::now() + STEP_TIMEOUT));
     let mut buf = Vec::new();
-    let Message::SpawnRequest { program, args, env_clear, env, cwd, .. } = recv(&mut stream, &mut buf)? else {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a spawn request"));
+    let Message::Welcome { .. } = recv(&mut stream, &mut buf)? else {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a welcome"));
     };
+    let requested = read_request(&mut stream, &mut buf)?;
     let Message::Stdio { stdin, stdout, stderr, default_cwd } = recv(&mut stream, &mut buf)? else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected the pipe names"));
     };
     stream.set_read_deadline(None);
-    let program = from_wire(&program)?;
-    let args = args.iter().map(|a| from_wire(a)).collect::<io::Result<Vec<_>>>()?;
-    let mut env_map = BTreeMap::new();
-    for (k, v) in env {
-        env_map.insert(from_wire(&k)?, v.map(|v| from_wire(&v)).transpose()?);
-    }
-    let mut cwd = cwd.map(|c| from_wire(&c).map(PathBuf::from)).transpose()?;
+    let spec = &requested.spec;
+    let mut cwd = spec.cwd.clone();
     if cwd.is_none()
         && let Some(dir) = default_cwd.map(|c| from_wire(&c).map(PathBuf::from)).transpose()?
         && dir.is_dir()
@@ -88,10 +85,10 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
         Err(e) => return report_spawn_failure(&mut stream, e),
     };
     let request = sys::Request {
-        program: &program,
-        args: &args,
-        env_clear,
-        env: &env_map,
+        program: &spec.program,
+        args: &spec.args,
+        env_clear: spec.env_clear,
+        env: &spec.env,
         cwd: cwd.as_deref(),
         stdin: &stdin,
         stdout: &stdout,
@@ -114,7 +111,7 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     // Only the program holds the channel now: its exit ends the parent's
     // reads.
     drop((stdin, stdout, stderr_pipe));
-    supervise(stream, buf, process)
+    supervise(stream, buf, process, requested.grace)
 }
 
 /// The parent's ends of the pipes the shim opens by name.
@@ -143,20 +140,15 @@ impl ShimStdio {
 /// The parent's side up to `spawned`: waits for the client whose pid is
 /// `shim_pid`, sends the request and the pipe names, and checks that the
 /// shim itself opened every pipe.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn connect(
     rendezvous: &mut sys::Rendezvous,
-    launcher: &str,
+    mut hs: Handshake<'_>,
     shim_pid: u32,
     mut shim_done: impl FnMut() -> Option<ExitStatus>,
-    program: &OsStr,
-    args: &[OsString],
-    env_clear: bool,
-    env: &BTreeMap<OsString, Option<OsString>>,
-    cwd: Option<&Path>,
     stdio: &ShimStdio,
 ) -> Result<Link, Error> {
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let launcher = hs.launcher;
+    let deadline = hs.deadline;
     let mut refused = 0;
     let mut ended = None;
     let stream = rendezvous
@@ -169,7 +161,10 @@ pub(crate) fn connect(
             },
             &mut refused,
         )
-        .map_err(|e| Error::new(ErrorKind::ShimFailed, format!("{launcher}: waiting for the shim: {e}"), Some(e)))?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::TimedOut => timed_out(launcher, "the shim did not connect"),
+            _ => link_error(launcher, "waiting for the shim")(e),
+        })?;
     let Some(mut stream) = stream else {
         let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
         return Err(Error::new(
@@ -185,19 +180,10 @@ pub(crate) fn connect(
         Ok(other) => {
             return Err(Error::new(ErrorKind::Protocol, format!("{launcher}: expected hello, got {other:?}"), None));
         }
-        Err(e) => {
-            let kind = if e.kind() == io::ErrorKind::InvalidData { ErrorKind::Protocol } else { ErrorKind::ShimFailed };
-            return Err(Error::new(kind, format!("{launcher}: reading the shim's hello: {e}"), Some(e)));
-        }
+        Err(e) => return Err(link_error(launcher, "reading the shim's hello")(e)),
     }
-    let request = Message::SpawnRequest {
-        program: to_wire(program),
-        args: args.iter().map(|a| to_wire(a)).collect(),
-        env_clear,
-        env: env.iter().map(|(k, v)| (to_wire(k), v.as_deref().map(to_wire))).collect(),
-        cwd: cwd.map(|c| to_wire(c.as_os_str())),
-        process_group: false,
-    };
+    send(&mut stream, &Message::Welcome { token: Vec::new() })
+        .map_err(link_error(launcher, "answering the shim's hello"))?;
     // The shim opened the pipes before it reported the spawn; each must
     // have been opened by the shim and nobody else.
     let opened = |_program_pid| {
@@ -212,9 +198,10 @@ pub(crate) fn connect(
     };
     // Without a working directory of its own, the program runs where the
     // caller is, if the shim can see that directory.
-    let default_cwd = if cwd.is_none() { std::env::current_dir().ok() } else { None };
-    let names = stdio.names(default_cwd.as_deref());
-    finish_connect(stream, buf, launcher, deadline, request, Some(names), opened, false)
+    let has_cwd = matches!(&hs.request, Message::SpawnRequest { cwd: Some(_), .. });
+    let default_cwd = if has_cwd { None } else { std::env::current_dir().ok() };
+    hs.extra = Some(stdio.names(default_cwd.as_deref()));
+    finish_connect(stream, buf, hs, opened)
 }
 
 /// The control stream.
@@ -226,6 +213,12 @@ pub(super) fn set_read_deadline(stream: &mut Control, deadline: Option<Instant>)
 
 pub(super) fn close(stream: Control) {
     drop(stream);
+}
+
+/// Ends the stream for every holder (the link thread holds a clone): the
+/// shim sees the caller go.
+pub(super) fn shutdown(stream: &Control) {
+    stream.disconnect();
 }
 
 /// Our own handle on the program: opened with `SYNCHRONIZE |

@@ -2,6 +2,7 @@
 //! inheritance, and exit detection by pidfd (Linux), kqueue (macOS/BSD) or
 //! `waitpid`.
 
+mod access;
 mod fd;
 mod process;
 mod rendezvous;
@@ -9,13 +10,14 @@ mod resolve;
 mod spawn;
 mod wait;
 
+pub(crate) use access::can_execute_as;
 pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 #[cfg(target_os = "linux")]
 pub(crate) use wait::wait_readable;
-pub(crate) use wait::{wait_closed, wait_eof};
+pub(crate) use wait::{read_exact_until, wait_closed, wait_eof};
 
 /// An owned descriptor.
 pub(crate) type Handle = std::os::fd::OwnedFd;
@@ -25,6 +27,9 @@ pub(crate) const HAS_SOCKETS: bool = true;
 
 /// The polite stop: SIGTERM.
 pub(crate) const TERMINATE_SIGNAL: Option<i32> = Some(libc::SIGTERM);
+
+/// Resumes a stopped process.
+pub(crate) const CONTINUE_SIGNAL: i32 = libc::SIGCONT;
 
 /// An exited child stays a zombie until reaped.
 pub(crate) const NEEDS_REAPING: bool = true;

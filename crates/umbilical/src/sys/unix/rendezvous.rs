@@ -1,22 +1,35 @@
-//! The rendezvous a shim connects back to: a Unix socket in a fresh `0700`
-//! directory, accepted only from the launcher or one of its descendants
-//! (and, checked by the caller, only with the token written into the
-//! channel).
+//! The rendezvous a shim connects back to: a Unix socket in a fresh
+//! directory of the caller's, accepted only from the launcher or one of its
+//! descendants (and, checked by the caller, only with the token written
+//! into the channel).
 //!
-//! When the parent is root and the launcher switches to another user, the
-//! directory is handed to that user (still `0700`), or the shim could not
-//! reach it. Same-user strangers who find the path are refused by the peer
-//! check (the peer pid from `SO_PEERCRED`, `LOCAL_PEERPID` on macOS or
-//! `LOCAL_PEERCRED` on FreeBSD must descend from the launcher), and a refused
-//! connection does not stop the real shim from connecting next.
+//! Who can do what (`docs/SECURITY.md` has the whole threat model):
+//! - The directory is always the caller's, in a sticky temporary directory:
+//!   nobody else (the shim's user included) can rename, unlink or replace
+//!   the socket, or the directory itself.
+//! - When the shim runs as the caller or as root, the directory is `0700`.
+//! - When it runs as another user, the directory is `0711` (that user may
+//!   pass through it, not list or change it) and the socket is handed to
+//!   that user (`0600`) if we are root, or left connectable by any local
+//!   user (`0666`) if we are not (we cannot give it away). Connecting is
+//!   then all anyone can do, and every connection is authenticated: the
+//!   peer pid (`SO_PEERCRED`, `LOCAL_PEERPID` on macOS, `LOCAL_PEERCRED` on
+//!   FreeBSD) must descend from the launcher, and the peer must send back
+//!   the token's first half. A refused connection does not stop the real
+//!   shim from connecting next.
+//! - Directories left by a caller that was killed are swept by the next
+//!   caller of the same user, once the pid in their name is gone.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::wait::{Until, wait_fd};
+
+/// The prefix of every rendezvous directory's name.
+const PREFIX: &str = "umbilical-";
 
 pub(crate) struct Rendezvous {
     dir: PathBuf,
@@ -25,34 +38,35 @@ pub(crate) struct Rendezvous {
 }
 
 impl Rendezvous {
-    /// Creates the directory and the listening socket; `owner` is the user
-    /// the shim will run as, if the directory must be handed over.
-    pub(crate) fn create(owner: Option<&str>) -> io::Result<Rendezvous> {
-        // A socket path must fit `sun_path` (104 bytes on macOS and the
-        // BSDs, 108 on Linux); macOS's per-user TMPDIR can be long enough
-        // to overflow it with our names, so fall back to /tmp there.
-        let mut base = std::env::temp_dir();
-        if base.as_os_str().len() + 64 > 104 {
-            base = PathBuf::from("/tmp");
-        }
+    /// Creates the directory and the listening socket; `target` is the user
+    /// the shim will run as, when a launcher switches user.
+    pub(crate) fn create(target: Option<&str>) -> io::Result<Rendezvous> {
+        let base = base_dir();
+        sweep(&base);
+        let me = rustix::process::geteuid();
+        // Another user who is neither us nor root needs to pass through
+        // the directory and connect to the socket.
+        let other = target.and_then(uid_of).filter(|uid| *uid != me && !uid.is_root());
         let mut last = None;
         for _ in 0..16 {
-            let dir = base.join(format!("umbilical-{}-{:016x}", std::process::id(), random_u64()));
+            let name = format!("{PREFIX}{}-{:016x}", std::process::id(), u64::from_le_bytes(random_token::<8>()?));
+            let dir = base.join(name);
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
                     // Remove the directory if anything below fails.
                     let guard = DirGuard(Some(dir.clone()));
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
                     let path = dir.join("control.sock");
                     let listener = UnixListener::bind(&path)?;
-                    // Connecting needs search on the directory and write on
-                    // the socket: both go to the shim's user.
-                    if let Some(user) = owner
-                        && rustix::process::geteuid().is_root()
-                        && let Some(uid) = uid_of(user)
-                    {
-                        rustix::fs::chown(&path, Some(uid), None)?;
-                        rustix::fs::chown(&dir, Some(uid), None)?;
+                    if let Some(uid) = other {
+                        if me.is_root() {
+                            rustix::fs::chown(&path, Some(uid), None)?;
+                            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                        } else {
+                            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+                        }
+                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
+                    } else {
+                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
                     }
                     listener.set_nonblocking(true)?;
                     std::mem::forget(guard);
@@ -127,24 +141,65 @@ impl Drop for DirGuard {
     }
 }
 
-/// A fresh 16-byte token from the OS's random source.
-pub(crate) fn random_token() -> [u8; 16] {
-    let mut token = [0u8; 16];
-    // getrandom(2) on Linux; elsewhere rustix falls back as the OS allows.
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut token)).is_err() {
-        token[..8].copy_from_slice(&random_u64().to_le_bytes());
-        token[8..].copy_from_slice(&random_u64().to_le_bytes());
+/// `N` bytes from the OS's random source (`getrandom(2)` on Linux,
+/// `/dev/urandom` elsewhere). Never a weaker fallback: without randomness
+/// the shim is not used.
+pub(crate) fn random_token<const N: usize>() -> io::Result<[u8; N]> {
+    let mut token = [0u8; N];
+    #[cfg(target_os = "linux")]
+    {
+        let mut filled = 0;
+        while filled < N {
+            match rustix::rand::getrandom(&mut token[filled..], rustix::rand::GetRandomFlags::empty()) {
+                Ok(n) => filled += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => break,
+            }
+        }
+        if filled == N {
+            return Ok(token);
+        }
     }
-    token
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut token)?;
+    Ok(token)
 }
 
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS; the name only needs to be fresh,
-    // not secret (authentication is by peer pid).
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    h.finish()
+/// Where rendezvous directories go: the temporary directory, unless a
+/// socket path there would not fit `sun_path` (104 bytes on macOS and the
+/// BSDs, 108 on Linux; macOS's per-user `TMPDIR` can be that long), or
+/// others could rename what we create there (writable by group or others
+/// without the sticky bit): then `/tmp`.
+fn base_dir() -> PathBuf {
+    let base = std::env::temp_dir();
+    let fits = base.as_os_str().len() + 64 <= 104;
+    let safe = std::fs::metadata(&base).is_ok_and(|m| m.mode() & 0o022 == 0 || m.mode() & 0o1000 != 0);
+    if fits && safe { base } else { PathBuf::from("/tmp") }
+}
+
+/// Removes rendezvous directories of this user whose creator (the pid in
+/// the name) is gone: a caller killed before its shim connected cannot
+/// remove its own. Only directories we own are touched; a pid that was
+/// reused keeps its directory until a later sweep.
+fn sweep(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let me = rustix::process::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let Ok(meta) = entry.path().symlink_metadata() else { continue };
+        if !meta.is_dir() || meta.uid() != me || pid_alive(pid) {
+            continue;
+        }
+        let _ = std::fs::remove_file(entry.path().join("control.sock"));
+        let _ = std::fs::remove_dir(entry.path());
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else { return false };
+    // ESRCH: no such process; EPERM: it exists, as another user.
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
 }
 
 /// Whether the peer's pid is `ancestor` or descends from it. The peer pid
@@ -265,11 +320,11 @@ fn parent_of(_pid: u32) -> Option<u32> {
 /// How a shim is authenticated here, for diagnostics.
 pub(crate) fn shim_auth_mechanism() -> &'static str {
     if cfg!(target_os = "linux") {
-        "Unix socket in a 0700 directory; peer pid (SO_PEERCRED) descends from the launcher, plus a channel token"
+        "Unix socket in a directory of the caller's; peer pid (SO_PEERCRED) descends from the launcher, plus a channel token"
     } else if cfg!(apple) {
-        "Unix socket in a 0700 directory; peer pid (LOCAL_PEERPID) descends from the launcher, plus a channel token"
+        "Unix socket in a directory of the caller's; peer pid (LOCAL_PEERPID) descends from the launcher, plus a channel token"
     } else if cfg!(target_os = "freebsd") {
-        "Unix socket in a 0700 directory; peer pid (LOCAL_PEERCRED) descends from the launcher, plus a channel token"
+        "Unix socket in a directory of the caller's; peer pid (LOCAL_PEERCRED) descends from the launcher, plus a channel token"
     } else {
         "unavailable: no peer-pid check written for this OS (every shim is refused)"
     }

@@ -74,3 +74,19 @@ pub(crate) fn timespec(d: Duration) -> Timespec {
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>) -> io::Result<()> {
     wait_fd(fd, Until::Readable, None).map(|_| ())
 }
+
+/// Reads exactly `buf.len()` bytes from a blocking descriptor, waiting at
+/// most until `deadline` for each part (the shim's token).
+pub(crate) fn read_exact_until(fd: &OwnedFd, buf: &mut [u8], deadline: Instant) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        if !wait_fd(fd.as_fd(), Until::Readable, Some(deadline))? {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "the token did not arrive on the channel in time"));
+        }
+        match super::fd::read(fd, &mut buf[filled..])? {
+            0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the channel closed before the token")),
+            n => filled += n,
+        }
+    }
+    Ok(())
+}

@@ -35,3 +35,9 @@ pub(crate) const TERMINATE_SIGNAL: Option<i32> = None;
 
 /// Windows has no zombies: dropping a process handle is enough.
 pub(crate) const NEEDS_REAPING: bool = false;
+
+/// Launchers that switch to a named user are Unix-only; the shim never
+/// runs through one here.
+pub(crate) fn can_execute_as(_path: &std::path::Path, _user: Option<&str>) -> Result<(), String> {
+    Err("that launcher with the shim is Unix-only".into())
+}

@@ -136,6 +136,15 @@ impl ControlPipe {
         Ok(ControlPipe { handle: self.handle.clone(), deadline: None })
     }
 
+    /// Breaks the connection for every holder of this end: the peer's
+    /// reads and writes fail, and so do ours. Only the server end (the
+    /// parent's) can do this; on the client end it does nothing.
+    pub(crate) fn disconnect(&self) {
+        // SAFETY: a valid pipe handle of ours; on a client handle the call
+        // fails harmlessly.
+        unsafe { DisconnectNamedPipe(self.handle.as_raw_handle() as HANDLE) };
+    }
+
     /// Reads after `deadline` fail with `TimedOut`; `None` waits for ever.
     pub(crate) fn set_read_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;

@@ -1,0 +1,245 @@
+//! `umbilical run` and its shim, the way issue #9 found them broken: the
+//! shim by default through every launcher, a lost status never reported as
+//! success, the program ended when umbilical is killed, no directory left
+//! behind, `--timeout` covering the handshake. Every wait is bounded.
+
+#![cfg(unix)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{UMBILICAL, gone, libc_usr1, running, send, umbilical, vias, wait_within};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn code(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A scratch file path unique to this test process.
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("umbilical-cli-shim-{}-{name}", std::process::id()))
+}
+
+/// The child processes of `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split_whitespace().nth(1)?.parse::<u32>().ok());
+            ppid == Some(pid)
+        })
+        .collect()
+}
+
+/// Issue #9, item 1: through sudo, doas, runuser, su and ssh the shim is
+/// the default: an exact signal status, a missing program is 127, and a
+/// launcher's refusal (an unknown user) is 125 naming the launcher instead
+/// of the launcher's own 1. `--no-shim` keeps the old behaviour.
+#[test]
+fn the_shim_is_the_default_through_launchers() {
+    let report = temp("default.json");
+    for via in vias("the shim by default").iter().filter(|v| !v.is_direct()) {
+        let name = via.args[1].split(':').next().unwrap().to_string();
+        let out = via
+            .command(&["--report", report.to_str().unwrap()], &["--", "sh", "-c", "kill -USR1 $$"], false)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), Some(128 + libc_usr1()), "{via:?}: {}", stderr(&out));
+        let json = std::fs::read_to_string(&report).unwrap();
+        assert!(json.contains("\"detected_by\": \"shim\""), "{via:?}: {json}");
+        assert!(json.contains(&format!("\"shim\": {{\"used\": true, \"reason\": \"through {name}\"}}")), "{json}");
+
+        let out = via.command(&[], &["--", "/nonexistent/umbilical-program"], false).output().unwrap();
+        assert_eq!(code(&out), Some(127), "{via:?}: {}", stderr(&out));
+
+        let mut refused = via.args.clone();
+        refused[1] = refused[1].replace(&std::env::var("UMBILICAL_TEST_USER").unwrap(), "umbnosuchuser");
+        let refusal = common::Via { args: refused, path: via.path.clone() };
+        let out = refusal.command(&[], &["--", "true"], false).output().unwrap();
+        assert_eq!(code(&out), Some(125), "{refusal:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("{name} ended")), "{refusal:?}: {}", stderr(&out));
+        if name == "sudo" {
+            // The old behaviour, on request: sudo's own 1 is passed on.
+            let out = refusal.command(&["--no-shim"], &["--", "true"], false).output().unwrap();
+            assert_eq!(code(&out), Some(1), "--no-shim {refusal:?}: {}", stderr(&out));
+        }
+    }
+    let _ = std::fs::remove_file(report);
+}
+
+/// Issue #9, item 2: the shim killed mid-run used to give exit 0 and a
+/// report with `"status": null` and nothing else. Now: exit 125, a message
+/// naming what was lost, and the report's reason.
+#[test]
+fn a_lost_status_is_a_failure() {
+    let report = temp("lost.json");
+    let mut cli = Command::new(UMBILICAL)
+        .args(["run", "--shim", "--report", report.to_str().unwrap(), "--", "sh", "-c", "sleep 1; exit 7"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The shim is umbilical's child that runs `... shim --umbilical-rendezvous`.
+    let start = Instant::now();
+    let shim = loop {
+        let found = children_of(cli.id()).into_iter().find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--umbilical-rendezvous"))
+                && !children_of(*p).is_empty()
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the shim never started the program");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    send(shim, 9);
+    let status = wait_within(&mut cli, LIMIT, "umbilical after its shim was killed");
+    let mut err = String::new();
+    std::io::Read::read_to_string(cli.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(125), "{err}");
+    assert!(err.contains("status was lost: the shim died before reporting it"), "{err}");
+    let json = std::fs::read_to_string(&report).unwrap();
+    assert!(json.contains("\"status\": null, \"detected_by\": \"shim-lost\""), "{json}");
+    assert!(json.contains("\"status_unknown_reason\": \"lost: the shim died"), "{json}");
+    let _ = std::fs::remove_file(report);
+}
+
+/// Issue #9, item 7: umbilical killed (SIGKILL, so it cleans nothing up)
+/// while the program runs through the shim: the shim sees the link drop
+/// and ends the program (SIGTERM, then SIGKILL after --kill-after, here
+/// needed: the program ignores SIGTERM). Directly and through every
+/// launcher.
+#[test]
+fn the_program_ends_when_umbilical_is_killed() {
+    for (i, via) in vias("caller gone").iter().enumerate() {
+        let marker = format!("umbilical-caller-gone-{}-{i}", std::process::id());
+        let script = format!("trap '' TERM; sleep 1000; : {marker}");
+        let mut cli = via
+            .command(&["--kill-after", "1", "--shim"], &["--", "sh", "-c", &script], false)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !running(&marker) {
+            assert!(start.elapsed() < Duration::from_secs(20), "{via:?}: the program never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        cli.kill().unwrap();
+        let _ = cli.wait();
+        assert!(gone(&marker), "{via:?}: the program outlived umbilical by 10 s (grace 1 s)");
+    }
+}
+
+/// Issue #9, item 4: umbilical killed before its shim connects cannot
+/// remove its rendezvous directory; the next run of the same user sweeps
+/// it (its pid is gone). Runs in a private temporary directory, so the
+/// count is exact.
+#[test]
+fn a_killed_callers_directory_is_swept() {
+    let tmp = temp("sweep");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).unwrap();
+    let marker = format!("sleep 30.1{}", std::process::id());
+    let slow = format!("custom:sh,-c,exec {marker},sh");
+    let mut cli = Command::new(UMBILICAL)
+        .args(["run", "--shim", "--via", &slow, "--", "true"])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dead = cli.id();
+    let mine = |pid: u32| {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("umbilical-{pid}-")))
+            .count()
+    };
+    let start = Instant::now();
+    while mine(dead) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "no rendezvous appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cli.kill().unwrap();
+    let _ = cli.wait();
+    assert_eq!(mine(dead), 1, "the killed caller's directory is there until swept");
+    let out = Command::new(UMBILICAL).args(["run", "--shim", "--", "true"]).env("TMPDIR", &tmp).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mine(dead), 0, "the next run swept the dead caller's directory");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
+    // The orphaned launcher is not ours to wait for; end it.
+    let _ = Command::new("pkill").args(["-f", &marker]).status();
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Issue #9, item 5: with a shim that never connects, `--timeout 2` used
+/// to wait the fixed 60 s connect timeout and exit 125; it covers the
+/// handshake now: 124 within the bound, the launcher killed. Also a shim
+/// that stops itself (SIGSTOP) under sudo, which then stops too.
+/// `--connect-timeout` alone fails with 125 and names the connect timeout.
+#[test]
+fn timeout_covers_the_handshake() {
+    // The fake launcher becomes `sleep 30.0PID`: nothing of it survives a
+    // kill, and its command line is unique.
+    let marker = format!("sleep 30.0{}", std::process::id());
+    let never = format!("custom:sh,-c,exec {marker},sh");
+    let mut cases = vec![(never.clone(), marker.clone())];
+    match std::env::var("UMBILICAL_TEST_USER") {
+        Ok(user) => {
+            let stopped = format!("umbilical-stopped-{}", std::process::id());
+            cases.push((
+                format!("custom:sudo,-n,-u,{user},--,sh,-c,kill -STOP $$; : {stopped}; exec \"$@\",sh"),
+                stopped,
+            ));
+        }
+        Err(_) => {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIP: a stopped shim under sudo: UMBILICAL_TEST_USER is not set\n",
+            );
+        }
+    }
+    for (via, marker) in cases {
+        let start = Instant::now();
+        let out = umbilical(&["run", "--shim", "--timeout", "2", "--via", &via, "--", "true"], b"");
+        let took = start.elapsed();
+        assert_eq!(code(&out), Some(124), "{via}: {}", stderr(&out));
+        assert!(stderr(&out).contains("timed out before the program started"), "{}", stderr(&out));
+        assert!(took < Duration::from_secs(6), "{via}: 124 after {took:?}, bound 2 s + 4 s");
+        assert!(gone(&marker), "{via}: the launcher outlived the timeout");
+    }
+    let start = Instant::now();
+    let out = umbilical(&["run", "--shim", "--connect-timeout", "1", "--via", &never, "--", "true"], b"");
+    assert_eq!(code(&out), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("connect timeout"), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert!(gone(&marker));
+}
+
+/// Issue #9, item 6: 1.9 MB of arguments (about as much as Linux runs with
+/// the default stack limit) went through without the shim and failed with
+/// it (control frames were capped at 1 MiB).
+#[test]
+fn large_arguments_through_the_shim() {
+    let arg = "b".repeat(1900);
+    let mut cmd = Command::new(UMBILICAL);
+    cmd.args(["run", "--shim", "--", "sh", "-c", "echo $# ${#1}", "sh"]).args(std::iter::repeat_n(&arg, 1000));
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000 1900");
+}
