@@ -233,6 +233,14 @@ fn via_a_detaching_custom_launcher() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("umbilical-no-such-launcher"));
 }
 
+/// `--shim` and `--no-shim` contradict each other: a usage error (125).
+#[test]
+fn shim_and_no_shim_conflict() {
+    let out = umbilical(&["run", "--shim", "--no-shim", "--", "true"], b"");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"), "{:?}", out);
+}
+
 #[test]
 fn doctor_reports_mechanisms_and_launchers() {
     let out = umbilical(&["doctor"], b"");

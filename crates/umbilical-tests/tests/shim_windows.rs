@@ -189,3 +189,30 @@ fn without_current_dir_the_program_runs_in_the_callers_directory() {
         assert!(same, "{}: cwd {out:?}, the caller's is {}", l.name(), here.display());
     }
 }
+
+/// `kill_on_drop(true)` ends the program when the child is dropped,
+/// directly and elevated; without it a dropped child is let go (the shim
+/// was told to detach before the link closed) and runs on.
+#[test]
+fn dropping_kills_or_lets_go_as_asked() {
+    use umbilical_tests::sys::{alive, terminate};
+    for l in launchers() {
+        let mut cmd = shimmed(&l, &["sleep", "30000"]);
+        cmd.kill_on_drop(true);
+        let child = cmd.spawn().unwrap();
+        let pid = child.id().unwrap();
+        drop(child);
+        let start = Instant::now();
+        while alive(pid) {
+            assert!(start.elapsed() < Duration::from_secs(10), "{}: kill_on_drop left pid {pid} running", l.name());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let child = shimmed(&Launcher::Direct, &["sleep", "30000"]).spawn().unwrap();
+    let pid = child.id().unwrap();
+    drop(child);
+    std::thread::sleep(Duration::from_millis(800));
+    let ran_on = alive(pid);
+    terminate(pid);
+    assert!(ran_on, "a dropped child (no kill_on_drop) was ended by the shim; it should run on");
+}

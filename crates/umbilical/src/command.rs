@@ -577,7 +577,7 @@ impl Command {
             extra: None,
             remote: matches!(self.launcher, Launcher::Ssh { .. }),
         };
-        let link = crate::shim::connect(&rendezvous, handshake, launcher_pid, detaches, &mut child);
+        let link = crate::shim::connect(&rendezvous, handshake, launcher_pid, detaches, &mut child, &shim_path);
         drop(rendezvous);
         match link {
             Ok(link) => Ok(child.into_shim(link, self.kill_on_drop)),

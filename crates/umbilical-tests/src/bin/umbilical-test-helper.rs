@@ -90,6 +90,19 @@ fn main() {
             println!("{}", states.join(" "));
         }
         "sleep" => std::thread::sleep(Duration::from_millis(num(1))),
+        // A caller of the library: starts `sleep 60000` through the shim
+        // (this binary) with a caller-gone grace of GRACE_MS, prints the
+        // program's pid, and waits to be killed.
+        "shimmed-parent" => {
+            let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+            let mut cmd = umbilical::Command::new(&me);
+            cmd.args(["sleep", "60000"]).shim(true).shim_path(&me).caller_gone_grace(Duration::from_millis(num(1)));
+            let child = cmd.spawn().unwrap_or_else(|e| die(&format!("spawn through the shim: {e}")));
+            println!("{}", child.id().unwrap_or(0));
+            io::stdout().flush().unwrap_or_else(|e| die(&format!("flush: {e}")));
+            std::thread::sleep(Duration::from_secs(60));
+            drop(child);
+        }
         "stderr" => {
             eprint!("{}", arg(1));
             print!("out");

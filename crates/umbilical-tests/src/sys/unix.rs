@@ -61,3 +61,14 @@ pub fn close_stdin() {
     // calls this; it only reads stdin through std, and not afterwards.
     unsafe { libc::close(0) };
 }
+
+/// Whether process `pid` exists and has not exited (a zombie has exited).
+pub fn alive(pid: u32) -> bool {
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else { return false };
+    if rustix::process::test_kill_process(p).is_err() {
+        return false;
+    }
+    // Linux: a zombie still answers kill(0); its state says it has exited.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')').is_none_or(|i| stat.get(i + 2..i + 3) != Some("Z"))
+}

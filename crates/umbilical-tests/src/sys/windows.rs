@@ -99,6 +99,21 @@ pub fn parent_pid(pid: u32) -> Option<u32> {
     }
 }
 
+/// Whether process `pid` exists and has not exited.
+pub fn alive(pid: u32) -> bool {
+    use windows_sys::Win32::Foundation::WAIT_TIMEOUT;
+    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_SYNCHRONIZE, WaitForSingleObject};
+    // SAFETY: the process handle is owned at once and valid for the wait.
+    unsafe {
+        let h = OpenProcess(PROCESS_SYNCHRONIZE, 0, pid);
+        if h.is_null() {
+            return false;
+        }
+        let h = OwnedHandle::from_raw_handle(h as _);
+        WaitForSingleObject(std::os::windows::io::AsRawHandle::as_raw_handle(&h) as HANDLE, 0) == WAIT_TIMEOUT
+    }
+}
+
 /// Terminates process `pid` with exit code 99.
 pub fn terminate(pid: u32) -> bool {
     use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_TERMINATE, TerminateProcess};

@@ -12,9 +12,16 @@
 //! How the channel reaches the program differs by OS:
 //! - Unix: the launcher passes the channel to the shim as its own
 //!   stdin/stdout, and the shim hands them on. The rendezvous is a Unix
-//!   socket in a fresh `0700` directory; a peer is accepted only if its pid
-//!   descends from the launcher and it sends back the token the parent
-//!   wrote first into the channel.
+//!   socket in a fresh directory of the caller's, which the target user may
+//!   connect to but never change; a peer is accepted only if its pid
+//!   descends from the launcher and it sends back half of a token the
+//!   parent wrote into the channel, and the shim trusts the parent only
+//!   once it sent the other half.
+//!
+//! When the control stream drops without the parent letting go (the caller
+//! was killed, an ssh connection broke), the shim ends the program:
+//! SIGTERM, a grace period, SIGKILL (Windows: terminated at once).
+//! `docs/SECURITY.md` has the threat model.
 //! - Windows: elevation (`ShellExecuteExW` "runas") passes no handles, so
 //!   the shim opens the channel's named pipes by name, sent over the
 //!   authenticated control stream. The rendezvous is a named pipe with a
@@ -351,6 +358,8 @@ pub(crate) struct Link {
     /// Our own handle on the program, if the OS let us open one.
     own: Option<Arc<os::Own>>,
     ended: Arc<(Mutex<Option<Ended>>, Condvar)>,
+    /// A detach was sent.
+    detached: bool,
 }
 
 /// What ended a wait on the shim.
@@ -449,7 +458,7 @@ fn finish_connect(
         .map_err(|e| {
             Error::new(ErrorKind::ShimFailed, format!("{launcher}: cannot start the link thread: {e}"), Some(e))
         })?;
-    Ok(Link { writer, pid, own, ended })
+    Ok(Link { writer, pid, own, ended, detached: false })
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -506,7 +515,7 @@ impl Link {
     /// link after this does not end it.
     pub(crate) fn detach(&mut self) {
         if !self.reported() {
-            let _ = send(&mut self.writer, &Message::Detach);
+            self.detached = send(&mut self.writer, &Message::Detach).is_ok();
         }
     }
 }
@@ -515,6 +524,11 @@ impl Drop for Link {
     fn drop(&mut self) {
         // The link thread holds the stream too: shut it down for both, so
         // the shim sees the caller go now, not when this process exits.
-        os::shutdown(&self.writer);
+        // Where that discards what the shim has not read yet (Windows), a
+        // detach must reach it first: the stream then closes with this
+        // process.
+        if !(self.detached && os::SHUTDOWN_DISCARDS_UNREAD) {
+            os::shutdown(&self.writer);
+        }
     }
 }

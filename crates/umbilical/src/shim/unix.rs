@@ -24,6 +24,7 @@ use super::{
 };
 use crate::child::Child;
 use crate::error::{Error, ErrorKind};
+use crate::exit::ExitStatus;
 use crate::protocol::Message;
 use crate::sys;
 
@@ -102,6 +103,7 @@ pub(crate) fn connect(
     launcher_pid: u32,
     detaches: bool,
     child: &mut Child,
+    shim: &Path,
 ) -> Result<Link, Error> {
     let launcher = hs.launcher;
     let token = sys::random_token::<TOKEN_LEN>()
@@ -127,10 +129,19 @@ pub(crate) fn connect(
             })?;
         let Some(mut stream) = candidate else {
             let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
+            // 126/127: what shells and most launchers say when the command
+            // cannot run: likely the shim itself, on the far side.
+            let hint = match ended {
+                Some(ExitStatus::Exited(126 | 127)) => format!(
+                    "; the shim {} may be missing or not executable there (--shim-path names it; --no-shim does without)",
+                    shim.display()
+                ),
+                _ => String::new(),
+            };
             return Err(Error::new(
                 ErrorKind::LauncherRefused,
                 format!(
-                    "{launcher} ended ({status}) before the shim connected: refused (authentication, policy or unknown user), or the shim could not start"
+                    "{launcher} ended ({status}) before the shim connected: refused (authentication, policy or unknown user), or the shim could not start{hint}"
                 ),
                 None,
             ));
@@ -181,6 +192,9 @@ pub(super) fn set_read_deadline(stream: &mut UnixStream, deadline: Option<Instan
 pub(super) fn close(stream: UnixStream) {
     shutdown(&stream);
 }
+
+/// `shutdown` keeps what the peer has not read yet.
+pub(super) const SHUTDOWN_DISCARDS_UNREAD: bool = false;
 
 /// Ends the stream for every holder (the link thread holds a clone).
 pub(super) fn shutdown(stream: &UnixStream) {

@@ -215,6 +215,9 @@ pub(super) fn close(stream: Control) {
     drop(stream);
 }
 
+/// `DisconnectNamedPipe` discards what the shim has not read yet.
+pub(super) const SHUTDOWN_DISCARDS_UNREAD: bool = true;
+
 /// Ends the stream for every holder (the link thread holds a clone): the
 /// shim sees the caller go.
 pub(super) fn shutdown(stream: &Control) {
