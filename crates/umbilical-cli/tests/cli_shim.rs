@@ -47,7 +47,19 @@ fn children_of(pid: u32) -> Vec<u32> {
 #[test]
 fn the_shim_is_the_default_through_launchers() {
     let report = temp("default.json");
-    for via in vias("the shim by default").iter().filter(|v| !v.is_direct()) {
+    let mut all = vias("the shim by default");
+    match (std::env::var("UMBILICAL_TEST_USER"), std::env::var_os("UMBILICAL_TEST_PKEXEC")) {
+        (Ok(user), Some(_)) => {
+            all.push(common::Via { args: vec!["--via".into(), format!("pkexec:{user}")], path: None })
+        }
+        _ => {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIP: the shim by default through pkexec: UMBILICAL_TEST_PKEXEC unset (scripts/launchers.sh)\n",
+            );
+        }
+    }
+    for via in all.iter().filter(|v| !v.is_direct()) {
         let name = via.args[1].split(':').next().unwrap().to_string();
         let out = via
             .command(&["--report", report.to_str().unwrap()], &["--", "sh", "-c", "kill -USR1 $$"], false)
@@ -184,6 +196,47 @@ fn a_killed_callers_directory_is_swept() {
     assert!(left.is_empty(), "nothing left behind: {left:?}");
     // The orphaned launcher is not ours to wait for; end it.
     let _ = Command::new("pkill").args(["-f", &marker]).status();
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Issue #9, item 4 and 7, at every phase: umbilical killed at 0 to 320
+/// ms into a run (before the shim connects, during the handshake, after
+/// the program started). Afterwards, and after the next run's sweep,
+/// nothing is left in the temporary directory and no program runs on
+/// (each ended within the grace after the link dropped).
+#[test]
+fn killed_at_any_phase_nothing_is_left() {
+    let tmp = temp("phases");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).unwrap();
+    let marker = format!("umbilical-phase-{}", std::process::id());
+    let mut vias_here = vec![vec![]];
+    if let Ok(user) = std::env::var("UMBILICAL_TEST_USER") {
+        vias_here.push(vec!["--via".to_string(), format!("sudo:{user}")]);
+    }
+    for via in &vias_here {
+        for delay in [0u64, 1, 2, 5, 10, 20, 40, 80, 160, 320] {
+            let script = format!("sleep 1000; : {marker}");
+            let mut cli = Command::new(UMBILICAL)
+                .args(["run", "--shim", "--kill-after", "1"])
+                .args(via)
+                .args(["--", "sh", "-c", &script])
+                .env("TMPDIR", &tmp)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay));
+            cli.kill().unwrap();
+            let _ = cli.wait();
+        }
+    }
+    assert!(gone(&marker), "a program outlived its killed caller");
+    let out = Command::new(UMBILICAL).args(["run", "--shim", "--", "true"]).env("TMPDIR", &tmp).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left behind after the sweep: {left:?}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

@@ -129,10 +129,11 @@ pub(crate) fn connect(
             })?;
         let Some(mut stream) = candidate else {
             let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
-            // 126/127: what shells and most launchers say when the command
-            // cannot run: likely the shim itself, on the far side.
+            // 126/127 from the far host's shell: the command could not
+            // run, likely the shim itself (a local launcher's shim was
+            // checked, and pkexec says 127 for an unknown user too).
             let hint = match ended {
-                Some(ExitStatus::Exited(126 | 127)) => format!(
+                Some(ExitStatus::Exited(126 | 127)) if hs.remote => format!(
                     "; the shim {} may be missing or not executable there (--shim-path names it; --no-shim does without)",
                     shim.display()
                 ),
