@@ -209,3 +209,21 @@ fn arguments_the_os_admits_go_through_the_shim() {
         assert_eq!(output_of(child).trim(), "1000 1900", "{}", launcher.name());
     }
 }
+
+/// Through the shim the program gets fds 0, 1 and 2 and nothing else: not
+/// the shim's control stream (so it cannot speak the protocol or forge its
+/// status), not a leaky descriptor of the caller's. Directly and through a
+/// launcher that switches user.
+#[test]
+fn the_program_gets_nothing_of_the_shim() {
+    let _g = fd_lock();
+    let mut launchers = vec![Launcher::Direct];
+    match std::env::var("UMBILICAL_TEST_USER") {
+        Ok(user) => launchers.push(Launcher::Runuser { user }),
+        Err(_) => skip("descriptors through the shim via runuser", "UMBILICAL_TEST_USER is not set"),
+    }
+    for launcher in launchers {
+        let out = output_of(shimmed(&launcher, &["fds"]).spawn().unwrap());
+        assert_eq!(parse_fds(out.as_bytes()), vec![0, 1, 2], "{}: {out}", launcher.name());
+    }
+}
