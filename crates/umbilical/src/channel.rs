@@ -52,6 +52,7 @@ pub enum ChannelKind {
 
 impl ChannelKind {
     /// Whether the parent's ends are sockets.
+    #[cfg(unix)]
     pub(crate) fn is_socket(self) -> bool {
         matches!(self, ChannelKind::Socket | ChannelKind::SharedSocket)
     }

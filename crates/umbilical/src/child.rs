@@ -50,7 +50,7 @@ pub struct Child {
     watch: Option<Arc<ReadEnd>>,
     exit: Option<Exit>,
     /// The control stream to a shim, when the program was started by one.
-    shim: Option<crate::shim::Link>,
+    shim: Option<crate::link::Link>,
     /// Kill the program if it still runs when this is dropped.
     pub(crate) kill_on_drop: bool,
 }
@@ -80,7 +80,7 @@ impl Child {
 
     /// This child (the launcher running the shim) now stands for the
     /// program the shim started.
-    pub(crate) fn into_shim(mut self, link: crate::shim::Link, kill_on_drop: bool) -> Self {
+    pub(crate) fn into_shim(mut self, link: crate::link::Link, kill_on_drop: bool) -> Self {
         self.kill_on_drop = kill_on_drop;
         self.pid = link.pid;
         self.detection = Detection::Shim;
@@ -243,8 +243,8 @@ impl Child {
                 let link = self.shim.as_mut().expect("a shim link until the exit is known");
                 let status = match link.wait(deadline)? {
                     None => return Ok(None),
-                    Some(crate::shim::Ended::Reported(status)) => status,
-                    Some(crate::shim::Ended::ProgramGone) => {
+                    Some(crate::link::Ended::Reported(status)) => status,
+                    Some(crate::link::Ended::ProgramGone) => {
                         self.detection = Detection::ShimLost;
                         ExitStatus::Unknown
                     }

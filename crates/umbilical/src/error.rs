@@ -81,6 +81,16 @@ impl Error {
         Error { kind, message: message.into(), source }
     }
 
+    /// "cannot start `PROGRAM`: WHAT", the one shape of every spawn error.
+    pub(crate) fn cannot_start(
+        program: &std::ffi::OsStr,
+        kind: ErrorKind,
+        what: &str,
+        source: Option<io::Error>,
+    ) -> Self {
+        Error::new(kind, format!("cannot start `{}`: {what}", program.to_string_lossy()), source)
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind

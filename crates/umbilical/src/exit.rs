@@ -18,6 +18,30 @@ pub enum ExitStatus {
     Unknown,
 }
 
+/// How the end of the program is to be observed: the setting
+/// ([`Command::exit_detection`](crate::Command::exit_detection)), beside
+/// [`Detection`], what happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ExitDetection {
+    /// The best that the way of starting allows; for a direct spawn that is
+    /// [`ExitDetection::Process`].
+    #[default]
+    Auto,
+    /// Wait for the process umbilical started: exact status, but if that
+    /// process is only a wrapper that exits at once, its exit is reported.
+    Process,
+    /// Give the program an extra descriptor (fd 3, the lifeline) and wait
+    /// until every process that inherited it has exited. Waits for a whole
+    /// tree that keeps inherited descriptors; the status is
+    /// [`ExitStatus::Unknown`](crate::ExitStatus::Unknown).
+    Lifeline,
+    /// Wait until the program's side of the channel is closed in every
+    /// process that held it. Needs no extra descriptor; the status is
+    /// [`ExitStatus::Unknown`](crate::ExitStatus::Unknown).
+    ChannelClosed,
+}
+
 /// How the end of the program was observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -8,8 +8,9 @@
 
 use std::ffi::{OsStr, OsString};
 
-use crate::command::ExitDetection;
 use crate::error::{Error, ErrorKind};
+use crate::exit::ExitDetection;
+use crate::spec::ProgramSpec;
 
 /// A container engine for [`Launcher::ContainerExec`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -347,6 +348,72 @@ pub fn sh_quote(word: &str) -> String {
     }
     q.push('\'');
     q
+}
+
+/// What to start instead of the program when a launcher is used.
+pub(crate) struct Launched {
+    /// The launcher's argv around the program, as a program of its own
+    /// (its environment and directory are the launcher's).
+    pub(crate) spec: ProgramSpec,
+    /// How to learn the end, given what the launcher does.
+    pub(crate) detection: ExitDetection,
+}
+
+impl Launcher {
+    /// The launcher's process for running `spec` with `detection` asked
+    /// for; `None` for [`Launcher::Direct`]. Launchers reset the
+    /// environment, so `env` re-applies the changes on the far side; the
+    /// working directory is the launcher's own.
+    pub(crate) fn wrap(&self, spec: &ProgramSpec, detection: ExitDetection) -> Result<Option<Launched>, Error> {
+        if *self == Launcher::Direct {
+            return Ok(None);
+        }
+        let invalid = |what: String| Error::new(ErrorKind::InvalidInput, what, None);
+        let detection = self.detection(detection).map_err(invalid)?;
+        let custom = matches!(self, Launcher::Custom { .. });
+        if spec.cwd.is_some() && matches!(self, Launcher::Ssh { .. } | Launcher::ContainerExec { .. }) {
+            return Err(invalid(format!("current_dir cannot be passed through {} yet", self.name())));
+        }
+        let (program, args) = if !custom && (spec.env_clear || !spec.env.is_empty()) {
+            // env [-i] [-u NAME]... -- [NAME=VALUE]... PROGRAM ARGS: options
+            // only before `--`, assignments after it.
+            let mut args: Vec<OsString> = Vec::new();
+            if spec.env_clear {
+                args.push("-i".into());
+            }
+            for (k, v) in &spec.env {
+                if v.is_none() && !spec.env_clear {
+                    args.push("-u".into());
+                    args.push(k.clone());
+                }
+            }
+            args.push("--".into());
+            for (k, v) in &spec.env {
+                if let Some(v) = v {
+                    let mut kv = k.clone();
+                    kv.push("=");
+                    kv.push(v);
+                    args.push(kv);
+                }
+            }
+            args.push(spec.program.clone());
+            args.extend(spec.args.iter().cloned());
+            (OsString::from("env"), args)
+        } else {
+            (spec.program.clone(), spec.args.clone())
+        };
+        let mut argv = self.plan(&program, &args)?.into_iter();
+        let launcher = ProgramSpec {
+            program: argv.next().unwrap_or_default(),
+            args: argv.collect(),
+            // A custom launcher may keep the environment: it gets the
+            // changes itself.
+            env_clear: custom && spec.env_clear,
+            env: if custom { spec.env.clone() } else { Default::default() },
+            cwd: spec.cwd.clone(),
+        };
+        Ok(Some(Launched { spec: launcher, detection }))
+    }
 }
 
 #[cfg(test)]

@@ -77,9 +77,7 @@
 //! as the program sees it after changing directory; on Windows it is taken
 //! from the caller's directory, as `CreateProcessW` does.
 
-#![cfg_attr(not(unix), allow(unused))]
 #![deny(missing_docs)]
-#![deny(unsafe_op_in_unsafe_fn)]
 
 mod channel;
 mod child;
@@ -87,76 +85,22 @@ mod command;
 mod error;
 mod exit;
 mod launcher;
+mod link;
+pub mod mechanisms;
+mod options;
 pub mod protocol;
 pub mod shim;
+mod spawn;
 mod spec;
 mod sys;
 
 pub use channel::{Channel, ChannelKind, ChildEnd, ReadHalf, WriteHalf};
 pub use child::{Child, ChildStderr};
-pub use command::{Command, ExitDetection, ShimChoice, ShimMode, Stderr};
+pub use command::Command;
 pub use error::{Error, ErrorKind, Result};
-pub use exit::{Detection, Exit, ExitStatus};
+pub use exit::{Detection, Exit, ExitDetection, ExitStatus};
 pub use launcher::{Capabilities, Engine, Launcher, sh_quote};
-
-/// Which OS mechanisms this build uses, and platform facts, for
-/// diagnostics (`umbilical doctor`).
-pub mod mechanisms {
-    /// One entry of the Winsock catalogue.
-    #[cfg(windows)]
-    #[derive(Debug, Clone)]
-    pub struct WinsockProvider {
-        /// The provider's protocol name.
-        pub name: String,
-        /// The catalogue entry id.
-        pub catalog_entry_id: u32,
-        /// Whether its sockets are real IFS handles (`XP1_IFS_HANDLES`). A
-        /// provider without it is a non-IFS Layered Service Provider (or
-        /// sits on one): its sockets cannot be used through an inherited
-        /// handle.
-        pub ifs_handles: bool,
-        /// Length of the protocol chain: 0 layered, 1 base, more for a
-        /// chain.
-        pub chain_len: i32,
-    }
-
-    /// The Winsock catalogue (`WSCEnumProtocols`). Providers without
-    /// `XP1_IFS_HANDLES` are non-IFS Layered Service Providers: the reason
-    /// umbilical never gives a child a socket on Windows.
-    #[cfg(windows)]
-    pub fn winsock_catalog() -> std::io::Result<Vec<WinsockProvider>> {
-        crate::sys::winsock_catalog()
-    }
-
-    /// Whether this is Wine rather than Windows (used only to report, and to
-    /// skip visibly the checks Wine cannot honour).
-    #[cfg(windows)]
-    pub fn is_wine() -> bool {
-        crate::sys::is_wine()
-    }
-
-    /// The Windows version, `major.minor.build`.
-    #[cfg(windows)]
-    pub fn windows_version() -> String {
-        crate::sys::os_version()
-    }
-
-    /// How programs are started here, e.g. `"posix_spawn (addclosefrom_np)"`.
-    pub fn spawn() -> &'static str {
-        crate::sys::spawn_mechanism()
-    }
-
-    /// How exits are observed here, e.g. `"pidfd (pidfd_open + waitid P_PIDFD)"`.
-    pub fn exit() -> &'static str {
-        crate::sys::exit_mechanism()
-    }
-
-    /// How the shim's connection back is authenticated here, or why the
-    /// shim is unavailable (it starts with `"unavailable"`).
-    pub fn shim_auth() -> &'static str {
-        crate::sys::shim_auth_mechanism()
-    }
-}
+pub use options::{ShimChoice, ShimMode, Stderr};
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

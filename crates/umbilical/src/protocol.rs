@@ -439,6 +439,38 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
     Ok(Some((msg, HEADER_LEN + len)))
 }
 
+/// Sends one message. On Unix the stream is std's `UnixStream`, whose
+/// writes carry `MSG_NOSIGNAL` (std documents it): a vanished peer is
+/// `BrokenPipe`, never a SIGPIPE, also in a host whose SIGPIPE is at its
+/// default (tested: `peer_cpython::sigpipe_default_host_dead_shim`).
+pub(crate) fn send(stream: &mut impl std::io::Write, msg: &Message) -> std::io::Result<()> {
+    let frame = try_encode(msg).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    stream.write_all(&frame)
+}
+
+/// Reads one message; `buf` keeps bytes that belong to the next one.
+pub(crate) fn recv(stream: &mut impl std::io::Read, buf: &mut Vec<u8>) -> std::io::Result<Message> {
+    loop {
+        match decode(buf) {
+            Ok(Some((msg, used))) => {
+                buf.drain(..used);
+                return Ok(msg);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
+        // Read straight into `buf`, in steps large enough that a request
+        // of several mebibytes of arguments takes few reads.
+        let start = buf.len();
+        buf.resize(start + 64 * 1024, 0);
+        let n = stream.read(&mut buf[start..]);
+        buf.truncate(start + *n.as_ref().unwrap_or(&0));
+        if n? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the control stream closed"));
+        }
+    }
+}
+
 /// A cursor over a payload; every read is bounds-checked.
 struct Reader<'a>(&'a [u8]);
 

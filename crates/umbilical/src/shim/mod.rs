@@ -32,14 +32,18 @@
 //! any binary of yours that calls [`run_if_invoked`] first thing in `main`.
 
 use std::ffi::OsStr;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::child::Child;
 use crate::error::{Error, ErrorKind};
 use crate::exit::ExitStatus;
-use crate::protocol::{self, Message, WireStatus};
+use crate::launcher::Launcher;
+use crate::link::Link;
+use crate::options::{Options, ShimChoice, ShimMode};
+use crate::protocol::{self, Message, WireStatus, recv, send};
 use crate::spec::ProgramSpec;
 use crate::sys;
 
@@ -47,15 +51,11 @@ use crate::sys;
 mod unix;
 #[cfg(unix)]
 use unix as os;
-#[cfg(unix)]
-pub(crate) use unix::connect;
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 use windows as os;
-#[cfg(windows)]
-pub(crate) use windows::{ShimStdio, connect};
 
 /// The argument that marks a shim invocation.
 pub const SHIM_ARG: &str = "shim";
@@ -96,38 +96,6 @@ pub fn serve(path: &Path) -> i32 {
     }
 }
 
-/// Sends one message. On Unix the stream is std's `UnixStream`, whose
-/// writes carry `MSG_NOSIGNAL` (std documents it): a vanished peer is
-/// `BrokenPipe`, never a SIGPIPE, also in a host whose SIGPIPE is at its
-/// default (tested: `peer_cpython::sigpipe_default_host_dead_shim`).
-pub(crate) fn send(stream: &mut impl Write, msg: &Message) -> io::Result<()> {
-    let frame = protocol::try_encode(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    stream.write_all(&frame)
-}
-
-/// Reads one message; `buf` keeps bytes that belong to the next one.
-pub(crate) fn recv(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Message> {
-    loop {
-        match protocol::decode(buf) {
-            Ok(Some((msg, used))) => {
-                buf.drain(..used);
-                return Ok(msg);
-            }
-            Ok(None) => {}
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-        }
-        // Read straight into `buf`, in steps large enough that a request
-        // of several mebibytes of arguments takes few reads.
-        let start = buf.len();
-        buf.resize(start + 64 * 1024, 0);
-        let n = stream.read(&mut buf[start..]);
-        buf.truncate(start + *n.as_ref().unwrap_or(&0));
-        if n? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the control stream closed"));
-        }
-    }
-}
-
 /// How long one connection may take to say hello before it is refused
 /// (a stranger that connects and stays silent must not block the parent).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -137,24 +105,40 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 /// at once: a parent that stopped answering must not keep the shim.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How long the parent waits, by default, for the shim to connect and
-/// report ([`Command::connect_timeout`](crate::Command::connect_timeout)).
-pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Whether to use the shim with these options, and why (see
+/// [`Command::shim_choice`](crate::Command::shim_choice)).
+pub(crate) fn choose(opts: &Options) -> ShimChoice {
+    let chosen = |used: bool, reason: &str| ShimChoice { used, reason: reason.to_string() };
+    match opts.shim {
+        ShimMode::On => return chosen(true, "asked for"),
+        ShimMode::Off if opts.launcher == Launcher::RunAs => return chosen(true, "runas always uses it"),
+        ShimMode::Off => return chosen(false, "not asked for"),
+        ShimMode::Auto => {}
+    }
+    match &opts.launcher {
+        Launcher::Direct => chosen(false, "no launcher: the program's status is exact without it"),
+        Launcher::RunAs => chosen(true, "runas always uses it"),
+        Launcher::ContainerExec { .. } => chosen(false, "container exec forwards no socket back to the rendezvous"),
+        Launcher::Custom { .. } => chosen(false, "a custom launcher may not run it"),
+        Launcher::Ssh { .. } => chosen(true, "through ssh"),
+        other => {
+            let path = match opts.shim_program() {
+                Ok(path) => path,
+                Err(e) => return ShimChoice { used: false, reason: e.to_string() },
+            };
+            match sys::can_execute_as(&path, other.target_user()) {
+                Ok(()) => ShimChoice { used: true, reason: format!("through {}", other.name()) },
+                Err(why) => ShimChoice { used: false, reason: why },
+            }
+        }
+    }
+}
 
-/// How long, by default, the shim lets the program react to SIGTERM when
-/// the caller is gone before it sends SIGKILL
-/// ([`Command::caller_gone_grace`](crate::Command::caller_gone_grace)).
-pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-
-/// Bytes of the token the parent writes into the channel (Unix): the first
-/// half is the shim's proof to the parent, the second the parent's proof to
-/// the shim.
-pub(crate) const TOKEN_LEN: usize = 32;
-const PROOF_LEN: usize = TOKEN_LEN / 2;
-
-/// Compares secrets in time that does not depend on where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Starts the program through the shim: the launcher (or nothing, or
+/// Windows elevation) starts the shim, which connects back, is
+/// authenticated, and starts the program on the channel.
+pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
+    os::spawn(spec, opts)
 }
 
 /// The spawn request for `spec`, with strings in the OS's wire form.
@@ -179,7 +163,7 @@ struct Requested {
 }
 
 /// Reads the spawn request (the shim's side).
-fn read_request(stream: &mut os::Control, buf: &mut Vec<u8>) -> io::Result<Requested> {
+fn read_request(stream: &mut sys::ControlStream, buf: &mut Vec<u8>) -> io::Result<Requested> {
     let Message::SpawnRequest { program, args, env_clear, env, cwd, process_group, grace_ms } = recv(stream, buf)?
     else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a spawn request"));
@@ -252,7 +236,12 @@ fn report_spawn_failure(stream: &mut impl Write, e: sys::SpawnError) -> io::Resu
 /// When the control stream drops without a detach (the caller died, the
 /// ssh connection broke), end the program: SIGTERM (Windows: terminate),
 /// `grace`, SIGKILL. Returns the shim's exit code.
-fn supervise(mut stream: os::Control, mut buf: Vec<u8>, process: sys::Process, grace: Duration) -> io::Result<i32> {
+fn supervise(
+    mut stream: sys::ControlStream,
+    mut buf: Vec<u8>,
+    process: sys::Process,
+    grace: Duration,
+) -> io::Result<i32> {
     let pid = process.pid();
     let process = Arc::new(process);
     let ended = Arc::new((Mutex::new(false), Condvar::new()));
@@ -282,7 +271,7 @@ fn supervise(mut stream: os::Control, mut buf: Vec<u8>, process: sys::Process, g
                 while let Ok(msg) = recv(&mut control, &mut pending) {
                     match msg {
                         Message::Kill { signal } => {
-                            let _ = os::kill_program(&process, signal);
+                            let _ = process.signal_or_terminate(signal);
                         }
                         Message::Detach => detached = true,
                         _ => {}
@@ -297,7 +286,7 @@ fn supervise(mut stream: os::Control, mut buf: Vec<u8>, process: sys::Process, g
     if std::thread::Builder::new().name("umbilical-shim-control".into()).stack_size(64 * 1024).spawn(watcher).is_err() {
         // Without a thread nobody could stop the program for the caller:
         // stop it now rather than let it run unsupervised.
-        let _ = os::kill_program(&process, KILL);
+        let _ = process.signal_or_terminate(KILL);
     }
     let status = process.wait()?;
     {
@@ -329,47 +318,16 @@ fn end_orphan(process: &sys::Process, ended: &(Mutex<bool>, Condvar), grace: Dur
     if *done {
         return;
     }
-    let _ = os::kill_program(process, TERM);
+    let _ = process.signal_or_terminate(TERM);
     let limit = Instant::now() + grace;
     while !*done {
         let left = limit.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let _ = os::kill_program(process, KILL);
+            let _ = process.signal_or_terminate(KILL);
             return;
         }
         done = cvar.wait_timeout(done, left).unwrap_or_else(|e| e.into_inner()).0;
     }
-}
-
-/// The parent's live connection to a shim.
-///
-/// A thread reads the control stream as messages come, records the
-/// shim's report and closes the stream at once: a launcher such as ssh
-/// keeps the channel open until that connection is closed on our side, so
-/// a caller reading the channel to EOF before calling `wait()` must not
-/// depend on `wait()` to close it.
-///
-/// Dropping the link closes the stream: the shim then ends the program
-/// unless [`Link::detach`] was sent first.
-pub(crate) struct Link {
-    writer: os::Control,
-    /// The program's pid, as the shim reported it.
-    pub(crate) pid: u32,
-    /// Our own handle on the program, if the OS let us open one.
-    own: Option<Arc<os::Own>>,
-    ended: Arc<(Mutex<Option<Ended>>, Condvar)>,
-    /// A detach was sent.
-    detached: bool,
-}
-
-/// What ended a wait on the shim.
-#[derive(Clone, Copy)]
-pub(crate) enum Ended {
-    /// The shim reported the program's status.
-    Reported(ExitStatus),
-    /// The shim died first; the program is gone too (seen through our own
-    /// handle on it where we have one), its status lost.
-    ProgramGone,
 }
 
 /// What the parent's side of a connection needs besides the stream.
@@ -392,13 +350,13 @@ pub(crate) struct Handshake<'a> {
 /// (Windows: the pipes' client), opens our own handle on the program while
 /// the shim still holds it (unless remote), and starts the link thread.
 fn finish_connect(
-    mut stream: os::Control,
+    mut stream: sys::ControlStream,
     mut buf: Vec<u8>,
     hs: Handshake<'_>,
     opened: impl FnOnce(u32) -> Result<(), Error>,
 ) -> Result<Link, Error> {
     let launcher = hs.launcher;
-    os::set_read_deadline(&mut stream, Some(hs.deadline));
+    stream.set_read_deadline(Some(hs.deadline));
     send(&mut stream, &hs.request).map_err(link_error(launcher, "sending the request"))?;
     if let Some(extra) = &hs.extra {
         send(&mut stream, extra).map_err(link_error(launcher, "sending the pipe names"))?;
@@ -417,48 +375,12 @@ fn finish_connect(
     // Open our own handle while the shim keeps the program unwaited-for,
     // then let it go on. Where the OS refuses, exit detection relies on
     // the shim.
-    let own = if hs.remote { None } else { os::open_own(pid).map(Arc::new) };
+    let own = if hs.remote { None } else { sys::OtherProcess::open(pid) };
     send(&mut stream, &Message::PidConfirmed).map_err(link_error(launcher, "confirming the pid"))?;
-    os::set_read_deadline(&mut stream, None);
-    let ended = Arc::new((Mutex::new(None), Condvar::new()));
-    let writer = stream.try_clone().map_err(link_error(launcher, "cloning the control stream"))?;
-    let state = ended.clone();
-    let watch = own.clone();
-    std::thread::Builder::new()
-        .name("umbilical-shim-link".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let result = loop {
-                match recv(&mut stream, &mut buf) {
-                    Ok(Message::Exited { status }) => {
-                        break Ended::Reported(match status {
-                            WireStatus::Exited(c) => ExitStatus::Exited(c),
-                            WireStatus::Signaled(s) => ExitStatus::Signaled(s),
-                        });
-                    }
-                    Ok(_) => continue,
-                    Err(_) => {
-                        // The shim died without reporting: wait for the
-                        // program itself if we hold it.
-                        if let Some(own) = &watch {
-                            os::wait_own(own);
-                        }
-                        break Ended::ProgramGone;
-                    }
-                }
-            };
-            // Close what this thread holds before publishing the end, so a
-            // caller that saw the end sees no descriptor of ours left.
-            os::close(stream);
-            drop(watch);
-            let (lock, cvar) = &*state;
-            *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-            cvar.notify_all();
-        })
-        .map_err(|e| {
-            Error::new(ErrorKind::ShimFailed, format!("{launcher}: cannot start the link thread: {e}"), Some(e))
-        })?;
-    Ok(Link { writer, pid, own, ended, detached: false })
+    stream.set_read_deadline(None);
+    Link::start(stream, buf, pid, own).map_err(|e| {
+        Error::new(ErrorKind::ShimFailed, format!("{launcher}: cannot start the link thread: {e}"), Some(e))
+    })
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -467,68 +389,4 @@ fn is_timeout(e: &io::Error) -> bool {
 
 fn timed_out(launcher: &str, what: &str) -> Error {
     Error::new(ErrorKind::TimedOut, format!("{launcher}: {what} within the connect timeout"), None)
-}
-
-impl Link {
-    /// Waits for the shim's report until `deadline`; `Ok(None)` on timeout.
-    pub(crate) fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Option<Ended>> {
-        let (lock, cvar) = &*self.ended;
-        let mut ended = lock.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(e) = *ended {
-                return Ok(Some(e));
-            }
-            match deadline {
-                None => ended = cvar.wait(ended).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    ended = cvar.wait_timeout(ended, left).unwrap_or_else(|e| e.into_inner()).0;
-                }
-            }
-        }
-    }
-
-    fn reported(&self) -> bool {
-        self.ended.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-    }
-
-    /// Asks the shim to signal (Windows: terminate) the program; falls back
-    /// to our own handle where that can kill. Nothing to do once the shim
-    /// has reported.
-    pub(crate) fn kill(&mut self, signal: i32) -> io::Result<()> {
-        if self.reported() {
-            return Ok(());
-        }
-        match send(&mut self.writer, &Message::Kill { signal }) {
-            Ok(()) => Ok(()),
-            Err(e) => match &self.own {
-                Some(own) => os::kill_own(own, signal).map_err(|_| e),
-                None => Err(e),
-            },
-        }
-    }
-
-    /// Tells the shim that the caller lets the program run on: closing the
-    /// link after this does not end it.
-    pub(crate) fn detach(&mut self) {
-        if !self.reported() {
-            self.detached = send(&mut self.writer, &Message::Detach).is_ok();
-        }
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        // The link thread holds the stream too: shut it down for both, so
-        // the shim sees the caller go now, not when this process exits.
-        // Where that discards what the shim has not read yet (Windows), a
-        // detach must reach it first: the stream then closes with this
-        // process.
-        if !(self.detached && os::SHUTDOWN_DISCARDS_UNREAD) {
-            os::shutdown(&self.writer);
-        }
-    }
 }

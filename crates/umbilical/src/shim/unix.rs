@@ -14,19 +14,33 @@ use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    HELLO_TIMEOUT, Handshake, Link, PROOF_LEN, STEP_TIMEOUT, TOKEN_LEN, check_cwd, finish_connect, link_error,
-    read_request, recv, report_spawn_failure, same_secret, send, supervise, timed_out,
+    HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, check_cwd, finish_connect, link_error, read_request, report_spawn_failure,
+    supervise, timed_out,
 };
 use crate::child::Child;
 use crate::error::{Error, ErrorKind};
-use crate::exit::ExitStatus;
-use crate::protocol::Message;
+use crate::exit::{ExitDetection, ExitStatus};
+use crate::launcher::{Capabilities, Launcher};
+use crate::link::Link;
+use crate::options::Options;
+use crate::protocol::{Message, recv, send};
+use crate::spec::ProgramSpec;
 use crate::sys;
+
+/// Bytes of the token the parent writes into the channel (Unix): the first
+/// half is the shim's proof to the parent, the second the parent's proof to
+/// the shim.
+const TOKEN_LEN: usize = 32;
+const PROOF_LEN: usize = TOKEN_LEN / 2;
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 pub(super) fn to_wire(s: &OsStr) -> Vec<u8> {
     s.as_bytes().to_vec()
@@ -37,7 +51,7 @@ pub(super) fn from_wire(b: &[u8]) -> io::Result<OsString> {
 }
 
 pub(super) fn serve(path: &Path) -> io::Result<i32> {
-    let mut stream = UnixStream::connect(path)?;
+    let mut stream = sys::ControlStream::connect(path)?;
     // Once connected the path is no longer needed. Through ssh it is a
     // socket that sshd made on this host, and nothing else would remove it
     // (the parent removes its own).
@@ -49,7 +63,7 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     let mut token = [0u8; TOKEN_LEN];
     sys::read_exact_until(&stdin, &mut token, Instant::now() + STEP_TIMEOUT)?;
     send(&mut stream, &Message::Hello { shim_pid: std::process::id(), token: token[..PROOF_LEN].to_vec() })?;
-    stream.set_read_timeout(Some(STEP_TIMEOUT))?;
+    stream.set_read_deadline(Some(Instant::now() + STEP_TIMEOUT));
     let mut buf = Vec::new();
     match recv(&mut stream, &mut buf)? {
         Message::Welcome { token: proof } if same_secret(&proof, &token[PROOF_LEN..]) => {}
@@ -62,7 +76,7 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
         other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a welcome, got {other:?}"))),
     }
     let requested = read_request(&mut stream, &mut buf)?;
-    stream.set_read_timeout(None)?;
+    stream.set_read_deadline(None);
     let spec = &requested.spec;
     if let Some(code) = check_cwd(&mut stream, spec.cwd.as_deref())? {
         return Ok(code);
@@ -70,11 +84,7 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     // The channel arrived as our own stdin/stdout, through the launcher.
     let stdout = io::stdout().as_fd().try_clone_to_owned()?;
     let request = sys::Request {
-        program: &spec.program,
-        args: &spec.args,
-        env_clear: spec.env_clear,
-        env: &spec.env,
-        cwd: spec.cwd.as_deref(),
+        spec,
         stdin: &stdin,
         stdout: &stdout,
         stderr: sys::StderrTarget::Inherit,
@@ -97,8 +107,8 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
 /// the ancestry; it sends back the token's first half), proves itself with
 /// the second half, and sends the request. While waiting, the launcher's
 /// end (then it refused, or the shim failed to start) ends the wait.
-pub(crate) fn connect(
-    rendezvous: &sys::Rendezvous,
+fn connect(
+    rendezvous: &mut sys::Rendezvous,
     hs: Handshake<'_>,
     launcher_pid: u32,
     detaches: bool,
@@ -110,7 +120,7 @@ pub(crate) fn connect(
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot make the shim's token: {e}"), Some(e)))?;
     let mut token_sent = false;
     let mut refused = 0;
-    let (stream, buf) = loop {
+    let (mut stream, buf) = loop {
         let mut ended = None;
         let candidate = rendezvous
             .accept_from(
@@ -153,12 +163,14 @@ pub(crate) fn connect(
         // and the real shim still finds the one copy.
         if !token_sent {
             token_sent = true;
+            // A failed write means the launcher is gone with its end of
+            // the channel: no shim can say hello, and the wait below ends
+            // with the launcher's exit.
             if let Some(channel) = child.channel() {
                 let _ = channel.write_all(&token);
             }
         }
-        let left = hs.deadline.saturating_duration_since(Instant::now());
-        stream.set_read_timeout(Some(HELLO_TIMEOUT.min(left).max(Duration::from_millis(1)))).ok();
+        stream.set_read_deadline(Some((Instant::now() + HELLO_TIMEOUT).min(hs.deadline)));
         let mut buf = Vec::new();
         match recv(&mut stream, &mut buf) {
             Ok(Message::Hello { token: t, .. }) if same_secret(&t, &token[..PROOF_LEN]) => break (stream, buf),
@@ -176,74 +188,95 @@ pub(crate) fn connect(
             Err(_) => refused += 1,
         }
     };
-    let mut stream = stream;
     send(&mut stream, &Message::Welcome { token: token[PROOF_LEN..].to_vec() })
         .map_err(link_error(launcher, "answering the shim's hello"))?;
     finish_connect(stream, buf, hs, |_| Ok(()))
 }
 
-/// The control stream.
-pub(super) type Control = UnixStream;
-
-pub(super) fn set_read_deadline(stream: &mut UnixStream, deadline: Option<Instant>) {
-    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
-    let _ = stream.set_read_timeout(timeout);
-}
-
-pub(super) fn close(stream: UnixStream) {
-    shutdown(&stream);
-}
-
-/// `shutdown` keeps what the peer has not read yet.
-pub(super) const SHUTDOWN_DISCARDS_UNREAD: bool = false;
-
-/// Ends the stream for every holder (the link thread holds a clone).
-pub(super) fn shutdown(stream: &UnixStream) {
-    let _ = stream.shutdown(std::net::Shutdown::Both);
-}
-
-/// Our own handle on the program: a pidfd on Linux; nothing elsewhere
-/// (kqueue can watch a pid but not hold it against reuse).
-#[cfg(target_os = "linux")]
-pub(super) type Own = std::os::fd::OwnedFd;
-#[cfg(not(target_os = "linux"))]
-pub(super) type Own = std::convert::Infallible;
-
-#[cfg(target_os = "linux")]
-pub(super) fn open_own(pid: u32) -> Option<Own> {
-    let pid = rustix::process::Pid::from_raw(pid as i32)?;
-    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(super) fn open_own(_pid: u32) -> Option<Own> {
-    None
-}
-
-#[cfg(target_os = "linux")]
-pub(super) fn wait_own(own: &Own) {
-    use std::os::fd::AsFd;
-    let _ = sys::wait_readable(own.as_fd());
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(super) fn wait_own(own: &Own) {
-    match *own {}
-}
-
-#[cfg(target_os = "linux")]
-pub(super) fn kill_own(own: &Own, signal: i32) -> io::Result<()> {
-    let sig = rustix::process::Signal::from_named_raw(signal)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("unknown signal {signal}")))?;
-    rustix::process::pidfd_send_signal(own, sig).map_err(Into::into)
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(super) fn kill_own(own: &Own, _signal: i32) -> io::Result<()> {
-    match *own {}
-}
-
-/// The shim's side of a kill request.
-pub(super) fn kill_program(process: &sys::Process, signal: i32) -> io::Result<()> {
-    process.signal_raw(signal)
+/// Starts the launcher with the shim as its program, and drives the shim
+/// up to `spawned`.
+pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
+    let fail = |kind, what: &str, source| Error::cannot_start(&spec.program, kind, what, source);
+    let launcher = opts.launcher.name();
+    if opts.launcher == Launcher::RunAs {
+        return Err(fail(ErrorKind::InvalidInput, "runas (UAC elevation) exists only on Windows", None));
+    }
+    if matches!(opts.launcher, Launcher::ContainerExec { .. }) {
+        let what = format!(
+            "the shim cannot reach the rendezvous from inside a container ({launcher} exec forwards no socket); \
+             without the shim, {launcher} exec already returns the program's status"
+        );
+        return Err(fail(ErrorKind::InvalidInput, &what, None));
+    }
+    let deadline = Instant::now() + opts.connect_timeout;
+    let shim_path = opts.shim_program()?;
+    let mut rendezvous = sys::Rendezvous::create(opts.launcher.target_user())
+        .map_err(|e| fail(ErrorKind::Io, &format!("cannot create the rendezvous: {e}"), Some(e)))?;
+    // The shim reports the program's end, so the launcher process is only
+    // reaped: a detaching one is started as if it did not detach.
+    let detaches = opts.launcher.capabilities().detaches;
+    // Through ssh the shim runs on the far host: ssh forwards a fresh
+    // socket there to our rendezvous (its local end is the ssh client, our
+    // launcher), and the shim is told the far path.
+    let mut shim_rendezvous = rendezvous.path().into_os_string();
+    let outer_launcher = match &opts.launcher {
+        Launcher::Custom { prefix, capabilities } => {
+            Launcher::Custom { prefix: prefix.clone(), capabilities: Capabilities { detaches: false, ..*capabilities } }
+        }
+        Launcher::Ssh { destination, port, options } => {
+            let random = sys::random_token::<16>()
+                .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the far socket: {e}"), Some(e)))?;
+            let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            let far = format!("/tmp/umbilical-{name}.sock");
+            let mut options = options.clone();
+            options.extend(["-o".into(), "ExitOnForwardFailure=yes".into(), "-R".into()]);
+            options.push(format!("{far}:{}", rendezvous.path().display()));
+            shim_rendezvous = far.into();
+            Launcher::Ssh { destination: destination.clone(), port: *port, options }
+        }
+        other => other.clone(),
+    };
+    let outer_spec = ProgramSpec {
+        program: shim_path.clone().into_os_string(),
+        args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), shim_rendezvous],
+        ..ProgramSpec::default()
+    };
+    let outer_opts = Options {
+        stderr: opts.stderr,
+        kind: opts.kind,
+        launcher: outer_launcher,
+        detection: ExitDetection::Process,
+        ..Options::default()
+    };
+    let mut child = crate::spawn::spawn(&outer_spec, &outer_opts)?;
+    let launcher_pid = child.id().unwrap_or(0);
+    let handshake = Handshake {
+        launcher: &launcher,
+        deadline,
+        request: super::request(spec, opts.process_group, opts.caller_gone_grace),
+        extra: None,
+        remote: matches!(opts.launcher, Launcher::Ssh { .. }),
+    };
+    let link = connect(&mut rendezvous, handshake, launcher_pid, detaches, &mut child, &shim_path);
+    drop(rendezvous);
+    match link {
+        Ok(link) => Ok(child.into_shim(link, opts.kill_on_drop)),
+        Err(e) => {
+            // The shim exits on its own after reporting a failure; a hung
+            // one (or any, once the time is up) is stopped. Either way it
+            // is reaped here, not later.
+            if e.kind() == ErrorKind::TimedOut || !matches!(child.wait_timeout(Duration::from_secs(2)), Ok(Some(_))) {
+                // SIGTERM first: sudo, doas and ssh pass it on to what they
+                // started (SIGKILL would orphan it), and SIGCONT wakes a
+                // launcher stopped with its stopped shim.
+                let _ = child.terminate();
+                let _ = child.signal(sys::CONTINUE_SIGNAL);
+                if !matches!(child.wait_timeout(Duration::from_millis(500)), Ok(Some(_))) {
+                    let _ = child.kill();
+                    let _ = child.wait_timeout(Duration::from_secs(2));
+                }
+            }
+            Err(Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))
+        }
+    }
 }

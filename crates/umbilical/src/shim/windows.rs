@@ -11,16 +11,22 @@ use std::io;
 use std::os::windows::ffi::{OsStrExt, OsStringExt};
 use std::os::windows::io::OwnedHandle;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{
-    HELLO_TIMEOUT, Handshake, Link, STEP_TIMEOUT, check_cwd, finish_connect, link_error, read_request, recv,
-    report_spawn_failure, send, supervise, timed_out,
+    HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, check_cwd, finish_connect, link_error, read_request, report_spawn_failure,
+    supervise, timed_out,
 };
+use crate::channel::Channel;
+use crate::child::{Child, ChildStderr};
 use crate::error::{Error, ErrorKind};
-use crate::exit::ExitStatus;
-use crate::protocol::{Message, WireStderr};
-use crate::sys::{self, Direction};
+use crate::exit::{Detection, ExitStatus};
+use crate::launcher::Launcher;
+use crate::link::Link;
+use crate::options::{Options, Stderr};
+use crate::protocol::{Message, WireStderr, recv, send};
+use crate::spec::ProgramSpec;
+use crate::sys::{self, Direction, StderrTarget};
 
 pub(super) fn to_wire(s: &OsStr) -> Vec<u8> {
     s.encode_wide().flat_map(u16::to_le_bytes).collect()
@@ -40,7 +46,7 @@ fn wide_name(b: &[u8]) -> io::Result<Vec<u16>> {
 
 pub(super) fn serve(path: &Path) -> io::Result<i32> {
     let deadline = Instant::now() + STEP_TIMEOUT;
-    let mut stream = sys::ControlPipe::connect(path, deadline)?;
+    let mut stream = sys::ControlStream::connect(path, deadline)?;
     // No token: the parent authenticates us by our pid, which it knows
     // from the handle it got when it started us, and no one but the parent
     // can hold the one-instance pipe we connected to.
@@ -84,12 +90,9 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
         Ok(handles) => handles,
         Err(e) => return report_spawn_failure(&mut stream, e),
     };
+    let program = crate::spec::ProgramSpec { cwd, ..spec.clone() };
     let request = sys::Request {
-        program: &spec.program,
-        args: &spec.args,
-        env_clear: spec.env_clear,
-        env: &spec.env,
-        cwd: cwd.as_deref(),
+        spec: &program,
         stdin: &stdin,
         stdout: &stdout,
         stderr: match (&stderr, &stderr_pipe) {
@@ -100,7 +103,7 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
         },
         lifeline: None,
         force_fork: false,
-        process_group: false,
+        process_group: requested.process_group,
         no_window: false,
         kill_on_close_job: false,
     };
@@ -140,7 +143,7 @@ impl ShimStdio {
 /// The parent's side up to `spawned`: waits for the client whose pid is
 /// `shim_pid`, sends the request and the pipe names, and checks that the
 /// shim itself opened every pipe.
-pub(crate) fn connect(
+fn connect(
     rendezvous: &mut sys::Rendezvous,
     mut hs: Handshake<'_>,
     shim_pid: u32,
@@ -153,7 +156,7 @@ pub(crate) fn connect(
     let mut ended = None;
     let stream = rendezvous
         .accept_from(
-            shim_pid,
+            Some(shim_pid),
             deadline,
             || {
                 ended = shim_done();
@@ -204,43 +207,126 @@ pub(crate) fn connect(
     finish_connect(stream, buf, hs, opened)
 }
 
-/// The control stream.
-pub(super) type Control = sys::ControlPipe;
-
-pub(super) fn set_read_deadline(stream: &mut Control, deadline: Option<Instant>) {
-    stream.set_read_deadline(deadline);
-}
-
-pub(super) fn close(stream: Control) {
-    drop(stream);
-}
-
-/// `DisconnectNamedPipe` discards what the shim has not read yet.
-pub(super) const SHUTDOWN_DISCARDS_UNREAD: bool = true;
-
-/// Ends the stream for every holder (the link thread holds a clone): the
-/// shim sees the caller go.
-pub(super) fn shutdown(stream: &Control) {
-    stream.disconnect();
-}
-
-/// Our own handle on the program: opened with `SYNCHRONIZE |
-/// PROCESS_QUERY_LIMITED_INFORMATION`, enough to wait, not to terminate.
-pub(super) type Own = sys::Process;
-
-pub(super) fn open_own(pid: u32) -> Option<Own> {
-    sys::Process::open(pid)
-}
-
-pub(super) fn wait_own(own: &Own) {
-    let _ = own.wait();
-}
-
-pub(super) fn kill_own(own: &Own, _signal: i32) -> io::Result<()> {
-    own.kill()
-}
-
-/// The shim's side of a kill request: `TerminateProcess`, exit code 1.
-pub(super) fn kill_program(process: &sys::Process, _signal: i32) -> io::Result<()> {
-    process.kill()
+pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
+    let launcher = opts.launcher.name();
+    let fail = |kind: ErrorKind, what: String, source: Option<io::Error>| {
+        Error::cannot_start(&spec.program, kind, &what, source)
+    };
+    let elevated = match &opts.launcher {
+        Launcher::Direct => false,
+        Launcher::RunAs => true,
+        other => {
+            let what = format!("on Windows the shim runs directly or through runas, not through {}", other.name());
+            return Err(fail(ErrorKind::InvalidInput, what, None));
+        }
+    };
+    let deadline = Instant::now() + opts.connect_timeout;
+    let shim_path = opts.shim_program()?;
+    let io_fail = |what: &'static str| move |e: io::Error| fail(ErrorKind::Io, what.into(), Some(e));
+    let mut rendezvous = sys::Rendezvous::create(None).map_err(io_fail("cannot create the rendezvous"))?;
+    let stdin = sys::pipe_server(Direction::Outbound).map_err(io_fail("cannot create the channel"))?;
+    let stdout = sys::pipe_server(Direction::Inbound).map_err(io_fail("cannot create the channel"))?;
+    // An elevated shim inherits nothing, not even our stderr: with
+    // `Inherit` the program's stderr comes back through a pipe and a
+    // thread copies it to ours.
+    let relay = elevated && opts.stderr == Stderr::Inherit;
+    let (stderr, stderr_pipe) = match opts.stderr {
+        Stderr::Piped => (WireStderr::Inherit, Some(Direction::Inbound)),
+        Stderr::Inherit if relay => (WireStderr::Inherit, Some(Direction::Inbound)),
+        Stderr::Inherit => (WireStderr::Inherit, None),
+        Stderr::Null => (WireStderr::Null, None),
+        Stderr::Merge => (WireStderr::Merge, None),
+    };
+    let stderr_pipe = match stderr_pipe {
+        Some(d) => Some(sys::pipe_server(d).map_err(io_fail("cannot create the stderr pipe"))?),
+        None => None,
+    };
+    let stdio = ShimStdio { stdin, stdout, stderr, stderr_pipe };
+    // The rendezvous name is not a secret (the shim's pid is the proof);
+    // it has no spaces or quotes to escape.
+    let rendezvous_name = rendezvous.path();
+    let mut params = OsString::from(super::SHIM_ARG);
+    params.push(" ");
+    params.push(super::RENDEZVOUS_FLAG);
+    params.push(" ");
+    params.push(rendezvous_name.as_os_str());
+    let process = if elevated {
+        sys::run_elevated(shim_path.as_os_str(), &params).map_err(|e| match e {
+            sys::ElevateError::Declined(e) => {
+                fail(ErrorKind::LauncherRefused, "through runas: the elevation was declined".into(), Some(e))
+            }
+            sys::ElevateError::Failed(e) => {
+                let what = format!("cannot start the shim {} elevated: {e}", shim_path.display());
+                fail(ErrorKind::ShimFailed, what, Some(e))
+            }
+        })?
+    } else {
+        let nul = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("NUL")
+            .map_err(io_fail("cannot open NUL for the shim"))?;
+        let nul = sys::Handle::from(nul);
+        let shim_spec = ProgramSpec {
+            program: shim_path.clone().into_os_string(),
+            args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), rendezvous_name.into_os_string()],
+            ..ProgramSpec::default()
+        };
+        let request = sys::Request {
+            spec: &shim_spec,
+            stdin: &nul,
+            stdout: &nul,
+            stderr: match opts.stderr {
+                Stderr::Null => StderrTarget::Null,
+                _ => StderrTarget::Inherit,
+            },
+            lifeline: None,
+            force_fork: false,
+            process_group: false,
+            no_window: opts.no_window,
+            kill_on_close_job: opts.kill_on_close_job,
+        };
+        sys::spawn(&request).map_err(|e| {
+            fail(ErrorKind::ShimFailed, format!("cannot start the shim {}: {}", shim_path.display(), e.what), e.source)
+        })?
+    };
+    let shim_pid = process.pid();
+    let handshake = Handshake {
+        launcher: &launcher,
+        deadline,
+        request: super::request(spec, opts.process_group, opts.caller_gone_grace),
+        extra: None,
+        remote: false,
+    };
+    let link = connect(&mut rendezvous, handshake, shim_pid, || process.try_wait().ok().flatten(), &stdio);
+    drop(rendezvous);
+    let link = match link {
+        Ok(link) => link,
+        Err(e) => {
+            // The shim exits on its own after reporting a failure; a hung
+            // one (or any, once the time is up) is killed.
+            let patience = if e.kind() == ErrorKind::TimedOut { Duration::ZERO } else { Duration::from_secs(2) };
+            if !matches!(process.wait_deadline(Some(Instant::now() + patience)), Ok(Some(_))) {
+                let _ = process.kill();
+            }
+            return Err(fail(e.kind(), e.to_string(), None));
+        }
+    };
+    let ShimStdio { stdin, stdout, stderr_pipe, .. } = stdio;
+    let channel = Channel::from_pipe_ends(stdout.1, stdin.1);
+    let stderr = match stderr_pipe {
+        Some((_, pipe)) if relay => {
+            let mut from = ChildStderr::new(pipe);
+            // Ends when the program and the shim have closed the pipe.
+            let _ = std::thread::Builder::new().name("umbilical-stderr-relay".into()).stack_size(64 * 1024).spawn(
+                move || {
+                    let _ = io::copy(&mut from, &mut io::stderr());
+                },
+            );
+            None
+        }
+        Some((_, pipe)) => Some(ChildStderr::new(pipe)),
+        None => None,
+    };
+    Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link, opts.kill_on_drop))
 }

@@ -1,5 +1,8 @@
 //! The only place with `unsafe` and OS calls. One module per OS family, with
-//! the same inner names, selected here and nowhere else.
+//! the same inner names, selected here and nowhere else. The contract below
+//! (the `const _` after the backend selection) names every item both backends must provide with its exact
+//! type, so a backend that drifts fails to compile (the Windows build runs
+//! under Wine in CI; macOS and FreeBSD are type-checked).
 //!
 //! What every backend provides:
 //! - `Handle`: an owned descriptor (Unix fd, Windows `HANDLE`);
@@ -10,12 +13,10 @@
 //! - `spawn(&Request) -> Process`, and `Process` to wait for and kill it;
 //! - `spawn_mechanism()`, `exit_mechanism()` for diagnostics.
 
-use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
 use std::io;
-use std::path::Path;
 
-use crate::ErrorKind;
+use crate::error::ErrorKind;
+use crate::spec::ProgramSpec;
 
 #[cfg(unix)]
 mod unix;
@@ -29,6 +30,54 @@ pub(crate) use windows::*;
 
 #[cfg(not(any(unix, windows)))]
 compile_error!("umbilical supports Unix (Linux, macOS, BSD) and Windows");
+
+/// The backend contract, checked by the compiler on every OS: each line
+/// coerces a backend item to the type every backend must give it.
+const _: () = {
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    use crate::exit::ExitStatus;
+
+    let _: bool = HAS_SOCKETS;
+    let _: bool = NEEDS_REAPING;
+    let _: bool = SHUTDOWN_DISCARDS_UNREAD;
+    let _: Option<i32> = TERMINATE_SIGNAL;
+    // The channel and the pipes.
+    let _: fn() -> io::Result<Pipes> = pipes;
+    let _: fn() -> io::Result<(Handle, Handle)> = inbound_pipe;
+    let _: fn(&Handle, &mut [u8]) -> io::Result<usize> = read;
+    let _: fn(&Handle, &[u8]) -> io::Result<usize> = write_pipe;
+    let _: fn(&Handle, Option<Instant>) -> io::Result<bool> = wait_eof;
+    let _: fn(&Handle, Option<Instant>) -> io::Result<bool> = wait_closed;
+    // Starting, waiting, stopping.
+    let _: fn(&Request<'_>) -> Result<Process, SpawnError> = spawn;
+    let _: fn(&Process) -> u32 = Process::pid;
+    let _: fn(&Process) -> bool = Process::leads_group;
+    let _: fn(&Process) -> io::Result<ExitStatus> = Process::wait;
+    let _: fn(&Process) -> io::Result<Option<ExitStatus>> = Process::try_wait;
+    let _: fn(&Process, Option<Instant>) -> io::Result<Option<ExitStatus>> = Process::wait_deadline;
+    let _: fn(&Process) -> io::Result<()> = Process::kill;
+    let _: fn(&Process, i32) -> io::Result<()> = Process::signal_raw;
+    let _: fn(&Process, i32) -> io::Result<()> = Process::signal_or_terminate;
+    let _: fn(u32) -> Option<OtherProcess> = OtherProcess::open;
+    let _: fn(&OtherProcess) = OtherProcess::wait;
+    let _: fn(&OtherProcess, i32) -> io::Result<()> = OtherProcess::kill;
+    // The shim's rendezvous and control stream.
+    let _: fn(Option<&str>) -> io::Result<Rendezvous> = Rendezvous::create;
+    let _: fn(&Rendezvous) -> PathBuf = Rendezvous::path;
+    type Accept =
+        fn(&mut Rendezvous, Option<u32>, Instant, fn() -> bool, &mut u32) -> io::Result<Option<ControlStream>>;
+    let _: Accept = Rendezvous::accept_from::<fn() -> bool>;
+    let _: fn(&ControlStream) -> io::Result<ControlStream> = ControlStream::try_clone;
+    let _: fn(&mut ControlStream, Option<Instant>) = ControlStream::set_read_deadline;
+    let _: fn(&ControlStream) = ControlStream::shutdown;
+    let _: fn(&Path, Option<&str>) -> Result<(), String> = can_execute_as;
+    // Diagnostics.
+    let _: fn() -> &'static str = spawn_mechanism;
+    let _: fn() -> &'static str = exit_mechanism;
+    let _: fn() -> &'static str = shim_auth_mechanism;
+};
 
 /// The parent's ends of a two-pipe channel and the child's.
 pub(crate) struct Pipes {
@@ -47,12 +96,8 @@ pub(crate) enum StderrTarget<'a> {
 
 /// Everything one spawn needs, in OS-neutral terms; each backend encodes it.
 pub(crate) struct Request<'a> {
-    pub program: &'a OsStr,
-    pub args: &'a [OsString],
-    pub env_clear: bool,
-    /// Changes on top of the parent's environment (`None`: remove).
-    pub env: &'a BTreeMap<OsString, Option<OsString>>,
-    pub cwd: Option<&'a Path>,
+    /// The program, its arguments, environment changes and directory.
+    pub spec: &'a ProgramSpec,
     pub stdin: &'a Handle,
     pub stdout: &'a Handle,
     pub stderr: StderrTarget<'a>,

@@ -3,6 +3,7 @@
 //! `waitpid`.
 
 mod access;
+mod control;
 mod fd;
 mod process;
 mod rendezvous;
@@ -11,12 +12,11 @@ mod spawn;
 mod wait;
 
 pub(crate) use access::can_execute_as;
+pub(crate) use control::{ControlStream, OtherProcess, SHUTDOWN_DISCARDS_UNREAD};
 pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
-#[cfg(target_os = "linux")]
-pub(crate) use wait::wait_readable;
 pub(crate) use wait::{read_exact_until, wait_closed, wait_eof};
 
 /// An owned descriptor.

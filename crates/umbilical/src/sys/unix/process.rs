@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use crate::ExitStatus;
+use crate::exit::ExitStatus;
 
 pub(crate) struct Process {
     pid: Pid,
@@ -235,6 +235,12 @@ impl Process {
     /// Sends SIGKILL. A process that already exited is not an error.
     pub(crate) fn kill(&self) -> io::Result<()> {
         self.signal(Signal::KILL)
+    }
+
+    /// Sends signal `sig`: the shim's way to stop the program, the same
+    /// call on every OS (Windows terminates whatever `sig` says).
+    pub(crate) fn signal_or_terminate(&self, sig: i32) -> io::Result<()> {
+        self.signal_raw(sig)
     }
 
     /// Sends signal `sig` (a raw number); an exited process is not an error.

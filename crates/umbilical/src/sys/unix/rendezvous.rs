@@ -26,6 +26,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::control::ControlStream;
 use super::wait::{Until, wait_fd};
 
 /// The prefix of every rendezvous directory's name.
@@ -80,27 +81,27 @@ impl Rendezvous {
     }
 
     /// The socket path the shim is told about. It is not a secret.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+    pub(crate) fn path(&self) -> PathBuf {
+        self.path.clone()
     }
 
     /// Waits for a connection whose peer descends from `launcher_pid` (any
     /// peer if `None`), refusing (and counting) any other. `gave_up` is
     /// polled every 100 ms; when it says the launcher is gone, waiting ends
     /// with `Ok(None)`.
-    pub(crate) fn accept_from(
-        &self,
+    pub(crate) fn accept_from<G: FnMut() -> bool>(
+        &mut self,
         launcher_pid: Option<u32>,
         deadline: Instant,
-        mut gave_up: impl FnMut() -> bool,
+        mut gave_up: G,
         refused: &mut u32,
-    ) -> io::Result<Option<UnixStream>> {
+    ) -> io::Result<Option<ControlStream>> {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     if launcher_pid.is_none_or(|pid| peer_descends_from(&stream, pid)) {
                         stream.set_nonblocking(false)?;
-                        return Ok(Some(stream));
+                        return Ok(Some(ControlStream::from_std(stream)));
                     }
                     // Refused; the deadline and the launcher's end are
                     // still checked below, so strangers cannot keep us here.

@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 
 use super::Process;
 use super::resolve::{Resolved, resolve};
-use crate::ErrorKind;
+use crate::error::ErrorKind;
 use crate::sys::{Request, SpawnError, StderrTarget};
 
 /// Starts the program a request describes.
@@ -35,17 +35,17 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
     let cstr = |s: &OsStr, what: &dyn Fn() -> String| {
         CString::new(s.as_bytes()).map_err(|_| invalid(format!("{} contains a NUL byte", what())))
     };
-    let mut argv = Vec::with_capacity(req.args.len() + 1);
-    argv.push(cstr(req.program, &|| "the program name".into())?);
-    for arg in req.args {
+    let mut argv = Vec::with_capacity(req.spec.args.len() + 1);
+    argv.push(cstr(req.spec.program.as_os_str(), &|| "the program name".into())?);
+    for arg in &req.spec.args {
         argv.push(cstr(arg, &|| format!("argument {:?}", arg.to_string_lossy()))?);
     }
     // An untouched environment is passed through as it is, as std does;
     // only a changed one is built anew.
-    let (path_var, envp) = if req.env_clear || !req.env.is_empty() {
+    let (path_var, envp) = if req.spec.env_clear || !req.spec.env.is_empty() {
         let mut vars: BTreeMap<OsString, OsString> =
-            if req.env_clear { BTreeMap::new() } else { std::env::vars_os().collect() };
-        for (k, v) in req.env {
+            if req.spec.env_clear { BTreeMap::new() } else { std::env::vars_os().collect() };
+        for (k, v) in &req.spec.env {
             match v {
                 Some(v) => vars.insert(k.clone(), v.clone()),
                 None => vars.remove(k),
@@ -66,14 +66,18 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
     } else {
         (std::env::var_os("PATH"), None)
     };
-    let cwd = match req.cwd {
+    let cwd = match req.spec.cwd.as_deref() {
         Some(dir) => Some(cstr(dir.as_os_str(), &|| "the working directory".into())?),
         None => None,
     };
-    let path = match resolve(req.program, path_var.as_deref(), req.cwd) {
+    let path = match resolve(req.spec.program.as_os_str(), path_var.as_deref(), req.spec.cwd.as_deref()) {
         Resolved::Found(p) => cstr(p.as_os_str(), &|| "the program path".into())?,
         Resolved::NotFound => {
-            let what = if req.program.as_bytes().contains(&b'/') { "no such file" } else { "not found on PATH" };
+            let what = if req.spec.program.as_os_str().as_bytes().contains(&b'/') {
+                "no such file"
+            } else {
+                "not found on PATH"
+            };
             return Err(SpawnError::new(ErrorKind::NotFound, what, None));
         }
         Resolved::NotExecutable(p) => {
@@ -572,8 +576,8 @@ unsafe fn close_from(first: c_int, keep: RawFd, limit: c_int) {
 }
 
 /// Which error kind an `execve`/`posix_spawn` errno means.
-fn classify(e: &io::Error) -> crate::ErrorKind {
-    use crate::ErrorKind;
+fn classify(e: &io::Error) -> crate::error::ErrorKind {
+    use crate::error::ErrorKind;
     match e.raw_os_error() {
         Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP) => ErrorKind::NotFound,
         Some(libc::EACCES | libc::EPERM | libc::ENOEXEC | libc::EISDIR | libc::ETXTBSY) => ErrorKind::NotExecutable,

@@ -15,12 +15,12 @@ mod rendezvous;
 mod spawn;
 mod wait;
 
-pub(crate) use diag::{WinsockProvider, is_wine, os_version, winsock_catalog};
+pub(crate) use diag::{is_wine, os_version, winsock_catalog};
 pub(crate) use elevate::{ElevateError, run_elevated};
 pub(crate) use handle::{read, write_pipe};
 pub(crate) use pipe::{Direction, accept_client, inbound_pipe, open_client, pipes, server as pipe_server};
-pub(crate) use process::{Process, mechanism as exit_mechanism};
-pub(crate) use rendezvous::{ControlPipe, Rendezvous, shim_auth_mechanism};
+pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
+pub(crate) use rendezvous::{ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use wait::{wait_closed, wait_eof};
 

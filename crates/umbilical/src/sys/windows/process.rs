@@ -1,6 +1,6 @@
 //! A started process: a handle to wait on, the exit code, termination.
 //!
-//! Exit codes are DWORDs. [`ExitStatus::Exited`](crate::ExitStatus) holds
+//! Exit codes are DWORDs. [`ExitStatus::Exited`](crate::exit::ExitStatus) holds
 //! the same 32 bits as an `i32` (`code as i32`), so an NTSTATUS such as
 //! `0xC0000005` reads as a negative number; cast back with `as u32`.
 
@@ -16,7 +16,7 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::handle::millis_until;
-use crate::ExitStatus;
+use crate::exit::ExitStatus;
 
 /// The exit code `kill` gives, as std's `Child::kill` does on Windows.
 const KILLED_CODE: u32 = 1;
@@ -34,15 +34,21 @@ pub(crate) fn mechanism() -> &'static str {
 }
 
 impl Process {
+    /// The shim's way to stop the program, the same call on every OS:
+    /// Windows has no signals, so this terminates it whatever `sig` says.
+    pub(crate) fn signal_or_terminate(&self, _sig: i32) -> io::Result<()> {
+        self.kill()
+    }
+
     pub(crate) fn new(handle: OwnedHandle, pid: u32, job: Option<OwnedHandle>) -> Self {
         Process { handle, pid, job }
     }
 
     /// Opens a process we did not start, to wait on it: only `SYNCHRONIZE`
     /// and `PROCESS_QUERY_LIMITED_INFORMATION`, which is all a wait needs
-    /// and what Windows grants across an elevation boundary where it can.
-    /// `None` where the OS refuses.
-    pub(crate) fn open(pid: u32) -> Option<Self> {
+    /// and what Windows grants across an elevation boundary where it can
+    /// (OpenProcess, Microsoft Learn). `None` where the OS refuses.
+    fn open(pid: u32) -> Option<Self> {
         // SAFETY: no pointers; the handle is owned at once if valid.
         let h = unsafe { OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
         if h.is_null() {
@@ -118,5 +124,30 @@ impl Process {
             return Err(err);
         }
         Ok(())
+    }
+}
+
+/// A handle on a process we did not start (the program a shim started),
+/// held against pid reuse: enough to wait on it, and to terminate it where
+/// the OS granted that.
+pub(crate) struct OtherProcess(Process);
+
+impl OtherProcess {
+    /// Opens `pid` (see `Process::open`); `None` where the OS refuses.
+    pub(crate) fn open(pid: u32) -> Option<Self> {
+        Process::open(pid).map(OtherProcess)
+    }
+
+    /// Blocks until the process has exited.
+    pub(crate) fn wait(&self) {
+        // A failed wait leaves nothing to wait on; the caller treats it as
+        // the end either way.
+        let _ = self.0.wait();
+    }
+
+    /// Terminates it (`TerminateProcess`); Windows has no signals, so `sig`
+    /// is ignored. Fails where the handle lacks `PROCESS_TERMINATE`.
+    pub(crate) fn kill(&self, _sig: i32) -> io::Result<()> {
+        self.0.kill()
     }
 }

@@ -38,7 +38,10 @@ pub(crate) struct Rendezvous {
 }
 
 impl Rendezvous {
-    pub(crate) fn create() -> io::Result<Rendezvous> {
+    /// Creates the pipe. Its DACL grants the caller's user only: elevation
+    /// keeps the user, and no launcher here switches to another (`target`
+    /// is for the Unix signature's sake).
+    pub(crate) fn create(_target: Option<&str>) -> io::Result<Rendezvous> {
         let (name, server) = server(Direction::Duplex)?;
         Ok(Rendezvous { name, server: Some(server) })
     }
@@ -48,16 +51,16 @@ impl Rendezvous {
         OsString::from_wide(&self.name[..self.name.len() - 1]).into()
     }
 
-    /// Waits for a client whose pid is `pid`, disconnecting (and counting)
+    /// Waits for a client whose pid is `pid` (any client if `None`), disconnecting (and counting)
     /// any other. `gave_up` is polled every 100 ms; when it says the shim's
     /// process is gone, waiting ends with `Ok(None)`.
-    pub(crate) fn accept_from(
+    pub(crate) fn accept_from<G: FnMut() -> bool>(
         &mut self,
-        pid: u32,
+        pid: Option<u32>,
         deadline: Instant,
-        mut gave_up: impl FnMut() -> bool,
+        mut gave_up: G,
         refused: &mut u32,
-    ) -> io::Result<Option<ControlPipe>> {
+    ) -> io::Result<Option<ControlStream>> {
         let server = self.server.as_ref().ok_or_else(|| io::Error::other("the rendezvous was already used"))?;
         loop {
             let slice = (Instant::now() + Duration::from_millis(100)).min(deadline);
@@ -71,9 +74,9 @@ impl Rendezvous {
                 Err(e) => return Err(e),
             };
             if connected {
-                if client_pid(server) == Some(pid) {
+                if pid.is_none_or(|pid| client_pid(server) == Some(pid)) {
                     let server = self.server.take().expect("checked above");
-                    return Ok(Some(ControlPipe { handle: Arc::new(server), deadline: None }));
+                    return Ok(Some(ControlStream { handle: Arc::new(server), deadline: None }));
                 }
                 *refused += 1;
                 // SAFETY: a valid server handle of ours; this drops the
@@ -90,18 +93,21 @@ impl Rendezvous {
     }
 }
 
+/// `shutdown` discards what the peer has not read yet.
+pub(crate) const SHUTDOWN_DISCARDS_UNREAD: bool = true;
+
 /// A connected control pipe (either side), opened for overlapped I/O so
 /// that one thread can read while another writes.
-pub(crate) struct ControlPipe {
+pub(crate) struct ControlStream {
     handle: Arc<OwnedHandle>,
     /// Reads fail with `TimedOut` after this.
     deadline: Option<Instant>,
 }
 
-impl ControlPipe {
+impl ControlStream {
     /// The shim's side: opens the rendezvous by name, waiting (until
     /// `deadline`) while a stranger holds the one instance.
-    pub(crate) fn connect(name: &std::path::Path, deadline: Instant) -> io::Result<ControlPipe> {
+    pub(crate) fn connect(name: &std::path::Path, deadline: Instant) -> io::Result<ControlStream> {
         use std::os::windows::ffi::OsStrExt;
         let name: Vec<u16> = name.as_os_str().encode_wide().chain(Some(0)).collect();
         loop {
@@ -120,7 +126,7 @@ impl ControlPipe {
             if h != INVALID_HANDLE_VALUE {
                 // SAFETY: a fresh valid handle, owned from here on.
                 let handle = unsafe { OwnedHandle::from_raw_handle(h as _) };
-                return Ok(ControlPipe { handle: Arc::new(handle), deadline: None });
+                return Ok(ControlStream { handle: Arc::new(handle), deadline: None });
             }
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(ERROR_PIPE_BUSY as i32) || Instant::now() >= deadline {
@@ -132,14 +138,15 @@ impl ControlPipe {
         }
     }
 
-    pub(crate) fn try_clone(&self) -> io::Result<ControlPipe> {
-        Ok(ControlPipe { handle: self.handle.clone(), deadline: None })
+    pub(crate) fn try_clone(&self) -> io::Result<ControlStream> {
+        Ok(ControlStream { handle: self.handle.clone(), deadline: None })
     }
 
     /// Breaks the connection for every holder of this end: the peer's
-    /// reads and writes fail, and so do ours. Only the server end (the
-    /// parent's) can do this; on the client end it does nothing.
-    pub(crate) fn disconnect(&self) {
+    /// reads and writes fail, and so do ours (DisconnectNamedPipe, Microsoft
+    /// Learn: it discards what the peer has not read yet). Only the server
+    /// end (the parent's) can do this; on the client end it does nothing.
+    pub(crate) fn shutdown(&self) {
         // SAFETY: a valid pipe handle of ours; on a client handle the call
         // fails harmlessly.
         unsafe { DisconnectNamedPipe(self.handle.as_raw_handle() as HANDLE) };
@@ -151,14 +158,14 @@ impl ControlPipe {
     }
 }
 
-impl io::Read for ControlPipe {
+impl io::Read for ControlStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         read_until(&self.handle, buf, self.deadline)?
             .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "the control stream was silent too long"))
     }
 }
 
-impl io::Write for ControlPipe {
+impl io::Write for ControlStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         write_pipe(&self.handle, buf)
     }

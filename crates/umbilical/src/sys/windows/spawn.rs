@@ -37,7 +37,7 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::Process;
-use crate::ErrorKind;
+use crate::error::ErrorKind;
 use crate::sys::{Request, SpawnError, StderrTarget};
 
 /// Serialises the inheritable window of our own spawns.
@@ -69,7 +69,7 @@ const MAX_COMMAND_LINE: usize = 32_768;
 /// Starts the program a request describes.
 pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
     // Before the lookup, which would report such a name as not found.
-    if req.program.encode_wide().any(|c| c == 0) {
+    if req.spec.program.as_os_str().encode_wide().any(|c| c == 0) {
         return Err(invalid("the program name contains a NUL character"));
     }
     let env = environment(req)?;
@@ -77,7 +77,7 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         Some(vars) => vars.get(&EnvKey::new(OsStr::new("PATH"))).map(|(_, v)| v.clone()),
         None => std::env::var_os("PATH"),
     };
-    let program = resolve(req.program, path_var.as_deref())?;
+    let program = resolve(req.spec.program.as_os_str(), path_var.as_deref())?;
     let ext = program.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
     if matches!(ext.as_deref(), Some("bat" | "cmd")) {
         // cmd.exe re-parses the command line with its own rules, which no
@@ -88,8 +88,8 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         )));
     }
     let mut cmdline = Vec::new();
-    append_quoted(&mut cmdline, req.program.encode_wide().collect(), true)?;
-    for arg in req.args {
+    append_quoted(&mut cmdline, req.spec.program.as_os_str().encode_wide().collect(), true)?;
+    for arg in &req.spec.args {
         cmdline.push(u16::from(b' '));
         append_quoted(&mut cmdline, arg.encode_wide().collect(), false)?;
     }
@@ -104,7 +104,7 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         )));
     }
     let app = wide(program.as_os_str(), "the program path")?;
-    let cwd = match req.cwd {
+    let cwd = match req.spec.cwd.as_deref() {
         Some(dir) => Some(wide(dir.as_os_str(), "the working directory")?),
         None => None,
     };
@@ -405,16 +405,16 @@ impl EnvKey {
 
 /// The program's environment, or `None` to inherit ours untouched.
 fn environment(req: &Request<'_>) -> Result<Option<BTreeMap<EnvKey, (OsString, OsString)>>, SpawnError> {
-    if !req.env_clear && req.env.is_empty() {
+    if !req.spec.env_clear && req.spec.env.is_empty() {
         return Ok(None);
     }
     let mut vars = BTreeMap::new();
-    if !req.env_clear {
+    if !req.spec.env_clear {
         for (k, v) in std::env::vars_os() {
             vars.insert(EnvKey::new(&k), (k, v));
         }
     }
-    for (k, v) in req.env {
+    for (k, v) in &req.spec.env {
         // A leading '=' is legal (cmd's per-drive directories), any other is not.
         if k.is_empty() || k.encode_wide().skip(1).any(|c| c == b'=' as u16) {
             return Err(invalid(format!("environment variable name {k:?} is empty or contains '='")));

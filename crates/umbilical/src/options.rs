@@ -1,0 +1,115 @@
+//! How to start a program: every setting of the builder besides the
+//! program itself (which is a [`ProgramSpec`](crate::spec::ProgramSpec)).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::channel::ChannelKind;
+use crate::error::{Error, ErrorKind, Result};
+use crate::exit::ExitDetection;
+use crate::launcher::Launcher;
+
+/// Where the program's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Stderr {
+    /// The parent's stderr (the default).
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// Into the channel, mixed with stdout (like `2>&1`).
+    Merge,
+    /// A separate pipe, read through [`Child::stderr`](crate::Child::stderr).
+    ///
+    /// The rule, as with std: read it (from another thread, if the channel
+    /// is read at the same time) or drop it. A program that fills the pipe
+    /// while nobody reads it blocks, and so does whoever waits for its
+    /// output. Dropping the [`ChildStderr`](crate::ChildStderr) makes the
+    /// program's further stderr writes fail (`EPIPE`) instead.
+    Piped,
+}
+
+/// Whether to start the program through the shim; see [`Command::shim`](crate::Command::shim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ShimMode {
+    /// Never (except [`Launcher::RunAs`](crate::Launcher::RunAs), which always needs it).
+    #[default]
+    Off,
+    /// Always; [`Command::spawn`](crate::Command::spawn) fails where it cannot work.
+    On,
+    /// Wherever it can work; see [`Command::shim_choice`](crate::Command::shim_choice).
+    Auto,
+}
+
+impl From<bool> for ShimMode {
+    fn from(on: bool) -> Self {
+        if on { ShimMode::On } else { ShimMode::Off }
+    }
+}
+
+/// What [`Command::shim_choice`](crate::Command::shim_choice) decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShimChoice {
+    /// Whether the shim will be used.
+    pub used: bool,
+    /// Why, in a few words (for `-v` output and reports).
+    pub reason: String,
+}
+
+/// The builder's settings, read by both ways of starting (with and
+/// without the shim).
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) stderr: Stderr,
+    pub(crate) kind: ChannelKind,
+    pub(crate) lifeline: bool,
+    pub(crate) detection: ExitDetection,
+    pub(crate) launcher: Launcher,
+    pub(crate) shim: ShimMode,
+    pub(crate) shim_path: Option<PathBuf>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) caller_gone_grace: Duration,
+    pub(crate) kill_on_drop: bool,
+    pub(crate) force_fork: bool,
+    pub(crate) process_group: bool,
+    /// Windows: `CREATE_NO_WINDOW`.
+    pub(crate) no_window: bool,
+    /// Windows: a kill-on-close job.
+    pub(crate) kill_on_close_job: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            stderr: Stderr::Inherit,
+            kind: ChannelKind::Socket,
+            lifeline: false,
+            detection: ExitDetection::Auto,
+            launcher: Launcher::Direct,
+            shim: ShimMode::Off,
+            shim_path: None,
+            connect_timeout: Duration::from_secs(60),
+            caller_gone_grace: Duration::from_secs(5),
+            kill_on_drop: false,
+            force_fork: false,
+            process_group: false,
+            no_window: false,
+            kill_on_close_job: false,
+        }
+    }
+}
+
+impl Options {
+    /// The shim to start: the one set, else this executable.
+    pub(crate) fn shim_program(&self) -> Result<PathBuf> {
+        match &self.shim_path {
+            Some(p) => Ok(p.clone()),
+            None => std::env::current_exe().map_err(|e| {
+                Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e))
+            }),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Starting a program without the shim: the program itself, or a
+//! launcher's argv around it, with the channel on its fds 0 and 1.
+
+use std::io;
+
+use crate::channel::Channel;
+use crate::child::{Child, ChildStderr};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exit::{Detection, ExitDetection};
+use crate::options::{Options, Stderr};
+use crate::spec::ProgramSpec;
+use crate::sys::{self, StderrTarget};
+
+/// Starts `spec` as `opts` say (its launcher, if any, around it). On
+/// failure nothing is left behind: no process, no descriptor.
+pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
+    let fail = |kind, what: &str, source| Error::cannot_start(&spec.program, kind, what, source);
+    let launched = opts.launcher.wrap(spec, opts.detection).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+    let (started, requested) = match &launched {
+        Some(l) => (&l.spec, l.detection),
+        None => (spec, opts.detection),
+    };
+    if let Some(dir) = &spec.cwd
+        && !dir.is_dir()
+    {
+        let what = format!("working directory {} does not exist or is not a directory", dir.display());
+        return Err(fail(ErrorKind::InvalidInput, &what, None));
+    }
+    let io_fail = |what: &'static str| move |e: io::Error| fail(ErrorKind::Io, what, Some(e));
+    let (channel, child_end) = Channel::pair(opts.kind).map_err(io_fail("cannot create the channel"))?;
+    let (stderr_parent, stderr_child) = match opts.stderr {
+        Stderr::Piped => {
+            let (r, w) = sys::inbound_pipe().map_err(io_fail("cannot create the stderr pipe"))?;
+            (Some(r), Some(w))
+        }
+        _ => (None, None),
+    };
+    let detection = match requested {
+        ExitDetection::Auto | ExitDetection::Process => Detection::Process,
+        ExitDetection::Lifeline => Detection::Lifeline,
+        ExitDetection::ChannelClosed => Detection::ChannelClosed,
+    };
+    let (lifeline_parent, lifeline_child) = if opts.lifeline || detection == Detection::Lifeline {
+        let (r, w) = sys::inbound_pipe().map_err(io_fail("cannot create the lifeline"))?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
+    let request = sys::Request {
+        spec: started,
+        stdin: child_end.stdin_handle(),
+        stdout: child_end.stdout_handle(),
+        stderr: match (opts.stderr, &stderr_child) {
+            (Stderr::Inherit, _) => StderrTarget::Inherit,
+            (Stderr::Null, _) => StderrTarget::Null,
+            (Stderr::Merge, _) => StderrTarget::To(child_end.stdout_handle()),
+            (_, Some(w)) => StderrTarget::To(w),
+            (Stderr::Piped, None) => unreachable!("piped stderr has a pipe"),
+        },
+        lifeline: lifeline_child.as_ref(),
+        force_fork: opts.force_fork,
+        process_group: opts.process_group,
+        no_window: opts.no_window,
+        kill_on_close_job: opts.kill_on_close_job,
+    };
+    let process = sys::spawn(&request).map_err(|e| match (&launched, e.kind) {
+        (Some(_), ErrorKind::NotFound) => {
+            let what = format!("through {}: {}", opts.launcher.name(), e.what);
+            Error::cannot_start(&spec.program, ErrorKind::LauncherNotFound, &what, e.source)
+        }
+        _ => fail(e.kind, &e.what, e.source),
+    })?;
+    // The parent's copies of the child's descriptors close here, so the
+    // program's exit is what ends reads and the lifeline.
+    drop((child_end, stderr_child, lifeline_child));
+    let watch = (detection == Detection::ChannelClosed).then(|| channel.read_end().clone());
+    if let Some(end) = &watch {
+        end.watched.store(true, std::sync::atomic::Ordering::Release);
+    }
+    let mut child =
+        Child::new(process, channel, stderr_parent.map(ChildStderr::new), detection, lifeline_parent, watch);
+    child.kill_on_drop = opts.kill_on_drop;
+    Ok(child)
+}

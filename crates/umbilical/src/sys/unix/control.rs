@@ -1,0 +1,119 @@
+//! The shim's control stream (a connected Unix stream socket), and our own
+//! handle on a process we did not start (the program the shim started).
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A connected control stream. Writes carry `MSG_NOSIGNAL` (std's
+/// `UnixStream` documents it): a vanished peer is `BrokenPipe`, never a
+/// SIGPIPE.
+pub(crate) struct ControlStream(UnixStream);
+
+/// `shutdown(2)` keeps what the peer has not read yet: a last message
+/// before it still arrives.
+pub(crate) const SHUTDOWN_DISCARDS_UNREAD: bool = false;
+
+impl ControlStream {
+    pub(crate) fn from_std(stream: UnixStream) -> Self {
+        ControlStream(stream)
+    }
+
+    /// The shim's side: `connect(2)` to the socket at `path`.
+    pub(crate) fn connect(path: &Path) -> io::Result<Self> {
+        UnixStream::connect(path).map(ControlStream)
+    }
+
+    /// Reads after `deadline` fail with `TimedOut` or `WouldBlock`;
+    /// `None` waits for ever (`SO_RCVTIMEO`, socket(7)).
+    pub(crate) fn set_read_deadline(&mut self, deadline: Option<Instant>) {
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+        // Fails only for a zero duration, which `max` rules out.
+        let _ = self.0.set_read_timeout(timeout);
+    }
+
+    /// Another handle on the same stream (`dup(2)`).
+    pub(crate) fn try_clone(&self) -> io::Result<Self> {
+        self.0.try_clone().map(ControlStream)
+    }
+
+    /// Ends the stream for every holder of it (`shutdown(2)`, both ways):
+    /// the peer reads EOF, and so does a thread of ours blocked reading it.
+    pub(crate) fn shutdown(&self) {
+        // ENOTCONN (the peer already left) is the state we want anyway.
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl io::Read for ControlStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl io::Write for ControlStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A handle on a process we did not start, held against pid reuse: on
+/// Linux a pidfd (`pidfd_open(2)`); elsewhere none can be had (kqueue can
+/// watch a pid but not hold it), and `open` says so.
+pub(crate) struct OtherProcess {
+    #[cfg(target_os = "linux")]
+    pidfd: std::os::fd::OwnedFd,
+    #[cfg(not(target_os = "linux"))]
+    never: std::convert::Infallible,
+}
+
+impl OtherProcess {
+    /// Opens `pid`, if this OS can hold it.
+    pub(crate) fn open(pid: u32) -> Option<Self> {
+        #[cfg(target_os = "linux")]
+        {
+            let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+            let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+            Some(OtherProcess { pidfd })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = pid;
+            None
+        }
+    }
+
+    /// Blocks until the process has exited (the pidfd turns readable,
+    /// pidfd_open(2)). Its status is not ours to collect.
+    pub(crate) fn wait(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsFd;
+            // An error here (EINTR is retried inside) leaves nothing to
+            // wait on; the caller treats it as the end either way.
+            let _ = super::wait::wait_fd(self.pidfd.as_fd(), super::wait::Until::Readable, None);
+        }
+        #[cfg(not(target_os = "linux"))]
+        match self.never {}
+    }
+
+    /// Sends signal `sig` (`pidfd_send_signal(2)`: never a reused pid).
+    pub(crate) fn kill(&self, sig: i32) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            let sig = rustix::process::Signal::from_named_raw(sig)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("unknown signal {sig}")))?;
+            rustix::process::pidfd_send_signal(&self.pidfd, sig).map_err(Into::into)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = sig;
+            match self.never {}
+        }
+    }
+}
