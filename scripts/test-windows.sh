@@ -37,6 +37,16 @@ status=0
 # Doc tests are not run for this target (rustdoc would need the Windows
 # linker and runner wired into each doctest); they run on Linux.
 echo "SKIP: Windows doc tests: cross-compiled doctests are not run here; the same examples run on Linux"
+# Build first and refuse warnings in our crates (clippy does not run for
+# this target here, so the compiler's own lints are the check).
+build_log=target/windows/build.log
+mkdir -p target/windows
+/usr/bin/cargo test -Zbuild-std --workspace --locked --target x86_64-pc-windows-gnu --lib --bins --tests --no-run \
+  2>&1 | tee "$build_log" | grep -E '^(warning|error)' -A6 || true
+if grep -qE '^(warning|error)' "$build_log"; then
+  echo "test-windows: the Windows build has warnings or errors (above)"
+  status=1
+fi
 /usr/bin/cargo test -Zbuild-std --workspace --locked --target x86_64-pc-windows-gnu --lib --bins --tests --no-fail-fast \
   -- --test-threads=2 || status=$?
 /usr/lib/wine/wineserver -k 2>/dev/null || true

@@ -34,6 +34,8 @@ fi
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+# clippy sees Linux code only: the unsafe rules for every target's files.
+step "unsafe only under sys/, each with a SAFETY comment (all targets)" python3 scripts/check-unsafe.py
 step "cargo test (Linux: unit, integration, CLI, doc tests)" cargo test --workspace --locked
 step "cargo doc without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 

@@ -171,40 +171,46 @@ pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
 /// before the write is left pending: it is not ours.
 #[cfg(not(apple))]
 fn sigpipe_guarded(len: usize, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
-    // SAFETY: sigset_t is plain data; every set is initialised by
-    // sigemptyset before use, and the calls only read/write these locals and
-    // this thread's signal mask, which is restored before returning.
-    unsafe {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before
+    // use; pthread_sigmask(3) changes only this thread's mask (restored
+    // below) and writes the old one into a local.
+    let (pipe_only, old) = unsafe {
         let mut pipe_only: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut pipe_only);
         libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_only, &mut old);
-        // Unblocked until now, nothing could be pending for this thread (it
-        // would have been delivered): the sigpending call is needed only
-        // when the caller had SIGPIPE blocked already.
-        let already_pending = libc::sigismember(&old, libc::SIGPIPE) == 1 && {
+        (pipe_only, old)
+    };
+    // Unblocked until now, nothing could be pending for this thread (it
+    // would have been delivered): sigpending(2) is needed only when the
+    // caller had SIGPIPE blocked already.
+    // SAFETY: reads the locals; sigpending writes only `pending`.
+    let already_pending = unsafe {
+        libc::sigismember(&old, libc::SIGPIPE) == 1 && {
             let mut pending: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut pending);
             libc::sigpending(&mut pending);
             libc::sigismember(&pending, libc::SIGPIPE) == 1
-        };
-        let result = f();
-        let short = match &result {
-            Ok(n) => *n < len,
-            Err(_) => true,
-        };
-        if short && !already_pending {
-            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // Consume the SIGPIPE our write raised, if it did (EAGAIN when
-            // none is pending); loop over EINTR only.
-            while libc::sigtimedwait(&pipe_only, std::ptr::null_mut(), &zero) == -1
-                && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-            {}
         }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        result
+    };
+    let result = f();
+    let short = match &result {
+        Ok(n) => *n < len,
+        Err(_) => true,
+    };
+    if short && !already_pending {
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // Consume the SIGPIPE our write raised, if it did (sigtimedwait(2)
+        // fails with EAGAIN when none is pending); loop over EINTR only.
+        // SAFETY: the set is initialised; no siginfo is asked for.
+        while unsafe { libc::sigtimedwait(&pipe_only, std::ptr::null_mut(), &zero) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+        {}
     }
+    // SAFETY: restores this thread's mask as it was on entry.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    result
 }
 
 /// Half-close a socket. A peer that is already gone makes EOF moot, so

@@ -303,24 +303,135 @@ fn check(rc: c_int) -> Result<(), Failure> {
     if rc == 0 { Ok(()) } else { Err(Failure::Setup(io::Error::from_raw_os_error(rc))) }
 }
 
-/// Owns the attribute and file-action objects so that every exit path
-/// destroys them.
+/// The `posix_spawn` file actions and attributes (posix_spawn(3),
+/// posix_spawn_file_actions_init(3), posix_spawnattr_init(3)), each method
+/// one libc call; `Drop` destroys what was initialised on every exit path.
 struct SpawnObjects {
     actions: libc::posix_spawn_file_actions_t,
     attr: libc::posix_spawnattr_t,
     inited: (bool, bool),
 }
 
+impl SpawnObjects {
+    fn new() -> Result<Self, Failure> {
+        // SAFETY: plain C structs; all-zero is a placeholder that the _init
+        // calls below overwrite before any other use.
+        let (actions, attr) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        let mut objs = SpawnObjects { actions, attr, inited: (false, false) };
+        // SAFETY: initialises the object in place.
+        check(unsafe { libc::posix_spawn_file_actions_init(&mut objs.actions) })?;
+        objs.inited.0 = true;
+        // SAFETY: initialises the object in place.
+        check(unsafe { libc::posix_spawnattr_init(&mut objs.attr) })?;
+        objs.inited.1 = true;
+        Ok(objs)
+    }
+
+    /// posix_spawn_file_actions_adddup2(3): `fd` becomes `target`.
+    fn dup2(&mut self, fd: RawFd, target: c_int) -> Result<(), Failure> {
+        // SAFETY: an initialised object; descriptors are plain integers.
+        check(unsafe { libc::posix_spawn_file_actions_adddup2(&mut self.actions, fd, target) })
+    }
+
+    /// posix_spawn_file_actions_addopen(3): `/dev/null` for writing on `target`.
+    fn null(&mut self, target: c_int) -> Result<(), Failure> {
+        // SAFETY: an initialised object; a NUL-terminated static path.
+        check(unsafe {
+            libc::posix_spawn_file_actions_addopen(&mut self.actions, target, c"/dev/null".as_ptr(), libc::O_WRONLY, 0)
+        })
+    }
+
+    /// macOS: `fd` survives `POSIX_SPAWN_CLOEXEC_DEFAULT`.
+    #[cfg(apple)]
+    fn inherit(&mut self, fd: c_int) -> Result<(), Failure> {
+        // SAFETY: an initialised object; the function has this signature.
+        check(unsafe { posix_spawn_file_actions_addinherit_np(&mut self.actions, fd) })
+    }
+
+    /// posix_spawn_file_actions_addclosefrom_np(3): close `first` and up.
+    #[cfg(not(apple))]
+    fn close_from(&mut self, first: c_int) -> Result<(), Failure> {
+        let closefrom = closefrom_np().expect("checked by the caller");
+        // SAFETY: an initialised object; the looked-up function has this
+        // signature.
+        check(unsafe { closefrom(&mut self.actions, first) })
+    }
+
+    /// posix_spawn_file_actions_addchdir_np(3).
+    fn chdir(&mut self, dir: &CStr) -> Result<(), Failure> {
+        let addchdir = addchdir_np().expect("checked by the caller");
+        // SAFETY: an initialised object; `dir` is NUL-terminated and the
+        // function copies it.
+        check(unsafe { addchdir(&mut self.actions, dir.as_ptr()) })
+    }
+
+    /// Every signal at its default disposition and none blocked in the
+    /// child (posix_spawnattr_setsigmask(3), posix_spawnattr_setsigdefault(3)).
+    fn default_signals(&mut self) -> Result<(), Failure> {
+        // SAFETY: sigset_t is a plain C type; sigemptyset/sigfillset
+        // initialise it before use.
+        let (mut empty, mut all): (libc::sigset_t, libc::sigset_t) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        // SAFETY: the sets are locals; the calls only write them.
+        unsafe {
+            libc::sigemptyset(&mut empty);
+            libc::sigfillset(&mut all);
+            libc::sigdelset(&mut all, libc::SIGKILL);
+            libc::sigdelset(&mut all, libc::SIGSTOP);
+        }
+        // SAFETY: an initialised object; the set is copied.
+        check(unsafe { libc::posix_spawnattr_setsigmask(&mut self.attr, &empty) })?;
+        // SAFETY: as above.
+        check(unsafe { libc::posix_spawnattr_setsigdefault(&mut self.attr, &all) })
+    }
+
+    /// posix_spawnattr_setpgroup(3): a new group led by the child.
+    fn new_group(&mut self) -> Result<(), Failure> {
+        // SAFETY: an initialised object.
+        check(unsafe { libc::posix_spawnattr_setpgroup(&mut self.attr, 0) })
+    }
+
+    /// posix_spawnattr_setflags(3).
+    fn flags(&mut self, flags: c_int) -> Result<(), Failure> {
+        // SAFETY: an initialised object.
+        check(unsafe { libc::posix_spawnattr_setflags(&mut self.attr, flags as _) })
+    }
+
+    /// posix_spawn(3) itself; returns the child's pid.
+    fn spawn(&mut self, plan: &Plan<'_>) -> Result<i32, Failure> {
+        let mut pid: libc::pid_t = 0;
+        // SAFETY: initialised objects; the path, argv and envp are
+        // NUL-terminated (arrays null-terminated) and outlive the call; the
+        // descriptors named by the actions are open for its duration
+        // because `plan` borrows them.
+        let rc = unsafe {
+            libc::posix_spawn(
+                &mut pid,
+                plan.path.as_ptr(),
+                &self.actions,
+                &self.attr,
+                plan.argv.as_ptr() as *const *mut c_char,
+                plan.envp() as *const *mut c_char,
+            )
+        };
+        if rc != 0 {
+            // posix_spawn does not say which step failed; the caller's
+            // pre-checks of the directory and the program tell them apart.
+            return Err(Failure::Exec(io::Error::from_raw_os_error(rc)));
+        }
+        Ok(pid)
+    }
+}
+
 impl Drop for SpawnObjects {
     fn drop(&mut self) {
-        // SAFETY: each object is destroyed only if its init succeeded.
-        unsafe {
-            if self.inited.0 {
-                libc::posix_spawn_file_actions_destroy(&mut self.actions);
-            }
-            if self.inited.1 {
-                libc::posix_spawnattr_destroy(&mut self.attr);
-            }
+        if self.inited.0 {
+            // SAFETY: destroyed once, only after a successful init.
+            unsafe { libc::posix_spawn_file_actions_destroy(&mut self.actions) };
+        }
+        if self.inited.1 {
+            // SAFETY: as above.
+            unsafe { libc::posix_spawnattr_destroy(&mut self.attr) };
         }
     }
 }
@@ -333,81 +444,39 @@ unsafe extern "C" {
 }
 
 fn posix_spawn(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
-    // SAFETY: the objects are plain C structs initialised by their _init
-    // functions before any other use and destroyed by `SpawnObjects::drop`;
-    // every pointer handed to libc (paths, argv, envp) is NUL-terminated and
-    // outlives the posix_spawn call; the descriptors are open for its
-    // duration because `plan` borrows them.
-    unsafe {
-        let mut objs = SpawnObjects { actions: std::mem::zeroed(), attr: std::mem::zeroed(), inited: (false, false) };
-        check(libc::posix_spawn_file_actions_init(&mut objs.actions))?;
-        objs.inited.0 = true;
-        check(libc::posix_spawnattr_init(&mut objs.attr))?;
-        objs.inited.1 = true;
-        let fa = &mut objs.actions as *mut _;
-
-        check(libc::posix_spawn_file_actions_adddup2(fa, fds.stdin, 0))?;
-        check(libc::posix_spawn_file_actions_adddup2(fa, fds.stdout, 1))?;
-        match fds.stderr {
-            StderrFd::Fd(fd) => check(libc::posix_spawn_file_actions_adddup2(fa, fd, 2))?,
-            StderrFd::Null => {
-                check(libc::posix_spawn_file_actions_addopen(fa, 2, c"/dev/null".as_ptr(), libc::O_WRONLY, 0))?
-            }
-            StderrFd::Inherit => {
-                #[cfg(apple)]
-                check(posix_spawn_file_actions_addinherit_np(fa, 2))?;
-            }
-        }
-        if let Some(fd) = fds.lifeline {
-            check(libc::posix_spawn_file_actions_adddup2(fa, fd, 3))?;
-        }
-        #[cfg(not(apple))]
+    let mut objs = SpawnObjects::new()?;
+    objs.dup2(fds.stdin, 0)?;
+    objs.dup2(fds.stdout, 1)?;
+    match fds.stderr {
+        StderrFd::Fd(fd) => objs.dup2(fd, 2)?,
+        StderrFd::Null => objs.null(2)?,
+        StderrFd::Inherit =>
         {
-            let closefrom = closefrom_np().expect("checked by the caller");
-            check(closefrom(fa, if fds.lifeline.is_some() { 4 } else { 3 }))?;
+            #[cfg(apple)]
+            objs.inherit(2)?
         }
-        if let Some(cwd) = plan.cwd {
-            let addchdir = addchdir_np().expect("checked by the caller");
-            check(addchdir(fa, cwd.as_ptr()))?;
-        }
-
-        let attr = &mut objs.attr as *mut _;
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        check(libc::posix_spawnattr_setsigmask(attr, &empty))?;
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigdelset(&mut all, libc::SIGKILL);
-        libc::sigdelset(&mut all, libc::SIGSTOP);
-        check(libc::posix_spawnattr_setsigdefault(attr, &all))?;
-        #[allow(unused_mut)]
-        let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
-        if plan.process_group {
-            check(libc::posix_spawnattr_setpgroup(attr, 0))?;
-            flags |= libc::POSIX_SPAWN_SETPGROUP;
-        }
-        #[cfg(apple)]
-        {
-            flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
-        }
-        check(libc::posix_spawnattr_setflags(attr, flags as _))?;
-
-        let mut pid: libc::pid_t = 0;
-        let rc = libc::posix_spawn(
-            &mut pid,
-            plan.path.as_ptr(),
-            fa,
-            attr,
-            plan.argv.as_ptr() as *const *mut c_char,
-            plan.envp() as *const *mut c_char,
-        );
-        if rc != 0 {
-            // posix_spawn does not say which step failed; the caller's
-            // pre-checks of the directory and the program tell them apart.
-            return Err(Failure::Exec(io::Error::from_raw_os_error(rc)));
-        }
-        Ok(pid)
     }
+    if let Some(fd) = fds.lifeline {
+        objs.dup2(fd, 3)?;
+    }
+    #[cfg(not(apple))]
+    objs.close_from(if fds.lifeline.is_some() { 4 } else { 3 })?;
+    if let Some(cwd) = plan.cwd {
+        objs.chdir(cwd)?;
+    }
+    objs.default_signals()?;
+    #[allow(unused_mut)]
+    let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+    if plan.process_group {
+        objs.new_group()?;
+        flags |= libc::POSIX_SPAWN_SETPGROUP;
+    }
+    #[cfg(apple)]
+    {
+        flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
+    }
+    objs.flags(flags as c_int)?;
+    objs.spawn(plan)
 }
 
 /// The descriptor limit, read before `fork` (getrlimit is not on the
@@ -498,7 +567,34 @@ unsafe fn child_after_fork(
             fail(3);
         }
     }
-    // SAFETY: only async-signal-safe calls on locals and pre-built data.
+    // Everything below is async-signal-safe (signal-safety(7)) and works on
+    // locals and data built before the fork.
+    reset_signals();
+    if !dup_stdio(fds) {
+        fail(3);
+    }
+    // SAFETY: only this (child) process's descriptors are closed; `err_w`
+    // is kept.
+    unsafe { close_from(first_closed, err_w, limit) };
+    if let Some(cwd) = plan.cwd {
+        // SAFETY: chdir(2) with a NUL-terminated path built before the fork.
+        if unsafe { libc::chdir(cwd.as_ptr()) } != 0 {
+            fail(1);
+        }
+    }
+    // SAFETY: execve(2) with a NUL-terminated path and null-terminated
+    // argv/envp arrays built before the fork; it returns only on failure.
+    unsafe { libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), envp) };
+    fail(2)
+}
+
+/// In the child after `fork`: every signal back to its default disposition
+/// (sigaction(2)) and none blocked (pthread_sigmask(3)), as a fresh process
+/// expects.
+fn reset_signals() {
+    // SAFETY: `sigaction` and `sigset_t` are plain C structs for which
+    // all-zero is valid (SIG_DFL, empty mask); the calls only read these
+    // locals and change this process's signal state.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = libc::SIG_DFL;
@@ -510,43 +606,36 @@ unsafe fn child_after_fork(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-
-        // Sources sit above the targets (lifted by the caller), so dup2
-        // always makes a fresh, inheritable copy.
-        if libc::dup2(fds.stdin, 0) < 0 || libc::dup2(fds.stdout, 1) < 0 {
-            fail(3);
-        }
-        match fds.stderr {
-            StderrFd::Inherit => {}
-            StderrFd::Null => {
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
-                if null < 0 || libc::dup2(null, 2) < 0 {
-                    fail(3);
-                }
-                if null != 2 {
-                    libc::close(null);
-                }
-            }
-            StderrFd::Fd(fd) => {
-                if libc::dup2(fd, 2) < 0 {
-                    fail(3);
-                }
-            }
-        }
-        if let Some(fd) = fds.lifeline
-            && libc::dup2(fd, 3) < 0
-        {
-            fail(3);
-        }
-        close_from(first_closed, err_w, limit);
-        if let Some(cwd) = plan.cwd
-            && libc::chdir(cwd.as_ptr()) != 0
-        {
-            fail(1);
-        }
-        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), envp);
-        fail(2)
     }
+}
+
+/// In the child after `fork`: the channel on 0 and 1, stderr on 2, the
+/// lifeline on 3 (dup2(2)). The sources sit above the targets (lifted by
+/// the caller), so dup2 always makes a fresh, inheritable copy. `false` if
+/// any step failed (errno says why).
+fn dup_stdio(fds: &Fds) -> bool {
+    let dup2 = |from: RawFd, to: c_int| {
+        // SAFETY: dup2 on descriptors of this (child) process.
+        unsafe { libc::dup2(from, to) >= 0 }
+    };
+    if !dup2(fds.stdin, 0) || !dup2(fds.stdout, 1) {
+        return false;
+    }
+    let stderr_ok = match fds.stderr {
+        StderrFd::Inherit => true,
+        StderrFd::Fd(fd) => dup2(fd, 2),
+        StderrFd::Null => {
+            // SAFETY: open(2) with a NUL-terminated static path.
+            let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY) };
+            let ok = null >= 0 && dup2(null, 2);
+            if null > 2 {
+                // SAFETY: closes the descriptor just opened, not needed now.
+                unsafe { libc::close(null) };
+            }
+            ok
+        }
+    };
+    stderr_ok && fds.lifeline.is_none_or(|fd| dup2(fd, 3))
 }
 
 /// Closes every descriptor from `first` up, except `keep` (the report pipe,

@@ -56,45 +56,50 @@ pub(crate) fn os_version() -> String {
 
 /// The Winsock catalogue, via `WSCEnumProtocols`.
 pub(crate) fn winsock_catalog() -> io::Result<Vec<WinsockProvider>> {
-    // SAFETY: WSAStartup/WSACleanup pair; WSCEnumProtocols is called first
-    // to learn the size, then with a buffer of that many bytes, suitably
-    // aligned (a Vec of the struct type).
-    unsafe {
-        let mut data: WSADATA = std::mem::zeroed();
-        let rc = WSAStartup(0x0202, &mut data);
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        let result = (|| {
-            let mut bytes = 0u32;
-            let mut err = 0i32;
-            let n = WSCEnumProtocols(std::ptr::null(), std::ptr::null_mut(), &mut bytes, &mut err);
-            if n != -1 || err != WSAENOBUFS {
-                if n == 0 {
-                    return Ok(Vec::new());
-                }
-                return Err(io::Error::from_raw_os_error(err));
-            }
-            let count = (bytes as usize).div_ceil(size_of::<WSAPROTOCOL_INFOW>());
-            let mut buf: Vec<WSAPROTOCOL_INFOW> = vec![std::mem::zeroed(); count];
-            let n = WSCEnumProtocols(std::ptr::null(), buf.as_mut_ptr(), &mut bytes, &mut err);
-            if n < 0 {
-                return Err(io::Error::from_raw_os_error(err));
-            }
-            Ok(buf[..n as usize]
-                .iter()
-                .map(|p| {
-                    let end = p.szProtocol.iter().position(|&c| c == 0).unwrap_or(p.szProtocol.len());
-                    WinsockProvider {
-                        name: String::from_utf16_lossy(&p.szProtocol[..end]),
-                        catalog_entry_id: p.dwCatalogEntryId,
-                        ifs_handles: p.dwServiceFlags1 & XP1_IFS_HANDLES != 0,
-                        chain_len: p.ProtocolChain.ChainLen,
-                    }
-                })
-                .collect())
-        })();
-        WSACleanup();
-        result
+    // SAFETY: WSADATA is a plain C struct that WSAStartup fills in.
+    let mut data: WSADATA = unsafe { std::mem::zeroed() };
+    // SAFETY: WSAStartup (Microsoft Learn), paired with WSACleanup below.
+    let rc = unsafe { WSAStartup(0x0202, &mut data) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
     }
+    let result = enum_protocols();
+    // SAFETY: pairs the successful WSAStartup above.
+    unsafe { WSACleanup() };
+    result
+}
+
+/// `WSCEnumProtocols` (Microsoft Learn): called first to learn the size,
+/// then with a buffer of that many bytes, aligned for the struct type.
+fn enum_protocols() -> io::Result<Vec<WinsockProvider>> {
+    let mut bytes = 0u32;
+    let mut err = 0i32;
+    // SAFETY: a null buffer with a zero size asks for the size only.
+    let n = unsafe { WSCEnumProtocols(std::ptr::null(), std::ptr::null_mut(), &mut bytes, &mut err) };
+    if n != -1 || err != WSAENOBUFS {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    let count = (bytes as usize).div_ceil(size_of::<WSAPROTOCOL_INFOW>());
+    // SAFETY: WSAPROTOCOL_INFOW is a plain C struct; all-zero is valid.
+    let mut buf: Vec<WSAPROTOCOL_INFOW> = vec![unsafe { std::mem::zeroed() }; count];
+    // SAFETY: `buf` holds at least `bytes` bytes, as the first call asked.
+    let n = unsafe { WSCEnumProtocols(std::ptr::null(), buf.as_mut_ptr(), &mut bytes, &mut err) };
+    if n < 0 {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    Ok(buf[..n as usize]
+        .iter()
+        .map(|p| {
+            let end = p.szProtocol.iter().position(|&c| c == 0).unwrap_or(p.szProtocol.len());
+            WinsockProvider {
+                name: String::from_utf16_lossy(&p.szProtocol[..end]),
+                catalog_entry_id: p.dwCatalogEntryId,
+                ifs_handles: p.dwServiceFlags1 & XP1_IFS_HANDLES != 0,
+                chain_len: p.ProtocolChain.ChainLen,
+            }
+        })
+        .collect())
 }

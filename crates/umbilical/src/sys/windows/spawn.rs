@@ -147,31 +147,39 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
     }
 
     let attrs = AttributeList::with_handles(&inherit).map_err(|e| setup("cannot build the handle list", e))?;
-    // SAFETY: all pointers (application name, command line, environment
-    // block, directory, startup info with its attribute list) point to
-    // live, correctly terminated buffers for the duration of the call; the
-    // listed handles are open (borrowed from the request or owned here).
-    let pi = unsafe {
-        let mut si: STARTUPINFOEXW = std::mem::zeroed();
-        si.StartupInfo.cb = size_of::<STARTUPINFOEXW>() as u32;
-        si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
-        si.StartupInfo.hStdInput = stdin;
-        si.StartupInfo.hStdOutput = stdout;
-        si.StartupInfo.hStdError = stderr.unwrap_or(std::ptr::null_mut());
-        si.lpAttributeList = attrs.ptr();
-        let mut pi: PROCESS_INFORMATION = std::mem::zeroed();
-        let guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        for &h in &inherit {
-            SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
-        }
-        // ERROR_INTERNAL_ERROR is how Wine reports a new process that died
-        // in its own start-up, before any code of the program ran (seen
-        // now and then in the full Windows suite under Wine 8, never alone).
-        // Nothing of the program ran, so starting it again is safe; a
-        // bounded retry. Any other failure is reported at once.
-        let mut attempt = 0;
-        let (ok, err) = loop {
-            let ok = CreateProcessW(
+    // SAFETY: STARTUPINFOEXW and PROCESS_INFORMATION are plain C structs
+    // for which all-zero is a valid (empty) value.
+    let (mut si, mut pi): (STARTUPINFOEXW, PROCESS_INFORMATION) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    si.StartupInfo.cb = size_of::<STARTUPINFOEXW>() as u32;
+    si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+    si.StartupInfo.hStdInput = stdin;
+    si.StartupInfo.hStdOutput = stdout;
+    si.StartupInfo.hStdError = stderr.unwrap_or(std::ptr::null_mut());
+    si.lpAttributeList = attrs.ptr();
+    // The listed handles must be inheritable for CreateProcessW, and are so
+    // only under the lock, so that a concurrent std spawn (which inherits
+    // every inheritable handle) never sees them so.
+    let guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = set_inheritable(&inherit, true) {
+        // Those already made inheritable go back; a failure to clear is
+        // reported below as one of them would be.
+        let _ = set_inheritable(&inherit, false);
+        return Err(setup("cannot make the program's handles inheritable", e));
+    }
+    // ERROR_INTERNAL_ERROR is how Wine reports a new process that died in
+    // its own start-up, before any code of the program ran (seen now and
+    // then in the full Windows suite under Wine 8, never alone). Nothing of
+    // the program ran, so starting it again is safe; a bounded retry. Any
+    // other failure is reported at once.
+    let mut attempt = 0;
+    let (ok, err) = loop {
+        // SAFETY: all pointers (application name, command line,
+        // environment block, directory, startup info with its attribute
+        // list) point to live, correctly terminated buffers for the
+        // duration of the call; the listed handles are open (borrowed from
+        // the request or owned here). CreateProcessW, Microsoft Learn.
+        let ok = unsafe {
+            CreateProcessW(
                 app.as_ptr(),
                 cmdline.as_mut_ptr(),
                 std::ptr::null::<SECURITY_ATTRIBUTES>(),
@@ -182,23 +190,20 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
                 cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
                 &si.StartupInfo,
                 &mut pi,
-            );
-            let err = io::Error::last_os_error();
-            attempt += 1;
-            if ok != 0 || err.raw_os_error() != Some(ERROR_INTERNAL_ERROR as i32) || attempt == START_ATTEMPTS {
-                break (ok, err);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+            )
         };
-        for &h in &inherit {
-            SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
+        let err = io::Error::last_os_error();
+        attempt += 1;
+        if ok != 0 || err.raw_os_error() != Some(ERROR_INTERNAL_ERROR as i32) || attempt == START_ATTEMPTS {
+            break (ok, err);
         }
-        drop(guard);
-        if ok == 0 {
-            return Err(classify(err));
-        }
-        pi
+        std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
     };
+    let cleared = set_inheritable(&inherit, false);
+    drop(guard);
+    if ok == 0 {
+        return Err(classify(err));
+    }
     // SAFETY: CreateProcessW returned these fresh handles to us.
     let (process, thread) =
         unsafe { (OwnedHandle::from_raw_handle(pi.hProcess as _), OwnedHandle::from_raw_handle(pi.hThread as _)) };
@@ -210,10 +215,37 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
                 windows_sys::Win32::System::Threading::TerminateProcess(process.as_raw_handle() as HANDLE, 1);
                 return Err(setup("cannot assign the program to its job", e));
             }
-            ResumeThread(thread.as_raw_handle() as HANDLE);
+            // The program was created suspended so that it starts inside
+            // its job; one that cannot be resumed would hang for ever.
+            if ResumeThread(thread.as_raw_handle() as HANDLE) == u32::MAX {
+                let e = io::Error::last_os_error();
+                windows_sys::Win32::System::Threading::TerminateProcess(process.as_raw_handle() as HANDLE, 1);
+                return Err(setup("cannot resume the program in its job", e));
+            }
         }
     }
+    if let Err(e) = cleared {
+        // A handle of ours left inheritable would leak into every later
+        // std spawn: do not go on as if nothing happened.
+        // SAFETY: a valid process handle of ours.
+        unsafe { windows_sys::Win32::System::Threading::TerminateProcess(process.as_raw_handle() as HANDLE, 1) };
+        return Err(setup("cannot make the program's handles non-inheritable again", e));
+    }
     Ok(Process::new(process, pi.dwProcessId, job))
+}
+
+/// Sets or clears `HANDLE_FLAG_INHERIT` on each handle
+/// (SetHandleInformation, Microsoft Learn); stops at the first failure.
+fn set_inheritable(handles: &[HANDLE], on: bool) -> io::Result<()> {
+    let flags = if on { HANDLE_FLAG_INHERIT } else { 0 };
+    for &h in handles {
+        // SAFETY: each handle is open for the duration of the spawn
+        // (borrowed from the request or owned by it).
+        if unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, flags) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn setup(what: &str, e: io::Error) -> SpawnError {
@@ -235,24 +267,28 @@ fn classify(e: io::Error) -> SpawnError {
 struct AttributeList {
     buf: Vec<u64>,
     _handles: Box<[HANDLE]>,
+    /// Initialised, so to be deleted.
+    inited: bool,
 }
 
 impl AttributeList {
     fn with_handles(handles: &[HANDLE]) -> io::Result<Self> {
         let handles: Box<[HANDLE]> = handles.into();
-        // SAFETY: the first call only reports the size; the buffer is then
-        // that large and 8-byte aligned; the handle array lives in `self`
-        // as long as the list that points to it.
-        unsafe {
-            let mut size = 0usize;
-            InitializeProcThreadAttributeList(std::ptr::null_mut(), 1, 0, &mut size);
-            let mut buf = vec![0u64; size.div_ceil(8)];
-            let list = buf.as_mut_ptr() as LPPROC_THREAD_ATTRIBUTE_LIST;
-            if InitializeProcThreadAttributeList(list, 1, 0, &mut size) == 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let mut this = AttributeList { buf, _handles: handles };
-            if UpdateProcThreadAttribute(
+        let mut size = 0usize;
+        // SAFETY: a null list asks only for the size
+        // (InitializeProcThreadAttributeList, Microsoft Learn).
+        unsafe { InitializeProcThreadAttributeList(std::ptr::null_mut(), 1, 0, &mut size) };
+        let buf = vec![0u64; size.div_ceil(8)];
+        let mut this = AttributeList { buf, _handles: handles, inited: false };
+        // SAFETY: the buffer is `size` bytes, 8-byte aligned.
+        if unsafe { InitializeProcThreadAttributeList(this.ptr(), 1, 0, &mut size) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        this.inited = true;
+        // SAFETY: an initialised list; the handle array lives in `this` as
+        // long as the list that points to it (UpdateProcThreadAttribute).
+        let ok = unsafe {
+            UpdateProcThreadAttribute(
                 this.ptr(),
                 0,
                 PROC_THREAD_ATTRIBUTE_HANDLE_LIST as usize,
@@ -260,13 +296,12 @@ impl AttributeList {
                 this._handles.len() * size_of::<HANDLE>(),
                 std::ptr::null_mut(),
                 std::ptr::null(),
-            ) == 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            let _ = &mut this;
-            Ok(this)
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
         }
+        Ok(this)
     }
 
     fn ptr(&self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
@@ -276,8 +311,10 @@ impl AttributeList {
 
 impl Drop for AttributeList {
     fn drop(&mut self) {
-        // SAFETY: initialised in `with_handles`.
-        unsafe { DeleteProcThreadAttributeList(self.ptr()) };
+        if self.inited {
+            // SAFETY: initialised in `with_handles`, deleted once.
+            unsafe { DeleteProcThreadAttributeList(self.ptr()) };
+        }
     }
 }
 
@@ -294,7 +331,9 @@ fn duplicate_stderr() -> io::Result<Option<OwnedHandle>> {
         let me = GetCurrentProcess();
         let mut dup: HANDLE = std::ptr::null_mut();
         if DuplicateHandle(me, h, me, &mut dup, 0, 0, DUPLICATE_SAME_ACCESS) == 0 {
-            return Ok(None);
+            // Our stderr exists but cannot be handed on: say so rather than
+            // start the program with its stderr silently gone.
+            return Err(io::Error::last_os_error());
         }
         Ok(Some(OwnedHandle::from_raw_handle(dup as _)))
     }
