@@ -167,7 +167,7 @@ impl Command {
     /// with the channel, and reports its pid and exact status. Then a
     /// launcher's refusal is [`ErrorKind::LauncherRefused`], a program
     /// missing on the far side is [`ErrorKind::NotFound`], the status is
-    /// exact through any launcher ([`Detection::Shim`]), and
+    /// exact through any launcher ([`Detection::Shim`](crate::Detection::Shim)), and
     /// [`Child::kill`] reaches a program the parent may not signal itself.
     /// Through ssh the shim runs on the far host (so [`Command::shim_path`]
     /// must name it there) and reaches back through a forwarded Unix socket

@@ -1,20 +1,45 @@
 //! Start a program and talk to it over **one full-duplex byte channel** wired
 //! to its stdin and stdout.
 //!
+//! # The problem
+//!
+//! Talking to a helper program looks easy with `std::process`, and breaks in
+//! ordinary cases:
+//!
+//! - **No half-close on one channel.** To make a program see EOF you drop
+//!   its stdin pipe, and with it any chance of a request/response on the
+//!   same stream; on Windows a pipe cannot be half-closed at all, and an
+//!   inherited socket breaks under Layered Service Providers.
+//! - **The end of a wrapper is not the end of the program.** Through sudo,
+//!   a shell script or `setsid`, the process you started may exit at once
+//!   (or report its own refusal as exit code 1), and through ssh there is
+//!   no PID of yours to wait for.
+//! - **Descriptor races.** A descriptor another thread opened without
+//!   `O_CLOEXEC`, or marked inheritable on Windows, leaks into the child if
+//!   the spawn happens in between; the child then holds your pipe open and
+//!   your reads never see EOF.
+//! - **Pid races.** Signalling a pid after it was reaped can hit an
+//!   unrelated process that got the same pid.
+//!
+//! umbilical fixes each, and keeps fixing them through launchers (sudo,
+//! doas, pkexec, runuser, su, ssh, container exec, Windows UAC elevation).
 //! Three promises, which std's `process` module does not make together:
 //!
 //! 1. **Half-close.** [`Channel::shutdown_write`] makes the program read EOF
 //!    while you keep reading its output to the end — the
-//!    `socketpair` + `shutdown(SHUT_WR)` idiom, packaged.
+//!    `socketpair` + `shutdown(SHUT_WR)` idiom, packaged, and on Windows two
+//!    named pipes (never an inherited socket).
 //! 2. **An exit you can see without a PID.** [`Child::wait`] reports the
 //!    program's end and, where knowable, its status — and with
 //!    [`ExitDetection::Lifeline`] or [`ExitDetection::ChannelClosed`] it
 //!    waits for the real program even when the process started was only a
 //!    wrapper that exited at once. The [`Exit`] says how the end was seen.
+//!    Signals and kills go through a pidfd on Linux (never a reused pid) or
+//!    to a process not yet reaped.
 //! 3. **Nothing leaks.** The program inherits fds 0, 1, 2 and, if asked, the
 //!    lifeline on fd 3 — nothing else, even when other code opened
 //!    descriptors without `O_CLOEXEC` and other threads spawn at the same
-//!    moment.
+//!    moment (an explicit handle list on Windows).
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -39,6 +64,17 @@
 //! channel; [`Command::shim`] adds a small helper on the far side that makes
 //! the status exact, tells a launcher's refusal from the program's exit
 //! code, and relays kills (see [`shim`]).
+//!
+//! # Threads
+//!
+//! A [`Channel`] is one value with a read side and a write side.
+//! [`Channel::shutdown_write`] takes `&mut self`: on Windows (and for
+//! [`ChannelKind::Pipes`]) the half-close closes the write end, which must
+//! not happen while a write on it is under way, and the borrow checker
+//! makes sure none is. To read and write from two threads at once, as a
+//! request/response loop or a relay does, call [`Channel::split`]: the
+//! [`ReadHalf`] and [`WriteHalf`] move to different threads, and the
+//! writer's [`WriteHalf::shutdown`] is the half-close.
 //!
 //! # Platforms
 //!

@@ -1,23 +1,8 @@
 //! Which OS mechanisms this build uses, and platform facts, for
 //! diagnostics (`umbilical doctor`).
 
-/// One entry of the Winsock catalogue.
 #[cfg(windows)]
-#[derive(Debug, Clone)]
-pub struct WinsockProvider {
-    /// The provider's protocol name.
-    pub name: String,
-    /// The catalogue entry id.
-    pub catalog_entry_id: u32,
-    /// Whether its sockets are real IFS handles (`XP1_IFS_HANDLES`). A
-    /// provider without it is a non-IFS Layered Service Provider (or
-    /// sits on one): its sockets cannot be used through an inherited
-    /// handle.
-    pub ifs_handles: bool,
-    /// Length of the protocol chain: 0 layered, 1 base, more for a
-    /// chain.
-    pub chain_len: i32,
-}
+pub use crate::sys::WinsockProvider;
 
 /// The Winsock catalogue (`WSCEnumProtocols`). Providers without
 /// `XP1_IFS_HANDLES` are non-IFS Layered Service Providers: the reason

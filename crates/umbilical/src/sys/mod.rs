@@ -25,6 +25,9 @@ pub(crate) use unix::*;
 
 #[cfg(windows)]
 mod windows;
+/// Public through `mechanisms`; declared where it is filled in.
+#[cfg(windows)]
+pub use windows::WinsockProvider;
 #[cfg(windows)]
 pub(crate) use windows::*;
 

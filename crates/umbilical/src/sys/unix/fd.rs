@@ -39,6 +39,8 @@ fn off_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 }
 
 /// A connected `AF_UNIX` stream pair, both ends close-on-exec.
+///
+/// OS reference: socketpair(2), with `SOCK_CLOEXEC`.
 pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     #[cfg(not(apple))]
     let flags = SocketFlags::CLOEXEC;
@@ -57,6 +59,8 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// A pipe, both ends close-on-exec: `(read, write)`.
+///
+/// OS reference: pipe2(2), with `O_CLOEXEC`.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     #[cfg(not(apple))]
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
@@ -93,6 +97,8 @@ pub(crate) fn inbound_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// `None` when `fd` already is. Spawn file actions `dup2` our descriptors
 /// onto 0..=3; a source that already sits in that range could be clobbered
 /// by an earlier action, so it is lifted out of the way first.
+///
+/// OS reference: fcntl(2) `F_DUPFD_CLOEXEC`.
 pub(crate) fn lift_above(fd: BorrowedFd<'_>, min: i32) -> io::Result<Option<OwnedFd>> {
     if fd.as_raw_fd() >= min {
         return Ok(None);
@@ -104,6 +110,8 @@ pub(crate) fn lift_above(fd: BorrowedFd<'_>, min: i32) -> io::Result<Option<Owne
 /// Linux reports it once every byte the peer sent has been read, when the
 /// peer closed with data of ours still unread (a program that exits without
 /// reading all its input). No byte is lost, so it reads as EOF, as on a pipe.
+///
+/// OS reference: read(2).
 pub(crate) fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match rustix::io::read(fd, &mut *buf) {
@@ -118,6 +126,8 @@ pub(crate) fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
 /// `EPIPE` ([`io::ErrorKind::BrokenPipe`]) whichever way it went: a peer
 /// that closed with our bytes unread makes Linux report `ECONNRESET` once
 /// first, which is the same event for the writer.
+///
+/// OS reference: send(2) with `MSG_NOSIGNAL`.
 pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     #[cfg(apple)]
     let flags = rustix::net::SendFlags::empty(); // SO_NOSIGPIPE is set on the socket
@@ -138,6 +148,8 @@ pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
 /// Linux and BSD the signal is blocked in this thread for the duration of the
 /// write, and a SIGPIPE that the write itself raised is consumed before the
 /// mask is restored. macOS marks the pipe F_SETNOSIGPIPE at creation instead.
+///
+/// OS reference: write(2).
 pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     #[cfg(apple)]
     {
@@ -215,6 +227,8 @@ fn sigpipe_guarded(len: usize, f: impl FnOnce() -> io::Result<usize>) -> io::Res
 
 /// Half-close a socket. A peer that is already gone makes EOF moot, so
 /// `ENOTCONN` (which BSDs report then) is not an error.
+///
+/// OS reference: shutdown(2).
 pub(crate) fn shutdown(fd: &OwnedFd, write: bool) -> io::Result<()> {
     let how = if write { Shutdown::Write } else { Shutdown::Read };
     match rustix::net::shutdown(fd, how) {

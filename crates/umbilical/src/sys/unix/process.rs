@@ -92,6 +92,8 @@ impl Process {
 
     /// Blocks until the process exits and reaps it. The wait itself leaves
     /// the process a zombie, so the reaping lock is held only for the reap.
+    ///
+    /// OS reference: waitid(2) (`P_PIDFD` on Linux), waitpid(2).
     pub(crate) fn wait(&self) -> io::Result<ExitStatus> {
         loop {
             self.wait_exited_unreaped()?;
@@ -121,6 +123,8 @@ impl Process {
 
     /// Reaps the process if it has exited, without blocking; a group
     /// leader is only looked at (see `State::ExitedKept`).
+    ///
+    /// OS reference: waitid(2) / waitpid(2) with `WNOHANG`.
     pub(crate) fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match *state {
@@ -233,6 +237,8 @@ impl Process {
     }
 
     /// Sends SIGKILL. A process that already exited is not an error.
+    ///
+    /// OS reference: pidfd_send_signal(2) on Linux, kill(2) / killpg(3) elsewhere.
     pub(crate) fn kill(&self) -> io::Result<()> {
         self.signal(Signal::KILL)
     }
@@ -244,6 +250,8 @@ impl Process {
     }
 
     /// Sends signal `sig` (a raw number); an exited process is not an error.
+    ///
+    /// OS reference: pidfd_send_signal(2) on Linux, kill(2) / killpg(3) elsewhere.
     pub(crate) fn signal_raw(&self, sig: i32) -> io::Result<()> {
         let sig =
             Signal::from_named_raw(sig).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "unknown signal"))?;

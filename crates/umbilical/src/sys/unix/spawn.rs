@@ -30,6 +30,8 @@ use crate::error::ErrorKind;
 use crate::sys::{Request, SpawnError, StderrTarget};
 
 /// Starts the program a request describes.
+///
+/// OS reference: posix_spawn(3), or fork(2) + execve(2).
 pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
     let invalid = |what: String| SpawnError::new(ErrorKind::InvalidInput, what, None);
     let cstr = |s: &OsStr, what: &dyn Fn() -> String| {

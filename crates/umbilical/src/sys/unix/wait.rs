@@ -18,6 +18,8 @@ pub(crate) enum Until {
 
 /// Waits until `fd` reaches the state, or the deadline passes. Returns
 /// `true` when the state was reached. `EINTR` restarts with the time left.
+///
+/// OS reference: poll(2).
 pub(crate) fn wait_fd(fd: BorrowedFd<'_>, until: Until, deadline: Option<Instant>) -> io::Result<bool> {
     let events = match until {
         Until::Readable => PollFlags::IN,
@@ -70,6 +72,8 @@ pub(crate) fn timespec(d: Duration) -> Timespec {
 }
 
 /// Blocks until `fd` is readable (a pidfd: the process has exited).
+///
+/// OS reference: poll(2).
 #[cfg(target_os = "linux")]
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>) -> io::Result<()> {
     wait_fd(fd, Until::Readable, None).map(|_| ())

@@ -8,7 +8,22 @@ use windows_sys::Win32::Networking::WinSock::{
 };
 use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 
-pub(crate) use crate::mechanisms::WinsockProvider;
+/// One entry of the Winsock catalogue.
+#[derive(Debug, Clone)]
+pub struct WinsockProvider {
+    /// The provider's protocol name.
+    pub name: String,
+    /// The catalogue entry id.
+    pub catalog_entry_id: u32,
+    /// Whether its sockets are real IFS handles (`XP1_IFS_HANDLES`). A
+    /// provider without it is a non-IFS Layered Service Provider (or
+    /// sits on one): its sockets cannot be used through an inherited
+    /// handle.
+    pub ifs_handles: bool,
+    /// Length of the protocol chain: 0 layered, 1 base, more for a
+    /// chain.
+    pub chain_len: i32,
+}
 
 fn ntdll_proc(name: &std::ffi::CStr) -> Option<unsafe extern "system" fn() -> isize> {
     let ntdll: Vec<u16> = "ntdll.dll".encode_utf16().chain(Some(0)).collect();

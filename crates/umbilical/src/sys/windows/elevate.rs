@@ -31,6 +31,8 @@ pub(crate) enum ElevateError {
 
 /// Starts `program` elevated with `parameters` (one command-line string,
 /// already quoted) and returns its process.
+///
+/// OS reference: ShellExecuteExW with the `runas` verb (Microsoft Learn).
 pub(crate) fn run_elevated(program: &OsStr, parameters: &OsStr) -> Result<Process, ElevateError> {
     let wide = |s: &OsStr| -> Vec<u16> { s.encode_wide().chain(Some(0)).collect() };
     let verb = wide(OsStr::new("runas"));

@@ -44,6 +44,8 @@ pub(crate) fn millis_until(deadline: Option<Instant>) -> u32 {
 
 /// Runs one overlapped operation to completion, or until `deadline`, when
 /// it is cancelled. `Ok(None)` means the deadline passed first.
+///
+/// OS reference: GetOverlappedResult, CancelIoEx (Microsoft Learn).
 pub(crate) fn overlapped(
     h: &OwnedHandle,
     deadline: Option<Instant>,
@@ -100,6 +102,8 @@ fn chunk(len: usize) -> u32 {
 
 /// Reads, waiting at most until `deadline`; `Ok(None)` on timeout. A
 /// writer that closed its end is EOF (`Ok(Some(0))`).
+///
+/// OS reference: ReadFile (Microsoft Learn).
 pub(crate) fn read_until(h: &OwnedHandle, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<Option<usize>> {
     let ptr = buf.as_mut_ptr();
     let len = chunk(buf.len());
@@ -113,12 +117,15 @@ pub(crate) fn read_until(h: &OwnedHandle, buf: &mut [u8], deadline: Option<Insta
     }
 }
 
+/// OS reference: ReadFile (Microsoft Learn).
 pub(crate) fn read(h: &OwnedHandle, buf: &mut [u8]) -> io::Result<usize> {
     Ok(read_until(h, buf, None)?.unwrap_or(0))
 }
 
 /// Writes to a pipe; a reader that went away is
 /// [`io::ErrorKind::BrokenPipe`] (`ERROR_NO_DATA`/`ERROR_BROKEN_PIPE`).
+///
+/// OS reference: WriteFile (Microsoft Learn).
 pub(crate) fn write_pipe(h: &OwnedHandle, buf: &[u8]) -> io::Result<usize> {
     let ptr = buf.as_ptr();
     let len = chunk(buf.len());

@@ -15,6 +15,7 @@ mod rendezvous;
 mod spawn;
 mod wait;
 
+pub use diag::WinsockProvider;
 pub(crate) use diag::{is_wine, os_version, winsock_catalog};
 pub(crate) use elevate::{ElevateError, run_elevated};
 pub(crate) use handle::{read, write_pipe};

@@ -179,6 +179,8 @@ fn pair_named(name: &[u16], direction: Direction) -> Result<(OwnedHandle, OwnedH
 /// A server end with a fresh name, no client yet: for a shim, which opens
 /// the client end by name in another process. Returns the NUL-terminated
 /// name with the server.
+///
+/// OS reference: CreateNamedPipeW (Microsoft Learn).
 pub(crate) fn server(direction: Direction) -> io::Result<(Vec<u16>, OwnedHandle)> {
     let mut last = None;
     for _ in 0..ATTEMPTS {
@@ -204,6 +206,8 @@ fn is_taken(e: &io::Error) -> bool {
 /// Waits (until `deadline`) for the client of a [`server`] end and checks
 /// that it is process `pid`: a client that is anyone else is refused with
 /// an error, never used.
+///
+/// OS reference: ConnectNamedPipe, GetNamedPipeClientProcessId (Microsoft Learn).
 pub(crate) fn accept_client(server: &OwnedHandle, pid: u32, deadline: Instant) -> io::Result<()> {
     match overlapped(server, Some(deadline), |h, ov| {
         // SAFETY: `ov` is managed by `overlapped`.
@@ -224,6 +228,8 @@ pub(crate) fn accept_client(server: &OwnedHandle, pid: u32, deadline: Instant) -
 }
 
 /// The pid of the client connected to a server end.
+///
+/// OS reference: GetNamedPipeClientProcessId (Microsoft Learn).
 pub(crate) fn client_pid(server: &OwnedHandle) -> Option<u32> {
     let mut pid = 0u32;
     // SAFETY: valid server handle, out-pointer to a local.
@@ -234,6 +240,8 @@ pub(crate) fn client_pid(server: &OwnedHandle) -> Option<u32> {
 /// Opens the client end of a pipe by its NUL-terminated name for a
 /// program's stdio: synchronous, not shared, not inheritable (spawn hands
 /// it on).
+///
+/// OS reference: CreateFileW on a pipe name (Microsoft Learn).
 pub(crate) fn open_client(name: &[u16], direction: Direction) -> io::Result<OwnedHandle> {
     if name.last() != Some(&0) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "pipe name is not NUL-terminated"));

@@ -63,6 +63,7 @@ impl Process {
         self.pid
     }
 
+    /// OS reference: WaitForSingleObject, GetExitCodeProcess (Microsoft Learn).
     pub(crate) fn wait(&self) -> io::Result<ExitStatus> {
         loop {
             if let Some(status) = self.wait_deadline(None)? {
@@ -71,10 +72,12 @@ impl Process {
         }
     }
 
+    /// OS reference: WaitForSingleObject, GetExitCodeProcess (Microsoft Learn).
     pub(crate) fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
         self.wait_deadline(Some(Instant::now()))
     }
 
+    /// OS reference: WaitForSingleObject (Microsoft Learn).
     pub(crate) fn wait_deadline(&self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
         let h = self.handle.as_raw_handle() as HANDLE;
         loop {
@@ -107,6 +110,8 @@ impl Process {
 
     /// `TerminateProcess` (or `TerminateJobObject` for a job), exit code 1.
     /// A process that already ended is not an error.
+    ///
+    /// OS reference: TerminateProcess, or TerminateJobObject for a job (Microsoft Learn).
     pub(crate) fn kill(&self) -> io::Result<()> {
         // SAFETY: valid handles we own.
         let ok = unsafe {

@@ -67,6 +67,8 @@ const START_ATTEMPTS: u64 = 3;
 const MAX_COMMAND_LINE: usize = 32_768;
 
 /// Starts the program a request describes.
+///
+/// OS reference: CreateProcessW with `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` (Microsoft Learn).
 pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
     // Before the lookup, which would report such a name as not found.
     if req.spec.program.as_os_str().encode_wide().any(|c| c == 0) {

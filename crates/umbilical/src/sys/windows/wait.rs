@@ -11,6 +11,8 @@ use super::handle::read_until;
 
 /// Waits for EOF on a pipe nobody else reads (the lifeline), discarding
 /// anything written into it.
+///
+/// OS reference: PeekNamedPipe / ReadFile (Microsoft Learn).
 pub(crate) fn wait_eof(h: &OwnedHandle, deadline: Option<Instant>) -> io::Result<bool> {
     let mut scratch = [0u8; 512];
     loop {
