@@ -61,7 +61,7 @@ impl ChannelKind {
 /// The read side, shared with the `Child` when it must watch for the
 /// program's side closing (`ExitDetection::ChannelClosed`).
 pub(crate) struct ReadEnd {
-    pub(crate) fd: Handle,
+    pub(crate) handle: Handle,
     pub(crate) kind: ChannelKind,
     /// The `Child` holds a reference and polls it for hang-up.
     pub(crate) watched: AtomicBool,
@@ -90,7 +90,7 @@ pub struct WriteHalf {
 enum WriteEnd {
     /// A socket of its own (`ChannelKind::Socket`); `shut` once half-closed.
     #[cfg(unix)]
-    Socket { fd: Handle, shut: bool },
+    Socket { handle: Handle, shut: bool },
     /// The socket shared with the read half (`ChannelKind::SharedSocket`).
     #[cfg(unix)]
     Shared { end: Arc<ReadEnd>, shut: bool },
@@ -199,7 +199,7 @@ impl Channel {
                 let (parent_read, child_stdout) = sys::socket_pair()?;
                 let channel = Channel {
                     read: ReadHalf { end: Arc::new(ReadEnd::new(parent_read, kind)) },
-                    write: WriteHalf { inner: WriteEnd::Socket { fd: parent_write, shut: false } },
+                    write: WriteHalf { inner: WriteEnd::Socket { handle: parent_write, shut: false } },
                 };
                 Ok((channel, ChildEnd { stdin: child_stdin, stdout: Some(child_stdout) }))
             }
@@ -268,8 +268,8 @@ impl Channel {
 }
 
 impl ReadEnd {
-    fn new(fd: Handle, kind: ChannelKind) -> Self {
-        ReadEnd { fd, kind, watched: AtomicBool::new(false), abandoned: AtomicBool::new(false) }
+    fn new(handle: Handle, kind: ChannelKind) -> Self {
+        ReadEnd { handle, kind, watched: AtomicBool::new(false), abandoned: AtomicBool::new(false) }
     }
 }
 
@@ -277,13 +277,13 @@ impl ReadHalf {
     /// The descriptor reads come from (for `poll`, or an event loop).
     #[cfg(unix)]
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(&self.end.fd)
+        std::os::fd::AsFd::as_fd(&self.end.handle)
     }
 
     /// The pipe handle reads come from (opened for overlapped I/O).
     #[cfg(windows)]
     pub fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
-        std::os::windows::io::AsHandle::as_handle(&self.end.fd)
+        std::os::windows::io::AsHandle::as_handle(&self.end.handle)
     }
 }
 
@@ -292,7 +292,7 @@ impl Drop for ReadHalf {
         self.end.abandoned.store(true, Ordering::Release);
         #[cfg(unix)]
         if self.end.kind.is_socket() && !self.end.watched.load(Ordering::Acquire) {
-            let _ = sys::shutdown(&self.end.fd, false);
+            let _ = sys::shutdown(&self.end.handle, false);
         }
     }
 }
@@ -302,11 +302,11 @@ impl WriteHalf {
     pub fn shutdown(&mut self) -> io::Result<()> {
         match &mut self.inner {
             #[cfg(unix)]
-            WriteEnd::Socket { fd, shut } => half_close_socket(fd, shut),
+            WriteEnd::Socket { handle, shut } => half_close_socket(handle, shut),
             #[cfg(unix)]
-            WriteEnd::Shared { end, shut } => half_close_socket(&end.fd, shut),
-            WriteEnd::Pipe(fd) => {
-                drop(fd.take());
+            WriteEnd::Shared { end, shut } => half_close_socket(&end.handle, shut),
+            WriteEnd::Pipe(handle) => {
+                drop(handle.take());
                 Ok(())
             }
         }
@@ -315,10 +315,10 @@ impl WriteHalf {
     fn handle(&self) -> Option<&Handle> {
         match &self.inner {
             #[cfg(unix)]
-            WriteEnd::Socket { fd, .. } => Some(fd),
+            WriteEnd::Socket { handle, .. } => Some(handle),
             #[cfg(unix)]
-            WriteEnd::Shared { end, .. } => Some(&end.fd),
-            WriteEnd::Pipe(fd) => fd.as_ref(),
+            WriteEnd::Shared { end, .. } => Some(&end.handle),
+            WriteEnd::Pipe(handle) => handle.as_ref(),
         }
     }
 
@@ -338,10 +338,10 @@ impl WriteHalf {
     fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
         match &self.inner {
             #[cfg(unix)]
-            WriteEnd::Socket { fd, .. } => sys::send(fd, buf),
+            WriteEnd::Socket { handle, .. } => sys::send(handle, buf),
             #[cfg(unix)]
-            WriteEnd::Shared { end, .. } => sys::send(&end.fd, buf),
-            WriteEnd::Pipe(Some(fd)) => sys::write_pipe(fd, buf),
+            WriteEnd::Shared { end, .. } => sys::send(&end.handle, buf),
+            WriteEnd::Pipe(Some(handle)) => sys::write_pipe(handle, buf),
             WriteEnd::Pipe(None) => {
                 Err(io::Error::new(io::ErrorKind::BrokenPipe, "the channel's write side was shut down"))
             }
@@ -351,9 +351,9 @@ impl WriteHalf {
 
 /// `shutdown(SHUT_WR)` once; again is a no-op.
 #[cfg(unix)]
-fn half_close_socket(fd: &Handle, shut: &mut bool) -> io::Result<()> {
+fn half_close_socket(handle: &Handle, shut: &mut bool) -> io::Result<()> {
     if !*shut {
-        sys::shutdown(fd, true)?;
+        sys::shutdown(handle, true)?;
         *shut = true;
     }
     Ok(())
@@ -367,7 +367,7 @@ impl Drop for WriteHalf {
 
 impl Read for &ReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::read(&self.end.fd, buf)
+        sys::read(&self.end.handle, buf)
     }
 }
 

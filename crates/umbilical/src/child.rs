@@ -231,8 +231,8 @@ impl Child {
                 }
             }
             Detection::Lifeline => {
-                let fd = self.lifeline.as_ref().expect("a lifeline until the exit is known");
-                if !sys::wait_eof(fd, deadline)? {
+                let lifeline = self.lifeline.as_ref().expect("a lifeline until the exit is known");
+                if !sys::wait_eof(lifeline, deadline)? {
                     return Ok(None);
                 }
                 self.lifeline = None;
@@ -294,11 +294,11 @@ impl Child {
 fn wait_channel_closed(end: &ReadEnd, deadline: Option<Instant>) -> io::Result<bool> {
     loop {
         if end.abandoned.load(Ordering::Acquire) {
-            return sys::wait_eof(&end.fd, deadline);
+            return sys::wait_eof(&end.handle, deadline);
         }
         let slice = Instant::now() + ABANDON_CHECK;
         let until = deadline.map_or(slice, |d| d.min(slice));
-        if sys::wait_closed(&end.fd, Some(until))? {
+        if sys::wait_closed(&end.handle, Some(until))? {
             return Ok(true);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -350,31 +350,31 @@ impl std::fmt::Debug for Child {
 /// The read end of the program's stderr pipe ([`Stderr::Piped`](crate::Stderr::Piped)).
 #[derive(Debug)]
 pub struct ChildStderr {
-    fd: Handle,
+    handle: Handle,
 }
 
 impl ChildStderr {
-    pub(crate) fn new(fd: Handle) -> Self {
-        ChildStderr { fd }
+    pub(crate) fn new(handle: Handle) -> Self {
+        ChildStderr { handle }
     }
 }
 
 impl Read for ChildStderr {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::read(&self.fd, buf)
+        sys::read(&self.handle, buf)
     }
 }
 
 #[cfg(unix)]
 impl std::os::fd::AsFd for ChildStderr {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.handle.as_fd()
     }
 }
 
 #[cfg(windows)]
 impl std::os::windows::io::AsHandle for ChildStderr {
     fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
-        self.fd.as_handle()
+        self.handle.as_handle()
     }
 }

@@ -230,6 +230,34 @@ fn report_spawn_failure(stream: &mut impl Write, e: sys::SpawnError) -> io::Resu
     Ok(code)
 }
 
+/// The shim starts the program with the channel's ends as its stdin and
+/// stdout; `Ok(Err(code))` after telling the parent why it could not (the
+/// code is the shim's exit code).
+fn start_program(
+    stream: &mut sys::ControlStream,
+    requested: &Requested,
+    spec: &ProgramSpec,
+    stdin: &sys::Handle,
+    stdout: &sys::Handle,
+    stderr: sys::StderrTarget<'_>,
+) -> io::Result<Result<sys::Process, i32>> {
+    let request = sys::Request {
+        spec,
+        stdin,
+        stdout,
+        stderr,
+        lifeline: None,
+        force_fork: false,
+        process_group: requested.process_group,
+        no_window: false,
+        kill_on_close_job: false,
+    };
+    match sys::spawn(&request) {
+        Ok(process) => Ok(Ok(process)),
+        Err(e) => report_spawn_failure(stream, e).map(Err),
+    }
+}
+
 /// The shim's side once the program runs: report the pid, keep the
 /// program unwaited-for until the parent holds its own handle on it (so
 /// the pid it opened cannot have been reused), obey kills, report the end.
@@ -381,6 +409,43 @@ fn finish_connect(
     Link::start(stream, buf, pid, own).map_err(|e| {
         Error::new(ErrorKind::ShimFailed, format!("{launcher}: cannot start the link thread: {e}"), Some(e))
     })
+}
+
+/// What a wait at the rendezvous ended with.
+enum Accepted {
+    /// A connection that passed the OS-level peer check.
+    Peer(sys::ControlStream),
+    /// The launcher (Windows: the shim's process) ended first, with this
+    /// status if it was seen.
+    Ended(Option<ExitStatus>),
+}
+
+/// Waits at the rendezvous until `hs.deadline` for a connection from
+/// `peer` (see `sys::Rendezvous::accept_from`), polling `ended` for the end
+/// of the process that should connect.
+fn accept(
+    rendezvous: &mut sys::Rendezvous,
+    hs: &Handshake<'_>,
+    peer: Option<u32>,
+    mut ended: impl FnMut() -> Option<ExitStatus>,
+    refused: &mut u32,
+) -> Result<Accepted, Error> {
+    let mut status = None;
+    let stream = rendezvous
+        .accept_from(
+            peer,
+            hs.deadline,
+            || {
+                status = ended();
+                status.is_some()
+            },
+            refused,
+        )
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::TimedOut => timed_out(hs.launcher, "the shim did not connect"),
+            _ => link_error(hs.launcher, "waiting for the shim")(e),
+        })?;
+    Ok(stream.map_or(Accepted::Ended(status), Accepted::Peer))
 }
 
 fn is_timeout(e: &io::Error) -> bool {

@@ -18,8 +18,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, check_cwd, finish_connect, link_error, read_request, report_spawn_failure,
-    supervise, timed_out,
+    Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error, read_request,
+    start_program, supervise,
 };
 use crate::child::Child;
 use crate::error::{Error, ErrorKind};
@@ -83,20 +83,9 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     }
     // The channel arrived as our own stdin/stdout, through the launcher.
     let stdout = io::stdout().as_fd().try_clone_to_owned()?;
-    let request = sys::Request {
-        spec,
-        stdin: &stdin,
-        stdout: &stdout,
-        stderr: sys::StderrTarget::Inherit,
-        lifeline: None,
-        force_fork: false,
-        process_group: requested.process_group,
-        no_window: false,
-        kill_on_close_job: false,
-    };
-    let process = match sys::spawn(&request) {
-        Ok(p) => p,
-        Err(e) => return report_spawn_failure(&mut stream, e),
+    let process = match start_program(&mut stream, &requested, spec, &stdin, &stdout, sys::StderrTarget::Inherit)? {
+        Ok(process) => process,
+        Err(code) => return Ok(code),
     };
     drop((stdin, stdout));
     supervise(stream, buf, process, requested.grace)
@@ -121,41 +110,31 @@ fn connect(
     let mut token_sent = false;
     let mut refused = 0;
     let (mut stream, buf) = loop {
-        let mut ended = None;
-        let candidate = rendezvous
-            .accept_from(
-                if detaches { None } else { Some(launcher_pid) },
-                hs.deadline,
-                || {
-                    // A detaching launcher ends at once: that is no refusal.
-                    ended = if detaches { None } else { child.try_wait().ok().flatten().map(|e| e.status) };
-                    ended.is_some()
-                },
-                &mut refused,
-            )
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::TimedOut => timed_out(launcher, "the shim did not connect"),
-                _ => link_error(launcher, "waiting for the shim")(e),
-            })?;
-        let Some(mut stream) = candidate else {
-            let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
-            // 126/127 from the far host's shell: the command could not
-            // run, likely the shim itself (a local launcher's shim was
-            // checked, and pkexec says 127 for an unknown user too).
-            let hint = match ended {
-                Some(ExitStatus::Exited(126 | 127)) if hs.remote => format!(
-                    "; the shim {} may be missing or not executable there (--shim-path names it; --no-shim does without)",
-                    shim.display()
-                ),
-                _ => String::new(),
-            };
-            return Err(Error::new(
-                ErrorKind::LauncherRefused,
-                format!(
-                    "{launcher} ended ({status}) before the shim connected: refused (authentication, policy or unknown user), or the shim could not start{hint}"
-                ),
-                None,
-            ));
+        // A detaching launcher ends at once: that is no refusal.
+        let peer = if detaches { None } else { Some(launcher_pid) };
+        let launcher_done = || if detaches { None } else { child.try_wait().ok().flatten().map(|e| e.status) };
+        let mut stream = match accept(rendezvous, &hs, peer, launcher_done, &mut refused)? {
+            Accepted::Peer(stream) => stream,
+            Accepted::Ended(ended) => {
+                let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
+                // 126/127 from the far host's shell: the command could not
+                // run, likely the shim itself (a local launcher's shim was
+                // checked, and pkexec says 127 for an unknown user too).
+                let hint = match ended {
+                    Some(ExitStatus::Exited(126 | 127)) if hs.remote => format!(
+                        "; the shim {} may be missing or not executable there (--shim-path names it; --no-shim does without)",
+                        shim.display()
+                    ),
+                    _ => String::new(),
+                };
+                return Err(Error::new(
+                    ErrorKind::LauncherRefused,
+                    format!(
+                        "{launcher} ended ({status}) before the shim connected: refused (authentication, policy or unknown user), or the shim could not start{hint}"
+                    ),
+                    None,
+                ));
+            }
         };
         // The token goes into the channel once, for the first peer that
         // passed the ancestry check: only the holder of the program's end

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{
-    HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, check_cwd, finish_connect, link_error, read_request, report_spawn_failure,
-    supervise, timed_out,
+    Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error, read_request,
+    report_spawn_failure, start_program, supervise,
 };
 use crate::channel::Channel;
 use crate::child::{Child, ChildStderr};
@@ -91,25 +91,15 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
         Err(e) => return report_spawn_failure(&mut stream, e),
     };
     let program = crate::spec::ProgramSpec { cwd, ..spec.clone() };
-    let request = sys::Request {
-        spec: &program,
-        stdin: &stdin,
-        stdout: &stdout,
-        stderr: match (&stderr, &stderr_pipe) {
-            (_, Some(pipe)) => sys::StderrTarget::To(pipe),
-            (WireStderr::Merge, None) => sys::StderrTarget::To(&stdout),
-            (WireStderr::Null, None) => sys::StderrTarget::Null,
-            _ => sys::StderrTarget::Inherit,
-        },
-        lifeline: None,
-        force_fork: false,
-        process_group: requested.process_group,
-        no_window: false,
-        kill_on_close_job: false,
+    let stderr_target = match (&stderr, &stderr_pipe) {
+        (_, Some(pipe)) => sys::StderrTarget::To(pipe),
+        (WireStderr::Merge, None) => sys::StderrTarget::To(&stdout),
+        (WireStderr::Null, None) => sys::StderrTarget::Null,
+        _ => sys::StderrTarget::Inherit,
     };
-    let process = match sys::spawn(&request) {
-        Ok(p) => p,
-        Err(e) => return report_spawn_failure(&mut stream, e),
+    let process = match start_program(&mut stream, &requested, &program, &stdin, &stdout, stderr_target)? {
+        Ok(process) => process,
+        Err(code) => return Ok(code),
     };
     // Only the program holds the channel now: its exit ends the parent's
     // reads.
@@ -153,28 +143,16 @@ fn connect(
     let launcher = hs.launcher;
     let deadline = hs.deadline;
     let mut refused = 0;
-    let mut ended = None;
-    let stream = rendezvous
-        .accept_from(
-            Some(shim_pid),
-            deadline,
-            || {
-                ended = shim_done();
-                ended.is_some()
-            },
-            &mut refused,
-        )
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::TimedOut => timed_out(launcher, "the shim did not connect"),
-            _ => link_error(launcher, "waiting for the shim")(e),
-        })?;
-    let Some(mut stream) = stream else {
-        let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
-        return Err(Error::new(
-            ErrorKind::ShimFailed,
-            format!("the shim started through {launcher} ended ({status}) before it connected"),
-            None,
-        ));
+    let mut stream = match accept(rendezvous, &hs, Some(shim_pid), &mut shim_done, &mut refused)? {
+        Accepted::Peer(stream) => stream,
+        Accepted::Ended(ended) => {
+            let status = ended.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
+            return Err(Error::new(
+                ErrorKind::ShimFailed,
+                format!("the shim started through {launcher} ended ({status}) before it connected"),
+                None,
+            ));
+        }
     };
     stream.set_read_deadline(Some(Instant::now() + HELLO_TIMEOUT));
     let mut buf = Vec::new();
