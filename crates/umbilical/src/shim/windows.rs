@@ -220,54 +220,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         None => None,
     };
     let stdio = ShimStdio { stdin, stdout, stderr, stderr_pipe };
-    // The rendezvous name is not a secret (the shim's pid is the proof);
-    // it has no spaces or quotes to escape.
-    let rendezvous_name = rendezvous.path();
-    let mut params = OsString::from(super::SHIM_ARG);
-    params.push(" ");
-    params.push(super::RENDEZVOUS_FLAG);
-    params.push(" ");
-    params.push(rendezvous_name.as_os_str());
-    let process = if elevated {
-        sys::run_elevated(shim_path.as_os_str(), &params).map_err(|e| match e {
-            sys::ElevateError::Declined(e) => {
-                fail(ErrorKind::LauncherRefused, "through runas: the elevation was declined".into(), Some(e))
-            }
-            sys::ElevateError::Failed(e) => {
-                let what = format!("cannot start the shim {} elevated: {e}", shim_path.display());
-                fail(ErrorKind::ShimFailed, what, Some(e))
-            }
-        })?
-    } else {
-        let nul = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("NUL")
-            .map_err(io_fail("cannot open NUL for the shim"))?;
-        let nul = sys::Handle::from(nul);
-        let shim_spec = ProgramSpec {
-            program: shim_path.clone().into_os_string(),
-            args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), rendezvous_name.into_os_string()],
-            ..ProgramSpec::default()
-        };
-        let request = sys::Request {
-            spec: &shim_spec,
-            stdin: &nul,
-            stdout: &nul,
-            stderr: match opts.stderr {
-                Stderr::Null => StderrTarget::Null,
-                _ => StderrTarget::Inherit,
-            },
-            lifeline: None,
-            force_fork: false,
-            process_group: false,
-            no_window: opts.no_window,
-            kill_on_close_job: opts.kill_on_close_job,
-        };
-        sys::spawn(&request).map_err(|e| {
-            fail(ErrorKind::ShimFailed, format!("cannot start the shim {}: {}", shim_path.display(), e.what), e.source)
-        })?
-    };
+    let process = start_shim(spec, opts, &shim_path, &rendezvous.path(), elevated)?;
     let shim_pid = process.pid();
     let handshake = Handshake {
         launcher: &launcher,
@@ -307,4 +260,66 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         None => None,
     };
     Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link, opts.kill_on_drop))
+}
+
+/// Starts the shim, directly (its stdio on NUL) or elevated through
+/// `ShellExecuteExW` "runas", told where the rendezvous is.
+fn start_shim(
+    spec: &ProgramSpec,
+    opts: &Options,
+    shim_path: &Path,
+    rendezvous: &Path,
+    elevated: bool,
+) -> Result<sys::Process, Error> {
+    let fail = |kind: ErrorKind, what: String, source: Option<io::Error>| {
+        Error::cannot_start(&spec.program, kind, &what, source)
+    };
+    let io_fail = |what: &'static str| move |e: io::Error| fail(ErrorKind::Io, what.into(), Some(e));
+    // The rendezvous name is not a secret (the shim's pid is the proof);
+    // it has no spaces or quotes to escape.
+    let mut params = OsString::from(super::SHIM_ARG);
+    params.push(" ");
+    params.push(super::RENDEZVOUS_FLAG);
+    params.push(" ");
+    params.push(rendezvous.as_os_str());
+    if elevated {
+        sys::run_elevated(shim_path.as_os_str(), &params).map_err(|e| match e {
+            sys::ElevateError::Declined(e) => {
+                fail(ErrorKind::LauncherRefused, "through runas: the elevation was declined".into(), Some(e))
+            }
+            sys::ElevateError::Failed(e) => {
+                let what = format!("cannot start the shim {} elevated: {e}", shim_path.display());
+                fail(ErrorKind::ShimFailed, what, Some(e))
+            }
+        })
+    } else {
+        let nul = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("NUL")
+            .map_err(io_fail("cannot open NUL for the shim"))?;
+        let nul = sys::Handle::from(nul);
+        let shim_spec = ProgramSpec {
+            program: shim_path.as_os_str().to_owned(),
+            args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), rendezvous.as_os_str().to_owned()],
+            ..ProgramSpec::default()
+        };
+        let request = sys::Request {
+            spec: &shim_spec,
+            stdin: &nul,
+            stdout: &nul,
+            stderr: match opts.stderr {
+                Stderr::Null => StderrTarget::Null,
+                _ => StderrTarget::Inherit,
+            },
+            lifeline: None,
+            force_fork: false,
+            process_group: false,
+            no_window: opts.no_window,
+            kill_on_close_job: opts.kill_on_close_job,
+        };
+        sys::spawn(&request).map_err(|e| {
+            fail(ErrorKind::ShimFailed, format!("cannot start the shim {}: {}", shim_path.display(), e.what), e.source)
+        })
+    }
 }

@@ -89,22 +89,7 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
             program.display()
         )));
     }
-    let mut cmdline = Vec::new();
-    append_quoted(&mut cmdline, req.spec.program.as_os_str().encode_wide().collect(), true)?;
-    for arg in &req.spec.args {
-        cmdline.push(u16::from(b' '));
-        append_quoted(&mut cmdline, arg.encode_wide().collect(), false)?;
-    }
-    cmdline.push(0);
-    // CreateProcessW's documented limit, NUL included; past it the OS
-    // answers with an unrelated-looking error (ERROR_FILENAME_EXCED_RANGE).
-    if cmdline.len() > MAX_COMMAND_LINE {
-        return Err(invalid(format!(
-            "the command line is {} characters long; Windows takes at most {}",
-            cmdline.len() - 1,
-            MAX_COMMAND_LINE - 1
-        )));
-    }
+    let mut cmdline = command_line(req)?;
     let app = wide(program.as_os_str(), "the program path")?;
     let cwd = match req.spec.cwd.as_deref() {
         Some(dir) => Some(wide(dir.as_os_str(), "the working directory")?),
@@ -149,63 +134,15 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
     }
 
     let attrs = AttributeList::with_handles(&inherit).map_err(|e| setup("cannot build the handle list", e))?;
-    // SAFETY: STARTUPINFOEXW and PROCESS_INFORMATION are plain C structs
-    // for which all-zero is a valid (empty) value.
-    let (mut si, mut pi): (STARTUPINFOEXW, PROCESS_INFORMATION) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-    si.StartupInfo.cb = size_of::<STARTUPINFOEXW>() as u32;
-    si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
-    si.StartupInfo.hStdInput = stdin;
-    si.StartupInfo.hStdOutput = stdout;
-    si.StartupInfo.hStdError = stderr.unwrap_or(std::ptr::null_mut());
-    si.lpAttributeList = attrs.ptr();
-    // The listed handles must be inheritable for CreateProcessW, and are so
-    // only under the lock, so that a concurrent std spawn (which inherits
-    // every inheritable handle) never sees them so.
-    let guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = set_inheritable(&inherit, true) {
-        // Those already made inheritable go back; a failure to clear is
-        // reported below as one of them would be.
-        let _ = set_inheritable(&inherit, false);
-        return Err(setup("cannot make the program's handles inheritable", e));
-    }
-    // ERROR_INTERNAL_ERROR is how Wine reports a new process that died in
-    // its own start-up, before any code of the program ran (seen now and
-    // then in the full Windows suite under Wine 8, never alone). Nothing of
-    // the program ran, so starting it again is safe; a bounded retry. Any
-    // other failure is reported at once.
-    let mut attempt = 0;
-    let (ok, err) = loop {
-        // SAFETY: all pointers (application name, command line,
-        // environment block, directory, startup info with its attribute
-        // list) point to live, correctly terminated buffers for the
-        // duration of the call; the listed handles are open (borrowed from
-        // the request or owned here). CreateProcessW, Microsoft Learn.
-        let ok = unsafe {
-            CreateProcessW(
-                app.as_ptr(),
-                cmdline.as_mut_ptr(),
-                std::ptr::null::<SECURITY_ATTRIBUTES>(),
-                std::ptr::null::<SECURITY_ATTRIBUTES>(),
-                1,
-                flags,
-                env_block.as_ref().map_or(std::ptr::null(), |b| b.as_ptr().cast()),
-                cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-                &si.StartupInfo,
-                &mut pi,
-            )
-        };
-        let err = io::Error::last_os_error();
-        attempt += 1;
-        if ok != 0 || err.raw_os_error() != Some(ERROR_INTERNAL_ERROR as i32) || attempt == START_ATTEMPTS {
-            break (ok, err);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+    let mut launch = Launch {
+        app: &app,
+        cmdline: &mut cmdline,
+        env_block: env_block.as_deref(),
+        cwd: cwd.as_deref(),
+        flags,
+        stdio: [stdin, stdout, stderr.unwrap_or(std::ptr::null_mut())],
     };
-    let cleared = set_inheritable(&inherit, false);
-    drop(guard);
-    if ok == 0 {
-        return Err(classify(err));
-    }
+    let (pi, cleared) = create(&mut launch, &attrs, &inherit)?;
     // SAFETY: CreateProcessW returned these fresh handles to us.
     let (process, thread) =
         unsafe { (OwnedHandle::from_raw_handle(pi.hProcess as _), OwnedHandle::from_raw_handle(pi.hThread as _)) };
@@ -248,6 +185,106 @@ fn set_inheritable(handles: &[HANDLE], on: bool) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The command line CreateProcessW gets: the program and each argument
+/// quoted as the C runtime parses them back, NUL-terminated, within
+/// Windows' limit.
+fn command_line(req: &Request<'_>) -> Result<Vec<u16>, SpawnError> {
+    let mut cmdline = Vec::new();
+    append_quoted(&mut cmdline, req.spec.program.as_os_str().encode_wide().collect(), true)?;
+    for arg in &req.spec.args {
+        cmdline.push(u16::from(b' '));
+        append_quoted(&mut cmdline, arg.encode_wide().collect(), false)?;
+    }
+    cmdline.push(0);
+    // CreateProcessW's documented limit, NUL included; past it the OS
+    // answers with an unrelated-looking error (ERROR_FILENAME_EXCED_RANGE).
+    if cmdline.len() > MAX_COMMAND_LINE {
+        return Err(invalid(format!(
+            "the command line is {} characters long; Windows takes at most {}",
+            cmdline.len() - 1,
+            MAX_COMMAND_LINE - 1
+        )));
+    }
+    Ok(cmdline)
+}
+
+/// The encoded arguments of one CreateProcessW call.
+struct Launch<'a> {
+    app: &'a [u16],
+    cmdline: &'a mut [u16],
+    env_block: Option<&'a [u16]>,
+    cwd: Option<&'a [u16]>,
+    flags: u32,
+    /// stdin, stdout, stderr (null: none).
+    stdio: [HANDLE; 3],
+}
+
+/// CreateProcessW itself, under the spawn lock with the listed handles
+/// inheritable for its duration; returns what it filled in, and whether
+/// the handles were made non-inheritable again.
+fn create(
+    launch: &mut Launch<'_>,
+    attrs: &AttributeList,
+    inherit: &[HANDLE],
+) -> Result<(PROCESS_INFORMATION, io::Result<()>), SpawnError> {
+    // SAFETY: STARTUPINFOEXW and PROCESS_INFORMATION are plain C structs
+    // for which all-zero is a valid (empty) value.
+    let (mut si, mut pi): (STARTUPINFOEXW, PROCESS_INFORMATION) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    si.StartupInfo.cb = size_of::<STARTUPINFOEXW>() as u32;
+    si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+    [si.StartupInfo.hStdInput, si.StartupInfo.hStdOutput, si.StartupInfo.hStdError] = launch.stdio;
+    si.lpAttributeList = attrs.ptr();
+    // The listed handles must be inheritable for CreateProcessW, and are so
+    // only under the lock, so that a concurrent std spawn (which inherits
+    // every inheritable handle) never sees them so.
+    let guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = set_inheritable(&inherit, true) {
+        // Those already made inheritable go back; a failure to clear is
+        // reported below as one of them would be.
+        let _ = set_inheritable(&inherit, false);
+        return Err(setup("cannot make the program's handles inheritable", e));
+    }
+    // ERROR_INTERNAL_ERROR is how Wine reports a new process that died in
+    // its own start-up, before any code of the program ran (seen now and
+    // then in the full Windows suite under Wine 8, never alone). Nothing of
+    // the program ran, so starting it again is safe; a bounded retry. Any
+    // other failure is reported at once.
+    let mut attempt = 0;
+    let (ok, err) = loop {
+        // SAFETY: all pointers (application name, command line,
+        // environment block, directory, startup info with its attribute
+        // list) point to live, correctly terminated buffers for the
+        // duration of the call; the listed handles are open (borrowed from
+        // the request or owned here). CreateProcessW, Microsoft Learn.
+        let ok = unsafe {
+            CreateProcessW(
+                launch.app.as_ptr(),
+                launch.cmdline.as_mut_ptr(),
+                std::ptr::null::<SECURITY_ATTRIBUTES>(),
+                std::ptr::null::<SECURITY_ATTRIBUTES>(),
+                1,
+                launch.flags,
+                launch.env_block.map_or(std::ptr::null(), |b| b.as_ptr().cast()),
+                launch.cwd.map_or(std::ptr::null(), |c| c.as_ptr()),
+                &si.StartupInfo,
+                &mut pi,
+            )
+        };
+        let err = io::Error::last_os_error();
+        attempt += 1;
+        if ok != 0 || err.raw_os_error() != Some(ERROR_INTERNAL_ERROR as i32) || attempt == START_ATTEMPTS {
+            break (ok, err);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+    };
+    let cleared = set_inheritable(&inherit, false);
+    drop(guard);
+    if ok == 0 {
+        return Err(classify(err));
+    }
+    Ok((pi, cleared))
 }
 
 fn setup(what: &str, e: io::Error) -> SpawnError {
