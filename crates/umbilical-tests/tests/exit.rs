@@ -118,3 +118,19 @@ fn dropping_a_running_child_leaves_no_zombie() {
     drop(child);
     assert!(!is_zombie(pid));
 }
+
+/// Issue #13: dropping 500 running children used to start 500 reaper
+/// threads; now one thread reaps them all (the process has its main thread
+/// and that one), and none is left a zombie once they are killed. Runs in a
+/// helper process, so that this test binary's own threads do not count.
+#[cfg(target_os = "linux")]
+#[test]
+fn five_hundred_dropped_children_cost_one_thread_and_leave_no_zombie() {
+    let out = bounded(LIMIT, "drop-many", || {
+        std::process::Command::new(HELPER).args(["drop-many", "500"]).output().expect("run the helper")
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("threads=2\n"), "main thread + one reaper: {text}");
+    assert!(text.contains("left=0\n"), "every dropped child reaped after it was killed: {text}");
+}

@@ -26,10 +26,13 @@ const ABANDON_CHECK: Duration = Duration::from_millis(100);
 /// dies, the shim ends the program (see
 /// [`Command::caller_gone_grace`](crate::Command::caller_gone_grace)). On Unix
 /// it leaves no zombie either: a program that has already exited is reaped
-/// on the spot, and one still running is handed to a small background
-/// thread (`umbilical-reaper`, 64 KiB stack) that blocks in `waitpid` until
-/// it exits. Windows has no zombies; the process handle is closed. The channel, if not taken, is dropped with it,
-/// which the program sees as EOF on stdin.
+/// on the spot, and one still running is handed to the one background
+/// thread of the whole process (`umbilical-reaper`, 64 KiB stack, started
+/// with the first such child), which sleeps in one `poll` on every dropped
+/// child's pidfd and reaps each as it exits. Dropping 500 running children
+/// costs that one thread, not 500. Windows has no zombies; the process
+/// handle is closed. The channel, if not taken, is dropped with it, which
+/// the program sees as EOF on stdin.
 ///
 /// # Caveats
 ///
@@ -321,19 +324,10 @@ impl Drop for Child {
         // Through the shim, closing the link ends the program unless it
         // was detached above.
         drop(self.shim.take());
-        let Some(process) = self.process.take() else { return };
-        if !sys::NEEDS_REAPING {
-            return;
+        if let Some(process) = self.process.take() {
+            // Reaped now if it has exited, else by the one shared reaper.
+            sys::adopt(process);
         }
-        if let Ok(Some(_)) = process.try_wait() {
-            return;
-        }
-        // Still running: reap it in the background rather than leave a
-        // zombie. If even a thread cannot be had, the zombie stays until
-        // this process exits.
-        let _ = std::thread::Builder::new().name("umbilical-reaper".into()).stack_size(64 * 1024).spawn(move || {
-            let _ = process.wait();
-        });
     }
 }
 

@@ -90,6 +90,11 @@ fn main() {
             println!("{}", states.join(" "));
         }
         "sleep" => std::thread::sleep(Duration::from_millis(num(1))),
+        // Starts N `sleep 60` children and drops them running; prints the
+        // threads this process has then, kills the children, and prints
+        // how many are left unreaped after a bounded wait.
+        #[cfg(target_os = "linux")]
+        "drop-many" => drop_many(num(1) as usize),
         // A caller of the library: starts `sleep 60000` through the shim
         // (this binary) with a caller-gone grace of GRACE_MS, prints the
         // program's pid, and waits to be killed.
@@ -247,6 +252,38 @@ fn squat(base: &std::path::Path, ms: u64) {
     println!(
         "seen={seen} renamed={renamed} unlinked={unlinked} replaced={replaced} planted={planted} moved={moved} connected={connected} answered={answered}"
     );
+}
+
+#[cfg(target_os = "linux")]
+fn drop_many(n: usize) {
+    let mut pids = Vec::new();
+    for _ in 0..n {
+        let child = umbilical::Command::new("sleep").arg("60").spawn().unwrap_or_else(|e| die(&format!("spawn: {e}")));
+        pids.push(child.id().unwrap_or(0));
+    }
+    // Dropped above, each while running.
+    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    println!("threads={threads}");
+    for pid in &pids {
+        let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+    let children = || {
+        let me = std::process::id().to_string();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                stat.rfind(')').and_then(|i| stat[i + 2..].split_whitespace().nth(1).map(|p| p == me)).unwrap_or(false)
+            })
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while children() > 0 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("left={}", children());
 }
 
 fn echo() {

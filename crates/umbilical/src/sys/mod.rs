@@ -43,7 +43,6 @@ const _: () = {
     use crate::exit::ExitStatus;
 
     let _: bool = HAS_SOCKETS;
-    let _: bool = NEEDS_REAPING;
     let _: bool = SHUTDOWN_DISCARDS_UNREAD;
     let _: Option<i32> = TERMINATE_SIGNAL;
     // The channel and the pipes.
@@ -63,6 +62,8 @@ const _: () = {
     let _: fn(&Process) -> io::Result<()> = Process::kill;
     let _: fn(&Process, i32) -> io::Result<()> = Process::signal_raw;
     let _: fn(&Process, i32) -> io::Result<()> = Process::signal_or_terminate;
+    let _: fn(Process) = adopt;
+    let _: fn() -> usize = orphans;
     let _: fn(u32) -> Option<OtherProcess> = OtherProcess::open;
     let _: fn(&OtherProcess) = OtherProcess::wait;
     let _: fn(&OtherProcess, i32) -> io::Result<()> = OtherProcess::kill;

@@ -6,6 +6,7 @@ mod access;
 mod control;
 mod fd;
 mod process;
+mod reaper;
 mod rendezvous;
 mod resolve;
 mod spawn;
@@ -15,6 +16,7 @@ pub(crate) use access::can_execute_as;
 pub(crate) use control::{ControlStream, OtherProcess, SHUTDOWN_DISCARDS_UNREAD};
 pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
+pub(crate) use reaper::{adopt, orphans};
 pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use wait::{read_exact_until, wait_closed, wait_eof};
@@ -30,6 +32,3 @@ pub(crate) const TERMINATE_SIGNAL: Option<i32> = Some(libc::SIGTERM);
 
 /// Resumes a stopped process.
 pub(crate) const CONTINUE_SIGNAL: i32 = libc::SIGCONT;
-
-/// An exited child stays a zombie until reaped.
-pub(crate) const NEEDS_REAPING: bool = true;

@@ -80,6 +80,18 @@ impl Process {
         }
     }
 
+    /// A descriptor that turns readable when the process exits (its pidfd),
+    /// where there is one.
+    pub(crate) fn pollable(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsFd;
+            self.pidfd.as_ref().map(|fd| fd.as_fd())
+        }
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+
     /// Whether this process leads a process group of its own (and is kept
     /// a zombie after its exit, until dropped).
     pub(crate) fn leads_group(&self) -> bool {

@@ -34,8 +34,16 @@ pub(crate) const HAS_SOCKETS: bool = false;
 /// No signals: a stop is `TerminateProcess`.
 pub(crate) const TERMINATE_SIGNAL: Option<i32> = None;
 
-/// Windows has no zombies: dropping a process handle is enough.
-pub(crate) const NEEDS_REAPING: bool = false;
+/// Windows has no zombies: dropping a process handle is all a dropped
+/// child needs.
+pub(crate) fn adopt(process: Process) {
+    drop(process);
+}
+
+/// Nothing waits in the background on Windows.
+pub(crate) fn orphans() -> usize {
+    0
+}
 
 /// Launchers that switch to a named user are Unix-only; the shim never
 /// runs through one here.
