@@ -10,6 +10,10 @@
 //! Unix only (`sh`, `cat`, `wc`).
 
 #[cfg(unix)]
+#[path = "../../../benches/report.rs"]
+mod report;
+
+#[cfg(unix)]
 fn main() {
     use std::time::{Duration, Instant};
 
@@ -49,6 +53,7 @@ fn main() {
         ("pipe -> | wc -c", "cat {F} | {U} run -- cat | wc -c", "cat {F} | cat | cat | wc -c"),
     ];
     let fill = |t: &str, u: &str| t.replace("{U}", u).replace("{F}", &f.to_string());
+    let mut rows = Vec::new();
     for (what, ours, theirs) in cases {
         let (mut a, mut b, mut old) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
@@ -71,7 +76,18 @@ fn main() {
             line += &format!("   before {:>6.0} MiB/s, ratio {:.2}", rate(o), b.as_secs_f64() / o.as_secs_f64());
         }
         println!("{line}");
+        rows.push(report::Row {
+            group: "umbilical run -- cat",
+            name: what.to_string(),
+            unit: "MiB/s",
+            sense: report::Sense::Rate,
+            ours: rate(a),
+            baseline_name: "cat",
+            baseline: rate(b),
+            p90: None,
+        });
     }
+    report::write("relay", "umbilical run's relay vs a plain cat in the same run (speed-up)", &rows);
 }
 
 #[cfg(not(unix))]

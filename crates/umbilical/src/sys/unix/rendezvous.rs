@@ -18,7 +18,8 @@
 //!   the token's first half. A refused connection does not stop the real
 //!   shim from connecting next.
 //! - Directories left by a caller that was killed are swept by the next
-//!   caller of the same user, once the pid in their name is gone.
+//!   caller of the same user (at its first rendezvous), once the pid in
+//!   their name is gone.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -43,7 +44,10 @@ impl Rendezvous {
     /// the shim will run as, when a launcher switches user.
     pub(crate) fn create(target: Option<&str>) -> io::Result<Rendezvous> {
         let base = base_dir();
-        sweep(&base);
+        // Once per process: what a killed caller left does not come back
+        // while we run, and a listing of /tmp on every launch costs.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| sweep(&base));
         let me = rustix::process::geteuid();
         // Another user who is neither us nor root needs to pass through
         // the directory and connect to the socket.

@@ -1,0 +1,494 @@
+//! The harness itself (Unix); see `compare.rs`.
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use umbilical::{ChannelKind, Command, ExitDetection};
+
+#[path = "../../../../benches/report.rs"]
+mod report;
+use report::{Row, Sense, p50_p90};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Times `f` `rounds` times, alternating with `g`, so both see the same
+/// machine conditions; returns the medians.
+fn paired(rounds: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (Duration, Duration) {
+    let (mut a, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        let t = Instant::now();
+        f();
+        a.push(t.elapsed());
+        let t = Instant::now();
+        g();
+        b.push(t.elapsed());
+    }
+    (median(a), median(b))
+}
+
+/// Pushes `total` bytes in `chunk`-sized writes through a writer on another
+/// thread and reads them back; returns the byte count read.
+fn pump(mut w: impl Write + Send + 'static, mut r: impl Read, total: usize, chunk: usize) -> usize {
+    let feeder = std::thread::spawn(move || {
+        let data = vec![0x5au8; chunk];
+        for _ in 0..total / chunk {
+            w.write_all(&data).unwrap();
+        }
+    });
+    let mut buf = vec![0u8; chunk.max(64 * 1024)];
+    let mut n = 0;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    feeder.join().unwrap();
+    n
+}
+
+fn umbilical_cat(kind: ChannelKind, total: usize, chunk: usize) {
+    let mut child = Command::new("cat").channel_kind(kind).spawn().unwrap();
+    let (r, w) = child.take_channel().unwrap().split();
+    assert_eq!(pump(w, r, total, chunk), total);
+    assert!(child.wait().unwrap().success());
+}
+
+fn std_cat(total: usize, chunk: usize) {
+    let mut child = std::process::Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let (w, r) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    assert_eq!(pump(w, r, total, chunk), total);
+    assert!(child.wait().unwrap().success());
+}
+
+/// Times `rounds` one-byte request/response exchanges with a running `cat`
+/// (spawn and exit not included).
+fn round_trips(mut w: impl Write, mut r: impl Read, rounds: usize) -> Duration {
+    let mut byte = [0u8; 1];
+    let t = Instant::now();
+    for i in 0..rounds {
+        w.write_all(&[i as u8]).unwrap();
+        r.read_exact(&mut byte).unwrap();
+        assert_eq!(byte[0], i as u8);
+    }
+    t.elapsed()
+}
+
+/// `cat`, or `taskset -c 0 cat` when pinned (taskset execs in place).
+fn cat_argv(pinned: bool) -> Vec<&'static str> {
+    if pinned { vec!["taskset", "-c", "0", "cat"] } else { vec!["cat"] }
+}
+
+fn umbilical_round_trips(kind: ChannelKind, rounds: usize, pinned: bool) -> Duration {
+    let argv = cat_argv(pinned);
+    let mut child = Command::new(argv[0]).args(&argv[1..]).channel_kind(kind).spawn().unwrap();
+    let (r, w) = child.take_channel().unwrap().split();
+    let d = round_trips(&w, &r, rounds);
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    d
+}
+
+fn std_round_trips(rounds: usize, pinned: bool) -> Duration {
+    let argv = cat_argv(pinned);
+    let mut child = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (w, r) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let d = round_trips(&w, r, rounds);
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    d
+}
+
+/// Pins this process's main thread (and so the threads it starts later)
+/// to CPU 0 with `taskset`; false if that is not possible here.
+fn pin_self_to_cpu0() -> bool {
+    std::process::Command::new("taskset")
+        .args(["-p", "-c", "0", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Now on the system-wide monotonic clock, in nanoseconds: comparable
+/// between processes (CLOCK_MONOTONIC), unlike `Instant`.
+#[cfg(target_os = "linux")]
+fn mono_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Interleaved rounds of two actions; the samples of each.
+fn samples(
+    rounds: usize,
+    mut f: impl FnMut() -> Duration,
+    mut g: impl FnMut() -> Duration,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut a, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        a.push(f());
+        b.push(g());
+    }
+    (a, b)
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// A latency row: medians, with the 90th percentiles.
+fn latency(
+    group: &'static str,
+    name: String,
+    baseline_name: &'static str,
+    (a, b): (Vec<Duration>, Vec<Duration>),
+) -> Row {
+    let ((a50, a90), (b50, b90)) = (p50_p90(a), p50_p90(b));
+    Row {
+        group,
+        name,
+        unit: "us",
+        sense: Sense::Time,
+        ours: us(a50),
+        baseline_name,
+        baseline: us(b50),
+        p90: Some((us(a90), us(b90))),
+    }
+}
+
+fn spawn_true() {
+    assert!(Command::new("true").spawn().unwrap().wait().unwrap().success());
+}
+
+fn std_spawn_true(fork_path: bool) {
+    let mut cmd = std::process::Command::new("true");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    if fork_path {
+        // std takes fork + exec instead of posix_spawn when a uid is set.
+        std::os::unix::process::CommandExt::uid(&mut cmd, rustix::process::getuid().as_raw());
+    }
+    assert!(cmd.spawn().unwrap().wait().unwrap().success());
+}
+
+/// 64 MiB through `cat` on a raw socketpair (std, no umbilical): the
+/// ceiling for the Socket kind.
+fn raw_socketpair_cat(total: usize, chunk: usize) {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let theirs_out = theirs.try_clone().unwrap();
+    let mut child = std::process::Command::new("cat")
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
+        .spawn()
+        .unwrap();
+    let reader = ours.try_clone().unwrap();
+    let writer = HalfCloser(ours);
+    assert_eq!(pump(writer, reader, total, chunk), total);
+    assert!(child.wait().unwrap().success());
+}
+
+/// A socket writer that half-closes when dropped (as a channel's write
+/// half does), so `cat` sees EOF.
+struct HalfCloser(std::os::unix::net::UnixStream);
+
+impl Write for HalfCloser {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for HalfCloser {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Exit latency: from the program's last act (it stamps the monotonic
+/// clock on its stdout and exits) to the caller's `wait()` returning.
+#[cfg(target_os = "linux")]
+fn exit_latency(detection: Option<ExitDetection>, shim: bool) -> Duration {
+    let me = std::env::current_exe().unwrap();
+    let stamp = |line: &str| -> Duration {
+        let then: u64 = line.trim().parse().expect("a stamp");
+        Duration::from_nanos(mono_ns().saturating_sub(then))
+    };
+    match detection {
+        Some(d) => {
+            let mut cmd = Command::new(&me);
+            cmd.arg("--stamp-and-exit").exit_detection(d).shim(shim);
+            let mut child = cmd.spawn().unwrap();
+            let mut line = String::new();
+            child.channel().unwrap().read_to_string(&mut line).unwrap();
+            child.wait().unwrap();
+            stamp(&line)
+        }
+        None => {
+            let mut child =
+                std::process::Command::new(&me).arg("--stamp-and-exit").stdout(Stdio::piped()).spawn().unwrap();
+            let mut line = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut line).unwrap();
+            child.wait().unwrap();
+            stamp(&line)
+        }
+    }
+}
+
+/// This process's threads and resident memory (KiB), from /proc.
+#[cfg(target_os = "linux")]
+fn threads_and_rss() -> (usize, usize) {
+    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (threads, rss)
+}
+
+pub fn main() {
+    // Started as the shim by the shim rows below.
+    umbilical::shim::run_if_invoked();
+    #[cfg(target_os = "linux")]
+    if std::env::args().any(|a| a == "--stamp-and-exit") {
+        println!("{}", mono_ns());
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (spawn_rounds, bulk_rounds) = if quick { (200, 5) } else { (1000, 15) };
+    println!("umbilical against a baseline measured in the same run, interleaved; medians (p90 where latency)");
+    let mut rows: Vec<Row> = Vec::new();
+    let mut emit = |row: Row| {
+        row.print();
+        rows.push(row);
+    };
+
+    emit(latency(
+        "spawn+wait `true`",
+        "posix_spawn".into(),
+        "std",
+        samples(spawn_rounds, || timed(spawn_true), || timed(|| std_spawn_true(false))),
+    ));
+    emit(latency(
+        "spawn+wait `true`",
+        "fork+exec path".into(),
+        "std fork+exec",
+        samples(
+            spawn_rounds,
+            || timed(|| assert!(Command::new("true").force_fork_exec(true).spawn().unwrap().wait().unwrap().success())),
+            || timed(|| std_spawn_true(true)),
+        ),
+    ));
+
+    // What the shim costs per launch: a second process, the rendezvous
+    // and the handshake. Both sides are umbilical.
+    let shim_rounds = spawn_rounds / 2;
+    emit(latency(
+        "spawn+wait `true`",
+        "through the shim".into(),
+        "direct",
+        samples(
+            shim_rounds,
+            || timed(|| assert!(Command::new("true").shim(true).spawn().unwrap().wait().unwrap().success())),
+            || timed(spawn_true),
+        ),
+    ));
+
+    // Every kind against std and a raw socketpair, in one run;
+    // `SharedSocket` is the single socket that `Socket` was before.
+    let kinds = [ChannelKind::Socket, ChannelKind::SharedSocket, ChannelKind::Pipes];
+    let total = 64 << 20;
+    let mibs = |d: Duration| (total as f64 / (1 << 20) as f64) / d.as_secs_f64();
+    for chunk in [64 << 10, 256 << 10, 1 << 20] {
+        let name = |what: &str| format!("{} KiB writes, {what}", chunk >> 10);
+        for kind in kinds {
+            let (u, s) = paired(bulk_rounds, || umbilical_cat(kind, total, chunk), || std_cat(total, chunk));
+            emit(Row {
+                group: "64 MiB echo through cat",
+                name: name(&format!("{kind:?}")),
+                unit: "MiB/s",
+                sense: Sense::Rate,
+                ours: mibs(u),
+                baseline_name: "std pipes",
+                baseline: mibs(s),
+                p90: None,
+            });
+        }
+        let (u, r) = paired(
+            bulk_rounds,
+            || umbilical_cat(ChannelKind::Socket, total, chunk),
+            || raw_socketpair_cat(total, chunk),
+        );
+        emit(Row {
+            group: "64 MiB echo through cat",
+            name: name("Socket"),
+            unit: "MiB/s",
+            sense: Sense::Rate,
+            ours: mibs(u),
+            baseline_name: "raw socketpair",
+            baseline: mibs(r),
+            p90: None,
+        });
+    }
+
+    #[cfg(target_os = "linux")]
+    {
+        // Exit-detection latency: the program stamps the monotonic clock
+        // and exits; the row is how long until `wait()` returns.
+        let rounds = if quick { 100 } else { 400 };
+        for (name, detection, shim) in [
+            ("Process", ExitDetection::Process, false),
+            ("Lifeline", ExitDetection::Lifeline, false),
+            ("ChannelClosed", ExitDetection::ChannelClosed, false),
+            ("the shim's report", ExitDetection::Process, true),
+        ] {
+            emit(latency(
+                "exit to wait() returning",
+                name.into(),
+                "std wait",
+                samples(rounds, || exit_latency(Some(detection), shim), || exit_latency(None, false)),
+            ));
+        }
+
+        // Threads and memory per live child: 100 `sleep`s kept running.
+        let live = 100;
+        let per_child = |spawn: &mut dyn FnMut() -> Box<dyn std::any::Any>| {
+            let (t0, m0) = threads_and_rss();
+            let kids: Vec<_> = (0..live).map(|_| spawn()).collect();
+            let (t1, m1) = threads_and_rss();
+            drop(kids);
+            ((t1 as f64 - t0 as f64) / live as f64, (m1 as f64 - m0 as f64) / live as f64)
+        };
+        let (ut, um) = per_child(&mut || {
+            let mut c = Command::new("sleep").arg("30").kill_on_drop(true).spawn().unwrap();
+            let _ = c.take_channel();
+            Box::new(c)
+        });
+        let (st, sm) = per_child(&mut || {
+            struct Killed(std::process::Child);
+            impl Drop for Killed {
+                fn drop(&mut self) {
+                    let _ = self.0.kill();
+                    let _ = self.0.wait();
+                }
+            }
+            Box::new(Killed(
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            ))
+        });
+        let count = |name: &str, unit: &'static str, ours: f64, baseline: f64| Row {
+            group: "per live child",
+            name: name.into(),
+            unit,
+            sense: Sense::Count,
+            ours,
+            baseline_name: "std",
+            baseline,
+            p90: None,
+        };
+        emit(count("threads", "", ut, st));
+        emit(count("resident memory", "KiB", um, sm));
+
+        // Spawning from a large parent: 2 GiB touched. posix_spawn does
+        // not copy the page tables; a fork does.
+        let big = vec![1u8; 2 << 30];
+        let rounds = if quick { 50 } else { 200 };
+        emit(latency(
+            "spawn+wait `true`, 2 GiB parent",
+            "posix_spawn".into(),
+            "std",
+            samples(rounds, || timed(spawn_true), || timed(|| std_spawn_true(false))),
+        ));
+        emit(latency(
+            "spawn+wait `true`, 2 GiB parent",
+            "fork+exec path".into(),
+            "std fork+exec",
+            samples(
+                rounds,
+                || {
+                    timed(|| {
+                        assert!(Command::new("true").force_fork_exec(true).spawn().unwrap().wait().unwrap().success())
+                    })
+                },
+                || timed(|| std_spawn_true(true)),
+            ),
+        ));
+        drop(std::hint::black_box(big));
+
+        // Threads after dropping 500 running children (std leaves them
+        // zombies and starts nothing; umbilical reaps them with one
+        // shared thread).
+        let (t0, _) = threads_and_rss();
+        let pids: Vec<u32> =
+            (0..500).map(|_| Command::new("sleep").arg("30").spawn().unwrap().id().unwrap_or(0)).collect();
+        let (t1, _) = threads_and_rss();
+        for pid in pids {
+            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        }
+        emit(Row {
+            group: "after dropping 500 running children",
+            name: "new threads".into(),
+            unit: "",
+            sense: Sense::Count,
+            ours: t1 as f64 - t0 as f64,
+            baseline_name: "std (leaves 500 zombies)",
+            baseline: 0.0,
+            p90: None,
+        });
+    }
+
+    // One-byte request/response through a running cat: latency, where a
+    // shared socket wakes the side asleep on the other direction. Pinned
+    // last (the pin is for the rest of this process): both processes on
+    // one CPU, as the issue measured.
+    let trips = if quick { 20_000 } else { 100_000 };
+    let trip_rounds = if quick { 3 } else { 7 };
+    for pinned in [false, true] {
+        if pinned && !pin_self_to_cpu0() {
+            println!("SKIP: pinned round trips: `taskset -p` failed here");
+            continue;
+        }
+        for kind in kinds {
+            let (mut u, mut s) = (Vec::new(), Vec::new());
+            for _ in 0..trip_rounds {
+                u.push(umbilical_round_trips(kind, trips, pinned));
+                s.push(std_round_trips(trips, pinned));
+            }
+            let (u, s) = (median(u), median(s));
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / trips as f64;
+            emit(Row {
+                group: "1-byte round trip via cat",
+                name: format!("{}, {kind:?}", if pinned { "one CPU" } else { "free" }),
+                unit: "us",
+                sense: Sense::Time,
+                ours: per(u),
+                baseline_name: "std pipes",
+                baseline: per(s),
+                p90: None,
+            });
+        }
+    }
+    report::write("compare", "umbilical vs the baseline in the same run (speed-up; right of 1.0 is faster)", &rows);
+}
