@@ -133,7 +133,10 @@ pub fn write(name: &str, title: &str, rows: &[Row]) {
 /// real figure).
 fn svg(title: &str, rows: &[Row]) -> String {
     let drawn: Vec<(&Row, f64)> = rows.iter().filter_map(|r| r.speedup().map(|s| (r, s))).collect();
-    let (left, bar_w, row_h, top) = (430.0, 360.0, 20.0, 40.0);
+    let label = |r: &Row| format!("{}: {} (vs {})", r.group, r.name, r.baseline_name);
+    // About 6.5 px per character at 12 px sans-serif.
+    let longest = drawn.iter().map(|(r, _)| label(r).chars().count()).max().unwrap_or(20) as f64;
+    let (left, bar_w, row_h, top) = (16.0 + 6.5 * longest, 360.0, 20.0, 40.0);
     let cap = 4.0;
     let height = top + row_h * drawn.len() as f64 + 40.0;
     let width = left + bar_w + 90.0;
@@ -154,7 +157,7 @@ fn svg(title: &str, rows: &[Row]) -> String {
              <text x=\"{:.1}\" y=\"{}\">{v:.2}x</text>\n",
             left - 6.0,
             y + 14.0,
-            xml(&format!("{}: {} (vs {})", r.group, r.name, r.baseline_name)),
+            xml(&label(r)),
             y + 3.0,
             x(*v) - left,
             row_h - 6.0,

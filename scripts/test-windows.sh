@@ -49,5 +49,8 @@ if grep -qE '^(warning|error)' "$build_log"; then
 fi
 /usr/bin/cargo test -Zbuild-std --workspace --locked --target x86_64-pc-windows-gnu --lib --bins --tests --no-fail-fast \
   -- --test-threads=2 || status=$?
+# The harness's Windows row: throughput against std's Command (ratio only).
+/usr/bin/cargo bench -Zbuild-std -p umbilical --bench compare --locked --target x86_64-pc-windows-gnu -- --quick \
+  || status=$?
 /usr/lib/wine/wineserver -k 2>/dev/null || true
 exit $status
