@@ -112,6 +112,23 @@ pub struct RunArgs {
     /// first (exit 125), as GNU time -o does.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Set KEY to VALUE in the program's environment (repeatable). Through
+    /// a launcher it is re-applied on the far side (launchers reset the
+    /// environment).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_assignment)]
+    env: Vec<(OsString, OsString)>,
+    /// Remove KEY from the program's environment (repeatable).
+    #[arg(long, value_name = "KEY")]
+    env_remove: Vec<OsString>,
+    /// Start the program with an empty environment, plus what --env sets
+    /// (as `env -i`).
+    #[arg(long)]
+    env_clear: bool,
+    /// The program's working directory (it must exist). Through sudo,
+    /// doas, runuser, su and pkexec it is kept; through ssh and container
+    /// exec it is refused.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
     /// The program and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM")]
     command: Vec<OsString>,
@@ -137,6 +154,14 @@ enum ChannelArg {
     Socket,
     SharedSocket,
     Pipes,
+}
+
+/// `KEY=VALUE`, split at the first `=`; the key must not be empty.
+fn parse_assignment(s: &str) -> Result<(OsString, OsString), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.into(), value.into())),
+        _ => Err(format!("expected KEY=VALUE with a non-empty KEY, not {s:?}")),
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -214,6 +239,19 @@ pub fn run(args: RunArgs) -> i32 {
         .process_group(!args.foreground);
     if let Some(path) = &args.shim_path {
         cmd.shim_path(path);
+    }
+    // In env(1)'s order: clear, then remove, then set.
+    if args.env_clear {
+        cmd.env_clear();
+    }
+    for key in &args.env_remove {
+        cmd.env_remove(key);
+    }
+    for (key, value) in &args.env {
+        cmd.env(key, value);
+    }
+    if let Some(dir) = &args.cwd {
+        cmd.current_dir(dir);
     }
     // --timeout covers the whole run, the handshake with the shim included.
     let timeout_bounds_start = args.timeout.is_some_and(|t| t <= args.connect_timeout);

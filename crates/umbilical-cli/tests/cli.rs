@@ -258,3 +258,42 @@ fn doctor_reports_mechanisms_and_launchers() {
     assert!(json.starts_with("{\"os\": \"linux\"") && json.contains("\"shim_auth\": \"Unix socket"), "{json}");
     assert!(json.trim_end().ends_with('}'), "{json}");
 }
+
+/// `--env`, `--env-remove`, `--env-clear` and `--cwd`, in env(1)'s order
+/// (clear, remove, set), directly and through runuser (the shim re-applies
+/// them on the far side); bad input is 125 before anything runs.
+#[cfg(unix)]
+#[test]
+fn environment_and_directory_options() {
+    let mut vias: Vec<Vec<String>> = vec![vec![]];
+    match std::env::var("UMBILICAL_TEST_USER") {
+        Ok(user) => vias.push(vec!["--via".into(), format!("runuser:{user}")]),
+        Err(_) => {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIP: --env/--cwd through runuser: UMBILICAL_TEST_USER is not set\n",
+            );
+        }
+    }
+    for via in &vias {
+        let with = |extra: &[&str]| {
+            let mut args: Vec<&str> = vec!["run"];
+            args.extend(via.iter().map(String::as_str));
+            args.extend(extra);
+            umbilical(&args, b"")
+        };
+        let out = with(&["--env-clear", "--env", "A=1", "--env", "B=x=y", "--", "/usr/bin/env"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "A=1\nB=x=y\n", "{via:?}");
+        let out =
+            with(&["--env", "PATH=/usr/bin:/bin", "--env-remove", "HOME", "--", "sh", "-c", "echo ${HOME-unset}"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "unset\n", "{via:?}");
+        let out = with(&["--cwd", "/tmp", "--", "pwd"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "/tmp\n", "{via:?}");
+    }
+    let out = umbilical(&["run", "--env", "NOEQUALS", "--", "true"], b"");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected KEY=VALUE"));
+    let out = umbilical(&["run", "--cwd", "/nonexistent-umbilical-dir", "--", "true"], b"");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("working directory /nonexistent-umbilical-dir"));
+}

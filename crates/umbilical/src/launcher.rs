@@ -14,6 +14,7 @@ use crate::spec::ProgramSpec;
 
 /// A container engine for [`Launcher::ContainerExec`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Engine {
     /// `docker exec -i`.
     Docker,

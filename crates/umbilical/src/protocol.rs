@@ -34,6 +34,7 @@ pub const HEADER_LEN: usize = 10;
 
 /// How the program ended, as the shim saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WireStatus {
     /// Exited with this code.
     Exited(i32),
@@ -43,6 +44,7 @@ pub enum WireStatus {
 
 /// Where the program's stderr goes, told to a Windows shim.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WireStderr {
     /// The shim's own stderr.
     Inherit,
