@@ -34,7 +34,7 @@ enum Command {
     /// but its output could not be written. With --wait lifeline or channel
     /// the status is not knowable and umbilical exits 0 once the program is
     /// done (the report says null). docs/cli.md has every case.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Print the platform facts umbilical depends on: OS, spawn and exit
     /// mechanisms, how the shim is authenticated, launchers found on PATH,
     /// and on Windows the Winsock catalogue with non-IFS Layered Service
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => std::process::exit(run::run(args)),
+        Command::Run(args) => std::process::exit(run::run(*args)),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Shim { rendezvous } => std::process::exit(umbilical::shim::serve(&rendezvous)),
     }
