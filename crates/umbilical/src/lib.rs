@@ -114,6 +114,8 @@
 //! from the caller's directory, as `CreateProcessW` does.
 
 #![deny(missing_docs)]
+// docs.rs (nightly) marks each OS-specific item with the OS it exists on.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod channel;
 mod child;
