@@ -82,3 +82,30 @@ fn smoke() {
     assert_eq!(child.wait().unwrap(), exit);
     assert_eq!(child.try_wait().unwrap(), Some(exit));
 }
+
+/// `process_kill_on_drop::kill_on_drop`: a child dropped with
+/// `kill_on_drop(true)` is killed at once (it never gets to print its
+/// message from beyond the grave), while a grandchild it disowned (no
+/// process group: not ours to kill) runs on and writes to the channel.
+#[cfg(unix)]
+#[test]
+fn kill_on_drop() {
+    let script = "
+        # Fork another child that won't get killed
+        sh -c 'sleep 1; echo child ran' &
+        # Await our death
+        sleep 5
+        echo hello from beyond the grave
+    ";
+    let mut child = umbilical::Command::new("sh").args(["-c", script]).kill_on_drop(true).spawn().unwrap();
+    let mut channel = child.take_channel().unwrap();
+    channel.shutdown_write().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(child);
+    let out = bounded(LIMIT, "reading after kill_on_drop", move || {
+        let mut out = String::new();
+        channel.read_to_string(&mut out).unwrap();
+        out
+    });
+    assert_eq!(out, "child ran\n");
+}
