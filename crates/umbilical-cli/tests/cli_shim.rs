@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{UMBILICAL, gone, libc_usr1, running, send, umbilical, vias, wait_within};
+use common::{RUN_LIMIT, UMBILICAL, gone, libc_usr1, output_within, running, send, umbilical, vias, wait_within};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -61,27 +61,26 @@ fn the_shim_is_the_default_through_launchers() {
     }
     for via in all.iter().filter(|v| !v.is_direct()) {
         let name = via.args[1].split(':').next().unwrap().to_string();
-        let out = via
-            .command(&["--report", report.to_str().unwrap()], &["--", "sh", "-c", "kill -USR1 $$"], false)
-            .output()
-            .unwrap();
+        let mut cmd = via.command(&["--report", report.to_str().unwrap()], &["--", "sh", "-c", "kill -USR1 $$"], false);
+        let out = output_within(&mut cmd, b"", RUN_LIMIT);
         assert_eq!(code(&out), Some(128 + libc_usr1()), "{via:?}: {}", stderr(&out));
         let json = std::fs::read_to_string(&report).unwrap();
         assert!(json.contains("\"detected_by\": \"shim\""), "{via:?}: {json}");
         assert!(json.contains(&format!("\"shim\": {{\"used\": true, \"reason\": \"through {name}\"}}")), "{json}");
 
-        let out = via.command(&[], &["--", "/nonexistent/umbilical-program"], false).output().unwrap();
+        let out =
+            output_within(&mut via.command(&[], &["--", "/nonexistent/umbilical-program"], false), b"", RUN_LIMIT);
         assert_eq!(code(&out), Some(127), "{via:?}: {}", stderr(&out));
 
         let mut refused = via.args.clone();
         refused[1] = refused[1].replace(&std::env::var("UMBILICAL_TEST_USER").unwrap(), "umbnosuchuser");
         let refusal = common::Via { args: refused, path: via.path.clone() };
-        let out = refusal.command(&[], &["--", "true"], false).output().unwrap();
+        let out = output_within(&mut refusal.command(&[], &["--", "true"], false), b"", RUN_LIMIT);
         assert_eq!(code(&out), Some(125), "{refusal:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(&format!("{name} ended")), "{refusal:?}: {}", stderr(&out));
         if name == "sudo" {
             // The old behaviour, on request: sudo's own 1 is passed on.
-            let out = refusal.command(&["--no-shim"], &["--", "true"], false).output().unwrap();
+            let out = output_within(&mut refusal.command(&["--no-shim"], &["--", "true"], false), b"", RUN_LIMIT);
             assert_eq!(code(&out), Some(1), "--no-shim {refusal:?}: {}", stderr(&out));
         }
     }
@@ -189,7 +188,11 @@ fn a_killed_callers_directory_is_swept() {
     cli.kill().unwrap();
     let _ = cli.wait();
     assert_eq!(mine(dead), 1, "the killed caller's directory is there until swept");
-    let out = Command::new(UMBILICAL).args(["run", "--shim", "--", "true"]).env("TMPDIR", &tmp).output().unwrap();
+    let out = output_within(
+        Command::new(UMBILICAL).args(["run", "--shim", "--", "true"]).env("TMPDIR", &tmp),
+        b"",
+        RUN_LIMIT,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(mine(dead), 0, "the next run swept the dead caller's directory");
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
@@ -233,7 +236,11 @@ fn killed_at_any_phase_nothing_is_left() {
         }
     }
     assert!(gone(&marker), "a program outlived its killed caller");
-    let out = Command::new(UMBILICAL).args(["run", "--shim", "--", "true"]).env("TMPDIR", &tmp).output().unwrap();
+    let out = output_within(
+        Command::new(UMBILICAL).args(["run", "--shim", "--", "true"]).env("TMPDIR", &tmp),
+        b"",
+        RUN_LIMIT,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "left behind after the sweep: {left:?}");
@@ -292,7 +299,7 @@ fn large_arguments_through_the_shim() {
     let arg = "b".repeat(1900);
     let mut cmd = Command::new(UMBILICAL);
     cmd.args(["run", "--shim", "--", "sh", "-c", "echo $# ${#1}", "sh"]).args(std::iter::repeat_n(&arg, 1000));
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let out = output_within(&mut cmd, b"", RUN_LIMIT);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000 1900");
 }

@@ -252,11 +252,17 @@ impl Child {
                         ExitStatus::Unknown
                     }
                 };
-                // The shim (and the launcher around it) exits right after
-                // its report. Reaped now if it already has; else the shared
-                // reaper takes it when this is dropped: the caller does not
-                // wait for the shim's own teardown.
-                self.reap_if_exited();
+                // The shim (and the launcher around it) exits right after its
+                // report: reap it now, within the caller's deadline and two
+                // seconds, so that a caller that saw the end finds nothing
+                // of ours left (no process, no pidfd).
+                if let Some(p) = &self.process {
+                    let limit = Instant::now() + Duration::from_secs(2);
+                    let until = deadline.map_or(limit, |d| d.min(limit));
+                    if matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_)) {
+                        self.process = None;
+                    }
+                }
                 status
             }
             _ => {

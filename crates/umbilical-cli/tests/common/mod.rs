@@ -7,23 +7,45 @@ use std::time::{Duration, Instant};
 
 pub const UMBILICAL: &str = env!("CARGO_BIN_EXE_umbilical");
 
-/// Runs `umbilical ARGS`, feeding `stdin` from a thread, and collects all.
+/// How long any one `umbilical` run in these tests may take; a hang fails.
+pub const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `umbilical ARGS`, feeding `stdin` from a thread, and collects all,
+/// within [`RUN_LIMIT`].
 pub fn umbilical(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(UMBILICAL)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start umbilical");
+    let mut cmd = Command::new(UMBILICAL);
+    cmd.args(args);
+    output_within(&mut cmd, stdin, RUN_LIMIT)
+}
+
+/// `cmd.output()` with `stdin` fed from a thread, bounded: a run (or its
+/// output, held open by something it left behind) past `limit` is killed
+/// and fails the test.
+pub fn output_within(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the command");
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
+    let collect = |mut from: Box<dyn std::io::Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = from.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let stdout = collect(Box::new(child.stdout.take().unwrap()));
+    let stderr = collect(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = wait_within(&mut child, limit, "the command");
+    let left = || limit.saturating_sub(start.elapsed()).max(Duration::from_secs(1));
+    let stdout = stdout.recv_timeout(left()).expect("its stdout closed within the limit");
+    let stderr = stderr.recv_timeout(left()).expect("its stderr closed within the limit");
+    Output { status, stdout, stderr }
 }
 
 /// Waits for `child` at most `limit`; kills it and fails on a hang.

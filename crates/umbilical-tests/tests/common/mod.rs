@@ -65,7 +65,8 @@ pub fn bounded<T: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() 
     });
     match rx.recv_timeout(limit) {
         Ok(v) => v,
-        Err(_) => panic!("{what}: did not finish within {limit:?} (hang)"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: failed (its panic is printed above)"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: did not finish within {limit:?} (hang)"),
     }
 }
 
@@ -145,12 +146,14 @@ pub fn fd_lock() -> std::sync::MutexGuard<'static, ()> {
 /// Half-closes at once, reads the program's whole output, and checks that
 /// it exited 0.
 pub fn output_of(mut child: umbilical::Child) -> String {
-    let mut out = String::new();
-    let mut ch = child.take_channel().expect("a fresh child has its channel");
-    ch.shutdown_write().expect("half-close");
-    ch.read_to_string(&mut out).expect("read the output");
-    assert!(child.wait().expect("wait").success());
-    out
+    bounded(LIMIT, "the program's output and end", move || {
+        let mut out = String::new();
+        let mut ch = child.take_channel().expect("a fresh child has its channel");
+        ch.shutdown_write().expect("half-close");
+        ch.read_to_string(&mut out).expect("read the output");
+        assert!(child.wait().expect("wait").success());
+        out
+    })
 }
 
 /// A custom launcher that detaches at once: `setsid -f` (Unix). `keeps_fds`

@@ -17,11 +17,6 @@
 //!   descends from the launcher and it sends back half of a token the
 //!   parent wrote into the channel, and the shim trusts the parent only
 //!   once it sent the other half.
-//!
-//! When the control stream drops without the parent letting go (the caller
-//! was killed, an ssh connection broke), the shim ends the program:
-//! SIGTERM, a grace period, SIGKILL (Windows: terminated at once).
-//! `docs/SECURITY.md` has the threat model.
 //! - Windows: elevation (`ShellExecuteExW` "runas") passes no handles, so
 //!   the shim opens the channel's named pipes by name, sent over the
 //!   authenticated control stream. The rendezvous is a named pipe with a
@@ -30,6 +25,11 @@
 //!
 //! The shim is `umbilical shim --umbilical-rendezvous PATH` (the CLI), or
 //! any binary of yours that calls [`run_if_invoked`] first thing in `main`.
+//!
+//! When the control stream drops without the parent letting go (the caller
+//! was killed, an ssh connection broke), the shim ends the program:
+//! SIGTERM, a grace period, SIGKILL (Windows: terminated at once).
+//! `docs/SECURITY.md` has the threat model.
 
 use std::ffi::OsStr;
 use std::io::{self, Write};

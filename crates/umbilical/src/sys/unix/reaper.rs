@@ -80,9 +80,8 @@ fn run(reaper: &Reaper) -> ! {
         };
         let timeout = if blind { Some(nap) } else { None };
         nap = if blind { (nap * 2).min(Duration::from_millis(100)) } else { Duration::from_millis(1) };
-        if let Err(e) = wait(reaper.wake_read.as_fd(), &fds, timeout) {
+        if wait(reaper.wake_read.as_fd(), &fds, timeout).is_err() {
             // poll failing (ENOMEM) must not spin: look again later.
-            let _ = e;
             std::thread::sleep(Duration::from_millis(100));
         }
         drain(&reaper.wake_read);
