@@ -38,10 +38,15 @@ step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked 
 step "unsafe only under sys/, each with a SAFETY comment (all targets)" python3 scripts/check-unsafe.py
 step "cargo test (Linux: unit, integration, CLI, doc tests)" cargo test --workspace --locked
 step "cargo doc without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+# The library alone, with and without the async layer: the workspace build
+# above turns `tokio` on through the tests' dev-dependencies.
+step "clippy: the library without features" cargo clippy -p umbilical --lib --locked -- -D warnings
+step "doc tests and docs with --features tokio" cargo test -p umbilical --doc --features tokio --locked
 
 # Speed against std, measured in the same run (prints figures and ratios;
 # fails only if the harness itself fails).
 step "benchmark: umbilical vs std (quick)" cargo bench -p umbilical --bench compare --locked -- --quick
+step "benchmark: umbilical::tokio vs tokio::process, 1,000 children (quick)" cargo bench -p umbilical --features tokio --bench async_children --locked -- --quick
 step "benchmark: umbilical run's relay vs cat (quick)" cargo bench -p umbilical-cli --bench relay --locked -- --quick
 
 # A short fuzz run of the control-protocol decoder (cargo-fuzz, nightly).

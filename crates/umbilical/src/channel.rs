@@ -265,6 +265,12 @@ impl Channel {
     pub(crate) fn read_end(&self) -> &Arc<ReadEnd> {
         &self.read.end
     }
+
+    /// A channel from its halves (the async layer hands them back).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn from_halves(read: ReadHalf, write: WriteHalf) -> Channel {
+        Channel { read, write }
+    }
 }
 
 impl ReadEnd {
@@ -284,6 +290,24 @@ impl ReadHalf {
     #[cfg(windows)]
     pub fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
         std::os::windows::io::AsHandle::as_handle(&self.end.handle)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl ReadHalf {
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.end.handle
+    }
+
+    pub(crate) fn kind(&self) -> ChannelKind {
+        self.end.kind
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for ReadHalf {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.end.handle)
     }
 }
 
@@ -312,7 +336,7 @@ impl WriteHalf {
         }
     }
 
-    fn handle(&self) -> Option<&Handle> {
+    pub(crate) fn handle(&self) -> Option<&Handle> {
         match &self.inner {
             #[cfg(unix)]
             WriteEnd::Socket { handle, .. } => Some(handle),
@@ -320,6 +344,16 @@ impl WriteHalf {
             WriteEnd::Shared { end, .. } => Some(&end.handle),
             WriteEnd::Pipe(handle) => handle.as_ref(),
         }
+    }
+
+    /// Whether writes go to the read half's own handle (a shared socket).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn shares_read_handle(&self) -> bool {
+        #[cfg(unix)]
+        if let WriteEnd::Shared { .. } = self.inner {
+            return true;
+        }
+        false
     }
 
     /// The descriptor writes go to, or `None` after a pipe was closed.

@@ -91,6 +91,72 @@ impl Child {
         self
     }
 
+    /// The child with its channel and stderr put back (from the async
+    /// layer).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn with_parts(mut self, channel: Option<Channel>, stderr: Option<ChildStderr>) -> Self {
+        self.channel = channel;
+        self.stderr = stderr;
+        self
+    }
+
+    /// Starts the shim link's reader thread (blocking API).
+    pub(crate) fn start_link_thread(&mut self) -> io::Result<()> {
+        match &mut self.shim {
+            Some(link) => link.start_thread(),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts the shim link's reader as a task on the current runtime
+    /// (Unix; Windows keeps the thread).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn start_link_task(&mut self) -> io::Result<()> {
+        match &mut self.shim {
+            #[cfg(unix)]
+            Some(link) => link.start_task(),
+            #[cfg(windows)]
+            Some(link) => link.start_thread(),
+            None => Ok(()),
+        }
+    }
+
+    /// What turns ready when this child's end may have come, for the
+    /// async layer. `None`: nothing to wait on (poll with back-off).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn exit_source(&self) -> io::Result<Option<ExitSource>> {
+        if self.exit.is_some() {
+            return Ok(None);
+        }
+        Ok(match self.detection {
+            Detection::Process => self.process.as_ref().and_then(|p| p.exit_handle()).map(ExitSource::Handle),
+            Detection::Lifeline => match &self.lifeline {
+                Some(h) => Some(ExitSource::Handle(sys::duplicate(h)?)),
+                None => None,
+            },
+            Detection::Shim | Detection::ShimLost => {
+                self.shim.as_ref().map(|link| ExitSource::Shim(link.ended().clone()))
+            }
+            _ => match &self.watch {
+                Some(end) => Some(ExitSource::Handle(sys::duplicate(&end.handle)?)),
+                None => None,
+            },
+        })
+    }
+
+    /// Through the shim, once the end is known: the launcher process is
+    /// reaped now if it has exited, else by the shared reaper (it exits
+    /// right after the shim, unless it waits for the caller to read).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn release_launcher(&mut self) {
+        if self.shim.is_some()
+            && self.exit.is_some()
+            && let Some(p) = self.process.take()
+        {
+            sys::adopt(p);
+        }
+    }
+
     /// The process id of the process umbilical started (which, through a
     /// wrapper or launcher, is the wrapper's) — or, through the shim, the
     /// program's own as the shim reported it (through ssh, a pid on the far
@@ -290,6 +356,16 @@ impl Child {
             self.process = None;
         }
     }
+}
+
+/// What the async layer waits on for a child's end.
+#[cfg(feature = "tokio")]
+pub(crate) enum ExitSource {
+    /// Turns ready (readable, or signalled on Windows) when the end may
+    /// have come: a process handle, a lifeline, the channel's read end.
+    Handle(sys::Handle),
+    /// The shim link's published end.
+    Shim(Arc<crate::link::Shared>),
 }
 
 /// Waits until every holder of the program's side of the channel closed it.

@@ -310,6 +310,61 @@ impl Command {
             crate::spawn::spawn(&self.spec, &self.opts)
         }
     }
+
+    /// Starts the program for tokio (feature `tokio`): the same start as
+    /// [`spawn`](Command::spawn), with the channel, stderr and the
+    /// program's end on the current runtime's reactor. See the
+    /// [`tokio`](crate::tokio) module for what runs where and the caveats.
+    ///
+    /// Without the shim the start is synchronous, as with
+    /// `tokio::process` (one `posix_spawn` or `fork`). Through the shim,
+    /// the handshake (until the shim reports the program started:
+    /// milliseconds, or as long as a launcher waits for a password, up to
+    /// [`connect_timeout`](Command::connect_timeout)) runs on tokio's
+    /// blocking pool; from then on the link is a task. Must be called from
+    /// within a runtime.
+    #[cfg(all(feature = "tokio", unix))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub async fn spawn_async(&self) -> Result<crate::tokio::Child> {
+        let child = if self.shim_choice().used {
+            let (spec, opts) = (self.spec.clone(), self.opts.clone());
+            let program = spec.program.clone();
+            let mut child = ::tokio::task::spawn_blocking(move || {
+                if spec.program.is_empty() {
+                    return Err(Error::cannot_start(
+                        &spec.program,
+                        ErrorKind::InvalidInput,
+                        "the program name is empty",
+                        None,
+                    ));
+                }
+                crate::shim::spawn_unstarted(&spec, &opts)
+            })
+            .await
+            .map_err(|e| {
+                Error::cannot_start(&program, ErrorKind::ShimFailed, &format!("the handshake task failed: {e}"), None)
+            })??;
+            child.start_link_task().map_err(|e| {
+                Error::cannot_start(
+                    &program,
+                    ErrorKind::ShimFailed,
+                    &format!("cannot start the link task: {e}"),
+                    Some(e),
+                )
+            })?;
+            child
+        } else {
+            self.spawn()?
+        };
+        crate::tokio::Child::from_blocking(child).map_err(|e| {
+            Error::cannot_start(
+                &self.spec.program,
+                ErrorKind::Io,
+                &format!("cannot register with the runtime: {e}"),
+                Some(e),
+            )
+        })
+    }
 }
 
 #[cfg(windows)]

@@ -131,6 +131,9 @@ pub mod shim;
 mod spawn;
 mod spec;
 mod sys;
+#[cfg(all(feature = "tokio", unix))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
 
 pub use channel::{Channel, ChannelKind, ChildEnd, ReadHalf, WriteHalf};
 pub use child::{Child, ChildStderr};

@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use crate::exit::ExitStatus;
-use crate::protocol::{Message, WireStatus, recv, send};
+use crate::protocol::{Message, recv, send};
 use crate::sys;
 
 /// The parent's live connection to a shim.
@@ -20,12 +20,15 @@ use crate::sys;
 /// Dropping the link closes the stream: the shim then ends the program
 /// unless [`Link::detach`] was sent first.
 pub(crate) struct Link {
-    writer: sys::ControlStream,
+    /// Our writing handle, once the reader is started.
+    writer: Option<sys::ControlStream>,
+    /// The stream and what was read of it, until a reader takes them.
+    pending: Option<(sys::ControlStream, Vec<u8>)>,
     /// The program's pid, as the shim reported it.
     pub(crate) pid: u32,
     /// Our own handle on the program, if the OS let us open one.
     own: Option<Arc<sys::OtherProcess>>,
-    ended: Arc<(Mutex<Option<Ended>>, Condvar)>,
+    ended: Arc<Shared>,
     /// A detach was sent.
     detached: bool,
 }
@@ -41,73 +44,102 @@ pub(crate) enum Ended {
 }
 
 impl Link {
-    /// Starts the thread that reads the shim's report from `stream` (`buf`
-    /// holds bytes already read from it).
-    pub(crate) fn start(
-        mut stream: sys::ControlStream,
-        mut buf: Vec<u8>,
-        pid: u32,
-        own: Option<sys::OtherProcess>,
-    ) -> io::Result<Link> {
-        let own = own.map(Arc::new);
-        let ended = Arc::new((Mutex::new(None), Condvar::new()));
-        let writer = stream.try_clone()?;
-        let state = ended.clone();
-        let watch = own.clone();
+    /// A link on `stream` (`buf` holds bytes already read from it) whose
+    /// reader is not started yet: [`Link::start_thread`], or
+    /// [`Link::start_task`] on a tokio runtime.
+    pub(crate) fn new(stream: sys::ControlStream, buf: Vec<u8>, pid: u32, own: Option<sys::OtherProcess>) -> Link {
+        Link {
+            writer: None,
+            pending: Some((stream, buf)),
+            pid,
+            own: own.map(Arc::new),
+            ended: Arc::new(Shared::default()),
+            detached: false,
+        }
+    }
+
+    /// Starts the thread that reads the shim's report.
+    pub(crate) fn start_thread(&mut self) -> io::Result<()> {
+        let Some((mut stream, mut buf)) = self.pending.take() else { return Ok(()) };
+        self.writer = Some(stream.try_clone()?);
+        let state = self.ended.clone();
+        let watch = self.own.clone();
         std::thread::Builder::new().name("umbilical-shim-link".into()).stack_size(64 * 1024).spawn(move || {
-            let result = loop {
-                match recv(&mut stream, &mut buf) {
-                    Ok(Message::Exited { status }) => {
-                        break Ended::Reported(match status {
-                            WireStatus::Exited(c) => ExitStatus::Exited(c),
-                            WireStatus::Signaled(s) => ExitStatus::Signaled(s),
-                        });
+            let result = match recv_report(&mut stream, &mut buf) {
+                Some(status) => Ended::Reported(status),
+                None => {
+                    // The shim died without reporting: wait for the
+                    // program itself if we hold it.
+                    if let Some(own) = &watch {
+                        own.wait();
                     }
-                    Ok(_) => continue,
-                    Err(_) => {
-                        // The shim died without reporting: wait for the
-                        // program itself if we hold it.
-                        if let Some(own) = &watch {
-                            own.wait();
-                        }
-                        break Ended::ProgramGone;
-                    }
+                    Ended::ProgramGone
                 }
             };
             // Close what this thread holds before publishing the end, so a
             // caller that saw the end sees no descriptor of ours left.
             stream.shutdown();
             drop((stream, watch));
-            let (lock, cvar) = &*state;
-            *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-            cvar.notify_all();
+            state.publish(result);
         })?;
-        Ok(Link { writer, pid, own, ended, detached: false })
+        Ok(())
+    }
+
+    /// Starts a task on the current tokio runtime that reads the shim's
+    /// report: no thread of its own (Unix).
+    #[cfg(all(feature = "tokio", unix))]
+    pub(crate) fn start_task(&mut self) -> io::Result<()> {
+        let Some((stream, buf)) = self.pending.take() else { return Ok(()) };
+        self.writer = Some(stream.try_clone()?);
+        let reader = sys::AsyncControlStream::new(stream)?;
+        let state = self.ended.clone();
+        let watch = self.own.clone();
+        ::tokio::spawn(async move {
+            let result = match reader.recv_report(buf).await {
+                Some(status) => Ended::Reported(status),
+                None => {
+                    // As the thread does: wait for the program itself if
+                    // we hold it.
+                    if let Some(Ok(exited)) = watch.as_ref().and_then(|own| own.exit_handle()).map(sys::exit_ready) {
+                        let _ = exited.changed().await;
+                    }
+                    Ended::ProgramGone
+                }
+            };
+            drop((reader, watch));
+            state.publish(result);
+        });
+        Ok(())
+    }
+
+    /// Whether the shim's end is known.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn ended(&self) -> &Arc<Shared> {
+        &self.ended
     }
 
     /// Waits for the shim's report until `deadline`; `Ok(None)` on timeout.
     pub(crate) fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Option<Ended>> {
-        let (lock, cvar) = &*self.ended;
-        let mut ended = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ended = self.ended.lock();
         loop {
             if let Some(e) = *ended {
                 return Ok(Some(e));
             }
             match deadline {
-                None => ended = cvar.wait(ended).unwrap_or_else(|e| e.into_inner()),
+                None => ended = self.ended.cvar.wait(ended).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Ok(None);
                     }
-                    ended = cvar.wait_timeout(ended, left).unwrap_or_else(|e| e.into_inner()).0;
+                    ended = self.ended.cvar.wait_timeout(ended, left).unwrap_or_else(|e| e.into_inner()).0;
                 }
             }
         }
     }
 
     fn reported(&self) -> bool {
-        self.ended.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.ended.lock().is_some()
     }
 
     /// Asks the shim to signal (Windows: terminate) the program; falls back
@@ -117,7 +149,11 @@ impl Link {
         if self.reported() {
             return Ok(());
         }
-        match send(&mut self.writer, &Message::Kill { signal }) {
+        let sent = match &mut self.writer {
+            Some(writer) => send(writer, &Message::Kill { signal }),
+            None => Err(io::Error::new(io::ErrorKind::NotConnected, "the shim link is not started")),
+        };
+        match sent {
             Ok(()) => Ok(()),
             Err(e) => match &self.own {
                 Some(own) => own.kill(signal).map_err(|_| e),
@@ -130,7 +166,7 @@ impl Link {
     /// link after this does not end it.
     pub(crate) fn detach(&mut self) {
         if !self.reported() {
-            self.detached = send(&mut self.writer, &Message::Detach).is_ok();
+            self.detached = self.writer.as_mut().is_some_and(|w| send(w, &Message::Detach).is_ok());
         }
     }
 }
@@ -143,7 +179,46 @@ impl Drop for Link {
         // detach must reach it first: the stream then closes with this
         // process.
         if !(self.detached && sys::SHUTDOWN_DISCARDS_UNREAD) {
-            self.writer.shutdown();
+            match (&self.writer, &self.pending) {
+                (Some(stream), _) | (None, Some((stream, _))) => stream.shutdown(),
+                (None, None) => {}
+            }
+        }
+    }
+}
+
+/// The shim's end as the reader published it, for blocking and async
+/// waiters alike.
+#[derive(Default)]
+pub(crate) struct Shared {
+    ended: Mutex<Option<Ended>>,
+    cvar: Condvar,
+    /// Wakes an async `wait()` (a stored permit if none waits yet).
+    #[cfg(feature = "tokio")]
+    pub(crate) notify: ::tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Ended>> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, result: Ended) {
+        *self.lock() = Some(result);
+        self.cvar.notify_all();
+        #[cfg(feature = "tokio")]
+        self.notify.notify_one();
+    }
+}
+
+/// Reads messages until the shim's report: its status, or `None` when the
+/// stream failed or closed first.
+fn recv_report(stream: &mut sys::ControlStream, buf: &mut Vec<u8>) -> Option<ExitStatus> {
+    loop {
+        match recv(stream, buf) {
+            Ok(Message::Exited { status }) => return Some(status.into()),
+            Ok(_) => continue,
+            Err(_) => return None,
         }
     }
 }

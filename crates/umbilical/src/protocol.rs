@@ -42,6 +42,15 @@ pub enum WireStatus {
     Signaled(i32),
 }
 
+impl From<WireStatus> for crate::ExitStatus {
+    fn from(status: WireStatus) -> Self {
+        match status {
+            WireStatus::Exited(c) => crate::ExitStatus::Exited(c),
+            WireStatus::Signaled(s) => crate::ExitStatus::Signaled(s),
+        }
+    }
+}
+
 /// Where the program's stderr goes, told to a Windows shim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -453,13 +462,8 @@ pub(crate) fn send(stream: &mut impl std::io::Write, msg: &Message) -> std::io::
 /// Reads one message; `buf` keeps bytes that belong to the next one.
 pub(crate) fn recv(stream: &mut impl std::io::Read, buf: &mut Vec<u8>) -> std::io::Result<Message> {
     loop {
-        match decode(buf) {
-            Ok(Some((msg, used))) => {
-                buf.drain(..used);
-                return Ok(msg);
-            }
-            Ok(None) => {}
-            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        if let Some(msg) = take_message(buf)? {
+            return Ok(msg);
         }
         // Read straight into `buf`, in steps large enough that a request
         // of several mebibytes of arguments takes few reads.
@@ -470,6 +474,18 @@ pub(crate) fn recv(stream: &mut impl std::io::Read, buf: &mut Vec<u8>) -> std::i
         if n? == 0 {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the control stream closed"));
         }
+    }
+}
+
+/// Takes the first whole message out of `buf`, if it holds one.
+pub(crate) fn take_message(buf: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
+    match decode(buf) {
+        Ok(Some((msg, used))) => {
+            buf.drain(..used);
+            Ok(Some(msg))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
     }
 }
 

@@ -144,6 +144,19 @@ fn main() {
             }
             io::stdout().write_all(&got).unwrap_or_else(|e| die(&format!("write: {e}")));
         }
+        "flood" => {
+            // N bytes to stdout, whether anybody reads them or not.
+            let chunk = vec![b'o'; 64 * 1024];
+            let mut left = num(1) as usize;
+            let mut stdout = io::stdout().lock();
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if stdout.write_all(&chunk[..n]).is_err() {
+                    std::process::exit(3);
+                }
+                left -= n;
+            }
+        }
         "flood-stderr" => {
             let chunk = vec![b'e'; 64 * 1024];
             let mut left = num(1) as usize;

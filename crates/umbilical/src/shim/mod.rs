@@ -138,6 +138,22 @@ pub(crate) fn choose(opts: &Options) -> ShimChoice {
 /// Windows elevation) starts the shim, which connects back, is
 /// authenticated, and starts the program on the channel.
 pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
+    let mut child = os::spawn(spec, opts)?;
+    child.start_link_thread().map_err(|e| {
+        Error::cannot_start(
+            &spec.program,
+            ErrorKind::ShimFailed,
+            &format!("cannot start the link thread: {e}"),
+            Some(e),
+        )
+    })?;
+    Ok(child)
+}
+
+/// As [`spawn`], with the link's reader left to the caller (the async
+/// layer starts a task instead of a thread).
+#[cfg(feature = "tokio")]
+pub(crate) fn spawn_unstarted(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
     os::spawn(spec, opts)
 }
 
@@ -376,7 +392,8 @@ pub(crate) struct Handshake<'a> {
 /// The parent's side from the request on, shared by every OS: sends the
 /// request, reads the spawn result, lets `opened` check the program
 /// (Windows: the pipes' client), opens our own handle on the program while
-/// the shim still holds it (unless remote), and starts the link thread.
+/// the shim still holds it (unless remote), and returns the link, whose
+/// reader the caller starts (a thread, or a task on tokio).
 fn finish_connect(
     mut stream: sys::ControlStream,
     mut buf: Vec<u8>,
@@ -406,9 +423,7 @@ fn finish_connect(
     let own = if hs.remote { None } else { sys::OtherProcess::open(pid) };
     send(&mut stream, &Message::PidConfirmed).map_err(link_error(launcher, "confirming the pid"))?;
     stream.set_read_deadline(None);
-    Link::start(stream, buf, pid, own).map_err(|e| {
-        Error::new(ErrorKind::ShimFailed, format!("{launcher}: cannot start the link thread: {e}"), Some(e))
-    })
+    Ok(Link::new(stream, buf, pid, own))
 }
 
 /// What a wait at the rendezvous ended with.

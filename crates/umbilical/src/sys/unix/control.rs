@@ -20,6 +20,12 @@ impl ControlStream {
         ControlStream(stream)
     }
 
+    /// The socket itself, for the async layer.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_std(self) -> UnixStream {
+        self.0
+    }
+
     /// The shim's side: `connect(2)` to the socket at `path`.
     pub(crate) fn connect(path: &Path) -> io::Result<Self> {
         UnixStream::connect(path).map(ControlStream)
@@ -97,6 +103,18 @@ impl OtherProcess {
             // An error here (EINTR is retried inside) leaves nothing to
             // wait on; the caller treats it as the end either way.
             let _ = super::wait::wait_fd(self.pidfd.as_fd(), super::wait::Until::Readable, None);
+        }
+        #[cfg(not(target_os = "linux"))]
+        match self.never {}
+    }
+
+    /// A descriptor that turns readable when the process exits (a
+    /// duplicate of the pidfd), for the async layer.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn exit_handle(&self) -> Option<std::os::fd::OwnedFd> {
+        #[cfg(target_os = "linux")]
+        {
+            self.pidfd.try_clone().ok()
         }
         #[cfg(not(target_os = "linux"))]
         match self.never {}

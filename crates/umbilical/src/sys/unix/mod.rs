@@ -6,6 +6,8 @@ mod access;
 mod control;
 mod fd;
 mod process;
+#[cfg(feature = "tokio")]
+mod reactor;
 mod reaper;
 mod rendezvous;
 mod resolve;
@@ -16,6 +18,8 @@ pub(crate) use access::can_execute_as;
 pub(crate) use control::{ControlStream, OtherProcess, SHUTDOWN_DISCARDS_UNREAD};
 pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
+#[cfg(feature = "tokio")]
+pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, set_nonblocking};
 pub(crate) use reaper::{adopt, orphans};
 pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};

@@ -92,6 +92,27 @@ impl Process {
         None
     }
 
+    /// A new descriptor that turns readable when the process exits, for a
+    /// reactor: a duplicate of the pidfd (Linux), a kqueue of its own with
+    /// `EVFILT_PROC` (macOS/BSD). `None` where there is none, or once the
+    /// process was reaped (its pid may be another's).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn exit_handle(&self) -> Option<std::os::fd::OwnedFd> {
+        if matches!(*self.state.lock().unwrap_or_else(|e| e.into_inner()), State::Reaped) {
+            return None;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            self.pidfd.as_ref().and_then(|fd| fd.try_clone().ok())
+        }
+        #[cfg(kqueue)]
+        {
+            kqueue_for(self.pid).ok()
+        }
+        #[cfg(not(any(target_os = "linux", kqueue)))]
+        None
+    }
+
     /// Whether this process leads a process group of its own (and is kept
     /// a zombie after its exit, until dropped).
     pub(crate) fn leads_group(&self) -> bool {

@@ -1,0 +1,179 @@
+//! Our descriptors in tokio's reactor (feature `tokio`): the channel's
+//! ends, a process's exit, and the shim's control stream, each driven by
+//! readiness (epoll on Linux, kqueue on macOS/BSD) instead of a thread.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::task::{Context, Poll, ready};
+
+use rustix::fs::OFlags;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::exit::ExitStatus;
+use crate::protocol::{Message, take_message};
+
+/// The reactor's view of an object that owns a descriptor.
+pub(crate) struct ByFd<T>(T);
+
+impl<T: AsFd> AsRawFd for ByFd<T> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// An object owning a descriptor (`T`), registered with the current tokio
+/// runtime's reactor.
+///
+/// Registration is by descriptor number and open file: one open file is
+/// registered once per number, so a second watcher of the same file
+/// (channel-closed detection beside the channel's reader, the write half
+/// of a shared socket) registers a duplicate.
+pub(crate) struct Registered<T: AsFd>(AsyncFd<ByFd<T>>);
+
+impl<T: AsFd> Registered<T> {
+    /// Makes `inner`'s descriptor non-blocking and registers it for
+    /// reading and writing.
+    pub(crate) fn new(inner: T) -> io::Result<Self> {
+        set_nonblocking(inner.as_fd(), true)?;
+        Self::register(inner, Interest::READABLE | Interest::WRITABLE)
+    }
+
+    /// Registers `inner` for readiness to read only, its flags left alone
+    /// (another holder of the same open file may rely on them).
+    pub(crate) fn watch(inner: T) -> io::Result<Self> {
+        Self::register(inner, Interest::READABLE)
+    }
+
+    fn register(inner: T, interest: Interest) -> io::Result<Self> {
+        // SAFETY: `ByFd` owns `inner`, which owns the descriptor: it stays
+        // open, on the same open file, for as long as the registration,
+        // and `as_raw_fd` keeps returning it (`T: AsFd` borrows it from
+        // the owner; none of ours swaps it while registered: `into_inner`
+        // deregisters first).
+        let fd = unsafe { AsyncFd::register_with_interest(ByFd(inner), interest) };
+        Ok(Registered(fd.map_err(io::Error::from)?))
+    }
+
+    /// Deregisters and hands the object back (its descriptor still
+    /// non-blocking).
+    pub(crate) fn into_inner(self) -> T {
+        self.0.into_inner().0
+    }
+
+    /// The object.
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.0.get_ref().0
+    }
+
+    /// Runs `op` (a non-blocking read) once the descriptor is readable,
+    /// again after each `WouldBlock`.
+    pub(crate) fn poll_read_with<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let mut guard = ready!(self.0.poll_read_ready_mut(cx))?;
+            if let Ok(result) = guard.try_io(|fd| op(&mut fd.get_mut().0)) {
+                return Poll::Ready(result);
+            }
+        }
+    }
+
+    /// Runs `op` (a non-blocking write) once the descriptor is writable,
+    /// again after each `WouldBlock`.
+    pub(crate) fn poll_write_with<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let mut guard = ready!(self.0.poll_write_ready_mut(cx))?;
+            if let Ok(result) = guard.try_io(|fd| op(&mut fd.get_mut().0)) {
+                return Poll::Ready(result);
+            }
+        }
+    }
+
+    /// Waits for the next readiness (an exit, an EOF or hang-up, or data)
+    /// and consumes it: the caller looks at the state itself, and anything
+    /// that happens after this returns wakes the next call.
+    pub(crate) async fn changed(&self) -> io::Result<()> {
+        let mut guard = self.0.readable().await?;
+        guard.clear_ready();
+        Ok(())
+    }
+}
+
+/// A close-on-exec duplicate of `fd`, off the standard descriptors.
+///
+/// OS reference: fcntl(2) `F_DUPFD_CLOEXEC`.
+pub(crate) fn duplicate(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
+}
+
+/// Sets or clears `O_NONBLOCK` on the open file behind `fd`.
+///
+/// OS reference: fcntl(2) `F_SETFL`.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    let new = if on { flags | OFlags::NONBLOCK } else { flags - OFlags::NONBLOCK };
+    if new != flags {
+        rustix::fs::fcntl_setfl(fd, new)?;
+    }
+    Ok(())
+}
+
+/// A process's exit as a readiness event: a pidfd (Linux) or a kqueue with
+/// `EVFILT_PROC` (macOS/BSD) turns readable when the process exits.
+pub(crate) type ExitReady = Registered<OwnedFd>;
+
+/// Registers `handle` (from `Process::exit_handle`) for its exit.
+pub(crate) fn exit_ready(handle: OwnedFd) -> io::Result<ExitReady> {
+    Registered::watch(handle)
+}
+
+/// The shim's control stream, read by a task on the reactor.
+pub(crate) struct AsyncControlStream(tokio::net::UnixStream);
+
+impl AsyncControlStream {
+    /// Takes over `stream`. Its open file turns non-blocking, which the
+    /// link's writing duplicate shares: its messages are a few bytes to a
+    /// peer that reads them at once, so a full buffer never stands in the
+    /// way.
+    pub(crate) fn new(stream: super::ControlStream) -> io::Result<Self> {
+        let std = stream.into_std();
+        std.set_nonblocking(true)?;
+        Ok(AsyncControlStream(tokio::net::UnixStream::from_std(std)?))
+    }
+
+    /// Reads messages until the shim's report, then ends the stream for
+    /// every holder (a launcher such as ssh keeps the channel open until
+    /// it is closed here). `None` when the stream failed or closed first.
+    pub(crate) async fn recv_report(&self, mut buf: Vec<u8>) -> Option<ExitStatus> {
+        let status = loop {
+            match take_message(&mut buf) {
+                Ok(Some(Message::Exited { status })) => break Some(status.into()),
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(_) => break None,
+            }
+            if self.0.readable().await.is_err() {
+                break None;
+            }
+            let start = buf.len();
+            buf.resize(start + 64 * 1024, 0);
+            let n = self.0.try_read(&mut buf[start..]);
+            buf.truncate(start + *n.as_ref().unwrap_or(&0));
+            match n {
+                Ok(0) => break None,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break None,
+            }
+        };
+        let _ = rustix::net::shutdown(self.0.as_fd(), rustix::net::Shutdown::Both);
+        status
+    }
+}

@@ -1,0 +1,217 @@
+//! The channel on tokio's reactor: `AsyncRead` for the program's stdout,
+//! `AsyncWrite` for its stdin, `poll_shutdown` the half-close.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::channel::ChannelKind;
+use crate::sys;
+
+/// The async [`Channel`](crate::Channel): the same byte stream, with the
+/// same semantics, driven by tokio's reactor.
+///
+/// - [`AsyncRead`] reads what the program writes to its stdout; EOF once
+///   every holder of its side closed it.
+/// - [`AsyncWrite`] feeds its stdin; writes never raise SIGPIPE, and fail
+///   with [`io::ErrorKind::BrokenPipe`] once the program stopped reading.
+/// - [`AsyncWriteExt::shutdown`](::tokio::io::AsyncWriteExt::shutdown) is
+///   the half-close: the program reads EOF after the last byte written,
+///   and reading goes on. Nothing is buffered on our side, so `flush` has
+///   nothing to do and the half-close never waits for the program.
+/// - [`split`](Channel::split) gives owned halves for two tasks.
+///
+/// Dropping it half-closes and stops reading, as the blocking channel does.
+pub struct Channel {
+    read: ReadHalf,
+    write: WriteHalf,
+}
+
+/// The reading half of an async [`Channel`]: the program's stdout.
+///
+/// Dropping it tells the program nobody reads any more, as
+/// [`crate::ReadHalf`] does.
+pub struct ReadHalf {
+    io: sys::Registered<crate::ReadHalf>,
+}
+
+/// The writing half of an async [`Channel`]: the program's stdin.
+///
+/// [`AsyncWriteExt::shutdown`](::tokio::io::AsyncWriteExt::shutdown), or
+/// dropping it, half-closes.
+pub struct WriteHalf {
+    state: WriteState,
+}
+
+enum WriteState {
+    Open(sys::Registered<WriteIo>),
+    /// Half-closed (a pipe: closed), off the reactor.
+    Shut(crate::WriteHalf),
+    /// Only while a method moves from one state to the other.
+    Moving,
+}
+
+/// The blocking write half as the reactor sees it.
+struct WriteIo {
+    /// A shared socket is registered by the read half already: the write
+    /// half registers a duplicate.
+    dup: Option<OwnedFd>,
+    inner: crate::WriteHalf,
+}
+
+impl AsFd for WriteIo {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match (&self.dup, self.inner.handle()) {
+            (Some(fd), _) | (None, Some(fd)) => fd.as_fd(),
+            // `WriteHalf::from_blocking` registers an open half only, and
+            // it closes only after `into_inner`.
+            (None, None) => unreachable!("a registered write half is open"),
+        }
+    }
+}
+
+impl Channel {
+    /// Puts a blocking channel on the current tokio runtime's reactor.
+    ///
+    /// Its descriptors turn non-blocking. Must be called from within a
+    /// runtime (it panics otherwise, as tokio's own I/O types do).
+    pub fn from_blocking(channel: crate::Channel) -> io::Result<Channel> {
+        let (read, write) = channel.split();
+        Ok(Channel { read: ReadHalf { io: sys::Registered::new(read)? }, write: WriteHalf::from_blocking(write)? })
+    }
+
+    /// Takes the channel off the reactor and makes its descriptors
+    /// blocking again.
+    pub fn into_blocking(self) -> io::Result<crate::Channel> {
+        let Channel { read, write } = self;
+        let read = read.io.into_inner();
+        sys::set_nonblocking(read.handle().as_fd(), false)?;
+        Ok(crate::Channel::from_halves(read, write.into_blocking()?))
+    }
+
+    /// Which kind of channel this is.
+    pub fn kind(&self) -> ChannelKind {
+        self.read.io.get_ref().kind()
+    }
+
+    /// Splits into owned halves that two tasks can hold.
+    pub fn split(self) -> (ReadHalf, WriteHalf) {
+        (self.read, self.write)
+    }
+}
+
+impl WriteHalf {
+    fn from_blocking(inner: crate::WriteHalf) -> io::Result<WriteHalf> {
+        let Some(handle) = inner.handle() else { return Ok(WriteHalf { state: WriteState::Shut(inner) }) };
+        let dup = if inner.shares_read_handle() { Some(sys::duplicate(handle)?) } else { None };
+        Ok(WriteHalf { state: WriteState::Open(sys::Registered::new(WriteIo { dup, inner })?) })
+    }
+
+    fn into_blocking(mut self) -> io::Result<crate::WriteHalf> {
+        match std::mem::replace(&mut self.state, WriteState::Moving) {
+            WriteState::Open(io) => {
+                let inner = io.into_inner().inner;
+                if let Some(h) = inner.handle() {
+                    sys::set_nonblocking(h.as_fd(), false)?;
+                }
+                Ok(inner)
+            }
+            WriteState::Shut(inner) => Ok(inner),
+            WriteState::Moving => unreachable!("no method leaves a write half moving"),
+        }
+    }
+
+    /// Half-closes now, as the blocking [`crate::WriteHalf::shutdown`]
+    /// does (what `poll_shutdown` does, without a context).
+    pub fn shutdown_now(&mut self) -> io::Result<()> {
+        match std::mem::replace(&mut self.state, WriteState::Moving) {
+            WriteState::Open(io) => {
+                // Off the reactor first: a pipe's descriptor closes below.
+                let mut inner = io.into_inner().inner;
+                let result = inner.shutdown();
+                self.state = WriteState::Shut(inner);
+                result
+            }
+            other => {
+                self.state = other;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for WriteHalf {
+    fn drop(&mut self) {
+        // Off the reactor before the blocking half closes its pipe.
+        let _ = self.shutdown_now();
+    }
+}
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let n = ready!(this.io.poll_read_with(cx, |inner| inner.read(buf.initialize_unfilled())))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().state {
+            WriteState::Open(io) => io.poll_write_with(cx, |w| w.inner.write(buf)),
+            _ => Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "the channel's write side was shut down"))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.get_mut().shutdown_now())
+    }
+}
+
+impl AsyncRead for Channel {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Channel {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().write).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().write).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().write).poll_shutdown(cx)
+    }
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").field("kind", &self.kind()).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ReadHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadHalf").field("kind", &self.io.get_ref().kind()).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for WriteHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteHalf")
+            .field("shut_down", &!matches!(self.state, WriteState::Open(_)))
+            .finish_non_exhaustive()
+    }
+}

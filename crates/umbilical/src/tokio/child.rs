@@ -1,0 +1,225 @@
+//! A started program on tokio: its async channel and stderr, and its end
+//! awaited on the reactor.
+
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use ::tokio::io::{AsyncRead, ReadBuf};
+
+use super::Channel;
+use crate::child::ExitSource;
+use crate::exit::{Detection, Exit};
+use crate::sys;
+
+/// A started program, on tokio: the async counterpart of
+/// [`crate::Child`], made by
+/// [`Command::spawn_async`](crate::Command::spawn_async) or
+/// [`Child::from_blocking`].
+///
+/// Its end is awaited on the reactor: the pidfd (Linux) or a kqueue
+/// (macOS/BSD) for [`Detection::Process`], the lifeline's or the channel's
+/// hang-up for the other detections, the shim's report read by a task.
+/// No thread is started for it.
+///
+/// Dropping it behaves as dropping a [`crate::Child`]: nothing is killed
+/// unless [`Command::kill_on_drop`](crate::Command::kill_on_drop) was set;
+/// a program still running is reaped later by the process's one shared
+/// reaper thread.
+pub struct Child {
+    /// What wakes a pending `wait()`, made on the first wait. Dropped
+    /// first: it holds registrations only.
+    exit: Option<ExitWatch>,
+    channel: Option<Channel>,
+    stderr: Option<ChildStderr>,
+    inner: crate::Child,
+}
+
+/// What a pending `wait()` sleeps on.
+enum ExitWatch {
+    /// A handle that turns ready when the end may have come.
+    Ready(sys::ExitReady),
+    /// The shim link's published end.
+    Shim(Arc<crate::link::Shared>),
+    /// Nothing pollable (no pidfd here): look again after this long.
+    Backoff(Duration),
+}
+
+impl ExitWatch {
+    async fn changed(&mut self) -> io::Result<()> {
+        match self {
+            ExitWatch::Ready(ready) => ready.changed().await,
+            ExitWatch::Shim(shared) => {
+                shared.notify.notified().await;
+                Ok(())
+            }
+            ExitWatch::Backoff(nap) => {
+                ::tokio::time::sleep(*nap).await;
+                *nap = (*nap * 2).min(Duration::from_millis(50));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Child {
+    /// Puts a blocking child on the current tokio runtime: its channel
+    /// and stderr (if not taken) become async, and its end is awaited on
+    /// the reactor. Must be called from within a runtime.
+    ///
+    /// A child started through the shim by the blocking API keeps its
+    /// link thread; [`Command::spawn_async`](crate::Command::spawn_async)
+    /// starts none.
+    pub fn from_blocking(mut inner: crate::Child) -> io::Result<Child> {
+        let channel = inner.take_channel().map(Channel::from_blocking).transpose()?;
+        let stderr = inner.take_stderr().map(ChildStderr::from_blocking).transpose()?;
+        Ok(Child { exit: None, channel, stderr, inner })
+    }
+
+    /// Takes the child off the runtime: the blocking [`crate::Child`],
+    /// with the channel and stderr that were not taken. Through the shim,
+    /// the link's task stays on the runtime that started it, which must
+    /// keep running for the blocking `wait()` to learn the end.
+    pub fn into_blocking(mut self) -> io::Result<crate::Child> {
+        drop(self.exit.take());
+        let channel = self.channel.take().map(Channel::into_blocking).transpose()?;
+        let stderr = self.stderr.take().map(ChildStderr::into_blocking).transpose()?;
+        Ok(self.inner.with_parts(channel, stderr))
+    }
+
+    /// The process id, as [`crate::Child::id`] gives it.
+    pub fn id(&self) -> Option<u32> {
+        self.inner.id()
+    }
+
+    /// How this child's end will be observed.
+    pub fn detection(&self) -> Detection {
+        self.inner.detection()
+    }
+
+    /// The channel, unless it was taken.
+    pub fn channel(&mut self) -> Option<&mut Channel> {
+        self.channel.as_mut()
+    }
+
+    /// Takes the channel out, for example to split it across tasks.
+    pub fn take_channel(&mut self) -> Option<Channel> {
+        self.channel.take()
+    }
+
+    /// The program's stderr, when it was [`Stderr::Piped`](crate::Stderr::Piped).
+    pub fn stderr(&mut self) -> Option<&mut ChildStderr> {
+        self.stderr.as_mut()
+    }
+
+    /// Takes the stderr pipe out.
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.stderr.take()
+    }
+
+    /// Waits until the program is done.
+    ///
+    /// Cancel-safe: dropping the future loses nothing; a later `wait()`
+    /// or [`try_wait`](Child::try_wait) reports the same exit. As with
+    /// the blocking API, a program that fills the channel while nobody
+    /// reads it will not end: read the channel in another task (or
+    /// before waiting).
+    pub async fn wait(&mut self) -> io::Result<Exit> {
+        loop {
+            if let Some(exit) = self.try_wait()? {
+                return Ok(exit);
+            }
+            if self.exit.is_none() {
+                self.exit = Some(self.watch()?);
+                // Made after the last look: look again before sleeping.
+                continue;
+            }
+            if let Some(watch) = &mut self.exit {
+                watch.changed().await?;
+            }
+        }
+    }
+
+    /// Returns the exit if the program is already done, without waiting.
+    pub fn try_wait(&mut self) -> io::Result<Option<Exit>> {
+        let exit = self.inner.try_wait()?;
+        if exit.is_some() {
+            drop(self.exit.take());
+            self.inner.release_launcher();
+        }
+        Ok(exit)
+    }
+
+    fn watch(&self) -> io::Result<ExitWatch> {
+        Ok(match self.inner.exit_source()? {
+            Some(ExitSource::Handle(h)) => ExitWatch::Ready(sys::exit_ready(h)?),
+            Some(ExitSource::Shim(shared)) => ExitWatch::Shim(shared),
+            None => ExitWatch::Backoff(Duration::from_millis(1)),
+        })
+    }
+
+    /// Starts killing the program, as [`crate::Child::kill`], without
+    /// waiting for it to end.
+    pub fn start_kill(&mut self) -> io::Result<()> {
+        self.inner.kill()
+    }
+
+    /// Kills the program and waits for its end, as `tokio::process` does.
+    pub async fn kill(&mut self) -> io::Result<()> {
+        self.start_kill()?;
+        self.wait().await.map(drop)
+    }
+
+    /// Sends signal `sig`; see [`crate::Child::signal`].
+    pub fn signal(&mut self, sig: i32) -> io::Result<()> {
+        self.inner.signal(sig)
+    }
+
+    /// Asks the program to stop; see [`crate::Child::terminate`].
+    pub fn terminate(&mut self) -> io::Result<()> {
+        self.inner.terminate()
+    }
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+/// The program's stderr pipe on the reactor
+/// ([`Stderr::Piped`](crate::Stderr::Piped)).
+pub struct ChildStderr {
+    io: sys::Registered<crate::ChildStderr>,
+}
+
+impl ChildStderr {
+    /// Puts a blocking stderr pipe on the reactor.
+    pub fn from_blocking(inner: crate::ChildStderr) -> io::Result<ChildStderr> {
+        Ok(ChildStderr { io: sys::Registered::new(inner)? })
+    }
+
+    /// Takes it off the reactor, blocking again.
+    pub fn into_blocking(self) -> io::Result<crate::ChildStderr> {
+        let inner = self.io.into_inner();
+        sys::set_nonblocking(std::os::fd::AsFd::as_fd(&inner), false)?;
+        Ok(inner)
+    }
+}
+
+impl AsyncRead for ChildStderr {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let n = ready!(this.io.poll_read_with(cx, |inner| inner.read(buf.initialize_unfilled())))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl std::fmt::Debug for ChildStderr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildStderr").finish_non_exhaustive()
+    }
+}
