@@ -41,7 +41,8 @@ step "cargo doc without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --wor
 # The library alone, with and without the async layer: the workspace build
 # above turns `tokio` on through the tests' dev-dependencies.
 step "clippy: the library without features" cargo clippy -p umbilical --lib --locked -- -D warnings
-step "doc tests and docs with --features tokio" cargo test -p umbilical --doc --features tokio --locked
+step "doc tests with --features tokio" cargo test -p umbilical --doc --features tokio --locked
+step "cargo doc --features tokio without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc -p umbilical --no-deps --features tokio --locked
 
 # Speed against std, measured in the same run (prints figures and ratios;
 # fails only if the harness itself fails).

@@ -18,7 +18,7 @@ use crate::sys;
 ///   every holder of its side closed it.
 /// - [`AsyncWrite`] feeds its stdin; writes never raise SIGPIPE, and fail
 ///   with [`io::ErrorKind::BrokenPipe`] once the program stopped reading.
-/// - [`AsyncWriteExt::shutdown`](::tokio::io::AsyncWriteExt::shutdown) is
+/// - [`AsyncWriteExt::shutdown`](https://docs.rs/tokio/1/tokio/io/trait.AsyncWriteExt.html#method.shutdown) is
 ///   the half-close: the program reads EOF after the last byte written,
 ///   and reading goes on. Nothing is buffered on our side, so `flush` has
 ///   nothing to do and the half-close never waits for the program.
@@ -40,7 +40,7 @@ pub struct ReadHalf {
 
 /// The writing half of an async [`Channel`]: the program's stdin.
 ///
-/// [`AsyncWriteExt::shutdown`](::tokio::io::AsyncWriteExt::shutdown), or
+/// [`AsyncWriteExt::shutdown`](https://docs.rs/tokio/1/tokio/io/trait.AsyncWriteExt.html#method.shutdown), or
 /// dropping it, half-closes.
 pub struct WriteHalf {
     state: WriteState,
