@@ -267,7 +267,7 @@ impl Channel {
     }
 
     /// A channel from its halves (the async layer hands them back).
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", unix))]
     pub(crate) fn from_halves(read: ReadHalf, write: WriteHalf) -> Channel {
         Channel { read, write }
     }
@@ -293,7 +293,7 @@ impl ReadHalf {
     }
 }
 
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", unix))]
 impl ReadHalf {
     pub(crate) fn handle(&self) -> &Handle {
         &self.end.handle
@@ -347,7 +347,7 @@ impl WriteHalf {
     }
 
     /// Whether writes go to the read half's own handle (a shared socket).
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", unix))]
     pub(crate) fn shares_read_handle(&self) -> bool {
         #[cfg(unix)]
         if let WriteEnd::Shared { .. } = self.inner {

@@ -93,7 +93,7 @@ impl Child {
 
     /// The child with its channel and stderr put back (from the async
     /// layer).
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", unix))]
     pub(crate) fn with_parts(mut self, channel: Option<Channel>, stderr: Option<ChildStderr>) -> Self {
         self.channel = channel;
         self.stderr = stderr;
@@ -108,22 +108,18 @@ impl Child {
         }
     }
 
-    /// Starts the shim link's reader as a task on the current runtime
-    /// (Unix; Windows keeps the thread).
-    #[cfg(feature = "tokio")]
+    /// Starts the shim link's reader as a task on the current runtime.
+    #[cfg(all(feature = "tokio", unix))]
     pub(crate) fn start_link_task(&mut self) -> io::Result<()> {
         match &mut self.shim {
-            #[cfg(unix)]
             Some(link) => link.start_task(),
-            #[cfg(windows)]
-            Some(link) => link.start_thread(),
             None => Ok(()),
         }
     }
 
     /// What turns ready when this child's end may have come, for the
     /// async layer. `None`: nothing to wait on (poll with back-off).
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", unix))]
     pub(crate) fn exit_source(&self) -> io::Result<Option<ExitSource>> {
         if self.exit.is_some() {
             return Ok(None);
@@ -147,7 +143,7 @@ impl Child {
     /// Through the shim, once the end is known: the launcher process is
     /// reaped now if it has exited, else by the shared reaper (it exits
     /// right after the shim, unless it waits for the caller to read).
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", unix))]
     pub(crate) fn release_launcher(&mut self) {
         if self.shim.is_some()
             && self.exit.is_some()
@@ -359,7 +355,7 @@ impl Child {
 }
 
 /// What the async layer waits on for a child's end.
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", unix))]
 pub(crate) enum ExitSource {
     /// Turns ready (readable, or signalled on Windows) when the end may
     /// have come: a process handle, a lifeline, the channel's read end.
