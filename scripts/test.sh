@@ -44,6 +44,9 @@ step "clippy: the library without features" cargo clippy -p umbilical --lib --lo
 step "doc tests with --features tokio" cargo test -p umbilical --doc --features tokio --locked
 step "cargo doc --features tokio without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc -p umbilical --no-deps --features tokio --locked
 
+# The examples users come for, run and checked (scripts/examples.sh).
+step "examples (crates/umbilical/examples)" bash scripts/examples.sh
+
 # The two published crates as crates.io would get them (the CLI built
 # against the packaged library).
 step "cargo package (umbilical, umbilical-cli)" cargo package --workspace --exclude umbilical-tests --locked --allow-dirty

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every example in crates/umbilical/examples the way its doc comment
+# says, and checks what it must print or return. Needs root for the sudo
+# cases (a SKIP line says so otherwise); UMBILICAL_TEST_USER (set by
+# scripts/launchers.sh) for the refusal case.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+fail=0
+check() { # NAME EXPECTED_RC CMD...
+  local name=$1 want=$2; shift 2
+  "$@"
+  local rc=$?
+  if [ "$rc" -eq "$want" ]; then echo "example ok: $name (exit $rc)"; else echo "example FAILED: $name: exit $rc, expected $want"; fail=1; fi
+}
+
+cargo build -q --locked -p umbilical --examples --features tokio || exit 1
+ex=target/debug/examples
+check "conversation" 0 "$ex/conversation"
+check "wrapper_exits_at_once" 0 "$ex/wrapper_exits_at_once"
+check "async_conversation" 0 "$ex/async_conversation"
+
+if [ "$(id -u)" -eq 0 ] && command -v sudo >/dev/null; then
+  dir=$(mktemp -d)
+  check "conversation --sudo" 0 "$ex/conversation" --sudo
+  check "save_as_root: saved" 0 "$ex/save_as_root" "$dir/saved.txt" "hello root"
+  if [ "$(cat "$dir/saved.txt")" != "hello root" ]; then echo "example FAILED: save_as_root wrote $(cat "$dir/saved.txt")"; fail=1; fi
+  check "save_as_root: tee fails" 1 "$ex/save_as_root" "$dir/no/such/dir/file" "x"
+  if [ -n "${UMBILICAL_TEST_USER:-}" ]; then
+    # The refusal, told apart (77): the test user has no sudo rights.
+    chmod 0755 "$dir"
+    check "save_as_root: sudo refuses" 77 su "$UMBILICAL_TEST_USER" -s /bin/sh -c "$PWD/$ex/save_as_root $dir/refused.txt x"
+  else
+    echo "SKIP: save_as_root refused: UMBILICAL_TEST_USER unset (scripts/launchers.sh start)"
+  fi
+  rm -rf "$dir"
+else
+  echo "SKIP: the sudo examples (conversation --sudo, save_as_root): need root and sudo"
+fi
+exit $fail
