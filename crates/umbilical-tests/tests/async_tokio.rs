@@ -1,7 +1,8 @@
 //! The async API (feature `tokio`): the half-close property, the seed
 //! scenario, tokio's own `process_*` scenarios, cancellation, and the shim
-//! through sudo and ssh, each on a real runtime and bounded.
-#![cfg(unix)]
+//! through sudo and ssh, each on a real runtime and bounded. Linux, and
+//! Windows under Wine (where the channel is two named pipes on tokio's
+//! completion port).
 
 mod common;
 
@@ -119,9 +120,23 @@ fn channel_closed_drains_an_abandoned_channel() {
 fn tokio_smoke() {
     let exit = run("smoke", async { helper(&["exit", "2"]).spawn_async().await.unwrap().wait().await.unwrap() });
     assert_eq!(exit.status, ExitStatus::Exited(2));
-    let exit =
-        run("smoke signal", async { helper(&["signal", "9"]).spawn_async().await.unwrap().wait().await.unwrap() });
+    // A death by signal (Unix); Windows has none.
+    #[cfg(unix)]
+    {
+        let exit =
+            run("smoke signal", async { helper(&["signal", "9"]).spawn_async().await.unwrap().wait().await.unwrap() });
+        assert_eq!(exit.status, ExitStatus::Signaled(9));
+    }
+    // A kill awaited, as tokio's `Child::kill` does: the exact status.
+    let exit = run("smoke kill", async {
+        let mut child = helper(&["sleep", "30000"]).spawn_async().await.unwrap();
+        child.kill().await.unwrap();
+        child.wait().await.unwrap()
+    });
+    #[cfg(unix)]
     assert_eq!(exit.status, ExitStatus::Signaled(9));
+    #[cfg(windows)]
+    assert_eq!(exit.status, ExitStatus::Exited(1), "TerminateProcess with exit code 1, as std");
 }
 
 /// tokio `process_issue_2174`: writing to a program that has exited fails
@@ -183,7 +198,7 @@ fn tokio_kill_on_drop() {
         drop(child);
         pid
     });
-    assert!(wait_gone(pid, Duration::from_secs(10)), "the program {pid} was killed on drop");
+    assert!(gone_within(pid, Duration::from_secs(10)), "the program {pid} was killed on drop");
 }
 
 /// tokio `process_kill_after_wait`: killing a child that was already
@@ -225,7 +240,8 @@ fn cancelled_wait_and_read_lose_nothing() {
 }
 
 /// The async child converts to the blocking one and back, its channel
-/// with it.
+/// with it (Unix: see `Channel::into_blocking`).
+#[cfg(unix)]
 #[test]
 fn conversions_keep_the_channel_and_the_end() {
     let exit = run("conversions", async {
@@ -249,6 +265,7 @@ fn conversions_keep_the_channel_and_the_end() {
 
 /// Through sudo and ssh with the shim, async: a round trip read to EOF
 /// before `wait()`, the exact status, and a kill that reaches the program.
+#[cfg(unix)]
 #[test]
 fn shim_through_launchers() {
     let Ok(user) = std::env::var("UMBILICAL_TEST_USER") else {
@@ -288,15 +305,32 @@ fn shim_through_launchers() {
     }
 }
 
-/// Whether `pid` is gone (or a zombie of ours) within `limit`.
-fn wait_gone(pid: u32, limit: Duration) -> bool {
+/// The shim started directly (no launcher), async: on Windows its link
+/// keeps a thread (a synchronous pipe), which wakes the async `wait()`.
+#[test]
+fn shim_direct() {
+    let (out, exit) = run("async shim, direct", async {
+        let mut child = helper(&["echo"]).shim(true).shim_path(HELPER).spawn_async().await.unwrap();
+        assert_eq!(child.detection(), Detection::Shim);
+        let out = round_trip_async(child.take_channel().unwrap(), b"through the shim".to_vec(), vec![5]).await;
+        (out, child.wait().await.unwrap())
+    });
+    assert_eq!(out, b"through the shim");
+    assert_eq!(exit.status, ExitStatus::Exited(0));
+    let exit = run("async shim status", async {
+        helper(&["exit", "3"]).shim(true).shim_path(HELPER).spawn_async().await.unwrap().wait().await
+    });
+    assert_eq!(exit.unwrap().status, ExitStatus::Exited(3));
+}
+
+/// Whether `pid` has exited within `limit`.
+fn gone_within(pid: u32, limit: Duration) -> bool {
     let deadline = std::time::Instant::now() + limit;
     while std::time::Instant::now() < deadline {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat) if stat[stat.rfind(')').unwrap() + 2..].starts_with('Z') => return true,
-            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+        if !umbilical_tests::sys::alive(pid) {
+            return true;
         }
+        std::thread::sleep(Duration::from_millis(10));
     }
     false
 }

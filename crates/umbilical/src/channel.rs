@@ -293,12 +293,8 @@ impl ReadHalf {
     }
 }
 
-#[cfg(all(feature = "tokio", unix))]
+#[cfg(feature = "tokio")]
 impl ReadHalf {
-    pub(crate) fn handle(&self) -> &Handle {
-        &self.end.handle
-    }
-
     pub(crate) fn kind(&self) -> ChannelKind {
         self.end.kind
     }
@@ -308,6 +304,13 @@ impl ReadHalf {
 impl std::os::fd::AsFd for ReadHalf {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         std::os::fd::AsFd::as_fd(&self.end.handle)
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsHandle for ReadHalf {
+    fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+        std::os::windows::io::AsHandle::as_handle(&self.end.handle)
     }
 }
 
@@ -347,7 +350,7 @@ impl WriteHalf {
     }
 
     /// Whether writes go to the read half's own handle (a shared socket).
-    #[cfg(all(feature = "tokio", unix))]
+    #[cfg(feature = "tokio")]
     pub(crate) fn shares_read_handle(&self) -> bool {
         #[cfg(unix)]
         if let WriteEnd::Shared { .. } = self.inner {

@@ -108,24 +108,31 @@ impl Child {
         }
     }
 
-    /// Starts the shim link's reader as a task on the current runtime.
-    #[cfg(all(feature = "tokio", unix))]
+    /// Starts the shim link's reader as a task on the current runtime
+    /// (Unix; on Windows the control stream is a synchronous pipe and
+    /// keeps its thread).
+    #[cfg(feature = "tokio")]
     pub(crate) fn start_link_task(&mut self) -> io::Result<()> {
         match &mut self.shim {
+            #[cfg(unix)]
             Some(link) => link.start_task(),
+            #[cfg(windows)]
+            Some(link) => link.start_thread(),
             None => Ok(()),
         }
     }
 
     /// What turns ready when this child's end may have come, for the
     /// async layer. `None`: nothing to wait on (poll with back-off).
-    #[cfg(all(feature = "tokio", unix))]
+    #[cfg(feature = "tokio")]
     pub(crate) fn exit_source(&self) -> io::Result<Option<ExitSource>> {
         if self.exit.is_some() {
             return Ok(None);
         }
         Ok(match self.detection {
             Detection::Process => self.process.as_ref().and_then(|p| p.exit_handle()).map(ExitSource::Handle),
+            // Windows pipes have no hang-up readiness: polled (`None`).
+            #[cfg(unix)]
             Detection::Lifeline => match &self.lifeline {
                 Some(h) => Some(ExitSource::Handle(sys::duplicate(h)?)),
                 None => None,
@@ -133,17 +140,20 @@ impl Child {
             Detection::Shim | Detection::ShimLost => {
                 self.shim.as_ref().map(|link| ExitSource::Shim(link.ended().clone()))
             }
+            #[cfg(unix)]
             _ => match &self.watch {
                 Some(end) => Some(ExitSource::Handle(sys::duplicate(&end.handle)?)),
                 None => None,
             },
+            #[cfg(windows)]
+            _ => None,
         })
     }
 
     /// Through the shim, once the end is known: the launcher process is
     /// reaped now if it has exited, else by the shared reaper (it exits
     /// right after the shim, unless it waits for the caller to read).
-    #[cfg(all(feature = "tokio", unix))]
+    #[cfg(feature = "tokio")]
     pub(crate) fn release_launcher(&mut self) {
         if self.shim.is_some()
             && self.exit.is_some()
@@ -355,7 +365,7 @@ impl Child {
 }
 
 /// What the async layer waits on for a child's end.
-#[cfg(all(feature = "tokio", unix))]
+#[cfg(feature = "tokio")]
 pub(crate) enum ExitSource {
     /// Turns ready (readable, or signalled on Windows) when the end may
     /// have come: a process handle, a lifeline, the channel's read end.

@@ -323,7 +323,7 @@ impl Command {
     /// [`connect_timeout`](Command::connect_timeout)) runs on tokio's
     /// blocking pool; from then on the link is a task. Must be called from
     /// within a runtime.
-    #[cfg(all(feature = "tokio", unix))]
+    #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn spawn_async(&self) -> Result<crate::tokio::Child> {
         let child = if self.shim_choice().used {

@@ -131,7 +131,7 @@ pub mod shim;
 mod spawn;
 mod spec;
 mod sys;
-#[cfg(all(feature = "tokio", unix))]
+#[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 

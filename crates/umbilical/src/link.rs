@@ -113,7 +113,7 @@ impl Link {
     }
 
     /// Whether the shim's end is known.
-    #[cfg(all(feature = "tokio", unix))]
+    #[cfg(feature = "tokio")]
     pub(crate) fn ended(&self) -> &Arc<Shared> {
         &self.ended
     }
@@ -194,7 +194,7 @@ pub(crate) struct Shared {
     ended: Mutex<Option<Ended>>,
     cvar: Condvar,
     /// Wakes an async `wait()` (a stored permit if none waits yet).
-    #[cfg(all(feature = "tokio", unix))]
+    #[cfg(feature = "tokio")]
     pub(crate) notify: ::tokio::sync::Notify,
 }
 
@@ -206,7 +206,7 @@ impl Shared {
     fn publish(&self, result: Ended) {
         *self.lock() = Some(result);
         self.cvar.notify_all();
-        #[cfg(all(feature = "tokio", unix))]
+        #[cfg(feature = "tokio")]
         self.notify.notify_one();
     }
 }

@@ -72,3 +72,11 @@ pub fn alive(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.rfind(')').is_none_or(|i| stat.get(i + 2..i + 3) != Some("Z"))
 }
+
+/// How many threads this process has (Linux: `/proc/self/status`).
+#[cfg(target_os = "linux")]
+pub fn thread_count() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("Threads:")).expect("a Threads line");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a thread count")
+}

@@ -99,6 +99,34 @@ pub fn parent_pid(pid: u32) -> Option<u32> {
     }
 }
 
+/// How many threads this process has, from a Toolhelp snapshot.
+pub fn thread_count() -> usize {
+    use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
+    use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+        CreateToolhelp32Snapshot, TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
+    };
+    let me = std::process::id();
+    // SAFETY: the snapshot handle is owned at once; `entry` is plain data
+    // with its size set as the API requires.
+    unsafe {
+        let snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+        assert!(snap != INVALID_HANDLE_VALUE, "CreateToolhelp32Snapshot: {}", std::io::Error::last_os_error());
+        let _snap = OwnedHandle::from_raw_handle(snap as _);
+        let mut entry: THREADENTRY32 = std::mem::zeroed();
+        entry.dwSize = size_of::<THREADENTRY32>() as u32;
+        let mut count = 0;
+        let mut ok = Thread32First(snap, &mut entry) != 0;
+        // Bounded by the snapshot's length.
+        while ok {
+            if entry.th32OwnerProcessID == me {
+                count += 1;
+            }
+            ok = Thread32Next(snap, &mut entry) != 0;
+        }
+        count
+    }
+}
+
 /// Whether process `pid` exists and has not exited.
 pub fn alive(pid: u32) -> bool {
     use windows_sys::Win32::Foundation::WAIT_TIMEOUT;

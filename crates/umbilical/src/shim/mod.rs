@@ -152,7 +152,7 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
 
 /// As [`spawn`], with the link's reader left to the caller (the async
 /// layer starts a task instead of a thread).
-#[cfg(all(feature = "tokio", unix))]
+#[cfg(feature = "tokio")]
 pub(crate) fn spawn_unstarted(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
     os::spawn(spec, opts)
 }

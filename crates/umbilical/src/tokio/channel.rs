@@ -1,10 +1,9 @@
 //! The channel on tokio's reactor: `AsyncRead` for the program's stdout,
 //! `AsyncWrite` for its stdin, `poll_shutdown` the half-close.
 
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::io::{self, Write};
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -48,7 +47,9 @@ pub struct WriteHalf {
 
 enum WriteState {
     Open(sys::Registered<WriteIo>),
-    /// Half-closed (a pipe: closed), off the reactor.
+    /// Half-closed (a pipe: closed), off the reactor; kept for its drop,
+    /// and on Unix for `into_blocking`.
+    #[cfg_attr(windows, allow(dead_code))]
     Shut(crate::WriteHalf),
     /// Only while a method moves from one state to the other.
     Moving,
@@ -58,18 +59,42 @@ enum WriteState {
 struct WriteIo {
     /// A shared socket is registered by the read half already: the write
     /// half registers a duplicate.
-    dup: Option<OwnedFd>,
+    dup: Option<sys::Handle>,
     inner: crate::WriteHalf,
 }
 
-impl AsFd for WriteIo {
-    fn as_fd(&self) -> BorrowedFd<'_> {
+impl WriteIo {
+    fn handle(&self) -> &sys::Handle {
         match (&self.dup, self.inner.handle()) {
-            (Some(fd), _) | (None, Some(fd)) => fd.as_fd(),
+            (Some(h), _) | (None, Some(h)) => h,
             // `WriteHalf::from_blocking` registers an open half only, and
             // it closes only after `into_inner`.
             (None, None) => unreachable!("a registered write half is open"),
         }
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for WriteIo {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.handle().as_fd()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsHandle for WriteIo {
+    fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+        std::os::windows::io::AsHandle::as_handle(self.handle())
+    }
+}
+
+impl Write for WriteIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -84,12 +109,12 @@ impl Channel {
     }
 
     /// Takes the channel off the reactor and makes its descriptors
-    /// blocking again.
+    /// blocking again (Unix: on Windows a handle tied to a completion
+    /// port cannot be untied).
+    #[cfg(unix)]
     pub fn into_blocking(self) -> io::Result<crate::Channel> {
         let Channel { read, write } = self;
-        let read = read.io.into_inner();
-        sys::set_nonblocking(read.handle().as_fd(), false)?;
-        Ok(crate::Channel::from_halves(read, write.into_blocking()?))
+        Ok(crate::Channel::from_halves(read.io.into_blocking()?, write.into_blocking()?))
     }
 
     /// Which kind of channel this is.
@@ -110,15 +135,10 @@ impl WriteHalf {
         Ok(WriteHalf { state: WriteState::Open(sys::Registered::new(WriteIo { dup, inner })?) })
     }
 
+    #[cfg(unix)]
     fn into_blocking(mut self) -> io::Result<crate::WriteHalf> {
         match std::mem::replace(&mut self.state, WriteState::Moving) {
-            WriteState::Open(io) => {
-                let inner = io.into_inner().inner;
-                if let Some(h) = inner.handle() {
-                    sys::set_nonblocking(h.as_fd(), false)?;
-                }
-                Ok(inner)
-            }
+            WriteState::Open(io) => Ok(io.into_blocking()?.inner),
             WriteState::Shut(inner) => Ok(inner),
             WriteState::Moving => unreachable!("no method leaves a write half moving"),
         }
@@ -152,17 +172,14 @@ impl Drop for WriteHalf {
 
 impl AsyncRead for ReadHalf {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let n = ready!(this.io.poll_read_with(cx, |inner| inner.read(buf.initialize_unfilled())))?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
+        self.get_mut().io.poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for WriteHalf {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().state {
-            WriteState::Open(io) => io.poll_write_with(cx, |w| w.inner.write(buf)),
+            WriteState::Open(io) => io.poll_write(cx, buf),
             _ => Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "the channel's write side was shut down"))),
         }
     }

@@ -1,10 +1,10 @@
 //! A started program on tokio: its async channel and stderr, and its end
 //! awaited on the reactor.
 
-use std::io::{self, Read};
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ::tokio::io::{AsyncRead, ReadBuf};
@@ -81,7 +81,9 @@ impl Child {
     /// Takes the child off the runtime: the blocking [`crate::Child`],
     /// with the channel and stderr that were not taken. Through the shim,
     /// the link's task stays on the runtime that started it, which must
-    /// keep running for the blocking `wait()` to learn the end.
+    /// keep running for the blocking `wait()` to learn the end. Unix only:
+    /// see [`Channel::into_blocking`].
+    #[cfg(unix)]
     pub fn into_blocking(mut self) -> io::Result<crate::Child> {
         drop(self.exit.take());
         let channel = self.channel.take().map(Channel::into_blocking).transpose()?;
@@ -201,20 +203,17 @@ impl ChildStderr {
         Ok(ChildStderr { io: sys::Registered::new(inner)? })
     }
 
-    /// Takes it off the reactor, blocking again.
+    /// Takes it off the reactor, blocking again (Unix; see
+    /// [`Channel::into_blocking`]).
+    #[cfg(unix)]
     pub fn into_blocking(self) -> io::Result<crate::ChildStderr> {
-        let inner = self.io.into_inner();
-        sys::set_nonblocking(std::os::fd::AsFd::as_fd(&inner), false)?;
-        Ok(inner)
+        self.io.into_blocking()
     }
 }
 
 impl AsyncRead for ChildStderr {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let n = ready!(this.io.poll_read_with(cx, |inner| inner.read(buf.initialize_unfilled())))?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
+        self.get_mut().io.poll_read(cx, buf)
     }
 }
 

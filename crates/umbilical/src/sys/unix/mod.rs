@@ -19,7 +19,7 @@ pub(crate) use control::{ControlStream, OtherProcess, SHUTDOWN_DISCARDS_UNREAD};
 pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
-pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, set_nonblocking};
+pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready};
 pub(crate) use reaper::{adopt, orphans};
 pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};

@@ -2,13 +2,13 @@
 //! ends, a process's exit, and the shim's control stream, each driven by
 //! readiness (epoll on Linux, kqueue on macOS/BSD) instead of a thread.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::task::{Context, Poll, ready};
 
 use rustix::fs::OFlags;
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+use tokio::io::{Interest, ReadBuf};
 
 use crate::exit::ExitStatus;
 use crate::protocol::{Message, take_message};
@@ -33,7 +33,8 @@ pub(crate) struct Registered<T: AsFd>(AsyncFd<ByFd<T>>);
 
 impl<T: AsFd> Registered<T> {
     /// Makes `inner`'s descriptor non-blocking and registers it for
-    /// reading and writing.
+    /// reading and writing. `inner` keeps its own semantics: its reads and
+    /// writes are the ones made.
     pub(crate) fn new(inner: T) -> io::Result<Self> {
         set_nonblocking(inner.as_fd(), true)?;
         Self::register(inner, Interest::READABLE | Interest::WRITABLE)
@@ -56,7 +57,7 @@ impl<T: AsFd> Registered<T> {
     }
 
     /// Deregisters and hands the object back (its descriptor still
-    /// non-blocking).
+    /// non-blocking: enough to close it or shut it down).
     pub(crate) fn into_inner(self) -> T {
         self.0.into_inner().0
     }
@@ -66,34 +67,41 @@ impl<T: AsFd> Registered<T> {
         &self.0.get_ref().0
     }
 
-    /// Runs `op` (a non-blocking read) once the descriptor is readable,
-    /// again after each `WouldBlock`.
-    pub(crate) fn poll_read_with<R>(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut op: impl FnMut(&mut T) -> io::Result<R>,
-    ) -> Poll<io::Result<R>> {
-        loop {
+    /// Reads into `buf` once the descriptor is readable (a non-blocking
+    /// `T::read`, again after each `WouldBlock`).
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>
+    where
+        T: Read,
+    {
+        let n = loop {
             let mut guard = ready!(self.0.poll_read_ready_mut(cx))?;
-            if let Ok(result) = guard.try_io(|fd| op(&mut fd.get_mut().0)) {
+            if let Ok(result) = guard.try_io(|fd| fd.get_mut().0.read(buf.initialize_unfilled())) {
+                break result?;
+            }
+        };
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes `data` once the descriptor is writable (a non-blocking
+    /// `T::write`, again after each `WouldBlock`).
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>
+    where
+        T: Write,
+    {
+        loop {
+            let mut guard = ready!(self.0.poll_write_ready_mut(cx))?;
+            if let Ok(result) = guard.try_io(|fd| fd.get_mut().0.write(data)) {
                 return Poll::Ready(result);
             }
         }
     }
 
-    /// Runs `op` (a non-blocking write) once the descriptor is writable,
-    /// again after each `WouldBlock`.
-    pub(crate) fn poll_write_with<R>(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut op: impl FnMut(&mut T) -> io::Result<R>,
-    ) -> Poll<io::Result<R>> {
-        loop {
-            let mut guard = ready!(self.0.poll_write_ready_mut(cx))?;
-            if let Ok(result) = guard.try_io(|fd| op(&mut fd.get_mut().0)) {
-                return Poll::Ready(result);
-            }
-        }
+    /// Deregisters and makes the descriptor blocking again.
+    pub(crate) fn into_blocking(self) -> io::Result<T> {
+        let inner = self.into_inner();
+        set_nonblocking(inner.as_fd(), false)?;
+        Ok(inner)
     }
 
     /// Waits for the next readiness (an exit, an EOF or hang-up, or data)

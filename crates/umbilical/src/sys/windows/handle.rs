@@ -60,14 +60,20 @@ pub(crate) fn overlapped(
         // buffers `start` passes are borrowed by the caller for that long.
         unsafe {
             let mut ov: OVERLAPPED = std::mem::zeroed();
-            ov.hEvent = event.as_raw_handle() as HANDLE;
+            // The low bit set keeps the completion off any completion port
+            // the handle is tied to (the async layer ties the channel's
+            // ends to tokio's): this operation waits for itself, and a
+            // packet in tokio's port would point at this stack frame
+            // (GetQueuedCompletionStatus, Microsoft Learn; libuv does the
+            // same).
+            ov.hEvent = (event.as_raw_handle() as usize | 1) as HANDLE;
             if start(handle, &mut ov) == 0 {
                 let err = GetLastError();
                 if err != ERROR_IO_PENDING {
                     return Err(io::Error::from_raw_os_error(err as i32));
                 }
                 loop {
-                    match WaitForSingleObject(ov.hEvent, millis_until(deadline)) {
+                    match WaitForSingleObject(event.as_raw_handle() as HANDLE, millis_until(deadline)) {
                         WAIT_OBJECT_0 => break,
                         WAIT_TIMEOUT if deadline.is_some_and(|d| Instant::now() >= d) => {
                             CancelIoEx(handle, &ov);

@@ -40,6 +40,13 @@ impl Process {
         self.kill()
     }
 
+    /// A duplicate of the process handle, signalled when it exits, for
+    /// the async layer.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn exit_handle(&self) -> Option<OwnedHandle> {
+        self.handle.try_clone().ok()
+    }
+
     pub(crate) fn new(handle: OwnedHandle, pid: u32, job: Option<OwnedHandle>) -> Self {
         Process { handle, pid, job }
     }

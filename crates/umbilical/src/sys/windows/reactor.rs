@@ -1,0 +1,174 @@
+//! Our handles in tokio's reactor (feature `tokio`): the channel's pipe
+//! ends through tokio's named pipes (the runtime's I/O completion port),
+//! and a process's exit by a registered wait.
+//!
+//! A pipe end is handed to tokio as a duplicate: the blocking half keeps
+//! its own handle (closing it is part of the half-close), and both must be
+//! closed for the program to read EOF. Once a handle is tied to a
+//! completion port every overlapped operation on that pipe posts there, so
+//! nothing but tokio reads or writes it afterwards; there is no way back
+//! to blocking I/O.
+
+use std::ffi::c_void;
+use std::io::{self, Read, Write};
+use std::os::windows::io::{AsHandle, AsRawHandle, IntoRawHandle, OwnedHandle};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::windows::named_pipe::NamedPipeServer;
+use tokio::sync::Notify;
+use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::System::Threading::{
+    INFINITE, RegisterWaitForSingleObject, UnregisterWaitEx, WT_EXECUTEONLYONCE,
+};
+
+/// A duplicate of `h` (same object, same access, not inheritable).
+///
+/// OS reference: DuplicateHandle (Microsoft Learn).
+pub(crate) fn duplicate(h: &OwnedHandle) -> io::Result<OwnedHandle> {
+    h.try_clone()
+}
+
+/// An object owning a parent's pipe end (`T`), with a duplicate of its
+/// handle driven by tokio.
+pub(crate) struct Registered<T: AsHandle> {
+    pipe: NamedPipeServer,
+    inner: T,
+}
+
+impl<T: AsHandle> Registered<T> {
+    /// Ties a duplicate of `inner`'s handle (a server end of one of our
+    /// named pipes, opened with `FILE_FLAG_OVERLAPPED`) to the runtime.
+    pub(crate) fn new(inner: T) -> io::Result<Self> {
+        let dup = inner.as_handle().try_clone_to_owned()?;
+        // SAFETY: `dup` is a fresh handle that nothing else owns, given
+        // away here: tokio becomes its sole owner. It is a named pipe
+        // server end created overlapped by `pipe::pair`, and no handle of
+        // that pipe was tied to a completion port before.
+        let pipe = unsafe { NamedPipeServer::from_raw_handle(dup.into_raw_handle())? };
+        Ok(Registered { pipe, inner })
+    }
+
+    /// Lets go of tokio's duplicate (its pending write still completes
+    /// before it closes) and hands the object back, to be closed: its
+    /// handle must see no I/O of its own any more.
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
+    }
+
+    /// The object.
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Reads into `buf` through tokio; a writer that closed its end is
+    /// EOF.
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>
+    where
+        T: Read,
+    {
+        Pin::new(&mut self.pipe).poll_read(cx, buf)
+    }
+
+    /// Writes `data` through tokio; a reader that went away is
+    /// `BrokenPipe` (`ERROR_NO_DATA`).
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>
+    where
+        T: Write,
+    {
+        Pin::new(&mut self.pipe).poll_write(cx, data)
+    }
+}
+
+/// What the wait callback and the waiter share.
+#[derive(Default)]
+struct Fired {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+/// A process's exit as an event: a wait registered with the system thread
+/// pool (`RegisterWaitForSingleObject`), whose wait threads each watch up
+/// to 63 handles: no thread per child.
+pub(crate) struct ExitReady {
+    wait: HANDLE,
+    fired: Arc<Fired>,
+    /// The reference the callback holds, released after the wait is
+    /// unregistered.
+    context: *const Fired,
+    _process: OwnedHandle,
+}
+
+// SAFETY: `wait` and `context` are only passed to UnregisterWaitEx and
+// Arc::from_raw in `drop`, from whichever thread drops; the shared state
+// is an `Arc` of thread-safe types.
+unsafe impl Send for ExitReady {}
+// SAFETY: `&ExitReady` only reads the shared `Arc<Fired>`.
+unsafe impl Sync for ExitReady {}
+
+/// Called on a thread-pool wait thread when the process handle turns
+/// signalled (the process exited).
+unsafe extern "system" fn on_exit(context: *mut c_void, _timed_out: bool) {
+    // SAFETY: `context` is the `Arc<Fired>` reference `exit_ready` gave
+    // away, alive until `ExitReady::drop` has unregistered this callback
+    // and waited for it to finish.
+    let fired = unsafe { &*(context as *const Fired) };
+    fired.fired.store(true, Ordering::Release);
+    fired.notify.notify_one();
+}
+
+/// Registers a wait for `process` (from `Process::exit_handle`).
+///
+/// OS reference: RegisterWaitForSingleObject (Microsoft Learn).
+pub(crate) fn exit_ready(process: OwnedHandle) -> io::Result<ExitReady> {
+    let fired = Arc::new(Fired::default());
+    let context = Arc::into_raw(fired.clone());
+    let mut wait: HANDLE = std::ptr::null_mut();
+    // SAFETY: `process` is a valid handle kept open by the `ExitReady` for
+    // as long as the wait; `context` stays valid until the wait is
+    // unregistered (see `drop`).
+    let ok = unsafe {
+        RegisterWaitForSingleObject(
+            &mut wait,
+            process.as_raw_handle() as HANDLE,
+            Some(on_exit),
+            context as *const c_void,
+            INFINITE,
+            WT_EXECUTEONLYONCE,
+        )
+    };
+    if ok == 0 {
+        let err = io::Error::last_os_error();
+        // SAFETY: the registration failed, so no callback holds `context`.
+        drop(unsafe { Arc::from_raw(context) });
+        return Err(err);
+    }
+    Ok(ExitReady { wait, fired, context, _process: process })
+}
+
+impl ExitReady {
+    /// Waits until the process has exited (at once if it already has).
+    pub(crate) async fn changed(&self) -> io::Result<()> {
+        if !self.fired.fired.load(Ordering::Acquire) {
+            // A notification given before this awaits is kept as a permit.
+            self.fired.notify.notified().await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ExitReady {
+    fn drop(&mut self) {
+        // SAFETY: `wait` came from RegisterWaitForSingleObject and is
+        // unregistered once. INVALID_HANDLE_VALUE makes this wait for a
+        // running callback to return, after which none can start: only
+        // then is the callback's reference released.
+        unsafe {
+            UnregisterWaitEx(self.wait, INVALID_HANDLE_VALUE);
+            drop(Arc::from_raw(self.context));
+        }
+    }
+}
