@@ -28,22 +28,36 @@
 //!
 //! # What runs where
 //!
-//! - **The channel and stderr**: the parent's descriptors, made
+//! - **The channel and stderr**, Unix: the parent's descriptors, made
 //!   non-blocking and registered with the runtime's reactor (epoll,
 //!   kqueue). A write is one `send` (`MSG_NOSIGNAL`) or one pipe `write`
 //!   with SIGPIPE held off, as in the blocking API; nothing is buffered.
+//!   Windows: the parent's ends are overlapped named pipes umbilical
+//!   created, so a duplicate of each is handed to tokio's named pipes on
+//!   the runtime's completion port; never the blocking pool. The
+//!   half-close closes both handles of the write pipe (never
+//!   `DisconnectNamedPipe`, never a blocking `FlushFileBuffers`); a write
+//!   tokio has taken is still delivered before the pipe closes.
 //! - **The end**: [`Detection::Process`](crate::Detection::Process) waits
 //!   on a pidfd (Linux) or a kqueue with `EVFILT_PROC` (macOS/BSD)
 //!   registered with the reactor, then reaps with `waitid(WNOHANG)`; no
 //!   SIGCHLD handler is installed. Lifeline and channel-closed detection
 //!   wait on the lifeline's or the channel's hang-up, the same way.
+//!   Windows: a wait on the process handle registered with the system
+//!   thread pool (`RegisterWaitForSingleObject`), whose wait threads each
+//!   watch 63 handles; lifeline and channel-closed detection look again
+//!   after a growing sleep (1 to 50 ms), since a Windows pipe has no
+//!   hang-up readiness.
 //! - **Through the shim**: the control stream is read by a task
 //!   (`tokio::spawn`), which records the shim's report and closes the
 //!   stream at once, so a caller reading the channel to EOF before
-//!   `wait()` is not stuck behind a launcher that holds it open.
-//! - **Threads**: none per child. A program still running when its
-//!   `Child` is dropped is reaped by the process's one shared reaper
-//!   thread, as in the blocking API.
+//!   `wait()` is not stuck behind a launcher that holds it open. Windows:
+//!   the control stream is a synchronous pipe and keeps the blocking
+//!   API's one link thread per child started through the shim.
+//! - **Threads**: none per child (but the Windows shim's link). A program
+//!   still running when its `Child` is dropped is reaped by the process's
+//!   one shared reaper thread, as in the blocking API (Windows has no
+//!   zombies: nothing to reap).
 //!
 //! # Caveats
 //!
@@ -75,9 +89,13 @@
 //!   the shim, the program), and [`Child::kill`] also waits for the end,
 //!   as `tokio::process::Child::kill` does.
 //! - **The parent's descriptors are non-blocking** while on the runtime.
-//!   [`Channel::into_blocking`] and [`Child::into_blocking`] make them
-//!   blocking again.
-//! - **Windows**: not yet; the async API is Unix-only in this release.
+//!   On Unix, `Channel::into_blocking` and `Child::into_blocking` make
+//!   them blocking again. Windows has no way back: a handle tied to a
+//!   completion port stays tied, and tokio reads ahead into its own
+//!   buffer, which a blocking reader would never see.
+//! - **Windows lifeline and channel-closed detection** poll (see above);
+//!   they need the runtime's time driver, and see the end up to 50 ms
+//!   late.
 
 mod channel;
 mod child;

@@ -229,6 +229,11 @@ impl Process {
         let Some(deadline) = deadline else {
             return self.wait().map(Some);
         };
+        if deadline <= Instant::now() {
+            // A look without waiting (`try_wait`, the async layer after
+            // each wake-up): one `waitid(WNOHANG)`, no `poll` first.
+            return self.try_wait();
+        }
         #[cfg(target_os = "linux")]
         if let Some(pidfd) = &self.pidfd {
             use std::os::fd::AsFd;
