@@ -52,5 +52,9 @@ fi
 # The harness's Windows row: throughput against std's Command (ratio only).
 /usr/bin/cargo bench -Zbuild-std -p umbilical --bench compare --locked --target x86_64-pc-windows-gnu -- --quick \
   || status=$?
+# The async API against tokio::process (which runs its pipes on the
+# blocking pool here): wall time, memory and threads, ratio only.
+/usr/bin/cargo bench -Zbuild-std -p umbilical --features tokio --bench async_children --locked \
+  --target x86_64-pc-windows-gnu -- --quick || status=$?
 /usr/lib/wine/wineserver -k 2>/dev/null || true
 exit $status
