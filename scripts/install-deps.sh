@@ -7,7 +7,14 @@
 #                                     (cargo -Zbuild-std); see
 #                                     ../shared/WINDOWS-ON-LINUX.md
 #   coreutils                         cat, sort, sha256sum used by the tests
+#   jsonschema (PyPI)                 validates real --report files against
+#                                     docs/report.schema.json
 set -euo pipefail
+
+if ! python3 -c "import jsonschema" 2>/dev/null; then
+  echo "install-deps: installing jsonschema (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check jsonschema
+fi
 
 need=()
 for pkg in rustc-web cargo-web rust-web-src coreutils; do

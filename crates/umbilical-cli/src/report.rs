@@ -4,6 +4,10 @@ use std::fmt::Write as _;
 
 use umbilical::{Detection, Exit, ExitStatus, ShimChoice};
 
+/// The report format's version (`docs/report.schema.json`): fields are
+/// only added within a version; a change of meaning bumps it.
+pub const VERSION: u32 = 1;
+
 /// Everything the report says.
 #[derive(Default)]
 pub struct Report {
@@ -33,7 +37,7 @@ impl Report {
         };
         let pid = self.pid.map_or("null".to_string(), |p| p.to_string());
         let mut json = format!(
-            "{{\"status\": {status}, \"detected_by\": {detected_by}, \"pid\": {pid}, \"bytes_to_child\": {}, \"bytes_from_child\": {}, \"output_truncated\": {}",
+            "{{\"version\": {VERSION}, \"status\": {status}, \"detected_by\": {detected_by}, \"pid\": {pid}, \"bytes_to_child\": {}, \"bytes_from_child\": {}, \"output_truncated\": {}",
             self.bytes_to_child, self.bytes_from_child, self.output_truncated
         );
         if let Some(why) = self.exit.and_then(unknown_status_reason) {
@@ -102,7 +106,7 @@ mod tests {
         };
         assert_eq!(
             r.to_json(),
-            "{\"status\": {\"signaled\": 9}, \"detected_by\": \"process\", \"pid\": 42, \"bytes_to_child\": 1, \"bytes_from_child\": 2, \"output_truncated\": true, \"error\": \"timed \\\"out\\\"\\n\"}\n"
+            "{\"version\": 1, \"status\": {\"signaled\": 9}, \"detected_by\": \"process\", \"pid\": 42, \"bytes_to_child\": 1, \"bytes_from_child\": 2, \"output_truncated\": true, \"error\": \"timed \\\"out\\\"\\n\"}\n"
         );
         let r = Report {
             exit: Some(Exit { status: ExitStatus::Unknown, detection: Detection::ShimLost }),
@@ -118,7 +122,7 @@ mod tests {
         let r = Report::default();
         assert_eq!(
             r.to_json(),
-            "{\"status\": null, \"detected_by\": null, \"pid\": null, \"bytes_to_child\": 0, \"bytes_from_child\": 0, \"output_truncated\": false}\n"
+            "{\"version\": 1, \"status\": null, \"detected_by\": null, \"pid\": null, \"bytes_to_child\": 0, \"bytes_from_child\": 0, \"output_truncated\": false}\n"
         );
     }
 }
