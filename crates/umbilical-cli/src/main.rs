@@ -9,7 +9,7 @@ mod via;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Run a program with its stdin and stdout on one full-duplex channel.
 ///
@@ -40,6 +40,21 @@ enum Command {
     /// and on Windows the Winsock catalogue with non-IFS Layered Service
     /// Providers marked.
     Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script for SHELL to stdout, e.g.
+    /// `umbilical completions bash > /etc/bash_completion.d/umbilical`, or
+    /// for zsh into a directory on $fpath as `_umbilical`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff) to stdout: umbilical(1), or with a
+    /// sub-command its own page, e.g.
+    /// `umbilical man run > /usr/local/share/man/man1/umbilical-run.1`.
+    Man {
+        /// The sub-command (run, doctor, completions, man).
+        subcommand: Option<String>,
+    },
     /// The shim a launcher starts (internal; see --shim).
     #[command(hide = true)]
     Shim {
@@ -66,6 +81,36 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => std::process::exit(run::run(*args)),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "umbilical", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { subcommand } => man(subcommand.as_deref()),
         Command::Shim { rendezvous } => std::process::exit(umbilical::shim::serve(&rendezvous)),
+    }
+}
+
+/// `umbilical man [SUBCOMMAND]`.
+fn man(subcommand: Option<&str>) -> ExitCode {
+    let top = Cli::command();
+    let page = match subcommand {
+        None => top,
+        Some(name) => match top.find_subcommand(name).filter(|c| !c.is_hide_set()) {
+            // Named as the page's file is (umbilical-run), with the
+            // version it documents.
+            Some(sub) => sub.clone().name(format!("umbilical-{name}")).version(env!("CARGO_PKG_VERSION")),
+            None => {
+                eprintln!("umbilical: no sub-command {name:?} (run, doctor, completions, man)");
+                return ExitCode::from(125);
+            }
+        },
+    };
+    match clap_mangen::Man::new(page).render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("umbilical: cannot write the man page: {e}");
+            ExitCode::from(125)
+        }
     }
 }

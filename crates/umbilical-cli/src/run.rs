@@ -103,9 +103,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "60")]
     connect_timeout: Duration,
     /// Say on stderr what umbilical decided (whether the shim is used, and
-    /// why).
-    #[arg(short, long)]
-    verbose: bool,
+    /// why) and each phase with the time since start: the program started
+    /// (pid), the shim connected and authenticated, a launcher still busy
+    /// after a second (a password prompt looks like that), the end
+    /// observed and how. -vv adds the launcher's argv and the rendezvous.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Write a JSON report to FILE at the end: status, how the end was
     /// detected, pid, byte counts, whether the output was cut short. FILE
     /// is created before anything starts, so an unwritable path fails
@@ -192,6 +195,15 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(20);
 
 /// Runs the program; returns the exit code for umbilical.
 pub fn run(args: RunArgs) -> i32 {
+    if args.verbose > 0 {
+        let level = if args.verbose > 1 { tracing::Level::DEBUG } else { tracing::Level::INFO };
+        tracing_subscriber::fmt()
+            .with_writer(io::stderr)
+            .with_max_level(level)
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_ansi(false)
+            .init();
+    }
     let launcher = match crate::via::parse(&args.via, args.detaches) {
         Ok(l) => l,
         Err(e) => {
@@ -261,7 +273,7 @@ pub fn run(args: RunArgs) -> i32 {
         cmd.caller_gone_grace(grace);
     }
     let shim = cmd.shim_choice();
-    if args.verbose {
+    if args.verbose > 0 {
         let used = if shim.used { "used" } else { "not used" };
         eprintln!("umbilical: shim: {used} ({})", shim.reason);
     }

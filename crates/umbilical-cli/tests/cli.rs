@@ -297,3 +297,76 @@ fn environment_and_directory_options() {
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("working directory /nonexistent-umbilical-dir"));
 }
+
+/// `umbilical completions SHELL`: a script each shell accepts (bash checks
+/// the syntax with `bash -n`), naming the sub-commands and `run`'s options.
+#[test]
+fn completions_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_umbilical()"),
+        ("zsh", "#compdef umbilical"),
+        ("fish", "complete -c umbilical"),
+        ("elvish", "edit:completion:arg-completer[umbilical]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = umbilical(&["completions", shell], b"");
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}: {marker}");
+        assert!(script.contains("connect-timeout") && script.contains("doctor"), "{shell}: options and sub-commands");
+    }
+    let script = umbilical(&["completions", "bash"], b"").stdout;
+    let mut bash = Command::new("bash").args(["-n"]).stdin(Stdio::piped()).spawn().unwrap();
+    bash.stdin.take().unwrap().write_all(&script).unwrap();
+    assert!(bash.wait().unwrap().success(), "bash accepts the script");
+    assert_eq!(umbilical(&["completions", "tcsh"], b"").status.code(), Some(125), "an unknown shell is a usage error");
+}
+
+/// `umbilical man [SUBCOMMAND]`: roff that groff renders without warnings,
+/// with every option `--help` lists.
+#[test]
+fn man_pages_render() {
+    if Command::new("groff").arg("-v").output().is_err() {
+        common_skip("man pages rendered", "groff is not installed");
+        return;
+    }
+    for (args, must) in [(vec!["man"], "umbilical(1)"), (vec!["man", "run"], "umbilical-run(1)")] {
+        let page = umbilical(&args, b"");
+        assert_eq!(page.status.code(), Some(0), "{args:?}");
+        let mut groff = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        groff.stdin.take().unwrap().write_all(&page.stdout).unwrap();
+        let out = groff.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(must), "{args:?}: {must}");
+        if args.len() == 2 {
+            let help = String::from_utf8(umbilical(&["run", "--help"], b"").stdout).unwrap();
+            // grotty marks bold and underline by overstriking (`X\bX`).
+            let mut plain = String::new();
+            for c in text.chars() {
+                if c == '\u{8}' {
+                    plain.pop();
+                } else {
+                    plain.push(c);
+                }
+            }
+            let rendered = plain.replace(['\u{2010}', '\u{2212}'], "-");
+            for option in help.split_whitespace().filter(|w| w.starts_with("--") && w.len() > 2) {
+                let option = option.trim_end_matches([',', '.', ')', ':']);
+                let option = option.split(['=', '[', '<']).next().unwrap();
+                assert!(rendered.contains(option), "the man page has {option}");
+            }
+        }
+    }
+    assert_eq!(umbilical(&["man", "nope"], b"").status.code(), Some(125));
+}
+
+fn common_skip(what: &str, why: &str) {
+    let _ = std::io::stderr().write_all(format!("SKIP: {what}: {why}\n").as_bytes());
+}

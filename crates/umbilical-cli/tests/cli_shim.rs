@@ -303,3 +303,40 @@ fn large_arguments_through_the_shim() {
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000 1900");
 }
+
+/// `-v` shows each phase with its time since start; a launcher that keeps
+/// the shim waiting (as one asking for a password does) is named as such
+/// after a second; `-vv` adds the launcher's argv and the rendezvous.
+#[test]
+fn verbose_shows_the_phases_and_a_waiting_launcher() {
+    let slow = r#"custom:sh,-c,sleep 1.5; exec "$@",sh"#;
+    let out = umbilical(&["run", "-v", "--shim", "--via", slow, "--", "sh", "-c", "exit 4"], b"");
+    assert_eq!(code(&out), Some(4));
+    let err = stderr(&out);
+    let order = [
+        "shim: used",
+        "started pid=",
+        "still waiting for the shim to connect",
+        "may be asking for a password",
+        "the shim connected and proved the token",
+        "the shim started the program",
+        "the program's end observed",
+        "status=Exited(4) detection=Shim",
+    ];
+    let mut at = 0;
+    for what in order {
+        let found = err[at..].find(what).unwrap_or_else(|| panic!("-v says {what:?} after the earlier phases:\n{err}"));
+        at += found;
+    }
+    // Each phase line starts with the seconds since start.
+    let waiting = err.lines().find(|l| l.contains("still waiting")).unwrap();
+    let secs: f64 = waiting.trim_start().split('s').next().unwrap().parse().expect("a time since start");
+    assert!(secs >= 0.9, "said once the launcher had a second: {waiting}");
+    assert!(!err.contains("DEBUG"), "-v is not -vv:\n{err}");
+
+    let out = umbilical(&["run", "-vv", "--", "true"], b"");
+    let err = stderr(&out);
+    assert!(err.contains("DEBUG") && err.contains("argv=[\"true\"]"), "-vv shows the argv:\n{err}");
+    let quiet = umbilical(&["run", "--", "true"], b"");
+    assert!(quiet.stderr.is_empty(), "without -v nothing is said");
+}

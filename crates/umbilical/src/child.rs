@@ -348,6 +348,7 @@ impl Child {
             }
         };
         let exit = Exit { status, detection: self.detection };
+        tracing::info!(pid = self.pid, status = ?exit.status, detection = ?exit.detection, "the program's end observed");
         self.exit = Some(exit);
         Ok(Some(exit))
     }

@@ -63,6 +63,12 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
         no_window: opts.no_window,
         kill_on_close_job: opts.kill_on_close_job,
     };
+    tracing::debug!(
+        argv = ?std::iter::once(&started.program).chain(&started.args).collect::<Vec<_>>(),
+        launcher = %opts.launcher.name(),
+        ?detection,
+        "starting"
+    );
     let process = sys::spawn(&request).map_err(|e| match (&launched, e.kind) {
         (Some(_), ErrorKind::NotFound) => {
             let what = format!("through {}: {}", opts.launcher.name(), e.what);
@@ -70,6 +76,7 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
         }
         _ => fail(e.kind, &e.what, e.source),
     })?;
+    tracing::info!(pid = process.pid(), launcher = %opts.launcher.name(), "started");
     // The parent's copies of the child's descriptors close here, so the
     // program's exit is what ends reads and the lifeline.
     drop((child_end, stderr_child, lifeline_child));

@@ -417,6 +417,7 @@ fn finish_connect(
         Err(e) => return Err(link_error(launcher, "reading the spawn result")(e)),
     };
     opened(pid)?;
+    tracing::info!(launcher, pid, "the shim started the program");
     // Open our own handle while the shim keeps the program unwaited-for,
     // then let it go on. Where the OS refuses, exit detection relies on
     // the shim.
@@ -446,6 +447,29 @@ fn accept(
     refused: &mut u32,
 ) -> Result<Accepted, Error> {
     let mut status = None;
+    // Past this, say why nothing happens yet: a launcher asking for a
+    // password looks exactly like this.
+    let patience = Instant::now() + PATIENCE;
+    if patience < hs.deadline {
+        match rendezvous.accept_from(
+            peer,
+            patience,
+            || {
+                status = ended();
+                status.is_some()
+            },
+            refused,
+        ) {
+            Ok(Some(stream)) => return Ok(Accepted::Peer(stream)),
+            Ok(None) => return Ok(Accepted::Ended(status)),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => tracing::info!(
+                launcher = hs.launcher,
+                "still waiting for the shim to connect after {PATIENCE:?}: {} may be asking for a password or confirmation",
+                hs.launcher
+            ),
+            Err(e) => return Err(link_error(hs.launcher, "waiting for the shim")(e)),
+        }
+    }
     let stream = rendezvous
         .accept_from(
             peer,
@@ -462,6 +486,10 @@ fn accept(
         })?;
     Ok(stream.map_or(Accepted::Ended(status), Accepted::Peer))
 }
+
+/// How long the shim may take to connect before a diagnostic says the
+/// launcher is still busy (a password prompt, a consent dialog).
+const PATIENCE: Duration = Duration::from_secs(1);
 
 fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)

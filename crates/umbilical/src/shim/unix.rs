@@ -167,6 +167,7 @@ fn connect(
             Err(_) => refused += 1,
         }
     };
+    tracing::info!(launcher, refused, "the shim connected and proved the token; answering with the other half");
     send(&mut stream, &Message::Welcome { token: token[PROOF_LEN..].to_vec() })
         .map_err(link_error(launcher, "answering the shim's hello"))?;
     finish_connect(stream, buf, hs, |_| Ok(()))
@@ -227,6 +228,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         detection: ExitDetection::Process,
         ..Options::default()
     };
+    tracing::debug!(rendezvous = %rendezvous.path().display(), "rendezvous ready");
     let mut child = crate::spawn::spawn(&outer_spec, &outer_opts)?;
     let launcher_pid = child.id().unwrap_or(0);
     let handshake = Handshake {
