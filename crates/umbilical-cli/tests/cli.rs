@@ -62,7 +62,10 @@ fn report_contents() {
     assert_eq!(out.status.code(), Some(5));
     assert_eq!(out.stdout, b"hello world");
     let json = std::fs::read_to_string(&path).unwrap();
-    assert!(json.starts_with("{\"status\": {\"exited\": 5}, \"detected_by\": \"process\", \"pid\": "), "{json}");
+    assert!(
+        json.starts_with("{\"version\": 1, \"status\": {\"exited\": 5}, \"detected_by\": \"process\", \"pid\": "),
+        "{json}"
+    );
     assert!(json.contains("\"bytes_to_child\": 11, \"bytes_from_child\": 11, \"output_truncated\": false"), "{json}");
     // With no launcher the shim is not needed, and the report says so.
     assert!(
@@ -81,12 +84,12 @@ fn report_contents() {
         umbilical(&["run", "--wait", "lifeline", "--report", path.to_str().unwrap(), "--", "sh", "-c", "cat"], b"x");
     assert_eq!(out.status.code(), Some(0));
     let json = std::fs::read_to_string(&path).unwrap();
-    assert!(json.starts_with("{\"status\": null, \"detected_by\": \"lifeline\""), "{json}");
+    assert!(json.starts_with("{\"version\": 1, \"status\": null, \"detected_by\": \"lifeline\""), "{json}");
 
     let out = umbilical(&["run", "--report", path.to_str().unwrap(), "--", "umbilical-no-such-program"], b"");
     assert_eq!(out.status.code(), Some(127));
     let json = std::fs::read_to_string(&path).unwrap();
-    assert!(json.starts_with("{\"status\": null, \"detected_by\": null, \"pid\": null"), "{json}");
+    assert!(json.starts_with("{\"version\": 1, \"status\": null, \"detected_by\": null, \"pid\": null"), "{json}");
     assert!(json.contains("\"error\": \"cannot start"), "{json}");
     std::fs::remove_file(&path).unwrap();
 }
@@ -223,7 +226,7 @@ fn via_a_detaching_custom_launcher() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, b"late but whole\n");
     let json = std::fs::read_to_string(&report).unwrap();
-    assert!(json.starts_with("{\"status\": null, \"detected_by\": \"lifeline\""), "{json}");
+    assert!(json.starts_with("{\"version\": 1, \"status\": null, \"detected_by\": \"lifeline\""), "{json}");
     std::fs::remove_file(&report).unwrap();
     // Bad specs and launchers are umbilical's own failures.
     assert_eq!(umbilical(&["run", "--via", "telnet:host", "--", "true"], b"").status.code(), Some(125));

@@ -27,7 +27,7 @@ fn exit_codes_and_report() {
     let out = umbilical(&["run", "--report", report.to_str().unwrap(), "--", "cmd", "/c", "exit 5"], b"");
     assert_eq!(out.status.code(), Some(5));
     let json = std::fs::read_to_string(&report).unwrap();
-    assert!(json.starts_with("{\"status\": {\"exited\": 5}, \"detected_by\": \"process\""), "{json}");
+    assert!(json.starts_with("{\"version\": 1, \"status\": {\"exited\": 5}, \"detected_by\": \"process\""), "{json}");
     std::fs::remove_file(&report).unwrap();
     // The job object ends ping (cmd's child) too: nothing keeps the
     // inherited stderr open for the 30 seconds ping would take.
@@ -71,7 +71,10 @@ fn via_runas_and_the_shim() {
         assert_eq!(umbilical(&args, b"").status.code(), Some(300), "{via:?}");
         let json = std::fs::read_to_string(&report).unwrap();
         std::fs::remove_file(&report).unwrap();
-        assert!(json.starts_with("{\"status\": {\"exited\": 300}, \"detected_by\": \"shim\""), "{via:?}: {json}");
+        assert!(
+            json.starts_with("{\"version\": 1, \"status\": {\"exited\": 300}, \"detected_by\": \"shim\""),
+            "{via:?}: {json}"
+        );
         let mut args = vec!["run"];
         args.extend(via);
         args.extend(["--", "umbilical-no-such-program"]);
