@@ -52,6 +52,10 @@ fi
 # The harness's Windows row: throughput against std's Command (ratio only).
 /usr/bin/cargo bench -Zbuild-std -p umbilical --bench compare --locked --target x86_64-pc-windows-gnu -- --quick \
   || status=$?
+# The Windows docs (RunAs, create_no_window, the async layer's Windows
+# side) build without warnings.
+RUSTDOCFLAGS="-D warnings" /usr/bin/cargo doc -Zbuild-std -p umbilical --features tokio --no-deps --locked \
+  --target x86_64-pc-windows-gnu || status=$?
 # The async API against tokio::process (which runs its pipes on the
 # blocking pool here): wall time, memory and threads, ratio only.
 /usr/bin/cargo bench -Zbuild-std -p umbilical --features tokio --bench async_children --locked \

@@ -63,6 +63,22 @@ fuzz_decoder() {
   (cd fuzz && cargo +nightly fuzz run decode -- -max_total_time="${FUZZ_SECONDS:-120}" -rss_limit_mb=2048 2>&1 | tail -n 15)
   return "${PIPESTATUS[0]}"
 }
+# docs.rs's build: nightly rustdoc with --cfg docsrs, which marks every
+# OS- or feature-specific item ("Available on Unix only", ...).
+docs_rs_build() {
+  local out=target/docs-rs
+  RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo +nightly doc -p umbilical --no-deps --features tokio \
+    --locked --target-dir "$out" || return 1
+  grep -q "Available on <strong>Unix" "$out/doc/umbilical/struct.ReadHalf.html" \
+    && grep -q "Available on <strong>crate feature" "$out/doc/umbilical/struct.Command.html" \
+    || { echo "the availability markers are missing"; return 1; }
+}
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  step "docs as docs.rs builds them (nightly, --cfg docsrs, availability markers)" docs_rs_build
+else
+  echo "SKIP: docs.rs build: no nightly toolchain"
+fi
+
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   step "fuzz the control-protocol decoder (${FUZZ_SECONDS:-120} s)" fuzz_decoder
 else
