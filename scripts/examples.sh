@@ -20,6 +20,15 @@ check "conversation" 0 "$ex/conversation"
 check "wrapper_exits_at_once" 0 "$ex/wrapper_exits_at_once"
 check "async_conversation" 0 "$ex/async_conversation"
 
+for engine in docker podman; do
+  var="UMBILICAL_TEST_$(echo "$engine" | tr a-z A-Z)_CONTAINER"
+  if [ -n "${!var:-}" ]; then
+    check "in_container $engine" 0 "$ex/in_container" "$engine" "${!var}"
+  else
+    echo "SKIP: in_container $engine: $var unset (scripts/containers.sh start)"
+  fi
+done
+
 if [ "$(id -u)" -eq 0 ] && command -v sudo >/dev/null; then
   dir=$(mktemp -d)
   check "conversation --sudo" 0 "$ex/conversation" --sudo

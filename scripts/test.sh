@@ -32,6 +32,15 @@ else
   echo "SKIP: launcher set-up (needs root): the launcher tests will print SKIP for each launcher"
 fi
 
+# Real container engines: docker (a private dockerd) and podman, each with
+# a busybox container. An engine that cannot start says SKIP (stderr).
+container_start=$SECONDS
+if container_env=$(bash scripts/containers.sh start); then
+  eval "$container_env"
+  trap 'bash scripts/launchers.sh stop; bash scripts/containers.sh stop' EXIT
+fi
+echo "=== container engines started ($((SECONDS - container_start)) s)"
+
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 # clippy sees Linux code only: the unsafe rules for every target's files.

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Sets up and tears down real container engines for the tests, as root
+# (../shared/CONTAINERS-ON-LINUX.md has the recipe and why each flag):
+#   scripts/containers.sh start   # prints the environment to export
+#   scripts/containers.sh stop
+# start: installs docker.io, podman, runc and busybox-static if missing;
+# builds a registry-free image from busybox (a tarball, imported into both
+# engines); starts dockerd on a private socket (no iptables, no bridge, no
+# network); starts one container per engine (`--network none`). Prints
+#   UMBILICAL_TEST_DOCKER_HOST (and DOCKER_HOST, for every docker client
+#   the tests start), UMBILICAL_TEST_DOCKER_CONTAINER,
+#   UMBILICAL_TEST_PODMAN_CONTAINER
+# for each engine that started; one that cannot start prints SKIP with the
+# reason on stderr. Everything lives under target/containers/.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+dir="$PWD/target/containers"
+image=umb-test:latest
+docker_c=umb-test-docker
+podman_c=umb-test-podman
+
+stop() {
+  if [ -S "$dir/docker/sock" ]; then
+    DOCKER_HOST="unix://$dir/docker/sock" timeout 30 docker rm -f "$docker_c" >/dev/null 2>&1
+  fi
+  if [ -f "$dir/docker/pid" ]; then
+    pid=$(cat "$dir/docker/pid")
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  if command -v podman >/dev/null; then
+    timeout 30 podman rm -f -t 0 "$podman_c" >/dev/null 2>&1
+  fi
+  # dockerd unmounts its overlays on a normal stop; anything left is
+  # unmounted before the directory goes.
+  grep -o " $dir/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf "$dir"
+}
+
+case "${1:-}" in
+start)
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: containers: not root; cannot start container engines" >&2
+    exit 0
+  fi
+  need=()
+  for pkg in docker.io podman runc busybox-static; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+  done
+  if [ "${#need[@]}" -ne 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { echo "SKIP: containers: cannot install ${need[*]}" >&2; exit 0; }
+  fi
+  stop >/dev/null 2>&1
+  mkdir -p "$dir/root/bin" "$dir/root/tmp" "$dir/docker"
+  chmod 1777 "$dir/root/tmp"
+  cp "$(command -v busybox)" "$dir/root/bin/"
+  for c in sh cat wc sleep id echo true kill env head ls rm ps; do ln -sf busybox "$dir/root/bin/$c"; done
+  tar -C "$dir/root" -cf "$dir/root.tar" .
+
+  # docker, on a private socket and data root.
+  d="$dir/docker"
+  dockerd --iptables=false --bridge=none --ip-forward=false --data-root "$d/root" --exec-root "$d/exec" \
+    -H "unix://$d/sock" --pidfile "$d/pid" >"$d/log" 2>&1 &
+  export DOCKER_HOST="unix://$d/sock"
+  for _ in $(seq 1 100); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
+  if ! docker version >/dev/null 2>&1; then
+    echo "SKIP: docker: dockerd did not start ($(tail -n 3 "$d/log" | tr '\n' ' '))" >&2
+  elif docker import "$dir/root.tar" "$image" >/dev/null \
+    && docker run -d --network none --name "$docker_c" "$image" sleep 36000 >/dev/null; then
+    echo "export UMBILICAL_TEST_DOCKER_HOST=unix://$d/sock DOCKER_HOST=unix://$d/sock"
+    echo "export UMBILICAL_TEST_DOCKER_CONTAINER=$docker_c"
+  else
+    echo "SKIP: docker: cannot import the image or start a container" >&2
+  fi
+
+  # podman, with runc (crun fails here on setrlimit and cgroup hybrid mode).
+  if podman import "$dir/root.tar" "localhost/$image" >/dev/null 2>&1 \
+    && podman --runtime runc run -d --network none --ulimit nofile=1024:1024 --ulimit nproc=1000:1000 \
+      --name "$podman_c" "localhost/$image" sleep 36000 >/dev/null 2>"$dir/podman.log"; then
+    echo "export UMBILICAL_TEST_PODMAN_CONTAINER=$podman_c"
+  else
+    echo "SKIP: podman: cannot start a container ($(tail -n 2 "$dir/podman.log" 2>/dev/null | tr '\n' ' '))" >&2
+  fi
+  ;;
+stop)
+  stop
+  ;;
+*)
+  echo "usage: $0 start|stop" >&2
+  exit 2
+  ;;
+esac
