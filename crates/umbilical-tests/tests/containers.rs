@@ -78,7 +78,7 @@ fn missing_program_and_missing_container() {
             bounded(LIMIT, "container exec", move || child.wait().unwrap()).status
         };
         let (program, container) = match engine {
-            // docker 28: 126 for "executable file not found", 1 for "No such
+            // dockerd 20.10: 126 for "executable file not found", 1 for "No such
             // container" (the daemon's error, not the program's).
             Engine::Docker => (ExitStatus::Exited(126), ExitStatus::Exited(1)),
             // podman: 127 and 125, as its docs say.
