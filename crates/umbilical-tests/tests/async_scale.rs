@@ -54,8 +54,13 @@ struct Counts {
 fn many_children_on_one_thread() {
     raise_fd_limit();
     let (threads, fds_before) = bounded(Duration::from_secs(300), "many children", || {
-        // Counted before the runtime's own descriptors (epoll, eventfd;
-        // the completion port), and again after it is dropped.
+        // tokio keeps process-wide descriptors once a runtime with its
+        // signal driver has run (a self-pipe, when the workspace build
+        // turns tokio's `process` feature on): a first runtime, dropped,
+        // makes them before the count. Then counted before the runtime's
+        // own descriptors (epoll, eventfd; the completion port), and again
+        // after it is dropped.
+        drop(tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime"));
         let fds_before = open_fd_count();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let counts = rt.block_on(async {
