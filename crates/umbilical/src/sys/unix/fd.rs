@@ -122,6 +122,21 @@ pub(crate) fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// [`read`] into memory not yet initialised (the async layer's buffers,
+/// which would otherwise be zeroed first); returns how many bytes it
+/// filled.
+#[cfg(feature = "tokio")]
+pub(crate) fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok((filled, _)) => return Ok(filled.len()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::CONNRESET) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Writes to a socket without ever raising SIGPIPE. A peer that is gone is
 /// `EPIPE` ([`io::ErrorKind::BrokenPipe`]) whichever way it went: a peer
 /// that closed with our bytes unread makes Linux report `ECONNRESET` once

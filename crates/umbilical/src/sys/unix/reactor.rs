@@ -67,18 +67,28 @@ impl<T: AsFd> Registered<T> {
         &self.0.get_ref().0
     }
 
-    /// Reads into `buf` once the descriptor is readable (a non-blocking
-    /// `T::read`, again after each `WouldBlock`).
+    /// Reads into `buf` once the descriptor is readable (one non-blocking
+    /// `read(2)` with the channel's semantics, `fd::read`'s: a reset
+    /// stream is EOF; again after each `WouldBlock`). `T: Read` marks the
+    /// objects that are read this way. The unfilled part of `buf` is
+    /// read into as it is, not zeroed first.
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>
     where
         T: Read,
     {
         let n = loop {
             let mut guard = ready!(self.0.poll_read_ready_mut(cx))?;
-            if let Ok(result) = guard.try_io(|fd| fd.get_mut().0.read(buf.initialize_unfilled())) {
+            // SAFETY: `read(2)` only writes into the slice, never
+            // de-initialises it; exactly the `n` bytes it reports are
+            // marked initialised below.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            if let Ok(result) = guard.try_io(|fd| super::fd::read_uninit(fd.get_ref().0.as_fd(), unfilled)) {
                 break result?;
             }
         };
+        // SAFETY: the read above initialised the first `n` bytes of the
+        // unfilled part.
+        unsafe { buf.assume_init(n) };
         buf.advance(n);
         Poll::Ready(Ok(()))
     }
