@@ -19,10 +19,12 @@ fn launchers(test: &str) -> Vec<Launcher> {
         return Vec::new();
     };
     let list = user_launchers(&user, test);
-    match container_engine_skip_reason() {
-        Some(why) => skip(&format!("{test} via docker/podman/kubectl"), &why),
-        None => panic!("a container engine answers here, but these tests have no container with the helper to run"),
-    }
+    let why = container_engine_skip_reason().unwrap_or_else(|| {
+        "these tests run the helper, a dynamically linked program the busybox test image cannot run; \
+         container exec is tested for real in containers.rs with the image's own programs"
+            .into()
+    });
+    skip(&format!("{test} via docker/podman/kubectl"), &why);
     list
 }
 

@@ -25,13 +25,13 @@ fn user(test: &str) -> Option<String> {
 /// library refuses the shim there, tested below).
 fn launchers(user: &str) -> Vec<Launcher> {
     let list = user_launchers(user, "the shim");
-    match container_engine_skip_reason() {
-        Some(why) => skip(
-            "the shim via docker/podman/kubectl",
-            &format!("the library refuses the shim there (no path back to the rendezvous; tested by plan); {why}"),
+    let engines = container_engine_skip_reason().unwrap_or_else(|| "an engine answers here".into());
+    skip(
+        "the shim via docker/podman/kubectl",
+        &format!(
+            "the library refuses the shim there (no path back to the rendezvous; the in-band shim of issue #12 is not built; the refusal is tested below); {engines}"
         ),
-        None => panic!("a container engine answers here, but these tests have no container with the helper to run"),
-    }
+    );
     list
 }
 
