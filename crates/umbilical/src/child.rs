@@ -108,16 +108,11 @@ impl Child {
         }
     }
 
-    /// Starts the shim link's reader as a task on the current runtime
-    /// (Unix; on Windows the control stream is a synchronous pipe and
-    /// keeps its thread).
+    /// Starts the shim link's reader as a task on the current runtime.
     #[cfg(feature = "tokio")]
     pub(crate) fn start_link_task(&mut self) -> io::Result<()> {
         match &mut self.shim {
-            #[cfg(unix)]
             Some(link) => link.start_task(),
-            #[cfg(windows)]
-            Some(link) => link.start_thread(),
             None => Ok(()),
         }
     }

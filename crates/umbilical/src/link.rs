@@ -86,8 +86,8 @@ impl Link {
     }
 
     /// Starts a task on the current tokio runtime that reads the shim's
-    /// report: no thread of its own (Unix).
-    #[cfg(all(feature = "tokio", unix))]
+    /// report: no thread of its own.
+    #[cfg(feature = "tokio")]
     pub(crate) fn start_task(&mut self) -> io::Result<()> {
         let Some((stream, buf)) = self.pending.take() else { return Ok(()) };
         self.writer = Some(stream.try_clone()?);

@@ -51,10 +51,11 @@
 //! - **Through the shim**: the control stream is read by a task
 //!   (`tokio::spawn`), which records the shim's report and closes the
 //!   stream at once, so a caller reading the channel to EOF before
-//!   `wait()` is not stuck behind a launcher that holds it open. Windows:
-//!   the control stream is a synchronous pipe and keeps the blocking
-//!   API's one link thread per child started through the shim.
-//! - **Threads**: none per child (but the Windows shim's link). A program
+//!   `wait()` is not stuck behind a launcher that holds it open. On
+//!   Windows the task reads a duplicate of the control pipe on the
+//!   completion port; kills and detaches are written on the link's own
+//!   handle.
+//! - **Threads**: none per child. A program
 //!   still running when its `Child` is dropped is reaped by the process's
 //!   one shared reaper thread, as in the blocking API (Windows has no
 //!   zombies: nothing to reap).

@@ -24,7 +24,7 @@ pub(crate) use handle::{read, write_pipe};
 pub(crate) use pipe::{Direction, accept_client, inbound_pipe, open_client, pipes, server as pipe_server};
 pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
-pub(crate) use reactor::{ExitReady, Registered, duplicate, exit_ready};
+pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready};
 pub(crate) use rendezvous::{ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use wait::{wait_closed, wait_eof};

@@ -157,6 +157,12 @@ impl OtherProcess {
         let _ = self.0.wait();
     }
 
+    /// A duplicate of its handle, signalled when it exits (async layer).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn exit_handle(&self) -> Option<OwnedHandle> {
+        self.0.exit_handle()
+    }
+
     /// Terminates it (`TerminateProcess`); Windows has no signals, so `sig`
     /// is ignored. Fails where the handle lacks `PROCESS_TERMINATE`.
     pub(crate) fn kill(&self, _sig: i32) -> io::Result<()> {

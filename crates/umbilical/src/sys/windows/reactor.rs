@@ -83,6 +83,54 @@ impl<T: AsHandle> Registered<T> {
     }
 }
 
+/// The shim's control stream read by a task: a duplicate of the parent's
+/// server end on tokio's named pipes. The link's own handle keeps writing
+/// (blocking overlapped writes keep their completions off the port).
+pub(crate) struct AsyncControlStream {
+    pipe: NamedPipeServer,
+    stream: super::ControlStream,
+}
+
+impl AsyncControlStream {
+    pub(crate) fn new(stream: super::ControlStream) -> io::Result<Self> {
+        let dup = stream.duplicate_handle()?;
+        // SAFETY: `dup` is a fresh handle given away to tokio, its sole
+        // owner; the rendezvous created the pipe overlapped, and nothing
+        // tied it to a completion port before.
+        let pipe = unsafe { NamedPipeServer::from_raw_handle(dup.into_raw_handle())? };
+        Ok(AsyncControlStream { pipe, stream })
+    }
+
+    /// Reads messages until the shim's report, then ends the stream; `None`
+    /// when it failed or closed first.
+    pub(crate) async fn recv_report(&self, mut buf: Vec<u8>) -> Option<crate::exit::ExitStatus> {
+        use crate::protocol::{Message, take_message};
+        let status = loop {
+            match take_message(&mut buf) {
+                Ok(Some(Message::Exited { status })) => break Some(status.into()),
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(_) => break None,
+            }
+            if self.pipe.readable().await.is_err() {
+                break None;
+            }
+            let start = buf.len();
+            buf.resize(start + 64 * 1024, 0);
+            let n = self.pipe.try_read(&mut buf[start..]);
+            buf.truncate(start + *n.as_ref().unwrap_or(&0));
+            match n {
+                Ok(0) => break None,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break None,
+            }
+        };
+        self.stream.shutdown();
+        status
+    }
+}
+
 /// What the wait callback and the waiter share.
 #[derive(Default)]
 struct Fired {

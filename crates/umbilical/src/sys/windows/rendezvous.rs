@@ -138,6 +138,12 @@ impl ControlStream {
         }
     }
 
+    /// A new handle on the same pipe, for the async layer's reader.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn duplicate_handle(&self) -> io::Result<OwnedHandle> {
+        self.handle.try_clone()
+    }
+
     pub(crate) fn try_clone(&self) -> io::Result<ControlStream> {
         Ok(ControlStream { handle: self.handle.clone(), deadline: None })
     }
