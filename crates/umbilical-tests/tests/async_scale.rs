@@ -53,6 +53,8 @@ struct Counts {
 #[test]
 fn many_children_on_one_thread() {
     raise_fd_limit();
+    // First, while no thread-pool thread of the waits below comes or goes.
+    shim_children_add_no_thread();
     let (threads, fds_before) = bounded(Duration::from_secs(300), "many children", || {
         // tokio keeps process-wide descriptors once a runtime with its
         // signal driver has run (a self-pipe, when the workspace build
@@ -136,4 +138,29 @@ fn many_children_on_one_thread() {
     } else {
         assert_eq!(fds_after, fds_before, "every descriptor (handle) closed afterwards");
     }
+}
+
+/// Through the shim the link is a task: a live shim child adds no thread.
+/// The first child warms tokio's blocking pool, where the handshake runs;
+/// the second reuses that thread. (Here, alone in the binary, the count is
+/// this test's only.)
+fn shim_children_add_no_thread() {
+    let (before, during) = bounded(Duration::from_secs(60), "shim children", || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
+            let shimmed = || {
+                let mut cmd = helper(&["sleep", "30000"]);
+                cmd.shim(true).shim_path(HELPER);
+                cmd
+            };
+            let mut first = shimmed().spawn_async().await.expect("spawn through the shim");
+            let before = thread_count();
+            let mut second = shimmed().spawn_async().await.expect("spawn through the shim");
+            let during = thread_count();
+            second.kill().await.expect("kill");
+            first.kill().await.expect("kill");
+            (before, during)
+        })
+    });
+    eprintln!("shim children: threads {before} with one alive, {during} with two");
+    assert_eq!(during, before, "a live shim child adds no thread");
 }
