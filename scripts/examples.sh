@@ -7,9 +7,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 fail=0
-check() { # NAME EXPECTED_RC CMD...
+check() { # NAME EXPECTED_RC CMD... (bounded: a hang fails, exit 124)
   local name=$1 want=$2; shift 2
-  "$@"
+  timeout 120 "$@"
   local rc=$?
   if [ "$rc" -eq "$want" ]; then echo "example ok: $name (exit $rc)"; else echo "example FAILED: $name: exit $rc, expected $want"; fail=1; fi
 }

@@ -47,8 +47,8 @@ fn sixteen_mib_round_trip_with_half_close() {
         assert!(out == expected, "{engine:?}: 16 MiB byte-exact");
         assert_eq!(exit.status, ExitStatus::Exited(0), "{engine:?}");
         // EOF reached the program: `wc -c` counts and ends.
-        let mut child = exec(engine, &c, &["wc", "-c"]).spawn().unwrap();
-        let out = output_after(&mut child, b"abc");
+        let child = exec(engine, &c, &["wc", "-c"]).spawn().unwrap();
+        let out = output_after(child, b"abc");
         assert_eq!(out.trim(), "3", "{engine:?}: the half-close is EOF inside the container");
     }
 }
@@ -89,13 +89,13 @@ fn missing_program_and_missing_container() {
     }
 }
 
-/// Half-closes at once with `input` sent, reads everything, waits.
-fn output_after(child: &mut umbilical::Child, input: &[u8]) -> String {
-    let channel = child.take_channel().unwrap();
-    let out = bounded(LIMIT, "container output", {
-        let input = input.to_vec();
-        move || String::from_utf8(round_trip(channel, input, vec![4096])).unwrap()
-    });
-    assert!(child.wait().unwrap().success());
-    out
+/// Half-closes at once with `input` sent, reads everything, waits; all
+/// bounded.
+fn output_after(mut child: umbilical::Child, input: &[u8]) -> String {
+    let input = input.to_vec();
+    bounded(LIMIT, "container output and end", move || {
+        let out = String::from_utf8(round_trip(child.take_channel().unwrap(), input, vec![4096])).unwrap();
+        assert!(child.wait().unwrap().success());
+        out
+    })
 }
