@@ -88,8 +88,20 @@ CONF
     python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
     sleep 0.1
   done
+  # A second sshd, hardened: no stream-local forwarding, so the shim's
+  # forwarded link is refused and only the in-band link can work.
+  hardened_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  sed -e "s/^Port .*/Port $hardened_port/" -e "s|^PidFile .*|PidFile $dir/sshd-hardened.pid|" \
+    "$dir/sshd_config" > "$dir/sshd_hardened_config"
+  echo "AllowStreamLocalForwarding no" >> "$dir/sshd_hardened_config"
+  /usr/sbin/sshd -f "$dir/sshd_hardened_config" -E "$dir/sshd-hardened.log"
+  for _ in $(seq 1 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $hardened_port), 0.2)" 2>/dev/null && break
+    sleep 0.1
+  done
   echo "export UMBILICAL_TEST_USER=$user"
   echo "export UMBILICAL_TEST_SSH_PORT=$port"
+  echo "export UMBILICAL_TEST_SSH_HARDENED_PORT=$hardened_port"
   echo "export UMBILICAL_TEST_SSH_KEY=$dir/client_key"
   if [ "$pkexec_ok" = 1 ]; then
     echo "export UMBILICAL_TEST_PKEXEC=1"
@@ -98,10 +110,12 @@ CONF
   fi
   ;;
 stop)
-  if [ -f "$dir/sshd.pid" ]; then
-    kill "$(cat "$dir/sshd.pid")" 2>/dev/null || true
-    rm -f "$dir/sshd.pid"
-  fi
+  for pid in "$dir/sshd.pid" "$dir/sshd-hardened.pid"; do
+    if [ -f "$pid" ]; then
+      kill "$(cat "$pid")" 2>/dev/null || true
+      rm -f "$pid"
+    fi
+  done
   ;;
 *)
   echo "usage: $0 start|stop" >&2

@@ -40,6 +40,12 @@ if container_env=$(bash scripts/containers.sh start); then
   trap 'bash scripts/launchers.sh stop; bash scripts/containers.sh stop' EXIT
 fi
 echo "=== container engines started ($((SECONDS - container_start)) s)"
+# The static shim that the container tests copy in (a glibc-less busybox
+# image cannot run a dynamically linked one): the umbilical-shim binary,
+# built the way Command::shim_source documents.
+step "static umbilical-shim for containers" env RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build -p umbilical --bin umbilical-shim --locked --target x86_64-unknown-linux-gnu --target-dir target/static
+export UMBILICAL_TEST_STATIC_SHIM="$PWD/target/static/x86_64-unknown-linux-gnu/debug/umbilical-shim"
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use umbilical::{ChannelKind, Child, ErrorKind, Exit, ExitDetection, ExitStatus, ShimMode, Stderr};
+use umbilical::{ChannelKind, Child, ErrorKind, Exit, ExitDetection, ExitStatus, ShimLink, ShimMode, Stderr};
 
 use crate::relay::{from_program, to_program};
 use crate::report::Report;
@@ -86,17 +86,32 @@ pub struct RunArgs {
     /// default the shim is used through every launcher where it can work:
     /// sudo, doas, pkexec, runuser and su when the target user can execute
     /// this binary, ssh (the far host needs it at the same path, or at
-    /// --shim-path), and runas; not with no launcher, container exec or a
-    /// custom launcher. -v and the report say what was chosen and why.
+    /// --shim-path), container exec when the shim to copy in is a static
+    /// build (--shim-source) or one is inside (--shim-path), and runas; not
+    /// with no launcher or a custom launcher. -v and the report say what
+    /// was chosen and why.
     #[arg(long, conflicts_with = "no_shim")]
     shim: bool,
     /// Never use the shim (runas still does): the launcher's own exit code
     /// is then taken for the program's.
     #[arg(long)]
     no_shim: bool,
-    /// The shim program (default: this binary).
+    /// The shim program where the launcher runs it (default: this binary's
+    /// path; through container exec, a shim already in the container).
     #[arg(long, value_name = "PATH")]
     shim_path: Option<PathBuf>,
+    /// Through container exec: the shim on this host to copy into the
+    /// container, a static build (default: this binary). The `umbilical`
+    /// crate's `umbilical-shim` binary, built with
+    /// RUSTFLAGS="-C target-feature=+crt-static", is one.
+    #[arg(long, value_name = "PATH")]
+    shim_source: Option<PathBuf>,
+    /// How the shim's link reaches back: auto (a forwarded socket; in band
+    /// through container exec), forwarded, or in-band (a second session of
+    /// the launcher carries it: for ssh servers with
+    /// AllowStreamLocalForwarding no).
+    #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
+    shim_link: ShimLinkArg,
     /// How long to wait for the shim to connect back and start the program
     /// (a password prompt included); then umbilical exits 125, or 124 when
     /// --timeout is what ran out.
@@ -150,6 +165,13 @@ enum WaitArg {
     Process,
     Lifeline,
     Channel,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ShimLinkArg {
+    Auto,
+    Forwarded,
+    InBand,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -252,6 +274,14 @@ pub fn run(args: RunArgs) -> i32 {
     if let Some(path) = &args.shim_path {
         cmd.shim_path(path);
     }
+    if let Some(path) = &args.shim_source {
+        cmd.shim_source(path);
+    }
+    cmd.shim_link(match args.shim_link {
+        ShimLinkArg::Auto => ShimLink::Auto,
+        ShimLinkArg::Forwarded => ShimLink::Forwarded,
+        ShimLinkArg::InBand => ShimLink::InBand,
+    });
     // In env(1)'s order: clear, then remove, then set.
     if args.env_clear {
         cmd.env_clear();
@@ -500,7 +530,7 @@ fn exit_code(exit: Exit, report: &mut Report) -> i32 {
         ExitStatus::Exited(code) => code,
         ExitStatus::Signaled(sig) => 128 + sig,
         _ if exit.status_lost() => {
-            let what = "the program's status was lost: the shim died before reporting it (the program has ended)";
+            let what = "the program's status was lost: the link to the shim ended before its report (the shim, if alive, ends the program)";
             eprintln!("umbilical: {what}");
             report.error = Some(what.into());
             EXIT_FAILURE

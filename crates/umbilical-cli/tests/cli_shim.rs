@@ -119,7 +119,7 @@ fn a_lost_status_is_a_failure() {
     let mut err = String::new();
     std::io::Read::read_to_string(cli.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(125), "{err}");
-    assert!(err.contains("status was lost: the shim died before reporting it"), "{err}");
+    assert!(err.contains("status was lost: the link to the shim ended before its report"), "{err}");
     let json = std::fs::read_to_string(&report).unwrap();
     assert!(json.contains("\"status\": null, \"detected_by\": \"shim-lost\""), "{json}");
     assert!(json.contains("\"status_unknown_reason\": \"lost: the shim died"), "{json}");

@@ -1,15 +1,18 @@
 //! Container exec for real: docker (a private dockerd) and podman (runc),
 //! each with a busybox container started by `scripts/containers.sh`.
-//! Without the shim, which cannot reach a container yet: what the engine
-//! gives is what the caller gets, and these tests pin it down (the
-//! channel, half-close, the exit codes as the engines report them, a
-//! missing program against a missing container).
+//! Without the shim, what the engine gives is what the caller gets, and
+//! these tests pin it down (the channel, half-close, the exit codes as the
+//! engines report them, a missing program against a missing container).
+//! With the shim (a static `umbilical-shim` copied in, the link in band):
+//! the exact status, `NotFound` against `LauncherRefused`, a kill that
+//! reaches the program, the program ended when its exec client is killed,
+//! and no file of ours left in the container.
 #![cfg(target_os = "linux")]
 
 mod common;
 
 use common::*;
-use umbilical::{Engine, ExitStatus, Launcher};
+use umbilical::{Engine, ErrorKind, ExitStatus, Launcher};
 
 /// The engines that run here, each with its container; SKIP for the rest.
 fn engines(what: &str) -> Vec<(Engine, String)> {
@@ -98,4 +101,196 @@ fn output_after(mut child: umbilical::Child, input: &[u8]) -> String {
         assert!(child.wait().unwrap().success());
         out
     })
+}
+
+/// The static shim that `scripts/test.sh` builds, or SKIP.
+fn static_shim(what: &str) -> Option<String> {
+    let shim = std::env::var("UMBILICAL_TEST_STATIC_SHIM").ok();
+    if shim.is_none() {
+        skip(what, "UMBILICAL_TEST_STATIC_SHIM unset (scripts/test.sh builds it)");
+    }
+    shim
+}
+
+/// `args` in the container through the shim, copied in from `shim`.
+fn shim_exec(engine: Engine, container: &str, shim: &str, args: &[&str]) -> umbilical::Command {
+    let mut cmd = exec(engine, container, args);
+    // A failed assertion must not leave a program running (nor its exec
+    // client holding the test's stderr open).
+    cmd.shim(true).shim_source(shim).caller_gone_grace(std::time::Duration::from_secs(1)).kill_on_drop(true);
+    cmd
+}
+
+/// The shim tests look at the container's process list and at this
+/// process's children: one at a time.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What `args` print inside the container (the engine's own exec, bounded
+/// by timeout(1)).
+fn inside(engine: Engine, container: &str, args: &[&str]) -> String {
+    let client = if engine == Engine::Docker { "docker" } else { "podman" };
+    let out = std::process::Command::new("timeout")
+        .args(["30", client, "exec", container])
+        .args(args)
+        .output()
+        .expect("the engine's client runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether a process whose command line contains `needle` runs in the
+/// container (`ps` there; busybox's shows the arguments).
+fn running_inside(engine: Engine, container: &str, needle: &str) -> bool {
+    inside(engine, container, &["ps"]).lines().any(|l| l.contains(needle) && !l.contains("ps"))
+}
+
+/// Waits (bounded) until nothing with `needle` runs in the container.
+fn gone_inside(engine: Engine, container: &str, needle: &str, within: std::time::Duration) -> bool {
+    let until = std::time::Instant::now() + within;
+    loop {
+        if !running_inside(engine, container, needle) {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The shim's files left in the container's /tmp: none, once a run is
+/// over (the bridge removes the copy and the socket).
+fn our_files(engine: Engine, container: &str) -> Vec<String> {
+    inside(engine, container, &["ls", "/tmp"])
+        .lines()
+        .filter(|l| l.starts_with("umbilical-"))
+        .map(String::from)
+        .collect()
+}
+
+/// With the shim, through each engine: 16 MiB byte-exact with half-close,
+/// exit codes 0 and 3, and a death by signal as `Signaled(N)`, which the
+/// engines alone report as 128+N; no file left.
+#[test]
+fn shim_round_trip_and_exact_status() {
+    let _serial = one_at_a_time();
+    let Some(shim) = static_shim("the shim in a container") else { return };
+    for (engine, c) in engines("the shim in a container") {
+        let payload = pattern(16 << 20, 13);
+        let expected = payload.clone();
+        let mut child = shim_exec(engine, &c, &shim, &["cat"]).spawn().unwrap();
+        let channel = child.take_channel().unwrap();
+        let (out, exit) = bounded(LIMIT, "shim round trip in a container", move || {
+            let out = round_trip(channel, payload, vec![65_536, 1_000_003]);
+            (out, child.wait().unwrap())
+        });
+        assert!(out == expected, "{engine:?}: 16 MiB byte-exact through the shim");
+        assert_eq!(exit.status, ExitStatus::Exited(0), "{engine:?}");
+        assert_eq!(exit.detection, umbilical::Detection::Shim, "{engine:?}: the shim reported");
+        for (script, want) in [
+            ("exit 0", ExitStatus::Exited(0)),
+            ("exit 3", ExitStatus::Exited(3)),
+            ("kill -KILL $$", ExitStatus::Signaled(9)),
+            ("kill -TERM $$", ExitStatus::Signaled(15)),
+        ] {
+            let mut child = shim_exec(engine, &c, &shim, &["sh", "-c", script]).spawn().unwrap();
+            let exit = bounded(LIMIT, "shim exit in a container", move || child.wait().unwrap());
+            assert_eq!(exit.status, want, "{engine:?}: {script}");
+        }
+        assert_eq!(our_files(engine, &c), Vec::<String>::new(), "{engine:?}: no file of ours left in /tmp");
+    }
+}
+
+/// With the shim: a program missing inside the container is `NotFound`
+/// (the shim says so), a missing container `LauncherRefused` (the engine
+/// refused the copy): told apart, where the engines alone give codes that
+/// differ by engine and collide with programs' own.
+#[test]
+fn shim_missing_program_and_missing_container() {
+    let _serial = one_at_a_time();
+    let Some(shim) = static_shim("the shim: missing program or container") else { return };
+    for (engine, c) in engines("the shim: missing program or container") {
+        let err = shim_exec(engine, &c, &shim, &["umbilical-no-such-program"]).spawn().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{engine:?}: {err}");
+        let err = shim_exec(engine, "umbilical-no-such-container", &shim, &["true"])
+            .stderr(umbilical::Stderr::Null)
+            .spawn()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LauncherRefused, "{engine:?}: {err}");
+        assert_eq!(our_files(engine, &c), Vec::<String>::new(), "{engine:?}: no file of ours left in /tmp");
+    }
+}
+
+/// With the shim, `kill()` and `signal()` reach the program inside the
+/// container (the engines' exec clients pass no signal on): the status is
+/// the signal's, and nothing is left running.
+#[test]
+fn shim_kill_reaches_the_program() {
+    let _serial = one_at_a_time();
+    let Some(shim) = static_shim("the shim: kill in a container") else { return };
+    for (engine, c) in engines("the shim: kill in a container") {
+        for (sig, args) in [(9, ["sleep", "1077"]), (15, ["sleep", "1076"])] {
+            let mut child = shim_exec(engine, &c, &shim, &args).spawn().unwrap();
+            assert!(running_inside(engine, &c, args[1]), "{engine:?}: the program runs");
+            if sig == 9 {
+                child.kill().unwrap()
+            } else {
+                child.signal(sig).unwrap()
+            }
+            let exit = bounded(LIMIT, "killed in a container", move || child.wait().unwrap());
+            assert_eq!(exit.status, ExitStatus::Signaled(sig), "{engine:?}");
+            assert!(gone_inside(engine, &c, args[1], LIMIT), "{engine:?}: nothing left running after signal {sig}");
+        }
+        assert_eq!(our_files(engine, &c), Vec::<String>::new(), "{engine:?}: no file of ours left in /tmp");
+    }
+}
+
+/// The child processes of this test process whose command line contains
+/// `needle`, from /proc.
+fn our_children_with(needle: &str) -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split_whitespace().nth(1).map(str::to_string));
+            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            ppid.as_deref() == Some(me.as_str()) && String::from_utf8_lossy(&cmdline).contains(needle)
+        })
+        .collect()
+}
+
+/// The exec client that runs the shim, killed with SIGKILL (the defect
+/// every container tool has: the daemon keeps the program running): the
+/// caller sees that session end without a report, drops the link, and the
+/// shim ends the program after the grace. `wait()` says the status was
+/// lost, and nothing of ours is left in the container.
+#[test]
+fn exec_client_killed_ends_the_program() {
+    let _serial = one_at_a_time();
+    let Some(shim) = static_shim("the shim: exec client killed") else { return };
+    for (engine, c) in engines("the shim: exec client killed") {
+        let mut child = shim_exec(engine, &c, &shim, &["sleep", "1078"]).spawn().unwrap();
+        assert!(running_inside(engine, &c, "1078"), "{engine:?}: the program runs");
+        let clients = our_children_with("--umbilical-rendezvous");
+        assert_eq!(clients.len(), 1, "{engine:?}: one exec client runs the shim: {clients:?}");
+        let killed = std::process::Command::new("kill").args(["-KILL", &clients[0].to_string()]).status().unwrap();
+        assert!(killed.success());
+        let exit = bounded(LIMIT, "exec client killed", move || child.wait().unwrap());
+        assert_eq!(exit.status, ExitStatus::Unknown, "{engine:?}: the status was lost with the session");
+        assert_eq!(exit.detection, umbilical::Detection::ShimLost, "{engine:?}");
+        // TERM at once, KILL after the 1 s grace: well within 10 s.
+        assert!(
+            gone_inside(engine, &c, "1078", std::time::Duration::from_secs(10)),
+            "{engine:?}: the program ended after its exec client was killed"
+        );
+        assert!(
+            gone_inside(engine, &c, "umbilical-", std::time::Duration::from_secs(10)),
+            "{engine:?}: the shim and its bridge ended"
+        );
+        assert_eq!(our_files(engine, &c), Vec::<String>::new(), "{engine:?}: no file of ours left in /tmp");
+    }
 }

@@ -21,15 +21,15 @@ fn user(test: &str) -> Option<String> {
     user
 }
 
-/// The launchers the shim can go through here (not container exec: the
-/// library refuses the shim there, tested below).
+/// The launchers the shim can go through here (container exec is tested
+/// in containers.rs, with a static shim the busybox image can run).
 fn launchers(user: &str) -> Vec<Launcher> {
     let list = user_launchers(user, "the shim");
     let engines = container_engine_skip_reason().unwrap_or_else(|| "an engine answers here".into());
     skip(
         "the shim via docker/podman/kubectl",
         &format!(
-            "the library refuses the shim there (no path back to the rendezvous; the in-band shim of issue #12 is not built; the refusal is tested below); {engines}"
+            "tested in containers.rs with a static shim (the helper is dynamically linked, which the busybox image cannot run); {engines}"
         ),
     );
     list
@@ -236,19 +236,42 @@ fn a_detaching_launcher_with_the_shim_gives_the_exact_status() {
     assert_eq!(child.wait().unwrap().status, ExitStatus::Exited(5));
 }
 
-/// Container exec has no path from inside the container back to the
-/// rendezvous: the shim is refused before anything starts, naming the
-/// engine, and the temporary directory is left as it was.
+/// Container exec forwards no socket: the shim's forwarded link is
+/// refused there before anything starts, naming the engine; the in-band
+/// link refuses a shim that is not a Linux executable before copying it,
+/// and goes through ssh and container exec only. And `ShimMode::Auto` does
+/// without a dynamically linked shim, saying why (an image may lack its C
+/// library). The in-band link itself is tested for real in containers.rs
+/// and shim_in_band.rs.
 #[test]
-fn the_shim_through_container_exec_is_refused_before_anything_starts() {
-    use umbilical::Engine;
+fn the_shim_through_container_exec_checks_before_anything_starts() {
+    use umbilical::{Engine, ShimLink, ShimMode};
     for (engine, name) in [(Engine::Docker, "docker"), (Engine::Podman, "podman"), (Engine::Kubectl, "kubectl")] {
+        let container = Launcher::ContainerExec { engine, target: "web".into() };
         let mut cmd = helper(&["echo"]);
-        cmd.launcher(Launcher::ContainerExec { engine, target: "web".into() }).shim(true);
-        let err = cmd.spawn().expect_err("the shim through container exec must be refused");
+        cmd.launcher(container.clone()).shim(true).shim_link(ShimLink::Forwarded);
+        let err = cmd.spawn().expect_err("a forwarded link through container exec must be refused");
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}: {err}");
         assert!(err.to_string().contains(name), "{name}: the message names the engine: {err}");
+        let script = scratch_dir("not-elf").join("shim.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let mut cmd = helper(&["echo"]);
+        cmd.launcher(container.clone()).shim(true).shim_source(&script);
+        let err = cmd.spawn().expect_err("a script cannot be the shim in a container");
+        assert_eq!(err.kind(), ErrorKind::ShimFailed, "{name}: {err}");
+        assert!(err.to_string().contains("not a Linux (ELF) executable"), "{name}: {err}");
+        if cfg!(target_os = "linux") {
+            // The helper is dynamically linked, as a default cargo build is.
+            let mut cmd = helper(&["echo"]);
+            cmd.launcher(container).shim(ShimMode::Auto).shim_source(HELPER);
+            let choice = cmd.shim_choice();
+            assert!(!choice.used && choice.reason.contains("dynamically linked"), "{name}: {choice:?}");
+        }
     }
+    let mut cmd = helper(&["echo"]);
+    cmd.launcher(Launcher::Sudo { user: None, non_interactive: true }).shim(true).shim_link(ShimLink::InBand);
+    let err = cmd.spawn().expect_err("no in-band link through a local launcher");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
 /// The shim dies (SIGKILL) while the program runs: `wait()` neither hangs

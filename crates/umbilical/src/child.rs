@@ -100,6 +100,13 @@ impl Child {
         self
     }
 
+    /// A descriptor that turns readable when the process we started (here:
+    /// a launcher) ends, where the OS gives one.
+    #[cfg(unix)]
+    pub(crate) fn process_exit_handle(&self) -> Option<sys::Handle> {
+        self.process.as_ref().and_then(|p| p.exit_handle())
+    }
+
     /// Starts the shim link's reader thread (blocking API).
     pub(crate) fn start_link_thread(&mut self) -> io::Result<()> {
         match &mut self.shim {
@@ -323,12 +330,16 @@ impl Child {
                 // report: reap it now, within the caller's deadline and two
                 // seconds, so that a caller that saw the end finds nothing
                 // of ours left (no process, no pidfd).
-                if let Some(p) = &self.process {
-                    let limit = Instant::now() + Duration::from_secs(2);
-                    let until = deadline.map_or(limit, |d| d.min(limit));
-                    if matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_)) {
-                        self.process = None;
-                    }
+                let limit = Instant::now() + Duration::from_secs(2);
+                let until = deadline.map_or(limit, |d| d.min(limit));
+                if let Some(p) = &self.process
+                    && matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_))
+                {
+                    self.process = None;
+                }
+                // In band, the session that carried the link ends with it.
+                if let Some(link) = &mut self.shim {
+                    link.reap_companion(until);
                 }
                 status
             }

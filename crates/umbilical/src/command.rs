@@ -254,6 +254,49 @@ impl Command {
         self
     }
 
+    /// How the shim's control link reaches back (default
+    /// [`ShimLink::Auto`](crate::ShimLink::Auto): a forwarded socket where the
+    /// launcher can forward one, in band through container exec).
+    ///
+    /// In band, a second session of the same launcher runs the shim as a
+    /// bridge (`ssh HOST SHIM shim --umbilical-bridge SOCKET`, `docker exec
+    /// -i C ...`), which listens on a socket only its user may connect to
+    /// and carries the link on its stdin/stdout. The channel still goes
+    /// straight to the program. Choose it for ssh servers that forbid
+    /// stream-local forwarding (`AllowStreamLocalForwarding no`). Unix
+    /// callers only.
+    ///
+    /// ```
+    /// use umbilical::{Command, Launcher, ShimLink};
+    /// let mut cmd = Command::new("cat");
+    /// cmd.launcher(Launcher::Ssh { destination: "host".into(), port: None, options: vec![] })
+    ///     .shim(true)
+    ///     .shim_link(ShimLink::InBand);
+    /// ```
+    pub fn shim_link(&mut self, link: crate::ShimLink) -> &mut Self {
+        self.opts.shim_link = link;
+        self
+    }
+
+    /// Through container exec: the shim binary on this host that is copied
+    /// into the container (default: this executable), unless
+    /// [`Command::shim_path`] names one already inside. It must run there:
+    /// a static build, for the container's architecture. The `umbilical`
+    /// crate builds one as its `umbilical-shim` binary:
+    /// `RUSTFLAGS="-C target-feature=+crt-static" cargo build --release
+    /// -p umbilical --bin umbilical-shim --target x86_64-unknown-linux-gnu`.
+    ///
+    /// The copy goes to `/tmp/umbilical-<random>` inside the container
+    /// (`docker cp`, `podman cp`, `kubectl cp`), and is removed as soon as
+    /// the shim runs (by the bridge; by an `rm -f` exec if the shim never
+    /// ran). An image with no writable `/tmp` cannot take it: the spawn
+    /// fails with [`ErrorKind::ShimFailed`] naming the engine's message;
+    /// put a shim in the image and name it with [`Command::shim_path`].
+    pub fn shim_source(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        self.opts.shim_source = Some(path.as_ref().to_owned());
+        self
+    }
+
     /// Unix: starts the program as the leader of a new process group, and
     /// makes [`Child::signal`](crate::Child::signal),
     /// [`Child::terminate`](crate::Child::terminate) and

@@ -311,6 +311,31 @@ impl Launcher {
     }
 }
 
+#[cfg(unix)]
+impl Launcher {
+    /// Container exec: the argv that copies the file `host` (an absolute
+    /// path) to `inside` in the container (`docker cp`, `podman cp`,
+    /// `kubectl cp`, which needs `tar` in the container).
+    pub(crate) fn copy_into(&self, host: &std::path::Path, inside: &str) -> Result<Vec<OsString>, Error> {
+        let Launcher::ContainerExec { engine, target } = self else {
+            return Err(Error::new(ErrorKind::InvalidInput, format!("{} copies no file", self.name()), None));
+        };
+        if target.is_empty() || target.starts_with('-') || !host.is_absolute() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{}: container {target:?} is empty or looks like an option", self.name()),
+                None,
+            ));
+        }
+        let program = match engine {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+            Engine::Kubectl => "kubectl",
+        };
+        Ok(vec![program.into(), "cp".into(), host.as_os_str().to_owned(), format!("{target}:{inside}").into()])
+    }
+}
+
 /// The program and arguments as one command line for a POSIX `sh`, each
 /// word quoted so that no byte can be read as shell syntax.
 pub(crate) fn shell_command(program: &OsStr, args: &[OsString]) -> Result<String, String> {

@@ -141,7 +141,7 @@ pub use command::Command;
 pub use error::{Error, ErrorKind, Result};
 pub use exit::{Detection, Exit, ExitDetection, ExitStatus};
 pub use launcher::{Capabilities, Engine, Launcher, sh_quote};
-pub use options::{ShimChoice, ShimMode, Stderr};
+pub use options::{ShimChoice, ShimLink, ShimMode, Stderr};
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

@@ -31,7 +31,21 @@ pub(crate) struct Link {
     ended: Arc<Shared>,
     /// A detach was sent.
     detached: bool,
+    /// In band: the exit of the launcher session that runs the shim. Its
+    /// end without a report means the program lost its channel (the exec
+    /// client was killed): the link is then dropped, and the shim ends the
+    /// program.
+    launcher_exit: Option<sys::Handle>,
+    /// In band: the launcher session that carries the link (the bridge),
+    /// reaped once the link ends, and the pipe its stderr goes to.
+    companion: Option<sys::Process>,
+    companion_stderr: Option<sys::Handle>,
 }
+
+/// How long a report may trail the end of the launcher session that ran
+/// the shim: in band, the report comes through another session, so it may
+/// arrive a little after the first one's end.
+const REPORT_TRAILS_LAUNCHER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What ended a wait on the shim.
 #[derive(Clone, Copy)]
@@ -55,6 +69,30 @@ impl Link {
             own: own.map(Arc::new),
             ended: Arc::new(Shared::default()),
             detached: false,
+            launcher_exit: None,
+            companion: None,
+            companion_stderr: None,
+        }
+    }
+
+    /// In band: `exit` turns readable when the launcher session that runs
+    /// the shim ends; `companion` is the session that carries the link.
+    #[cfg(unix)]
+    pub(crate) fn in_band(mut self, exit: Option<sys::Handle>, companion: sys::Process, stderr: sys::Handle) -> Link {
+        self.launcher_exit = exit;
+        self.companion = Some(companion);
+        self.companion_stderr = Some(stderr);
+        self
+    }
+
+    /// Reaps the session that carried the link, which ends once the link
+    /// closed, waiting at most until `until`.
+    pub(crate) fn reap_companion(&mut self, until: Instant) {
+        if let Some(p) = &self.companion
+            && matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_))
+        {
+            self.companion = None;
+            self.companion_stderr = None;
         }
     }
 
@@ -64,7 +102,11 @@ impl Link {
         self.writer = Some(stream.try_clone()?);
         let state = self.ended.clone();
         let watch = self.own.clone();
+        let launcher_exit = self.launcher_exit.take();
         std::thread::Builder::new().name("umbilical-shim-link".into()).stack_size(64 * 1024).spawn(move || {
+            if let Some(exit) = &launcher_exit {
+                watch_launcher(&mut stream, &buf, exit);
+            }
             let result = match recv_report(&mut stream, &mut buf) {
                 Some(status) => Ended::Reported(status),
                 None => {
@@ -79,7 +121,7 @@ impl Link {
             // Close what this thread holds before publishing the end, so a
             // caller that saw the end sees no descriptor of ours left.
             stream.shutdown();
-            drop((stream, watch));
+            drop((stream, watch, launcher_exit));
             state.publish(result);
         })?;
         Ok(())
@@ -94,8 +136,16 @@ impl Link {
         let reader = sys::AsyncControlStream::new(stream)?;
         let state = self.ended.clone();
         let watch = self.own.clone();
+        let launcher_exit = match self.launcher_exit.take() {
+            Some(exit) => Some(sys::exit_ready(exit)?),
+            None => None,
+        };
         ::tokio::spawn(async move {
-            let result = match reader.recv_report(buf).await {
+            let report = match &launcher_exit {
+                Some(exit) => report_or_launcher_gone(&reader, buf, exit).await,
+                None => reader.recv_report(buf).await,
+            };
+            let result = match report {
                 Some(status) => Ended::Reported(status),
                 None => {
                     // As the thread does: wait for the program itself if
@@ -106,7 +156,7 @@ impl Link {
                     Ended::ProgramGone
                 }
             };
-            drop((reader, watch));
+            drop((reader, watch, launcher_exit));
             state.publish(result);
         });
         Ok(())
@@ -184,6 +234,51 @@ impl Drop for Link {
                 (None, None) => {}
             }
         }
+        if let Some(companion) = self.companion.take() {
+            sys::adopt(companion);
+        }
+    }
+}
+
+/// In band, until the report comes or the launcher session that runs the
+/// shim ends; then the report gets [`REPORT_TRAILS_LAUNCHER`] more, after
+/// which reads time out and the link is taken for dropped.
+#[cfg(unix)]
+fn watch_launcher(stream: &mut sys::ControlStream, buf: &[u8], exit: &sys::Handle) {
+    use std::os::fd::AsFd;
+    if !buf.is_empty() {
+        return;
+    }
+    if let Ok(Some(1)) = sys::wait_any(&[stream.as_fd(), exit.as_fd()], None) {
+        stream.set_read_deadline(Some(Instant::now() + REPORT_TRAILS_LAUNCHER));
+    }
+}
+
+/// Windows has no in-band link: no launcher session to watch.
+#[cfg(windows)]
+fn watch_launcher(_: &mut sys::ControlStream, _: &[u8], _: &sys::Handle) {}
+
+/// The async form of [`watch_launcher`] and the report: the report, or
+/// `None` once the launcher session ended and the report did not follow
+/// within [`REPORT_TRAILS_LAUNCHER`].
+#[cfg(feature = "tokio")]
+async fn report_or_launcher_gone(
+    reader: &sys::AsyncControlStream,
+    buf: Vec<u8>,
+    exit: &sys::ExitReady,
+) -> Option<ExitStatus> {
+    let mut report = std::pin::pin!(reader.recv_report(buf));
+    let mut gone = std::pin::pin!(exit.changed());
+    let launcher_ended = std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(r) = report.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(r));
+        }
+        gone.as_mut().poll(cx).map(|_| None)
+    })
+    .await;
+    match launcher_ended {
+        Some(r) => r,
+        None => ::tokio::time::timeout(REPORT_TRAILS_LAUNCHER, report).await.ok().flatten(),
     }
 }
 

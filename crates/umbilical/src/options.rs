@@ -49,6 +49,29 @@ impl From<bool> for ShimMode {
     }
 }
 
+/// How the shim's control link gets back to the caller; see
+/// [`Command::shim_link`](crate::Command::shim_link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ShimLink {
+    /// Forwarded where the launcher can forward a socket (every local
+    /// launcher; ssh with `-R`), in band through container exec (which
+    /// cannot).
+    #[default]
+    Auto,
+    /// A socket the shim connects to: the caller's rendezvous, or through
+    /// ssh a socket that `ssh -R` forwards to it. Not possible through
+    /// container exec.
+    Forwarded,
+    /// In band: a second session of the same launcher (`ssh HOST`,
+    /// `docker exec -i C`) runs a bridge that carries the link on its
+    /// stdin/stdout; no socket is forwarded. For ssh servers that forbid
+    /// stream-local forwarding (`AllowStreamLocalForwarding no`), and what
+    /// container exec always uses. Unix callers, ssh and container exec
+    /// only.
+    InBand,
+}
+
 /// What [`Command::shim_choice`](crate::Command::shim_choice) decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -70,6 +93,8 @@ pub(crate) struct Options {
     pub(crate) launcher: Launcher,
     pub(crate) shim: ShimMode,
     pub(crate) shim_path: Option<PathBuf>,
+    pub(crate) shim_link: ShimLink,
+    pub(crate) shim_source: Option<PathBuf>,
     pub(crate) connect_timeout: Duration,
     pub(crate) caller_gone_grace: Duration,
     pub(crate) kill_on_drop: bool,
@@ -91,6 +116,8 @@ impl Default for Options {
             launcher: Launcher::Direct,
             shim: ShimMode::Off,
             shim_path: None,
+            shim_link: ShimLink::Auto,
+            shim_source: None,
             connect_timeout: Duration::from_secs(60),
             caller_gone_grace: Duration::from_secs(5),
             kill_on_drop: false,
@@ -103,6 +130,26 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Whether the shim's link goes in band (a bridge in a second session).
+    pub(crate) fn in_band(&self) -> bool {
+        match self.shim_link {
+            ShimLink::InBand => true,
+            ShimLink::Forwarded => false,
+            ShimLink::Auto => matches!(self.launcher, Launcher::ContainerExec { .. }),
+        }
+    }
+
+    /// The shim binary on this host that is copied into a container: the
+    /// one set, else this executable.
+    pub(crate) fn shim_source(&self) -> Result<PathBuf> {
+        match &self.shim_source {
+            Some(p) => Ok(p.clone()),
+            None => std::env::current_exe().map_err(|e| {
+                Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e))
+            }),
+        }
+    }
+
     /// The shim to start: the one set, else this executable.
     pub(crate) fn shim_program(&self) -> Result<PathBuf> {
         match &self.shim_path {

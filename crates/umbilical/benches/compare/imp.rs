@@ -4,7 +4,9 @@ use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use umbilical::{ChannelKind, Command, ExitDetection};
+#[cfg(target_os = "linux")]
+use umbilical::ExitDetection;
+use umbilical::{ChannelKind, Command};
 
 #[path = "../../../../benches/report.rs"]
 mod report;

@@ -48,6 +48,11 @@ use crate::spec::ProgramSpec;
 use crate::sys;
 
 #[cfg(unix)]
+mod bridge;
+mod elf;
+#[cfg(unix)]
+mod in_band;
+#[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 use unix as os;
@@ -61,6 +66,12 @@ use windows as os;
 pub const SHIM_ARG: &str = "shim";
 /// The flag before the rendezvous path.
 pub const RENDEZVOUS_FLAG: &str = "--umbilical-rendezvous";
+/// The flag before the socket path of an in-band link's bridge (see
+/// [`ShimLink::InBand`](crate::ShimLink::InBand)).
+pub const BRIDGE_FLAG: &str = "--umbilical-bridge";
+/// After the bridge's socket: a file the bridge removes once the shim runs
+/// (a shim copied into a container).
+pub const REMOVE_FLAG: &str = "--umbilical-remove";
 
 /// If this process was started as a shim (`ARGV0 shim
 /// --umbilical-rendezvous PATH`), serve and exit with the program's code;
@@ -73,13 +84,26 @@ pub const RENDEZVOUS_FLAG: &str = "--umbilical-rendezvous";
 /// ```
 pub fn run_if_invoked() {
     let mut args = std::env::args_os().skip(1);
-    if args.next().as_deref() != Some(OsStr::new(SHIM_ARG))
-        || args.next().as_deref() != Some(OsStr::new(RENDEZVOUS_FLAG))
-    {
+    if args.next().as_deref() != Some(OsStr::new(SHIM_ARG)) {
         return;
     }
+    let flag = args.next();
     let Some(path) = args.next() else { return };
-    std::process::exit(serve(Path::new(&path)));
+    if flag.as_deref() == Some(OsStr::new(RENDEZVOUS_FLAG)) {
+        std::process::exit(serve(Path::new(&path)));
+    }
+    #[cfg(unix)]
+    if flag.as_deref() == Some(OsStr::new(BRIDGE_FLAG)) {
+        let remove = match (args.next(), args.next()) {
+            (Some(f), Some(file)) if f == REMOVE_FLAG => Some(PathBuf::from(file)),
+            _ => None,
+        };
+        let code = bridge::serve(Path::new(&path), remove.as_deref()).unwrap_or_else(|e| {
+            eprintln!("umbilical shim bridge: {e}");
+            125
+        });
+        std::process::exit(code);
+    }
 }
 
 /// Runs the shim's side against the rendezvous at `path` (Unix: a socket
@@ -118,8 +142,10 @@ pub(crate) fn choose(opts: &Options) -> ShimChoice {
     match &opts.launcher {
         Launcher::Direct => chosen(false, "no launcher: the program's status is exact without it"),
         Launcher::RunAs => chosen(true, "runas always uses it"),
-        Launcher::ContainerExec { .. } => chosen(false, "container exec forwards no socket back to the rendezvous"),
+        Launcher::ContainerExec { .. } => choose_container(opts),
         Launcher::Custom { .. } => chosen(false, "a custom launcher may not run it"),
+        Launcher::Ssh { .. } if opts.in_band() && cfg!(windows) => chosen(false, "an in-band link needs a Unix caller"),
+        Launcher::Ssh { .. } if opts.in_band() => chosen(true, "through ssh, in band"),
         Launcher::Ssh { .. } => chosen(true, "through ssh"),
         other => {
             let path = match opts.shim_program() {
@@ -131,6 +157,37 @@ pub(crate) fn choose(opts: &Options) -> ShimChoice {
                 Err(why) => ShimChoice { used: false, reason: why },
             }
         }
+    }
+}
+
+/// Through container exec the shim goes in band, as a static build copied
+/// in or one already inside.
+fn choose_container(opts: &Options) -> ShimChoice {
+    let chosen = |used: bool, reason: String| ShimChoice { used, reason };
+    if !opts.in_band() {
+        return chosen(false, "container exec forwards no socket back to the rendezvous".into());
+    }
+    if cfg!(windows) {
+        return chosen(false, "an in-band link needs a Unix caller".into());
+    }
+    if let Some(inside) = &opts.shim_path {
+        return chosen(true, format!("in band, the shim at {} in the container", inside.display()));
+    }
+    let source = match opts.shim_source() {
+        Ok(source) => source,
+        Err(e) => return chosen(false, e.to_string()),
+    };
+    match elf::linkage(&source) {
+        elf::Linkage::Static => chosen(true, format!("in band, {} copied in", source.display())),
+        elf::Linkage::Dynamic => chosen(
+            false,
+            format!(
+                "the shim {} is dynamically linked, and an image may lack its C library: name a static build with \
+                 shim_source, or one inside with shim_path",
+                source.display()
+            ),
+        ),
+        elf::Linkage::NotElf => chosen(false, format!("the shim {} is not a Linux (ELF) executable", source.display())),
     }
 }
 
@@ -333,6 +390,9 @@ fn supervise(
         let _ = process.signal_or_terminate(KILL);
     }
     let status = process.wait()?;
+    // No signal goes to the program's group after its end: a kept zombie
+    // is reaped now, not left to an init that may not reap (a container's).
+    process.release();
     {
         let (lock, cvar) = &*ended;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;

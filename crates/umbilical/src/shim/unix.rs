@@ -34,11 +34,11 @@ use crate::sys;
 /// Bytes of the token the parent writes into the channel (Unix): the first
 /// half is the shim's proof to the parent, the second the parent's proof to
 /// the shim.
-const TOKEN_LEN: usize = 32;
-const PROOF_LEN: usize = TOKEN_LEN / 2;
+pub(super) const TOKEN_LEN: usize = 32;
+pub(super) const PROOF_LEN: usize = TOKEN_LEN / 2;
 
 /// Compares secrets in time that does not depend on where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -181,10 +181,13 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     if opts.launcher == Launcher::RunAs {
         return Err(fail(ErrorKind::InvalidInput, "runas (UAC elevation) exists only on Windows", None));
     }
+    if opts.in_band() {
+        return super::in_band::spawn(spec, opts);
+    }
     if matches!(opts.launcher, Launcher::ContainerExec { .. }) {
         let what = format!(
-            "the shim cannot reach the rendezvous from inside a container ({launcher} exec forwards no socket); \
-             without the shim, {launcher} exec already returns the program's status"
+            "the shim cannot reach the rendezvous from inside a container ({launcher} exec forwards no socket): \
+             use the in-band link (ShimLink::Auto or InBand)"
         );
         return Err(fail(ErrorKind::InvalidInput, &what, None));
     }

@@ -52,6 +52,12 @@ impl ControlStream {
     }
 }
 
+impl std::os::fd::AsFd for ControlStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl io::Read for ControlStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf)

@@ -96,7 +96,6 @@ impl Process {
     /// reactor: a duplicate of the pidfd (Linux), a kqueue of its own with
     /// `EVFILT_PROC` (macOS/BSD). `None` where there is none, or once the
     /// process was reaped (its pid may be another's).
-    #[cfg(feature = "tokio")]
     pub(crate) fn exit_handle(&self) -> Option<std::os::fd::OwnedFd> {
         if matches!(*self.state.lock().unwrap_or_else(|e| e.into_inner()), State::Reaped) {
             return None;
@@ -170,6 +169,19 @@ impl Process {
             *state = if self.group { State::ExitedKept(status) } else { State::Reaped };
         }
         Ok(found)
+    }
+
+    /// Reaps a group leader kept a zombie after its exit (see
+    /// `State::ExitedKept`): for a process about to exit itself, whose
+    /// zombie child would otherwise go to an init that may never reap it
+    /// (a container's first process often does not).
+    pub(crate) fn release(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let State::ExitedKept(_) = *state
+            && matches!(self.reap_nohang(), Ok(Some(_)))
+        {
+            *state = State::Reaped;
+        }
     }
 
     fn reap_nohang(&self) -> io::Result<Option<ExitStatus>> {

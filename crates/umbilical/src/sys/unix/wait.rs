@@ -94,3 +94,29 @@ pub(crate) fn read_exact_until(fd: &OwnedFd, buf: &mut [u8], deadline: Instant) 
     }
     Ok(())
 }
+
+/// Waits until one of `fds` is readable (or hung up), or `deadline`
+/// passes: the index of the first ready one, `None` on timeout. `EINTR`
+/// restarts with the time left.
+///
+/// OS reference: poll(2).
+pub(crate) fn wait_any(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io::Result<Option<usize>> {
+    let mut polled: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN)).collect();
+    loop {
+        let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
+        match rustix::event::poll(&mut polled, timeout.as_ref()) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {
+                let ready = PollFlags::IN | PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL;
+                if let Some(i) = polled.iter().position(|p| p.revents().intersects(ready)) {
+                    return Ok(Some(i));
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+    }
+}

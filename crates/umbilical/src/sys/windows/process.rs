@@ -70,6 +70,9 @@ impl Process {
         self.pid
     }
 
+    /// Nothing to release: Windows keeps no zombie.
+    pub(crate) fn release(&self) {}
+
     /// OS reference: WaitForSingleObject, GetExitCodeProcess (Microsoft Learn).
     pub(crate) fn wait(&self) -> io::Result<ExitStatus> {
         loop {

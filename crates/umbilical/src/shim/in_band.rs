@@ -1,0 +1,374 @@
+//! The in-band link (Unix callers): the shim's control stream rides a
+//! second session of the same launcher instead of a forwarded socket.
+//!
+//! Container exec forwards no socket, and hardened ssh servers refuse to
+//! (`AllowStreamLocalForwarding no`). What every launcher does carry is a
+//! session's stdin and stdout. So:
+//! 1. Through container exec, the shim is copied in (`docker cp` of a
+//!    static build to `/tmp/umbilical-<random>`), unless `shim_path` names
+//!    one already there.
+//! 2. A first session runs the shim as a **bridge**: it listens on a socket
+//!    next to it that only its user may connect to, says it is ready, and
+//!    relays that socket to the session's stdin/stdout, which is a
+//!    socketpair of ours.
+//! 3. A second session runs the shim proper on the channel, as through any
+//!    launcher. It connects to the bridge's socket, and the handshake is the
+//!    usual one: the parent writes a token into the channel, the shim proves
+//!    it read it, the parent answers with the other half. A process of the
+//!    same user that reached the socket first cannot prove the token: the
+//!    launch fails, nothing is started for it.
+//!
+//! Why not the shim's stderr, one session only: a launcher carries nothing
+//! back into the shim's session but its stdin, and stdin belongs to the
+//! program. A kill, a detach and above all the caller's death need a way
+//! in: the docker and podman daemons keep a program running after its exec
+//! client is killed (verified here), so the only news of the caller that
+//! reaches inside is the end of a session's stdin. The bridge's session is
+//! that news: when the caller dies, the bridge's stdin ends, the link drops,
+//! and the shim ends the program after the grace. When the shim's own
+//! session dies while the caller lives (its exec client killed), the caller
+//! sees that launcher end without a report and drops the link itself
+//! (`Link::in_band`). The program's stderr stays its own: nothing is framed
+//! or relayed.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::unix::{PROOF_LEN, TOKEN_LEN, same_secret};
+use super::{Handshake, finish_connect, link_error, timed_out};
+use crate::child::Child;
+use crate::error::{Error, ErrorKind};
+use crate::exit::{ExitDetection, ExitStatus};
+use crate::launcher::Launcher;
+use crate::link::Link;
+use crate::options::{Options, Stderr};
+use crate::protocol::{Message, recv, send};
+use crate::spec::ProgramSpec;
+use crate::sys;
+
+/// Starts the program through the shim with an in-band link.
+pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
+    let fail = |kind, what: &str, source| Error::cannot_start(&spec.program, kind, what, source);
+    if !matches!(opts.launcher, Launcher::Ssh { .. } | Launcher::ContainerExec { .. }) {
+        return Err(fail(
+            ErrorKind::InvalidInput,
+            "an in-band shim link goes through ssh or container exec only; a local launcher's shim reaches the rendezvous",
+            None,
+        ));
+    }
+    let launcher = opts.launcher.name();
+    let deadline = Instant::now() + opts.connect_timeout;
+    let random = sys::random_token::<16>()
+        .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the bridge's socket: {e}"), Some(e)))?;
+    let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let placed = place(opts, &name, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+    let socket = format!("/tmp/umbilical-{name}.sock");
+    let bridge = match start_bridge(opts, &placed, &socket, deadline) {
+        Ok(bridge) => bridge,
+        Err(e) => {
+            placed.remove_unused(opts);
+            return Err(fail(e.kind(), &e.to_string(), None));
+        }
+    };
+    tracing::info!(launcher = %launcher, socket, "the shim's bridge is listening");
+    let outer_spec = ProgramSpec {
+        program: placed.shim.clone().into_os_string(),
+        args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), socket.into()],
+        ..ProgramSpec::default()
+    };
+    let outer_opts = Options {
+        stderr: opts.stderr,
+        kind: opts.kind,
+        launcher: opts.launcher.clone(),
+        detection: ExitDetection::Process,
+        // A group's signal (a supervisor's, timeout(1)'s) must reach the
+        // caller, who passes it on through the link, and not kill the
+        // engine's client, whose end would only lose the status.
+        process_group: opts.process_group,
+        ..Options::default()
+    };
+    // If this fails, dropping the bridge's stream ends its session, and the
+    // bridge removes the socket and the copied shim.
+    let mut child = crate::spawn::spawn(&outer_spec, &outer_opts)?;
+    let handshake = Handshake {
+        launcher: &launcher,
+        deadline,
+        request: super::request(spec, opts.process_group, opts.caller_gone_grace),
+        extra: None,
+        // The pid is in the container's namespace, or on the far host.
+        remote: true,
+    };
+    let exit = child.process_exit_handle();
+    match connect(bridge.stream, handshake, &mut child, &placed.shim) {
+        Ok(link) => {
+            let link = link.in_band(exit, bridge.process, bridge.stderr);
+            Ok(child.into_shim(link, opts.kill_on_drop))
+        }
+        Err(e) => {
+            // As through any launcher: SIGTERM first (the engines and ssh
+            // pass it on), then SIGKILL; reaped here, not later.
+            if !matches!(child.wait_timeout(Duration::from_secs(2)), Ok(Some(_))) {
+                let _ = child.terminate();
+                if !matches!(child.wait_timeout(Duration::from_millis(500)), Ok(Some(_))) {
+                    let _ = child.kill();
+                    let _ = child.wait_timeout(Duration::from_secs(2));
+                }
+            }
+            sys::adopt(bridge.process);
+            Err(fail(e.kind(), &e.to_string(), None))
+        }
+    }
+}
+
+/// Where the shim is for the launcher's sessions.
+struct Placed {
+    /// Its path where the launcher runs it.
+    shim: PathBuf,
+    /// Set when we copied it there: the bridge removes it.
+    copied: bool,
+}
+
+impl Placed {
+    /// The bridge never ran, so nobody removed the copy: an `rm -f` through
+    /// the launcher, bounded, best effort.
+    fn remove_unused(&self, opts: &Options) {
+        if !self.copied {
+            return;
+        }
+        let rm = ProgramSpec {
+            program: "rm".into(),
+            args: vec!["-f".into(), "--".into(), self.shim.clone().into_os_string()],
+            ..ProgramSpec::default()
+        };
+        match opts.launcher.wrap(&rm, ExitDetection::Process) {
+            Ok(Some(launched)) => {
+                if let Err(e) = run_bounded(&launched.spec, Instant::now() + Duration::from_secs(10)) {
+                    tracing::warn!("could not remove the shim copied to {}: {e}", self.shim.display());
+                }
+            }
+            _ => tracing::warn!("could not remove the shim copied to {}", self.shim.display()),
+        }
+    }
+}
+
+/// Puts the shim where the launcher's sessions can run it: through
+/// container exec a copy of [`Options::shim_source`] unless `shim_path`
+/// names one inside; through ssh `shim_path` (or this executable's path)
+/// on the far host, as with a forwarded link.
+fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error> {
+    if !matches!(opts.launcher, Launcher::ContainerExec { .. }) || opts.shim_path.is_some() {
+        return Ok(Placed { shim: opts.shim_program()?, copied: false });
+    }
+    let source = opts.shim_source()?;
+    let source = std::fs::canonicalize(&source).map_err(|e| {
+        Error::new(ErrorKind::ShimFailed, format!("cannot find the shim {}: {e}", source.display()), Some(e))
+    })?;
+    match super::elf::linkage(&source) {
+        super::elf::Linkage::Static => {}
+        super::elf::Linkage::Dynamic => tracing::warn!(
+            "the shim {} is dynamically linked: it runs only in an image that has its C library",
+            source.display()
+        ),
+        super::elf::Linkage::NotElf => {
+            return Err(Error::new(
+                ErrorKind::ShimFailed,
+                format!("the shim {} is not a Linux (ELF) executable, which a container needs", source.display()),
+                None,
+            ));
+        }
+    }
+    let inside = format!("/tmp/umbilical-{name}");
+    let copy = opts.launcher.copy_into(&source, &inside)?;
+    let spec = ProgramSpec { program: copy[0].clone(), args: copy[1..].to_vec(), ..ProgramSpec::default() };
+    tracing::debug!(argv = ?copy, "copying the shim into the container");
+    run_bounded(&spec, deadline).map_err(|e| {
+        Error::new(
+            e.kind(),
+            format!(
+                "{} could not copy the shim into the container ({e}); a missing or stopped container, or an image \
+                 with no writable /tmp: put a shim in the image and name it with shim_path",
+                opts.launcher.name()
+            ),
+            None,
+        )
+    })?;
+    Ok(Placed { shim: inside.into(), copied: true })
+}
+
+/// Runs `spec` with no input, until `deadline`: `Ok` on exit code 0,
+/// otherwise an error with what it said on stderr.
+fn run_bounded(spec: &ProgramSpec, deadline: Instant) -> Result<(), Error> {
+    let opts = Options { stderr: Stderr::Piped, ..Options::default() };
+    let mut child = crate::spawn::spawn(spec, &opts).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, e.to_string(), None),
+        _ => e,
+    })?;
+    drop(child.take_channel());
+    let stderr = child.take_stderr();
+    let left = deadline.saturating_duration_since(Instant::now());
+    let Some(exit) = child.wait_timeout(left).map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e)))? else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::new(ErrorKind::TimedOut, "it did not finish within the connect timeout", None));
+    };
+    if exit.status == ExitStatus::Exited(0) {
+        return Ok(());
+    }
+    let said = stderr.map(|s| read_some(s.take(4096))).unwrap_or_default();
+    Err(Error::new(ErrorKind::LauncherRefused, format!("{:?}: {}", exit.status, said.trim()), None))
+}
+
+fn read_some(mut r: impl Read) -> String {
+    let mut out = Vec::new();
+    let _ = r.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The bridge's session: its link stream, its launcher process and the
+/// pipe its stderr goes to (kept open while the link lives, so that a late
+/// word from the engine's client is no broken pipe).
+struct Bridge {
+    stream: sys::ControlStream,
+    process: sys::Process,
+    stderr: sys::Handle,
+}
+
+/// Starts the bridge through the launcher and waits for its ready byte.
+fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant) -> Result<Bridge, Error> {
+    let launcher = opts.launcher.name();
+    let mut args = vec![super::SHIM_ARG.into(), super::BRIDGE_FLAG.into(), socket.into()];
+    if placed.copied {
+        args.extend([super::REMOVE_FLAG.into(), placed.shim.clone().into_os_string()]);
+    }
+    let spec = ProgramSpec { program: placed.shim.clone().into_os_string(), args, ..ProgramSpec::default() };
+    let launched = opts.launcher.wrap(&spec, ExitDetection::Process)?.expect("ssh and container exec are launchers");
+    let io_fail = |what: &str| {
+        let what = what.to_string();
+        move |e: io::Error| Error::new(ErrorKind::Io, format!("{what}: {e}"), Some(e))
+    };
+    let (ours, theirs) = sys::socket_pair().map_err(io_fail("cannot create the bridge's stream"))?;
+    let (err_read, err_write) = sys::inbound_pipe().map_err(io_fail("cannot create the bridge's stderr pipe"))?;
+    let request = sys::Request {
+        spec: &launched.spec,
+        stdin: &theirs,
+        stdout: &theirs,
+        stderr: sys::StderrTarget::To(&err_write),
+        lifeline: None,
+        force_fork: false,
+        // As the shim's session: out of the caller's group.
+        process_group: opts.process_group,
+        no_window: false,
+        kill_on_close_job: false,
+    };
+    let process = sys::spawn(&request).map_err(|e| match e.kind {
+        ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, format!("{launcher}: {}", e.what), e.source),
+        kind => Error::new(kind, e.what, e.source),
+    })?;
+    drop((theirs, err_write));
+    let mut ready = [0u8; 1];
+    let got = sys::read_exact_until(&ours, &mut ready, deadline);
+    if got.is_ok() && ready[0] == super::bridge::READY {
+        let stream = sys::ControlStream::from_std(UnixStream::from(ours));
+        return Ok(Bridge { stream, process, stderr: err_read });
+    }
+    let timed = matches!(&got, Err(e) if e.kind() == io::ErrorKind::TimedOut);
+    drop(ours);
+    let status = match process.wait_deadline(Some(Instant::now() + Duration::from_secs(2))) {
+        Ok(Some(status)) => Some(status),
+        _ => {
+            let _ = process.kill();
+            let _ = process.wait();
+            None
+        }
+    };
+    let said = read_some(std::fs::File::from(err_read).take(4096));
+    let said = said.trim();
+    if timed {
+        return Err(timed_out(&launcher, "the shim's bridge did not start"));
+    }
+    let status_text = status.map_or_else(|| "did not end".to_string(), |s| format!("{s:?}"));
+    match status {
+        // The engines' and sh's code for a program that could not run.
+        Some(ExitStatus::Exited(126 | 127)) => Err(Error::new(
+            ErrorKind::ShimFailed,
+            format!(
+                "{launcher}: the shim {} could not run there ({status_text}: {said}); a container needs a static \
+                 build (see Command::shim_source), a far host the shim at shim_path",
+                placed.shim.display()
+            ),
+            None,
+        )),
+        _ => Err(Error::new(
+            ErrorKind::LauncherRefused,
+            format!(
+                "{launcher} ended ({status_text}) before the shim's bridge was ready: no such container or host, or \
+                 the exec was refused: {said}"
+            ),
+            None,
+        )),
+    }
+}
+
+/// The parent's side of the handshake over the bridge's stream: the token
+/// into the channel, the shim's proof, ours, and the request. While
+/// waiting, the end of the shim's session ends the wait.
+fn connect(mut stream: sys::ControlStream, hs: Handshake<'_>, child: &mut Child, shim: &Path) -> Result<Link, Error> {
+    let launcher = hs.launcher;
+    let token = sys::random_token::<TOKEN_LEN>()
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot make the shim's token: {e}"), Some(e)))?;
+    if let Some(channel) = child.channel() {
+        // A failed write means the session is gone: the wait below ends
+        // with its exit.
+        let _ = channel.write_all(&token);
+    }
+    if let Some(exit) = child.process_exit_handle() {
+        match sys::wait_any(&[stream.as_fd(), exit.as_fd()], Some(hs.deadline)) {
+            Ok(Some(0)) => {}
+            Ok(Some(_)) => {
+                let status = child.try_wait().ok().flatten().map(|e| e.status);
+                let status_text = status.map_or_else(|| "ended".to_string(), |s| format!("{s:?}"));
+                let (kind, why) = match status {
+                    Some(ExitStatus::Exited(126 | 127)) => {
+                        (ErrorKind::ShimFailed, format!("the shim {} could not run there", shim.display()))
+                    }
+                    _ => (ErrorKind::LauncherRefused, "the exec was refused or the container stopped".to_string()),
+                };
+                return Err(Error::new(
+                    kind,
+                    format!("{launcher} ended ({status_text}) before the shim connected to its bridge: {why}"),
+                    None,
+                ));
+            }
+            Ok(None) => return Err(timed_out(launcher, "the shim did not connect to its bridge")),
+            Err(e) => return Err(link_error(launcher, "waiting for the shim")(e)),
+        }
+    }
+    stream.set_read_deadline(Some(hs.deadline));
+    let mut buf = Vec::new();
+    match recv(&mut stream, &mut buf) {
+        Ok(Message::Hello { token: t, .. }) if same_secret(&t, &token[..PROOF_LEN]) => {}
+        Ok(Message::Hello { .. }) => {
+            return Err(Error::new(
+                ErrorKind::ShimFailed,
+                format!(
+                    "{launcher}: a process other than our shim connected to the bridge first (wrong token); nothing was started"
+                ),
+                None,
+            ));
+        }
+        Ok(other) => {
+            return Err(Error::new(ErrorKind::Protocol, format!("{launcher}: expected hello, got {other:?}"), None));
+        }
+        Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+            return Err(timed_out(launcher, "the shim did not say hello"));
+        }
+        Err(e) => return Err(link_error(launcher, "reading the shim's hello")(e)),
+    }
+    tracing::info!(launcher, "the shim connected through its bridge and proved the token");
+    send(&mut stream, &Message::Welcome { token: token[PROOF_LEN..].to_vec() })
+        .map_err(link_error(launcher, "answering the shim's hello"))?;
+    finish_connect(stream, buf, hs, |_| Ok(()))
+}
