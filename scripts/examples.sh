@@ -24,6 +24,11 @@ for engine in docker podman; do
   var="UMBILICAL_TEST_$(echo "$engine" | tr a-z A-Z)_CONTAINER"
   if [ -n "${!var:-}" ]; then
     check "in_container $engine" 0 "$ex/in_container" "$engine" "${!var}"
+    if [ -n "${UMBILICAL_TEST_STATIC_SHIM:-}" ]; then
+      check "in_container $engine, with the shim" 0 "$ex/in_container" "$engine" "${!var}" "$UMBILICAL_TEST_STATIC_SHIM"
+    else
+      echo "SKIP: in_container $engine with the shim: UMBILICAL_TEST_STATIC_SHIM unset (scripts/test.sh builds it)"
+    fi
   else
     echo "SKIP: in_container $engine: $var unset (scripts/containers.sh start)"
   fi

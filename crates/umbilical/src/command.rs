@@ -206,10 +206,11 @@ impl Command {
     /// runuser, su) when that user can execute the shim (every directory on
     /// its path searchable, the file executable, by mode bits), through ssh
     /// (the far host must have it at the same path, or at
-    /// [`Command::shim_path`]), and through Windows elevation; not with no
-    /// launcher (the status is exact without it), not through container
-    /// exec (no way back to the rendezvous), not through a custom prefix
-    /// (whether it runs the shim is unknowable).
+    /// [`Command::shim_path`]), through container exec in band when the
+    /// shim to copy in is a static build ([`Command::shim_source`]) or
+    /// `shim_path` names one inside, and through Windows elevation; not with
+    /// no launcher (the status is exact without it), not through a custom
+    /// prefix (whether it runs the shim is unknowable).
     pub fn shim_choice(&self) -> ShimChoice {
         crate::shim::choose(&self.opts)
     }
