@@ -70,7 +70,7 @@ pub struct RunArgs {
     foreground: bool,
     /// Start the program through a launcher: direct (default), sudo[:USER],
     /// doas[:USER], pkexec[:USER], runuser:USER, su:USER,
-    /// ssh:[USER@]HOST[:PORT], docker:CONTAINER, podman:CONTAINER,
+    /// ssh:[USER@]HOST[:PORT], docker:[USER@]CONTAINER, podman:[USER@]CONTAINER,
     /// kubectl:[NAMESPACE/]POD, runas (Windows UAC elevation, always
     /// through the shim), or custom:PROGRAM[,ARG...] (an argv prefix).
     #[arg(long, value_name = "SPEC", default_value = "direct")]

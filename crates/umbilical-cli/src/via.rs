@@ -5,7 +5,7 @@ use umbilical::{Capabilities, Engine, Launcher};
 /// Parses a launcher spec:
 /// `direct`, `sudo[:USER]`, `doas[:USER]`, `pkexec[:USER]`, `runuser:USER`,
 /// `su:USER`, `ssh:[USER@]HOST[:PORT]` (an IPv6 host in brackets),
-/// `docker:CONTAINER`, `podman:CONTAINER`, `kubectl:[NAMESPACE/]POD`,
+/// `docker:[USER@]CONTAINER`, `podman:[USER@]CONTAINER`, `kubectl:[NAMESPACE/]POD`,
 /// `runas`, `custom:PROGRAM[,ARG...]`. A custom launcher is assumed to keep
 /// stdio and inherited descriptors and to return the program's status,
 /// unless `detaches` says it exits at once.
@@ -63,17 +63,19 @@ pub fn parse(spec: &str, detaches: bool) -> Result<Launcher, String> {
             };
             Launcher::Ssh { destination, port, options: Vec::new() }
         }
-        "docker" => Launcher::ContainerExec {
-            engine: Engine::Docker,
-            target: name("docker", "container", &needs("docker", "a container")?)?,
-        },
-        "podman" => Launcher::ContainerExec {
-            engine: Engine::Podman,
-            target: name("podman", "container", &needs("podman", "a container")?)?,
-        },
+        "docker" | "podman" => {
+            let engine = if kind == "docker" { Engine::Docker } else { Engine::Podman };
+            let target = needs(kind, "a container: [USER@]CONTAINER")?;
+            let (user, container) = match target.split_once('@') {
+                Some((u, c)) => (Some(name(kind, "user", u)?), c.to_string()),
+                None => (None, target),
+            };
+            Launcher::ContainerExec { engine, target: name(kind, "container", &container)?, user }
+        }
         "kubectl" => Launcher::ContainerExec {
             engine: Engine::Kubectl,
             target: name("kubectl", "pod", &needs("kubectl", "[NAMESPACE/]POD")?)?,
+            user: None,
         },
         "runas" if rest.is_none() => Launcher::RunAs,
         "custom" => {
@@ -137,8 +139,21 @@ mod tests {
         );
         assert!(parse("ssh:host:notaport", false).is_err());
         assert_eq!(
+            parse("docker:app@web", false),
+            Ok(Launcher::ContainerExec { engine: Engine::Docker, target: "web".into(), user: Some("app".into()) })
+        );
+        assert_eq!(
+            parse("podman:1000:1000@web", false),
+            Ok(Launcher::ContainerExec {
+                engine: Engine::Podman,
+                target: "web".into(),
+                user: Some("1000:1000".into())
+            })
+        );
+        assert!(parse("docker:-u@web", false).is_err());
+        assert_eq!(
             parse("kubectl:ns/pod", false),
-            Ok(Launcher::ContainerExec { engine: Engine::Kubectl, target: "ns/pod".into() })
+            Ok(Launcher::ContainerExec { engine: Engine::Kubectl, target: "ns/pod".into(), user: None })
         );
         let Ok(Launcher::Custom { prefix, capabilities }) = parse("custom:setsid,-f", true) else { panic!() };
         assert_eq!(prefix, ["setsid", "-f"]);

@@ -30,7 +30,7 @@ fn engines(what: &str) -> Vec<(Engine, String)> {
 
 fn exec(engine: Engine, container: &str, args: &[&str]) -> umbilical::Command {
     let mut cmd = umbilical::Command::new(args[0]);
-    cmd.args(&args[1..]).launcher(Launcher::ContainerExec { engine, target: container.into() });
+    cmd.args(&args[1..]).launcher(Launcher::ContainerExec { engine, target: container.into(), user: None });
     cmd
 }
 
@@ -291,6 +291,32 @@ fn exec_client_killed_ends_the_program() {
             gone_inside(engine, &c, "umbilical-", std::time::Duration::from_secs(10)),
             "{engine:?}: the shim and its bridge ended"
         );
+        assert_eq!(our_files(engine, &c), Vec::<String>::new(), "{engine:?}: no file of ours left in /tmp");
+    }
+}
+
+/// Running as a given user (`-u UID:GID`), with and without the shim: the
+/// program is that user; with the shim the bridge (the container's default
+/// user, root here) hands its socket over and still removes the copy.
+#[test]
+fn as_a_given_user() {
+    let shim = static_shim("the shim as a given user");
+    let _serial = one_at_a_time();
+    for (engine, c) in engines("as a given user") {
+        let launcher = Launcher::ContainerExec { engine, target: c.clone(), user: Some("1000:1000".into()) };
+        let mut plain = umbilical::Command::new("id");
+        plain.arg("-u").launcher(launcher.clone());
+        assert_eq!(output_after(plain.spawn().unwrap(), b"").trim(), "1000", "{engine:?}: without the shim");
+        let Some(shim) = &shim else { continue };
+        let mut shimmed = umbilical::Command::new("sh");
+        shimmed.args(["-c", "id -u; exit 3"]).launcher(launcher).shim(true).shim_source(shim).kill_on_drop(true);
+        let mut child = shimmed.spawn().unwrap();
+        let channel = child.take_channel().unwrap();
+        let (out, exit) = bounded(LIMIT, "the shim as a given user", move || {
+            (round_trip(channel, Vec::new(), vec![1]), child.wait().unwrap())
+        });
+        assert_eq!(String::from_utf8_lossy(&out).trim(), "1000", "{engine:?}: with the shim");
+        assert_eq!(exit.status, ExitStatus::Exited(3), "{engine:?}");
         assert_eq!(our_files(engine, &c), Vec::<String>::new(), "{engine:?}: no file of ours left in /tmp");
     }
 }

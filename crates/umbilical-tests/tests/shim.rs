@@ -247,7 +247,7 @@ fn a_detaching_launcher_with_the_shim_gives_the_exact_status() {
 fn the_shim_through_container_exec_checks_before_anything_starts() {
     use umbilical::{Engine, ShimLink, ShimMode};
     for (engine, name) in [(Engine::Docker, "docker"), (Engine::Podman, "podman"), (Engine::Kubectl, "kubectl")] {
-        let container = Launcher::ContainerExec { engine, target: "web".into() };
+        let container = Launcher::ContainerExec { engine, target: "web".into(), user: None };
         let mut cmd = helper(&["echo"]);
         cmd.launcher(container.clone()).shim(true).shim_link(ShimLink::Forwarded);
         let err = cmd.spawn().expect_err("a forwarded link through container exec must be refused");

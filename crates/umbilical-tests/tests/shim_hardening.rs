@@ -113,7 +113,7 @@ fn auto_chooses_the_shim_where_it_can_work() {
     };
     let direct = choice(Launcher::Direct, HELPER);
     assert!(!direct.used && direct.reason.contains("no launcher"), "{direct:?}");
-    let container = choice(Launcher::ContainerExec { engine: Engine::Docker, target: "c".into() }, HELPER);
+    let container = choice(Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: None }, HELPER);
     assert!(!container.used && container.reason.contains("container"), "{container:?}");
     let custom = choice(Launcher::Custom { prefix: vec!["env".into()], capabilities: Capabilities::default() }, HELPER);
     assert!(!custom.used, "{custom:?}");

@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "podman" => Engine::Podman,
         other => return Err(format!("unknown engine {other:?}").into()),
     };
-    let launcher = Launcher::ContainerExec { engine, target: container.clone() };
+    let launcher = Launcher::ContainerExec { engine, target: container.clone(), user: None };
     let with_shim = |cmd: &mut Command| {
         if let Some(shim) = shim {
             cmd.shim(true).shim_source(shim);

@@ -103,7 +103,7 @@ pub enum Launcher {
         /// Extra ssh arguments, placed before the destination.
         options: Vec<String>,
     },
-    /// `docker|podman exec -i TARGET PROGRAM ARGS`, or
+    /// `docker|podman exec -i [-u USER] TARGET PROGRAM ARGS`, or
     /// `kubectl exec -i [-n NAMESPACE] POD -- PROGRAM ARGS` (target
     /// `namespace/pod`).
     ContainerExec {
@@ -111,6 +111,10 @@ pub enum Launcher {
         engine: Engine,
         /// The container (or `[namespace/]pod` for kubectl).
         target: String,
+        /// Run as this user of the container (`-u`: a name or
+        /// `UID[:GID]`); `None` is the image's. kubectl has no such
+        /// option: `InvalidInput`.
+        user: Option<String>,
     },
     /// Windows elevation (`ShellExecuteExW` with verb `runas`): passes no
     /// handles, so [`Command`](crate::Command) always starts it with the
@@ -279,10 +283,18 @@ impl Launcher {
                 argv.push(command.into());
                 return Ok(argv);
             }
-            Launcher::ContainerExec { engine, target } => match engine {
+            Launcher::ContainerExec { engine, target, user } => match engine {
                 Engine::Docker | Engine::Podman => {
                     not_option("container", target)?;
-                    push(&[if *engine == Engine::Docker { "docker" } else { "podman" }, "exec", "-i", target]);
+                    push(&[if *engine == Engine::Docker { "docker" } else { "podman" }, "exec", "-i"]);
+                    if let Some(u) = user {
+                        not_option("user", u)?;
+                        push(&["-u", u]);
+                    }
+                    push(&[target]);
+                }
+                Engine::Kubectl if user.is_some() => {
+                    return Err(invalid("kubectl exec cannot run as another user (no --user option)".into()));
                 }
                 Engine::Kubectl => {
                     let (ns, pod) = match target.split_once('/') {
@@ -317,7 +329,7 @@ impl Launcher {
     /// path) to `inside` in the container (`docker cp`, `podman cp`,
     /// `kubectl cp`, which needs `tar` in the container).
     pub(crate) fn copy_into(&self, host: &std::path::Path, inside: &str) -> Result<Vec<OsString>, Error> {
-        let Launcher::ContainerExec { engine, target } = self else {
+        let Launcher::ContainerExec { engine, target, .. } = self else {
             return Err(Error::new(ErrorKind::InvalidInput, format!("{} copies no file", self.name()), None));
         };
         if target.is_empty() || target.starts_with('-') || !host.is_absolute() {
@@ -481,19 +493,35 @@ mod tests {
             ["ssh", "-p", "2222", "-T", "bob@127.0.0.1", "--", "cat 'a b'"]
         );
         assert_eq!(
-            plan(&Launcher::ContainerExec { engine: Engine::Docker, target: "web".into() }, "cat", &[]),
+            plan(&Launcher::ContainerExec { engine: Engine::Docker, target: "web".into(), user: None }, "cat", &[]),
             ["docker", "exec", "-i", "web", "cat"]
         );
         assert_eq!(
-            plan(&Launcher::ContainerExec { engine: Engine::Podman, target: "web".into() }, "cat", &[]),
+            plan(&Launcher::ContainerExec { engine: Engine::Podman, target: "web".into(), user: None }, "cat", &[]),
             ["podman", "exec", "-i", "web", "cat"]
         );
         assert_eq!(
-            plan(&Launcher::ContainerExec { engine: Engine::Kubectl, target: "prod/api-0".into() }, "cat", &["-"]),
+            plan(
+                &Launcher::ContainerExec {
+                    engine: Engine::Docker,
+                    target: "web".into(),
+                    user: Some("1000:1000".into())
+                },
+                "cat",
+                &[]
+            ),
+            ["docker", "exec", "-i", "-u", "1000:1000", "web", "cat"]
+        );
+        assert_eq!(
+            plan(
+                &Launcher::ContainerExec { engine: Engine::Kubectl, target: "prod/api-0".into(), user: None },
+                "cat",
+                &["-"]
+            ),
             ["kubectl", "exec", "-i", "-n", "prod", "api-0", "--", "cat", "-"]
         );
         assert_eq!(
-            plan(&Launcher::ContainerExec { engine: Engine::Kubectl, target: "api-0".into() }, "cat", &[]),
+            plan(&Launcher::ContainerExec { engine: Engine::Kubectl, target: "api-0".into(), user: None }, "cat", &[]),
             ["kubectl", "exec", "-i", "api-0", "--", "cat"]
         );
         let custom = Launcher::Custom {
@@ -515,8 +543,10 @@ mod tests {
             Launcher::Runuser { user: "--preserve-environment".into() },
             Launcher::Su { user: "".into() },
             Launcher::Ssh { destination: "-oProxyCommand=touch /tmp/pwned".into(), port: None, options: vec![] },
-            Launcher::ContainerExec { engine: Engine::Docker, target: "--privileged".into() },
-            Launcher::ContainerExec { engine: Engine::Kubectl, target: "-n/pod".into() },
+            Launcher::ContainerExec { engine: Engine::Docker, target: "--privileged".into(), user: None },
+            Launcher::ContainerExec { engine: Engine::Kubectl, target: "-n/pod".into(), user: None },
+            Launcher::ContainerExec { engine: Engine::Kubectl, target: "pod".into(), user: Some("app".into()) },
+            Launcher::ContainerExec { engine: Engine::Docker, target: "web".into(), user: Some("-0".into()) },
             Launcher::RunAs,
         ];
         for l in bad {

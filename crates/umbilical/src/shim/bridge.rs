@@ -1,6 +1,6 @@
 //! The bridge: the far end of an in-band link (see `in_band.rs`), started
 //! by the launcher as `SHIM shim --umbilical-bridge SOCKET [--umbilical-remove
-//! FILE]` in a session of its own.
+//! FILE] [--umbilical-owner USER]` in a session of its own.
 //!
 //! It listens at SOCKET (only its user may connect), says it is ready with
 //! one byte on stdout, relays the shim's connection to its stdin/stdout,
@@ -9,6 +9,7 @@
 //! the same user who connects first gets nothing: the parent's token check
 //! fails, and the launch with it.
 
+use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -43,11 +44,16 @@ impl Drop for Remove {
 }
 
 /// Serves as the bridge; returns the exit code.
-pub(super) fn serve(socket: &Path, remove: Option<&Path>) -> io::Result<i32> {
+pub(super) fn serve(socket: &Path, remove: Option<&Path>, owner: Option<&OsStr>) -> io::Result<i32> {
     let mut files = Remove(std::iter::once(socket).chain(remove).map(Path::to_owned).collect());
     let stdin = io::stdin().as_fd().try_clone_to_owned()?;
     let stdout = io::stdout().as_fd().try_clone_to_owned()?;
+    let owner = owner.map(resolve_user).transpose()?;
     let listener = sys::listen_private(socket)?;
+    if let Some((uid, gid)) = owner {
+        // Still mode 0600: now the program's user's only.
+        std::os::unix::fs::chown(socket, Some(uid), gid)?;
+    }
     std::fs::File::from(stdout.try_clone()?).write_all(&[READY])?;
     let Some(conn) = sys::accept_or_hangup(&listener, stdin.as_fd(), Instant::now() + ACCEPT_TIMEOUT)? else {
         return Ok(0);
@@ -57,4 +63,47 @@ pub(super) fn serve(socket: &Path, remove: Option<&Path>) -> io::Result<i32> {
     files.now();
     sys::relay(stdin, stdout, conn)?;
     Ok(0)
+}
+
+/// A user as `docker exec -u` takes it: `UID[:GID]`, or `NAME[:GROUP]`
+/// looked up in this host's (the container's) `/etc/passwd` and
+/// `/etc/group`.
+fn resolve_user(spec: &OsStr) -> io::Result<(u32, Option<u32>)> {
+    let bad = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    let spec = spec.to_str().ok_or_else(|| bad("the user is not UTF-8".into()))?;
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |file: &str, name: &str, field: usize| -> io::Result<u32> {
+        if let Ok(id) = name.parse::<u32>() {
+            return Ok(id);
+        }
+        let text = std::fs::read_to_string(file)?;
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&name))
+            .and_then(|f| f.get(field)?.parse().ok())
+            .ok_or_else(|| bad(format!("no user or group {name:?} in {file}")))
+    };
+    let uid = lookup("/etc/passwd", user, 2)?;
+    let gid = match group {
+        Some(g) => Some(lookup("/etc/group", g, 2)?),
+        // A user's own group, where the name is in /etc/passwd.
+        None => lookup("/etc/passwd", user, 3).ok().filter(|_| user.parse::<u32>().is_err()),
+    };
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_as_docker_takes_them() {
+        assert_eq!(resolve_user(OsStr::new("1000")).unwrap(), (1000, None));
+        assert_eq!(resolve_user(OsStr::new("1000:50")).unwrap(), (1000, Some(50)));
+        assert_eq!(resolve_user(OsStr::new("root")).unwrap(), (0, Some(0)));
+        assert!(resolve_user(OsStr::new("umbilical-no-such-user")).is_err());
+    }
 }

@@ -10,7 +10,9 @@
 //! 2. A first session runs the shim as a **bridge**: it listens on a socket
 //!    next to it that only its user may connect to, says it is ready, and
 //!    relays that socket to the session's stdin/stdout, which is a
-//!    socketpair of ours.
+//!    socketpair of ours. Through container exec with a user, the bridge
+//!    runs as the container's default user (it removes the copy it owns)
+//!    and hands the socket to the program's user.
 //! 3. A second session runs the shim proper on the channel, as through any
 //!    launcher. It connects to the bridge's socket, and the handshake is the
 //!    usual one: the parent writes a token into the channel, the shim proves
@@ -143,7 +145,7 @@ impl Placed {
             args: vec!["-f".into(), "--".into(), self.shim.clone().into_os_string()],
             ..ProgramSpec::default()
         };
-        match opts.launcher.wrap(&rm, ExitDetection::Process) {
+        match as_default_user(&opts.launcher).wrap(&rm, ExitDetection::Process) {
             Ok(Some(launched)) => {
                 if let Err(e) = run_bounded(&launched.spec, Instant::now() + Duration::from_secs(10)) {
                     tracing::warn!("could not remove the shim copied to {}: {e}", self.shim.display());
@@ -236,6 +238,17 @@ struct Bridge {
     stderr: sys::Handle,
 }
 
+/// The launcher as the container's default user: the bridge runs so, to
+/// remove the copy it owns and hand its socket to the program's user.
+fn as_default_user(launcher: &Launcher) -> Launcher {
+    match launcher {
+        Launcher::ContainerExec { engine, target, .. } => {
+            Launcher::ContainerExec { engine: *engine, target: target.clone(), user: None }
+        }
+        other => other.clone(),
+    }
+}
+
 /// Starts the bridge through the launcher and waits for its ready byte.
 fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant) -> Result<Bridge, Error> {
     let launcher = opts.launcher.name();
@@ -243,8 +256,13 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
     if placed.copied {
         args.extend([super::REMOVE_FLAG.into(), placed.shim.clone().into_os_string()]);
     }
+    if let Launcher::ContainerExec { user: Some(user), .. } = &opts.launcher {
+        args.extend([super::OWNER_FLAG.into(), user.into()]);
+    }
     let spec = ProgramSpec { program: placed.shim.clone().into_os_string(), args, ..ProgramSpec::default() };
-    let launched = opts.launcher.wrap(&spec, ExitDetection::Process)?.expect("ssh and container exec are launchers");
+    let launched = as_default_user(&opts.launcher)
+        .wrap(&spec, ExitDetection::Process)?
+        .expect("ssh and container exec are launchers");
     let io_fail = |what: &str| {
         let what = what.to_string();
         move |e: io::Error| Error::new(ErrorKind::Io, format!("{what}: {e}"), Some(e))

@@ -72,6 +72,10 @@ pub const BRIDGE_FLAG: &str = "--umbilical-bridge";
 /// After the bridge's socket: a file the bridge removes once the shim runs
 /// (a shim copied into a container).
 pub const REMOVE_FLAG: &str = "--umbilical-remove";
+/// After the bridge's socket: the user (a name or `UID[:GID]`, as
+/// `docker exec -u` takes) the socket is handed to, when the program runs
+/// as another user than the bridge.
+pub const OWNER_FLAG: &str = "--umbilical-owner";
 
 /// If this process was started as a shim (`ARGV0 shim
 /// --umbilical-rendezvous PATH`), serve and exit with the program's code;
@@ -94,11 +98,15 @@ pub fn run_if_invoked() {
     }
     #[cfg(unix)]
     if flag.as_deref() == Some(OsStr::new(BRIDGE_FLAG)) {
-        let remove = match (args.next(), args.next()) {
-            (Some(f), Some(file)) if f == REMOVE_FLAG => Some(PathBuf::from(file)),
-            _ => None,
-        };
-        let code = bridge::serve(Path::new(&path), remove.as_deref()).unwrap_or_else(|e| {
+        let (mut remove, mut owner) = (None, None);
+        while let (Some(flag), Some(value)) = (args.next(), args.next()) {
+            if flag == REMOVE_FLAG {
+                remove = Some(PathBuf::from(value));
+            } else if flag == OWNER_FLAG {
+                owner = Some(value);
+            }
+        }
+        let code = bridge::serve(Path::new(&path), remove.as_deref(), owner.as_deref()).unwrap_or_else(|e| {
             eprintln!("umbilical shim bridge: {e}");
             125
         });
