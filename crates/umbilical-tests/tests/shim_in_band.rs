@@ -45,6 +45,7 @@ fn forwarding_forbidden_refuses_the_forwarded_link() {
     cmd.shim_link(ShimLink::Forwarded).stderr(umbilical::Stderr::Null);
     let err = bounded(LIMIT, "forwarded link refused", move || cmd.spawn().map(|_| ()).unwrap_err());
     assert_eq!(err.kind(), ErrorKind::LauncherRefused, "{err}");
+    assert!(err.to_string().contains("ShimLink::InBand"), "the error says what goes without forwarding: {err}");
 }
 
 /// In band through both servers: a 200 KB round trip read to EOF before

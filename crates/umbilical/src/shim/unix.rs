@@ -125,6 +125,12 @@ fn connect(
                         "; the shim {} may be missing or not executable there (--shim-path names it; --no-shim does without)",
                         shim.display()
                     ),
+                    // ssh's own failures, a refused forwarding among them
+                    // (ExitOnForwardFailure).
+                    Some(ExitStatus::Exited(255)) if hs.remote => "; if the server forbids stream-local forwarding \
+                        (AllowStreamLocalForwarding no), the in-band link goes without it (ShimLink::InBand, \
+                        --shim-link in-band)"
+                        .to_string(),
                     _ => String::new(),
                 };
                 return Err(Error::new(
