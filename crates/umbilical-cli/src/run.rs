@@ -307,6 +307,15 @@ pub fn run(args: RunArgs) -> i32 {
         let used = if shim.used { "used" } else { "not used" };
         eprintln!("umbilical: shim: {used} ({})", shim.reason);
     }
+    // The engines stop only their exec client: say so before a timeout
+    // leaves the program running in the container.
+    let container = ["docker:", "podman:", "kubectl:"].iter().any(|p| args.via.starts_with(p));
+    if !shim.used && args.timeout.is_some() && container {
+        eprintln!(
+            "umbilical: warning: without the shim, --timeout stops the exec client, not the program in the container ({}); --shim-source names a static shim",
+            shim.reason
+        );
+    }
     // On Windows the program runs in a kill-on-close job, so that --timeout
     // (and umbilical dying) ends what it started too, not only itself.
     #[cfg(windows)]

@@ -149,5 +149,10 @@ fn a_dynamic_cli_does_without_the_shim_and_says_why() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{engine}: {err}");
         assert!(err.contains("shim: not used") && err.contains("dynamically linked"), "{engine}: {err}");
+        // A timeout then warns that it cannot reach inside.
+        let out = umbilical(&["run", "--timeout", "30", "--via", &format!("{engine}:{c}"), "--", "true"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{engine}: {err}");
+        assert!(err.contains("warning: without the shim, --timeout stops the exec client"), "{engine}: {err}");
     }
 }

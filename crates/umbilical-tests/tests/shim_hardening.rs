@@ -113,8 +113,19 @@ fn auto_chooses_the_shim_where_it_can_work() {
     };
     let direct = choice(Launcher::Direct, HELPER);
     assert!(!direct.used && direct.reason.contains("no launcher"), "{direct:?}");
-    let container = choice(Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: None }, HELPER);
-    assert!(!container.used && container.reason.contains("container"), "{container:?}");
+    // Container exec: a shim_path names one inside the container, taken on
+    // trust; a shim to copy in must be static; a forwarded link cannot be.
+    let docker = Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: None };
+    let inside = choice(docker.clone(), "/opt/umbilical-shim");
+    assert!(inside.used && inside.reason.contains("in band"), "{inside:?}");
+    let mut cmd = Command::new("true");
+    cmd.launcher(docker.clone()).shim(ShimMode::Auto).shim_source(HELPER);
+    let dynamic = cmd.shim_choice();
+    assert!(!dynamic.used && dynamic.reason.contains("dynamically linked"), "{dynamic:?}");
+    let mut cmd = Command::new("true");
+    cmd.launcher(docker).shim(ShimMode::Auto).shim_link(umbilical::ShimLink::Forwarded);
+    let forwarded = cmd.shim_choice();
+    assert!(!forwarded.used && forwarded.reason.contains("container"), "{forwarded:?}");
     let custom = choice(Launcher::Custom { prefix: vec!["env".into()], capabilities: Capabilities::default() }, HELPER);
     assert!(!custom.used, "{custom:?}");
     let root = choice(Launcher::Sudo { user: None, non_interactive: true }, HELPER);
