@@ -64,6 +64,10 @@ step "examples (crates/umbilical/examples)" bash scripts/examples.sh
 
 # The two published crates as crates.io would get them (the CLI built
 # against the packaged library).
+# Cargo unpacks the packaged crates for verification into CARGO_HOME and
+# reuses an earlier unpack of the same name and version: a stale copy of
+# our own crates would verify the CLI against old sources.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/umbilical-[0-9]* "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/umbilical-cli-[0-9]*
 step "cargo package (umbilical, umbilical-cli)" cargo package --workspace --exclude umbilical-tests --locked --allow-dirty
 
 # Speed against std, measured in the same run (prints figures and ratios;
