@@ -17,11 +17,14 @@ cd "$(dirname "$0")/.."
 dir="$PWD/target/containers"
 image=umb-test:latest
 docker_c=umb-test-docker
+# A container whose root filesystem is read-only: no writable place for a
+# shim copied in.
+docker_ro=umb-test-docker-ro
 podman_c=umb-test-podman
 
 stop() {
   if [ -S "$dir/docker/sock" ]; then
-    DOCKER_HOST="unix://$dir/docker/sock" timeout 30 docker rm -f "$docker_c" >/dev/null 2>&1
+    DOCKER_HOST="unix://$dir/docker/sock" timeout 30 docker rm -f "$docker_c" "$docker_ro" >/dev/null 2>&1
   fi
   if [ -f "$dir/docker/pid" ]; then
     pid=$(cat "$dir/docker/pid")
@@ -71,6 +74,11 @@ start)
     && docker run -d --network none --name "$docker_c" "$image" sleep 36000 >/dev/null; then
     echo "export UMBILICAL_TEST_DOCKER_HOST=unix://$d/sock DOCKER_HOST=unix://$d/sock"
     echo "export UMBILICAL_TEST_DOCKER_CONTAINER=$docker_c"
+    if docker run -d --read-only --network none --name "$docker_ro" "$image" sleep 36000 >/dev/null; then
+      echo "export UMBILICAL_TEST_DOCKER_READONLY_CONTAINER=$docker_ro"
+    else
+      echo "SKIP: docker: cannot start a read-only container" >&2
+    fi
   else
     echo "SKIP: docker: cannot import the image or start a container" >&2
   fi

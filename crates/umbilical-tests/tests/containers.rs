@@ -320,3 +320,26 @@ fn as_a_given_user() {
         assert_eq!(our_files(engine, &c), Vec::<String>::new(), "{engine:?}: no file of ours left in /tmp");
     }
 }
+
+/// An image with no writable place for the shim (a read-only root
+/// filesystem): the copy fails, and the error says so with the engine's
+/// own words and what to do (a shim in the image, `shim_path`); nothing
+/// started.
+#[test]
+fn no_writable_place_for_the_shim() {
+    let Some(shim) = static_shim("the shim in a read-only container") else { return };
+    let Ok(c) = std::env::var("UMBILICAL_TEST_DOCKER_READONLY_CONTAINER") else {
+        skip(
+            "the shim in a read-only container",
+            "UMBILICAL_TEST_DOCKER_READONLY_CONTAINER unset (scripts/containers.sh)",
+        );
+        return;
+    };
+    let _serial = one_at_a_time();
+    let err = shim_exec(Engine::Docker, &c, &shim, &["true"]).spawn().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LauncherRefused, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("could not copy the shim") && text.contains("shim_path"), "{text}");
+    assert!(text.contains("read-only") || text.contains("read only"), "the engine's reason is kept: {text}");
+    assert!(our_children_with("--umbilical-").is_empty(), "no session was started");
+}

@@ -249,7 +249,10 @@ impl Command {
 
     /// The shim program: a binary that calls
     /// [`shim::run_if_invoked`](crate::shim::run_if_invoked) (the
-    /// `umbilical` CLI does). Defaults to the current executable.
+    /// `umbilical` CLI and the `umbilical-shim` binary do). Defaults to the
+    /// current executable. It is the path where the launcher runs it: on
+    /// the far host through ssh, and inside the container through container
+    /// exec (then nothing is copied in; see [`Command::shim_source`]).
     pub fn shim_path(&mut self, path: impl AsRef<Path>) -> &mut Self {
         self.opts.shim_path = Some(path.as_ref().to_owned());
         self

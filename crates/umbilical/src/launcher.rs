@@ -332,12 +332,12 @@ impl Launcher {
         let Launcher::ContainerExec { engine, target, .. } = self else {
             return Err(Error::new(ErrorKind::InvalidInput, format!("{} copies no file", self.name()), None));
         };
-        if target.is_empty() || target.starts_with('-') || !host.is_absolute() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("{}: container {target:?} is empty or looks like an option", self.name()),
-                None,
-            ));
+        let invalid = |what: String| Err(Error::new(ErrorKind::InvalidInput, format!("{}: {what}", self.name()), None));
+        if target.is_empty() || target.starts_with('-') {
+            return invalid(format!("container {target:?} is empty or looks like an option"));
+        }
+        if !host.is_absolute() {
+            return invalid(format!("the file to copy, {}, is not an absolute path", host.display()));
         }
         let program = match engine {
             Engine::Docker => "docker",
@@ -581,5 +581,30 @@ mod tests {
         assert_eq!(sh_quote("a b"), "'a b'");
         assert_eq!(sh_quote("$(reboot)"), "'$(reboot)'");
         assert_eq!(sh_quote("it's"), "'it'\\''s'");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn copies_into_containers() {
+        let copy = |engine, target: &str| {
+            Launcher::ContainerExec { engine, target: target.into(), user: Some("app".into()) }
+                .copy_into(std::path::Path::new("/opt/shim"), "/tmp/umbilical-x")
+        };
+        assert_eq!(copy(Engine::Docker, "web").unwrap(), ["docker", "cp", "/opt/shim", "web:/tmp/umbilical-x"]);
+        assert_eq!(copy(Engine::Podman, "web").unwrap(), ["podman", "cp", "/opt/shim", "web:/tmp/umbilical-x"]);
+        assert_eq!(
+            copy(Engine::Kubectl, "prod/api-0").unwrap(),
+            ["kubectl", "cp", "/opt/shim", "prod/api-0:/tmp/umbilical-x"]
+        );
+        assert_eq!(copy(Engine::Docker, "--privileged").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(copy(Engine::Docker, "").unwrap_err().kind(), ErrorKind::InvalidInput);
+        let relative = Launcher::ContainerExec { engine: Engine::Docker, target: "web".into(), user: None }
+            .copy_into(std::path::Path::new("-shim"), "/tmp/x");
+        assert_eq!(
+            relative.unwrap_err().kind(),
+            ErrorKind::InvalidInput,
+            "a relative host path could read as an option"
+        );
+        assert!(Launcher::Direct.copy_into(std::path::Path::new("/opt/shim"), "/tmp/x").is_err());
     }
 }
