@@ -143,7 +143,7 @@ impl Link {
         ::tokio::spawn(async move {
             let report = match &launcher_exit {
                 Some(exit) => report_or_launcher_gone(&reader, buf, exit).await,
-                None => reader.recv_report(buf).await,
+                None => recv_report_async(&reader, buf).await,
             };
             let result = match report {
                 Some(status) => Ended::Reported(status),
@@ -267,7 +267,7 @@ async fn report_or_launcher_gone(
     buf: Vec<u8>,
     exit: &sys::ExitReady,
 ) -> Option<ExitStatus> {
-    let mut report = std::pin::pin!(reader.recv_report(buf));
+    let mut report = std::pin::pin!(recv_report_async(reader, buf));
     let mut gone = std::pin::pin!(exit.changed());
     let launcher_ended = std::future::poll_fn(|cx| {
         if let std::task::Poll::Ready(r) = report.as_mut().poll(cx) {
@@ -316,4 +316,35 @@ fn recv_report(stream: &mut sys::ControlStream, buf: &mut Vec<u8>) -> Option<Exi
             Err(_) => return None,
         }
     }
+}
+
+/// The async form of [`recv_report`], on the reactor: reads messages until
+/// the shim's report, then ends the stream for every holder (ssh keeps the
+/// channel open until it is closed here). `None` when the stream failed or
+/// closed first.
+#[cfg(feature = "tokio")]
+async fn recv_report_async(stream: &sys::AsyncControlStream, mut buf: Vec<u8>) -> Option<ExitStatus> {
+    let status = loop {
+        match crate::protocol::take_message(&mut buf) {
+            Ok(Some(Message::Exited { status })) => break Some(status.into()),
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        if stream.readable().await.is_err() {
+            break None;
+        }
+        let start = buf.len();
+        buf.resize(start + 64 * 1024, 0);
+        let n = stream.try_read(&mut buf[start..]);
+        buf.truncate(start + *n.as_ref().unwrap_or(&0));
+        match n {
+            Ok(0) => break None,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => break None,
+        }
+    };
+    stream.shutdown();
+    status
 }

@@ -10,8 +10,6 @@ use rustix::fs::OFlags;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{Interest, ReadBuf};
 
-use crate::exit::ExitStatus;
-use crate::protocol::{Message, take_message};
 
 /// The reactor's view of an object that owns a descriptor.
 pub(crate) struct ByFd<T>(T);
@@ -166,32 +164,19 @@ impl AsyncControlStream {
         Ok(AsyncControlStream(tokio::net::UnixStream::from_std(std)?))
     }
 
-    /// Reads messages until the shim's report, then ends the stream for
-    /// every holder (a launcher such as ssh keeps the channel open until
-    /// it is closed here). `None` when the stream failed or closed first.
-    pub(crate) async fn recv_report(&self, mut buf: Vec<u8>) -> Option<ExitStatus> {
-        let status = loop {
-            match take_message(&mut buf) {
-                Ok(Some(Message::Exited { status })) => break Some(status.into()),
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(_) => break None,
-            }
-            if self.0.readable().await.is_err() {
-                break None;
-            }
-            let start = buf.len();
-            buf.resize(start + 64 * 1024, 0);
-            let n = self.0.try_read(&mut buf[start..]);
-            buf.truncate(start + *n.as_ref().unwrap_or(&0));
-            match n {
-                Ok(0) => break None,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => break None,
-            }
-        };
+    /// Waits until a read may make progress (data, EOF or an error).
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        self.0.readable().await
+    }
+
+    /// One non-blocking read; `WouldBlock` when the readiness was stale.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+
+    /// Ends the stream for every holder (a launcher such as ssh keeps the
+    /// channel open until it is closed here).
+    pub(crate) fn shutdown(&self) {
         let _ = rustix::net::shutdown(self.0.as_fd(), rustix::net::Shutdown::Both);
-        status
     }
 }

@@ -101,33 +101,19 @@ impl AsyncControlStream {
         Ok(AsyncControlStream { pipe, stream })
     }
 
-    /// Reads messages until the shim's report, then ends the stream; `None`
-    /// when it failed or closed first.
-    pub(crate) async fn recv_report(&self, mut buf: Vec<u8>) -> Option<crate::exit::ExitStatus> {
-        use crate::protocol::{Message, take_message};
-        let status = loop {
-            match take_message(&mut buf) {
-                Ok(Some(Message::Exited { status })) => break Some(status.into()),
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(_) => break None,
-            }
-            if self.pipe.readable().await.is_err() {
-                break None;
-            }
-            let start = buf.len();
-            buf.resize(start + 64 * 1024, 0);
-            let n = self.pipe.try_read(&mut buf[start..]);
-            buf.truncate(start + *n.as_ref().unwrap_or(&0));
-            match n {
-                Ok(0) => break None,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => break None,
-            }
-        };
+    /// Waits until a read may make progress (data, EOF or an error).
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        self.pipe.readable().await
+    }
+
+    /// One non-blocking read; `WouldBlock` when the readiness was stale.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.pipe.try_read(buf)
+    }
+
+    /// Ends the stream for the shim.
+    pub(crate) fn shutdown(&self) {
         self.stream.shutdown();
-        status
     }
 }
 
