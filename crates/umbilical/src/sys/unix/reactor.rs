@@ -10,7 +10,6 @@ use rustix::fs::OFlags;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{Interest, ReadBuf};
 
-
 /// The reactor's view of an object that owns a descriptor.
 pub(crate) struct ByFd<T>(T);
 
