@@ -158,9 +158,16 @@ fn the_bridge_socket_is_its_owners_only() {
     // The first connection is relayed both ways; the socket is gone.
     let mut conn = std::os::unix::net::UnixStream::connect(&socket).unwrap();
     conn.write_all(b"to the parent").unwrap();
-    let mut got = [0u8; 13];
-    b.stdout.as_mut().unwrap().read_exact(&mut got).unwrap();
-    assert_eq!(&got, b"to the parent");
+    let mut stdout = b.stdout.take().unwrap();
+    let got = join_within(
+        std::thread::spawn(move || {
+            let mut got = [0u8; 13];
+            stdout.read_exact(&mut got).map(|()| got)
+        }),
+        LIMIT,
+        "the relayed bytes",
+    );
+    assert_eq!(&got.unwrap(), b"to the parent");
     b.stdin.as_mut().unwrap().write_all(b"to the shim").unwrap();
     let mut got = [0u8; 11];
     conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

@@ -293,9 +293,12 @@ impl Command {
     /// The copy goes to `/tmp/umbilical-<random>` inside the container
     /// (`docker cp`, `podman cp`, `kubectl cp`), and is removed as soon as
     /// the shim runs (by the bridge; by an `rm -f` exec if the shim never
-    /// ran). An image with no writable `/tmp` cannot take it: the spawn
-    /// fails with [`ErrorKind::ShimFailed`] naming the engine's message;
-    /// put a shim in the image and name it with [`Command::shim_path`].
+    /// ran). An image with no writable `/tmp` cannot take it: the engine
+    /// refuses the copy, and the spawn fails with
+    /// [`ErrorKind::LauncherRefused`] naming the engine's message (as for a
+    /// missing container); put a shim in the image and name it with
+    /// [`Command::shim_path`]. A file that is not an ELF executable fails
+    /// with [`ErrorKind::ShimFailed`] before any copy.
     pub fn shim_source(&mut self, path: impl AsRef<Path>) -> &mut Self {
         self.opts.shim_source = Some(path.as_ref().to_owned());
         self

@@ -142,21 +142,17 @@ impl Options {
     /// The shim binary on this host that is copied into a container: the
     /// one set, else this executable.
     pub(crate) fn shim_source(&self) -> Result<PathBuf> {
-        match &self.shim_source {
-            Some(p) => Ok(p.clone()),
-            None => std::env::current_exe().map_err(|e| {
-                Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e))
-            }),
-        }
+        self.shim_source.clone().map_or_else(this_executable, Ok)
     }
 
     /// The shim to start: the one set, else this executable.
     pub(crate) fn shim_program(&self) -> Result<PathBuf> {
-        match &self.shim_path {
-            Some(p) => Ok(p.clone()),
-            None => std::env::current_exe().map_err(|e| {
-                Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e))
-            }),
-        }
+        self.shim_path.clone().map_or_else(this_executable, Ok)
     }
+}
+
+/// The default shim: this executable.
+fn this_executable() -> Result<PathBuf> {
+    std::env::current_exe()
+        .map_err(|e| Error::new(ErrorKind::ShimFailed, format!("cannot find the shim (current_exe): {e}"), Some(e)))
 }

@@ -89,8 +89,9 @@ fn resolve_user(spec: &OsStr) -> io::Result<(u32, Option<u32>)> {
     let uid = lookup("/etc/passwd", user, 2)?;
     let gid = match group {
         Some(g) => Some(lookup("/etc/group", g, 2)?),
-        // A user's own group, where the name is in /etc/passwd.
-        None => lookup("/etc/passwd", user, 3).ok().filter(|_| user.parse::<u32>().is_err()),
+        // A bare uid names no group; a name has its own in /etc/passwd.
+        None if user.parse::<u32>().is_ok() => None,
+        None => lookup("/etc/passwd", user, 3).ok(),
     };
     Ok((uid, gid))
 }

@@ -92,9 +92,16 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         process_group: opts.process_group,
         ..Options::default()
     };
-    // If this fails, dropping the bridge's stream ends its session, and the
-    // bridge removes the socket and the copied shim.
-    let mut child = crate::spawn::spawn(&outer_spec, &outer_opts)?;
+    let mut child = match crate::spawn::spawn(&outer_spec, &outer_opts) {
+        Ok(child) => child,
+        Err(e) => {
+            // Dropping the bridge's stream ends its session: the bridge
+            // removes the socket and the copied shim, and exits.
+            drop(bridge.stream);
+            sys::adopt(bridge.process);
+            return Err(e);
+        }
+    };
     let handshake = Handshake {
         launcher: &launcher,
         deadline,

@@ -64,7 +64,6 @@ pub(crate) fn accept_or_hangup(
 /// ends the relay, and the bridge's exit closes the session.
 pub(crate) fn relay(stdin: OwnedFd, stdout: OwnedFd, conn: UnixStream) -> io::Result<()> {
     let mut stdout = std::fs::File::from(stdout);
-    let mut conn_w = conn.try_clone()?;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let mut fds = [PollFd::new(&stdin, PollFlags::IN), PollFd::new(&conn, PollFlags::IN)];
@@ -84,7 +83,7 @@ pub(crate) fn relay(stdin: OwnedFd, stdout: OwnedFd, conn: UnixStream) -> io::Re
                 let _ = conn.shutdown(std::net::Shutdown::Both);
                 return Ok(());
             }
-            if conn_w.write_all(&buf[..n]).is_err() {
+            if (&conn).write_all(&buf[..n]).is_err() {
                 return Ok(());
             }
         }
