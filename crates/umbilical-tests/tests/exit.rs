@@ -134,3 +134,24 @@ fn five_hundred_dropped_children_cost_one_thread_and_leave_no_zombie() {
     assert!(text.contains("threads=2\n"), "main thread + one reaper: {text}");
     assert!(text.contains("left=0\n"), "every dropped child reaped after it was killed: {text}");
 }
+
+/// Issues #11 and #13: through the shim, a live child used to cost a
+/// thread reading its link until its end. Now the process's one
+/// background thread reads every link: 40 live children through the shim
+/// leave the helper with its main thread and that one. The reports still
+/// come while nobody waits (a `try_wait` sees the status), kills and
+/// waits still give `Signaled(9)`, and nothing is left running.
+#[cfg(target_os = "linux")]
+#[test]
+fn forty_children_through_the_shim_cost_one_thread() {
+    let out = bounded(LIMIT, "shim-many", || {
+        std::process::Command::new(HELPER).args(["shim-many", "40"]).output().expect("run the helper")
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("threads=2\n"), "main thread + the background one, with 41 live shim children: {text}");
+    assert!(text.contains("early=Exited(3)\n"), "the report read with nobody waiting: {text}");
+    assert!(text.contains("killed=20\n"), "each kill through the shim gave Signaled(9): {text}");
+    assert!(text.contains("threads_after=2\n"), "{text}");
+    assert!(text.contains("left=0\n"), "every shim and program ended and reaped: {text}");
+}

@@ -27,10 +27,12 @@ const ABANDON_CHECK: Duration = Duration::from_millis(100);
 /// [`Command::caller_gone_grace`](crate::Command::caller_gone_grace)). On Unix
 /// it leaves no zombie either: a program that has already exited is reaped
 /// on the spot, and one still running is handed to the one background
-/// thread of the whole process (`umbilical-reaper`, 64 KiB stack, started
-/// with the first such child), which sleeps in one `poll` on every dropped
-/// child's pidfd and reaps each as it exits. Dropping 500 running children
-/// costs that one thread, not 500. Windows has no zombies; the process
+/// thread of the whole process (`umbilical-background`, 64 KiB stack,
+/// started with the first such child), which sleeps in one `poll` on every
+/// dropped child's pidfd and reaps each as it exits. Dropping 500 running
+/// children costs that one thread, not 500. The same thread reads the
+/// reports of children started through the shim, so those cost no thread
+/// of their own either (on Windows each has one until its end). Windows has no zombies; the process
 /// handle is closed. The channel, if not taken, is dropped with it, which
 /// the program sees as EOF on stdin.
 ///
@@ -107,10 +109,10 @@ impl Child {
         self.process.as_ref().and_then(|p| p.exit_handle())
     }
 
-    /// Starts the shim link's reader thread (blocking API).
-    pub(crate) fn start_link_thread(&mut self) -> io::Result<()> {
+    /// Starts reading the shim link in the background (blocking API).
+    pub(crate) fn start_link_reader(&mut self) -> io::Result<()> {
         match &mut self.shim {
-            Some(link) => link.start_thread(),
+            Some(link) => link.start_reader(),
             None => Ok(()),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use crate::exit::ExitStatus;
-use crate::protocol::{Message, recv, send};
+use crate::protocol::{Message, send};
 use crate::sys;
 
 /// The parent's live connection to a shim.
@@ -59,7 +59,7 @@ pub(crate) enum Ended {
 
 impl Link {
     /// A link on `stream` (`buf` holds bytes already read from it) whose
-    /// reader is not started yet: [`Link::start_thread`], or
+    /// reader is not started yet: [`Link::start_reader`], or
     /// [`Link::start_task`] on a tokio runtime.
     pub(crate) fn new(stream: sys::ControlStream, buf: Vec<u8>, pid: u32, own: Option<sys::OtherProcess>) -> Link {
         Link {
@@ -96,35 +96,57 @@ impl Link {
         }
     }
 
-    /// Starts the thread that reads the shim's report.
-    pub(crate) fn start_thread(&mut self) -> io::Result<()> {
-        let Some((mut stream, mut buf)) = self.pending.take() else { return Ok(()) };
+    /// Starts reading the shim's report in the background (blocking API).
+    /// Unix: the process's one background thread reads it, with every other
+    /// link and dropped child, so a live child costs no thread. Windows: a
+    /// thread of its own until the report.
+    pub(crate) fn start_reader(&mut self) -> io::Result<()> {
+        let Some((stream, buf)) = self.pending.take() else { return Ok(()) };
         self.writer = Some(stream.try_clone()?);
-        let state = self.ended.clone();
-        let watch = self.own.clone();
-        let launcher_exit = self.launcher_exit.take();
-        std::thread::Builder::new().name("umbilical-shim-link".into()).stack_size(64 * 1024).spawn(move || {
-            if let Some(exit) = &launcher_exit {
-                watch_launcher(&mut stream, &buf, exit);
-            }
-            let result = match recv_report(&mut stream, &mut buf) {
-                Some(status) => Ended::Reported(status),
-                None => {
-                    // The shim died without reporting: wait for the
-                    // program itself if we hold it.
-                    if let Some(own) = &watch {
-                        own.wait();
-                    }
-                    Ended::ProgramGone
-                }
+        #[cfg(unix)]
+        {
+            let mut reader = Reader {
+                stream: Some(stream),
+                buf,
+                launcher_exit: self.launcher_exit.take(),
+                report_by: None,
+                own: self.own.clone(),
+                awaiting_program: false,
+                ended: self.ended.clone(),
             };
-            // Close what this thread holds before publishing the end, so a
-            // caller that saw the end sees no descriptor of ours left.
-            stream.shutdown();
-            drop((stream, watch, launcher_exit));
-            state.publish(result);
-        })?;
-        Ok(())
+            use sys::Watch as _;
+            // A report read with the handshake needs no thread at all.
+            if !reader.progress() {
+                sys::watch(Box::new(reader))
+                    .map_err(|_| io::Error::other("no background thread for the shim's link"))?;
+            }
+            Ok(())
+        }
+        #[cfg(windows)]
+        {
+            let (mut stream, mut buf) = (stream, buf);
+            let state = self.ended.clone();
+            let watch = self.own.clone();
+            std::thread::Builder::new().name("umbilical-shim-link".into()).stack_size(64 * 1024).spawn(move || {
+                let result = match recv_report(&mut stream, &mut buf) {
+                    Some(status) => Ended::Reported(status),
+                    None => {
+                        // The shim died without reporting: wait for the
+                        // program itself if we hold it.
+                        if let Some(own) = &watch {
+                            own.wait();
+                        }
+                        Ended::ProgramGone
+                    }
+                };
+                // Close what this thread holds before publishing the end,
+                // so a caller that saw the end sees no handle of ours left.
+                stream.shutdown();
+                drop((stream, watch));
+                state.publish(result);
+            })?;
+            Ok(())
+        }
     }
 
     /// Starts a task on the current tokio runtime that reads the shim's
@@ -240,25 +262,106 @@ impl Drop for Link {
     }
 }
 
-/// In band, until the report comes or the launcher session that runs the
-/// shim ends; then the report gets [`REPORT_TRAILS_LAUNCHER`] more, after
-/// which reads time out and the link is taken for dropped.
+/// The reader of a link in the process's background thread (Unix): the
+/// report, or the link taken for dropped once the launcher session that
+/// runs the shim ended (in band) and the report did not follow within
+/// [`REPORT_TRAILS_LAUNCHER`]; without a report, the program's own end
+/// where we hold it.
 #[cfg(unix)]
-fn watch_launcher(stream: &mut sys::ControlStream, buf: &[u8], exit: &sys::Handle) {
-    use std::os::fd::AsFd;
-    if !buf.is_empty() {
-        return;
+struct Reader {
+    /// Until the report or the link's end.
+    stream: Option<sys::ControlStream>,
+    buf: Vec<u8>,
+    launcher_exit: Option<sys::Handle>,
+    /// Set when the launcher session ended: the report's last chance.
+    report_by: Option<Instant>,
+    own: Option<Arc<sys::OtherProcess>>,
+    /// The link ended without a report: waiting for the program itself.
+    awaiting_program: bool,
+    ended: Arc<Shared>,
+}
+
+#[cfg(unix)]
+impl sys::Watch for Reader {
+    fn interest(&self, fds: &mut Vec<std::os::fd::RawFd>) {
+        use std::os::fd::{AsFd, AsRawFd};
+        if self.awaiting_program {
+            fds.extend(self.own.as_ref().map(|own| own.pollable().as_raw_fd()));
+            return;
+        }
+        fds.extend(self.stream.as_ref().map(|s| s.as_fd().as_raw_fd()));
+        if self.report_by.is_none() {
+            fds.extend(self.launcher_exit.as_ref().map(|e| e.as_raw_fd()));
+        }
     }
-    if let Ok(Some(1)) = sys::wait_any(&[stream.as_fd(), exit.as_fd()], None) {
-        stream.set_read_deadline(Some(Instant::now() + REPORT_TRAILS_LAUNCHER));
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.awaiting_program { None } else { self.report_by }
+    }
+
+    fn progress(&mut self) -> bool {
+        use std::os::fd::AsFd;
+        let ready = |fd: std::os::fd::BorrowedFd<'_>| matches!(sys::wait_any(&[fd], Some(Instant::now())), Ok(Some(_)));
+        if !self.awaiting_program {
+            if self.report_by.is_none() && self.launcher_exit.as_ref().is_some_and(|e| ready(e.as_fd())) {
+                self.report_by = Some(Instant::now() + REPORT_TRAILS_LAUNCHER);
+            }
+            match self.read_report() {
+                Some(Some(status)) => return self.finish(Ended::Reported(status)),
+                None if self.report_by.is_none_or(|d| Instant::now() < d) => return false,
+                // The stream failed or closed, or the report is late.
+                _ => {}
+            }
+            // Let the shim see the link go now (it ends the program if it
+            // still runs), then wait for the program if we hold it.
+            if let Some(stream) = self.stream.take() {
+                stream.shutdown();
+            }
+            self.launcher_exit = None;
+            self.awaiting_program = true;
+        }
+        match &self.own {
+            Some(own) if !ready(own.pollable()) => false,
+            _ => self.finish(Ended::ProgramGone),
+        }
     }
 }
 
-/// Windows has no in-band link: no launcher session to watch.
-#[cfg(windows)]
-fn watch_launcher(_: &mut sys::ControlStream, _: &[u8], _: &sys::Handle) {}
+#[cfg(unix)]
+impl Reader {
+    /// What the stream holds now: `Some(Some(status))` for the report,
+    /// `Some(None)` when it failed or closed without one, `None` while it
+    /// may still come.
+    fn read_report(&mut self) -> Option<Option<ExitStatus>> {
+        let stream = self.stream.as_ref()?;
+        loop {
+            if let Some(found) = take_report(&mut self.buf) {
+                return Some(found);
+            }
+            let mut chunk = [0u8; 1024];
+            match stream.try_read(&mut chunk) {
+                Ok(0) => return Some(None),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(_) => return Some(None),
+            }
+        }
+    }
 
-/// The async form of [`watch_launcher`] and the report: the report, or
+    /// Closes what this reader holds, then publishes the end: a caller
+    /// that saw the end sees no descriptor of ours left.
+    fn finish(&mut self, result: Ended) -> bool {
+        if let Some(stream) = self.stream.take() {
+            stream.shutdown();
+        }
+        self.launcher_exit = None;
+        self.own = None;
+        self.ended.publish(result);
+        true
+    }
+}
+
+/// The async form of [`Reader`]'s watch of the launcher session and the report: the report, or
 /// `None` once the launcher session ended and the report did not follow
 /// within [`REPORT_TRAILS_LAUNCHER`].
 #[cfg(feature = "tokio")]
@@ -306,9 +409,25 @@ impl Shared {
     }
 }
 
+/// The report among the messages read so far: `Some(Some(status))`,
+/// `Some(None)` when they cannot be decoded, `None` while it may still
+/// come. Earlier messages are consumed.
+fn take_report(buf: &mut Vec<u8>) -> Option<Option<ExitStatus>> {
+    loop {
+        match crate::protocol::take_message(buf) {
+            Ok(Some(Message::Exited { status })) => return Some(Some(status.into())),
+            Ok(Some(_)) => continue,
+            Ok(None) => return None,
+            Err(_) => return Some(None),
+        }
+    }
+}
+
 /// Reads messages until the shim's report: its status, or `None` when the
 /// stream failed or closed first.
+#[cfg(windows)]
 fn recv_report(stream: &mut sys::ControlStream, buf: &mut Vec<u8>) -> Option<ExitStatus> {
+    use crate::protocol::recv;
     loop {
         match recv(stream, buf) {
             Ok(Message::Exited { status }) => return Some(status.into()),
@@ -325,11 +444,8 @@ fn recv_report(stream: &mut sys::ControlStream, buf: &mut Vec<u8>) -> Option<Exi
 #[cfg(feature = "tokio")]
 async fn recv_report_async(stream: &sys::AsyncControlStream, mut buf: Vec<u8>) -> Option<ExitStatus> {
     let status = loop {
-        match crate::protocol::take_message(&mut buf) {
-            Ok(Some(Message::Exited { status })) => break Some(status.into()),
-            Ok(Some(_)) => continue,
-            Ok(None) => {}
-            Err(_) => break None,
+        if let Some(found) = take_report(&mut buf) {
+            break found;
         }
         if stream.readable().await.is_err() {
             break None;

@@ -95,6 +95,11 @@ fn main() {
         // how many are left unreaped after a bounded wait.
         #[cfg(target_os = "linux")]
         "drop-many" => drop_many(num(1) as usize),
+        // Starts N children through the shim (this binary) and keeps them
+        // running; prints the threads this process has then, and more as
+        // it ends them (see `shim_many`).
+        #[cfg(target_os = "linux")]
+        "shim-many" => shim_many(num(1) as usize),
         // A caller of the library: starts `sleep 60000` through the shim
         // (this binary) with a caller-gone grace of GRACE_MS, prints the
         // program's pid, and waits to be killed.
@@ -297,6 +302,69 @@ fn drop_many(n: usize) {
         std::thread::sleep(Duration::from_millis(20));
     }
     println!("left={}", children());
+}
+
+/// Issue #11/#13: no thread per child through the shim in the blocking API.
+/// Starts `n` sleepers through the shim and one program that exits 3 at
+/// once, then prints `threads=` (all running), `early=` (the quick one's
+/// status, read by `try_wait` without any wait before: the background
+/// reader had it), kills half with `kill()` and waits for them
+/// (`killed=`, each `Signaled(9)`), drops the other half running with
+/// `kill_on_drop` (`threads_after=`), and prints how many processes of its
+/// own are left after a bounded wait (`left=`).
+#[cfg(target_os = "linux")]
+fn shim_many(n: usize) {
+    let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+    let start = |args: &[&str]| {
+        let mut cmd = umbilical::Command::new(&me);
+        cmd.args(args).shim(true).shim_path(&me).kill_on_drop(true);
+        cmd.spawn().unwrap_or_else(|e| die(&format!("spawn through the shim: {e}")))
+    };
+    let mut sleepers: Vec<_> = (0..n).map(|_| start(&["sleep", "60000"])).collect();
+    let mut quick = start(&["exit", "3"]);
+    let threads = || std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    println!("threads={}", threads());
+    let t0 = std::time::Instant::now();
+    let early = loop {
+        match quick.try_wait() {
+            Ok(Some(exit)) => break format!("{:?}", exit.status),
+            Ok(None) if t0.elapsed() < Duration::from_secs(20) => std::thread::sleep(Duration::from_millis(10)),
+            other => break format!("none: {other:?}"),
+        }
+    };
+    println!("early={early}");
+    let rest = sleepers.split_off(n / 2);
+    let mut killed = 0;
+    for mut child in sleepers {
+        child.kill().unwrap_or_else(|e| die(&format!("kill: {e}")));
+        let status = child.wait().unwrap_or_else(|e| die(&format!("wait: {e}")));
+        if status.status == umbilical::ExitStatus::Signaled(9) {
+            killed += 1;
+        } else {
+            println!("unexpected status {status:?}");
+        }
+    }
+    println!("killed={killed}");
+    drop(rest);
+    println!("threads_after={}", threads());
+    let me = std::process::id().to_string();
+    let ours = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                let parent = stat.rfind(')').and_then(|i| stat[i + 2..].split_whitespace().nth(1).map(str::to_owned));
+                parent.as_deref() == Some(me.as_str())
+            })
+            .count()
+    };
+    let t0 = std::time::Instant::now();
+    while ours() > 0 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("left={}", ours());
 }
 
 fn echo() {

@@ -204,11 +204,11 @@ fn choose_container(opts: &Options) -> ShimChoice {
 /// authenticated, and starts the program on the channel.
 pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
     let mut child = os::spawn(spec, opts)?;
-    child.start_link_thread().map_err(|e| {
+    child.start_link_reader().map_err(|e| {
         Error::cannot_start(
             &spec.program,
             ErrorKind::ShimFailed,
-            &format!("cannot start the link thread: {e}"),
+            &format!("cannot start reading the link: {e}"),
             Some(e),
         )
     })?;

@@ -39,6 +39,19 @@ impl ControlStream {
         let _ = self.0.set_read_timeout(timeout);
     }
 
+    /// Reads what is there without waiting (`MSG_DONTWAIT`, leaving the
+    /// stream's own blocking mode alone for other holders): `WouldBlock`
+    /// when nothing is, `Ok(0)` at the end.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match rustix::net::recv(&self.0, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Another handle on the same stream (`dup(2)`).
     pub(crate) fn try_clone(&self) -> io::Result<Self> {
         self.0.try_clone().map(ControlStream)
@@ -109,6 +122,18 @@ impl OtherProcess {
             // An error here (EINTR is retried inside) leaves nothing to
             // wait on; the caller treats it as the end either way.
             let _ = super::wait::wait_fd(self.pidfd.as_fd(), super::wait::Until::Readable, None);
+        }
+        #[cfg(not(target_os = "linux"))]
+        match self.never {}
+    }
+
+    /// The descriptor that turns readable when the process exits (the
+    /// pidfd), for a `poll` of our own.
+    pub(crate) fn pollable(&self) -> std::os::fd::BorrowedFd<'_> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsFd;
+            self.pidfd.as_fd()
         }
         #[cfg(not(target_os = "linux"))]
         match self.never {}

@@ -3,26 +3,26 @@
 //! `waitpid`.
 
 mod access;
+mod background;
 mod bridge;
 mod control;
 mod fd;
 mod process;
 #[cfg(feature = "tokio")]
 mod reactor;
-mod reaper;
 mod rendezvous;
 mod resolve;
 mod spawn;
 mod wait;
 
 pub(crate) use access::can_execute_as;
+pub(crate) use background::{Watch, adopt, orphans, watch};
 pub(crate) use bridge::{accept_or_hangup, listen_private, relay};
 pub(crate) use control::{ControlStream, OtherProcess, SHUTDOWN_DISCARDS_UNREAD};
 pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready};
-pub(crate) use reaper::{adopt, orphans};
 pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use wait::{read_exact_until, wait_any, wait_closed, wait_eof};
