@@ -11,8 +11,10 @@ use crate::sys;
 
 /// The parent's live connection to a shim.
 ///
-/// A thread reads the control stream as messages come, records the
-/// shim's report and closes the stream at once: a launcher such as ssh
+/// A reader in the background (Unix: the process's one background thread,
+/// for every link; Windows: a thread per link; async: a task) reads the
+/// control stream as messages come, records the shim's report and closes
+/// the stream at once: a launcher such as ssh
 /// keeps the channel open until that connection is closed on our side, so
 /// a caller reading the channel to EOF before calling `wait()` must not
 /// depend on `wait()` to close it.
@@ -61,7 +63,10 @@ impl Link {
     /// A link on `stream` (`buf` holds bytes already read from it) whose
     /// reader is not started yet: [`Link::start_reader`], or
     /// [`Link::start_task`] on a tokio runtime.
-    pub(crate) fn new(stream: sys::ControlStream, buf: Vec<u8>, pid: u32, own: Option<sys::OtherProcess>) -> Link {
+    pub(crate) fn new(stream: sys::ControlStream, mut buf: Vec<u8>, pid: u32, own: Option<sys::OtherProcess>) -> Link {
+        // The handshake read in 64 KiB steps; what is left is a few bytes
+        // at most, and the link lives as long as the program.
+        buf.shrink_to_fit();
         Link {
             writer: None,
             pending: Some((stream, buf)),
@@ -245,7 +250,7 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // The link thread holds the stream too: shut it down for both, so
+        // The reader holds the stream too: shut it down for both, so
         // the shim sees the caller go now, not when this process exits.
         // Where that discards what the shim has not read yet (Windows), a
         // detach must reach it first: the stream then closes with this

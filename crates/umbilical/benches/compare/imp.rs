@@ -410,8 +410,17 @@ pub fn main() {
             baseline,
             p90: None,
         };
+        // Through the shim (this binary), the same 100: the link of each
+        // is read by the process's one background thread.
+        let (sht, shm) = per_child(&mut || {
+            let mut c = Command::new("sleep").arg("30").shim(true).kill_on_drop(true).spawn().unwrap();
+            let _ = c.take_channel();
+            Box::new(c)
+        });
         emit(count("threads", "", ut, st));
         emit(count("resident memory", "KiB", um, sm));
+        emit(count("threads, through the shim", "", sht, st));
+        emit(count("resident memory, through the shim", "KiB", shm, sm));
 
         // Spawning from a large parent: 2 GiB touched. posix_spawn does
         // not copy the page tables; a fork does.

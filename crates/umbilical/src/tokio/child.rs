@@ -27,7 +27,7 @@ use crate::sys;
 /// Dropping it behaves as dropping a [`crate::Child`]: nothing is killed
 /// unless [`Command::kill_on_drop`](crate::Command::kill_on_drop) was set;
 /// a program still running is reaped later by the process's one shared
-/// reaper thread.
+/// background thread.
 pub struct Child {
     /// What wakes a pending `wait()`, made on the first wait. Dropped
     /// first: it holds registrations only.
@@ -69,9 +69,11 @@ impl Child {
     /// and stderr (if not taken) become async, and its end is awaited on
     /// the reactor. Must be called from within a runtime.
     ///
-    /// A child started through the shim by the blocking API keeps its
-    /// link thread; [`Command::spawn_async`](crate::Command::spawn_async)
-    /// starts none.
+    /// A child started through the shim by the blocking API keeps its link
+    /// where it is read (Unix: the process's one background thread;
+    /// Windows: a thread of its own);
+    /// [`Command::spawn_async`](crate::Command::spawn_async) reads it as a
+    /// task.
     pub fn from_blocking(mut inner: crate::Child) -> io::Result<Child> {
         let channel = inner.take_channel().map(Channel::from_blocking).transpose()?;
         let stderr = inner.take_stderr().map(ChildStderr::from_blocking).transpose()?;

@@ -57,7 +57,7 @@
 //!   handle.
 //! - **Threads**: none per child. A program
 //!   still running when its `Child` is dropped is reaped by the process's
-//!   one shared reaper thread, as in the blocking API (Windows has no
+//!   one shared background thread, as in the blocking API (Windows has no
 //!   zombies: nothing to reap).
 //!
 //! # Caveats
