@@ -297,15 +297,22 @@ fn exact_arguments() {
 #[test]
 fn sigpipe_default_host() {
     let _lock = fd_lock();
-    for kind in ["socket", "shared", "pipes"] {
-        let out = std::process::Command::new(HELPER).args(["as-parent", kind, "sigpipe-default"]).output().unwrap();
+    // `pipes` twice: with `RWF_NOSIGNAL` where the kernel has it (Linux
+    // 6.15+), and with the portable guard that older kernels get.
+    for (kind, check) in [
+        ("socket", "sigpipe-default"),
+        ("shared", "sigpipe-default"),
+        ("pipes", "sigpipe-default"),
+        ("pipes", "sigpipe-default-guard"),
+    ] {
+        let out = std::process::Command::new(HELPER).args(["as-parent", kind, check]).output().unwrap();
         assert!(
             out.status.success(),
-            "{kind}: the host died: {:?} {}",
+            "{kind} {check}: the host died: {:?} {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "write: BrokenPipe; read: Ok(10)", "{kind}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "write: BrokenPipe; read: Ok(10)", "{kind} {check}");
     }
 }
 

@@ -143,6 +143,15 @@ pub use exit::{Detection, Exit, ExitDetection, ExitStatus};
 pub use launcher::{Capabilities, Engine, Launcher, sh_quote};
 pub use options::{ShimChoice, ShimLink, ShimMode, Stderr};
 
+/// Makes every later write to a pipe channel in this process take the
+/// portable SIGPIPE guard, even on a kernel that offers `RWF_NOSIGNAL`.
+/// For testing that path; not part of the stable API.
+#[doc(hidden)]
+pub fn force_sigpipe_guard() {
+    #[cfg(unix)]
+    sys::force_sigpipe_guard();
+}
+
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

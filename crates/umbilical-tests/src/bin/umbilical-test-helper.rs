@@ -466,8 +466,11 @@ fn as_parent(kind: &str, check: &str) {
             println!("kill: {:?}; wait: {:?}", killed.map_err(|e| e.kind()), exit.map(|e| e.status));
         }
         #[cfg(unix)]
-        "sigpipe-default" => {
+        "sigpipe-default" | "sigpipe-default-guard" => {
             umbilical_tests::sys::default_sigpipe().unwrap_or_else(|e| die(&format!("signal: {e}")));
+            if check == "sigpipe-default-guard" {
+                umbilical::force_sigpipe_guard();
+            }
             let mut child = umbilical::Command::new(&me)
                 .args(["head", "10"])
                 .channel_kind(kind)

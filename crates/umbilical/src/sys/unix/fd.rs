@@ -159,13 +159,20 @@ pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
 
 /// Writes to a pipe without ever raising SIGPIPE in this process.
 ///
-/// A library may not change the process-wide SIGPIPE disposition, so on
-/// Linux and BSD the signal is blocked in this thread for the duration of the
-/// write, and a SIGPIPE that the write itself raised is consumed before the
-/// mask is restored. macOS marks the pipe F_SETNOSIGPIPE at creation instead.
+/// A library may not change the process-wide SIGPIPE disposition. Linux
+/// 6.15 and later take `RWF_NOSIGNAL` on `pwritev2`: that one write raises
+/// no SIGPIPE and an absent reader is `EPIPE`, in a single syscall. Older
+/// Linux (the flag refused with `EOPNOTSUPP`, learnt once) and the BSDs
+/// block the signal in this thread for the duration of the write, and
+/// consume a SIGPIPE that the write itself raised before the mask is
+/// restored. macOS marks the pipe F_SETNOSIGPIPE at creation instead.
 ///
-/// OS reference: write(2).
+/// OS reference: pwritev2(2), write(2).
 pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    if let Some(result) = write_nosignal(fd, buf) {
+        return result;
+    }
     #[cfg(apple)]
     {
         loop {
@@ -186,6 +193,45 @@ pub(crate) fn write_pipe(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
             }
         })
     }
+}
+
+/// `RWF_NOSIGNAL` (include/uapi/linux/fs.h, Linux 6.15): pipe and socket
+/// writes raise no SIGPIPE.
+#[cfg(target_os = "linux")]
+const RWF_NOSIGNAL: u32 = 0x100;
+
+/// Whether this kernel refused `RWF_NOSIGNAL` (or the guard was forced).
+#[cfg(target_os = "linux")]
+static NOSIGNAL_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One write with `RWF_NOSIGNAL`, at the pipe's current position (offset
+/// -1); `None` when the kernel does not know the flag (`EOPNOTSUPP`; it
+/// checks the flags before writing anything), or `pwritev2` itself
+/// (`ENOSYS`, before Linux 4.6, or a seccomp filter that refuses it).
+#[cfg(target_os = "linux")]
+fn write_nosignal(fd: &OwnedFd, buf: &[u8]) -> Option<io::Result<usize>> {
+    use std::sync::atomic::Ordering;
+    if NOSIGNAL_REFUSED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let flags = rustix::io::ReadWriteFlags::from_bits_retain(RWF_NOSIGNAL);
+    loop {
+        match rustix::io::pwritev2(fd, &[io::IoSlice::new(buf)], u64::MAX, flags) {
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                NOSIGNAL_REFUSED.store(true, Ordering::Relaxed);
+                return None;
+            }
+            other => return Some(other.map_err(Into::into)),
+        }
+    }
+}
+
+/// Makes every later pipe write take the portable SIGPIPE guard, as on a
+/// kernel without `RWF_NOSIGNAL` (for tests of that path).
+pub(crate) fn force_sigpipe_guard() {
+    #[cfg(target_os = "linux")]
+    NOSIGNAL_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Runs one `write` with SIGPIPE blocked in this thread, and consumes the

@@ -19,7 +19,7 @@ pub(crate) use access::can_execute_as;
 pub(crate) use background::{Watch, adopt, orphans, watch};
 pub(crate) use bridge::{accept_or_hangup, listen_private, relay};
 pub(crate) use control::{ControlStream, OtherProcess, SHUTDOWN_DISCARDS_UNREAD};
-pub(crate) use fd::{inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
+pub(crate) use fd::{force_sigpipe_guard, inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready};
