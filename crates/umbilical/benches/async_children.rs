@@ -220,7 +220,7 @@ mod imp {
         }
         let quick = args.iter().any(|a| a == "--quick");
         let n = if cfg!(windows) { 100 } else { 1000 };
-        let rounds = if quick { 3 } else { 7 };
+        let rounds = if quick { 3 } else { 15 };
         let (mut o, mut p, mut t) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             // The order flips every round: a run right after another one
