@@ -155,3 +155,26 @@ fn forty_children_through_the_shim_cost_one_thread() {
     assert!(text.contains("threads_after=2\n"), "{text}");
     assert!(text.contains("left=0\n"), "every shim and program ended and reaped: {text}");
 }
+
+/// The same on Windows: each shim child's report is read on its exit by a
+/// wait of the system thread pool (63 to a wait thread), where each had a
+/// thread before. 41 live shim children add a few pool threads at most
+/// (a Toolhelp snapshot), not 41; kills through the shim still end each
+/// program (`Exited(1)`, `TerminateProcess`).
+#[cfg(windows)]
+#[test]
+fn forty_children_through_the_shim_add_no_thread_each() {
+    let out = bounded(LIMIT, "shim-many", || {
+        std::process::Command::new(HELPER).args(["shim-many", "40"]).output().expect("run the helper")
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    let added: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("added="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no added= line: {text}"));
+    assert!(added <= 4, "41 live shim children added {added} threads (a thread each would be 41): {text}");
+    assert!(text.contains("early=Exited(3)"), "the report read with nobody waiting: {text}");
+    assert!(text.contains("killed=20"), "each kill through the shim ended its program: {text}");
+}

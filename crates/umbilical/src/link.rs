@@ -12,7 +12,8 @@ use crate::sys;
 /// The parent's live connection to a shim.
 ///
 /// A reader in the background (Unix: the process's one background thread,
-/// for every link; Windows: a thread per link; async: a task) reads the
+/// for every link; Windows: a thread-pool wait on the shim's exit, or a
+/// thread where its handle is missing; async: a task) reads the
 /// control stream as messages come, records the shim's report and closes
 /// the stream at once: a launcher such as ssh
 /// keeps the channel open until that connection is closed on our side, so
@@ -42,6 +43,14 @@ pub(crate) struct Link {
     /// reaped once the link ends, and the pipe its stderr goes to.
     companion: Option<sys::Process>,
     companion_stderr: Option<sys::Handle>,
+    /// Windows: the shim's exit, on which the report is read (the shim
+    /// exits right after sending it), and the registered waits doing it.
+    #[cfg(windows)]
+    shim_exit: Option<sys::Handle>,
+    #[cfg(windows)]
+    on_shim_exit: Option<sys::OnSignal>,
+    #[cfg(windows)]
+    on_program_exit: Arc<Mutex<Option<sys::OnSignal>>>,
 }
 
 /// How long a report may trail the end of the launcher session that ran
@@ -77,7 +86,21 @@ impl Link {
             launcher_exit: None,
             companion: None,
             companion_stderr: None,
+            #[cfg(windows)]
+            shim_exit: None,
+            #[cfg(windows)]
+            on_shim_exit: None,
+            #[cfg(windows)]
+            on_program_exit: Arc::default(),
         }
+    }
+
+    /// Windows: `exit` is signalled when the shim exits; the blocking
+    /// reader then needs no thread of its own.
+    #[cfg(windows)]
+    pub(crate) fn with_shim_exit(mut self, exit: Option<sys::Handle>) -> Link {
+        self.shim_exit = exit;
+        self
     }
 
     /// In band: `exit` turns readable when the launcher session that runs
@@ -132,6 +155,41 @@ impl Link {
             let (mut stream, mut buf) = (stream, buf);
             let state = self.ended.clone();
             let watch = self.own.clone();
+            // On the shim's exit, on the system thread pool: its report is
+            // in the pipe by then (it exits right after sending it), or it
+            // never will be. Without the shim's handle: a thread.
+            if let Some(exit) = self.shim_exit.take() {
+                let program_wait = self.on_program_exit.clone();
+                let on_exit = move || {
+                    stream.set_read_deadline(Some(Instant::now() + REPORT_TRAILS_LAUNCHER));
+                    let report = recv_report(&mut stream, &mut buf);
+                    stream.shutdown();
+                    drop(stream);
+                    let program_exit = match report {
+                        Some(_) => None,
+                        None => watch.as_ref().and_then(|own| own.exit_handle()),
+                    };
+                    // Close what this holds before publishing the end, so a
+                    // caller that saw the end sees no handle of ours left.
+                    drop(watch);
+                    match report {
+                        Some(status) => state.publish(Ended::Reported(status)),
+                        // The shim died without reporting: the program's
+                        // own end, where we hold it, on another wait.
+                        None => {
+                            let published = state.clone();
+                            let waited = program_exit
+                                .and_then(|h| sys::on_signal(h, move || published.publish(Ended::ProgramGone)).ok());
+                            match waited {
+                                Some(wait) => *program_wait.lock().unwrap_or_else(|e| e.into_inner()) = Some(wait),
+                                None => state.publish(Ended::ProgramGone),
+                            }
+                        }
+                    }
+                };
+                self.on_shim_exit = Some(sys::on_signal(exit, on_exit)?);
+                return Ok(());
+            }
             std::thread::Builder::new().name("umbilical-shim-link".into()).stack_size(64 * 1024).spawn(move || {
                 let result = match recv_report(&mut stream, &mut buf) {
                     Some(status) => Ended::Reported(status),
@@ -263,6 +321,13 @@ impl Drop for Link {
         }
         if let Some(companion) = self.companion.take() {
             sys::adopt(companion);
+        }
+        // Windows: the shim's wait first (it may still be registering the
+        // program's), then the program's.
+        #[cfg(windows)]
+        {
+            drop(self.on_shim_exit.take());
+            drop(self.on_program_exit.lock().unwrap_or_else(|e| e.into_inner()).take());
         }
     }
 }

@@ -98,7 +98,7 @@ fn main() {
         // Starts N children through the shim (this binary) and keeps them
         // running; prints the threads this process has then, and more as
         // it ends them (see `shim_many`).
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         "shim-many" => shim_many(num(1) as usize),
         // A caller of the library: starts `sleep 60000` through the shim
         // (this binary) with a caller-gone grace of GRACE_MS, prints the
@@ -306,13 +306,15 @@ fn drop_many(n: usize) {
 
 /// Issue #11/#13: no thread per child through the shim in the blocking API.
 /// Starts `n` sleepers through the shim and one program that exits 3 at
-/// once, then prints `threads=` (all running), `early=` (the quick one's
-/// status, read by `try_wait` without any wait before: the background
-/// reader had it), kills half with `kill()` and waits for them
-/// (`killed=`, each `Signaled(9)`), drops the other half running with
-/// `kill_on_drop` (`threads_after=`), and prints how many processes of its
-/// own are left after a bounded wait (`left=`).
-#[cfg(target_os = "linux")]
+/// once, then prints `threads=` (all running) and `added=` (more than
+/// before them), `early=` (the quick one's status, read by `try_wait`
+/// without any wait before: the background reader had it), kills half
+/// with `kill()` and waits for them (`killed=`, each `Signaled(9)`; on
+/// Windows the shim's `TerminateProcess` gives `Exited(1)`), drops the
+/// other half running with `kill_on_drop` (`threads_after=`), and on Linux
+/// prints how many processes of its own are left after a bounded wait
+/// (`left=`).
+#[cfg(any(target_os = "linux", windows))]
 fn shim_many(n: usize) {
     let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
     let start = |args: &[&str]| {
@@ -320,10 +322,13 @@ fn shim_many(n: usize) {
         cmd.args(args).shim(true).shim_path(&me).kill_on_drop(true);
         cmd.spawn().unwrap_or_else(|e| die(&format!("spawn through the shim: {e}")))
     };
+    let threads = umbilical_tests::sys::thread_count;
+    let before = threads();
     let mut sleepers: Vec<_> = (0..n).map(|_| start(&["sleep", "60000"])).collect();
     let mut quick = start(&["exit", "3"]);
-    let threads = || std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
-    println!("threads={}", threads());
+    let alive = threads();
+    println!("threads={alive}");
+    println!("added={}", alive.saturating_sub(before));
     let t0 = std::time::Instant::now();
     let early = loop {
         match quick.try_wait() {
@@ -338,7 +343,9 @@ fn shim_many(n: usize) {
     for mut child in sleepers {
         child.kill().unwrap_or_else(|e| die(&format!("kill: {e}")));
         let status = child.wait().unwrap_or_else(|e| die(&format!("wait: {e}")));
-        if status.status == umbilical::ExitStatus::Signaled(9) {
+        let killed_status =
+            if cfg!(windows) { umbilical::ExitStatus::Exited(1) } else { umbilical::ExitStatus::Signaled(9) };
+        if status.status == killed_status {
             killed += 1;
         } else {
             println!("unexpected status {status:?}");
@@ -347,6 +354,13 @@ fn shim_many(n: usize) {
     println!("killed={killed}");
     drop(rest);
     println!("threads_after={}", threads());
+    #[cfg(target_os = "linux")]
+    left_children();
+}
+
+/// Prints how many processes of this one's are left after a bounded wait.
+#[cfg(target_os = "linux")]
+fn left_children() {
     let me = std::process::id().to_string();
     let ours = || {
         std::fs::read_dir("/proc")

@@ -259,6 +259,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         Some((_, pipe)) => Some(ChildStderr::new(pipe)),
         None => None,
     };
+    let link = link.with_shim_exit(process.exit_handle());
     Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link, opts.kill_on_drop))
 }
 

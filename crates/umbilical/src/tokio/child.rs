@@ -71,7 +71,7 @@ impl Child {
     ///
     /// A child started through the shim by the blocking API keeps its link
     /// where it is read (Unix: the process's one background thread;
-    /// Windows: a thread of its own);
+    /// Windows: a thread-pool wait on the shim's exit);
     /// [`Command::spawn_async`](crate::Command::spawn_async) reads it as a
     /// task.
     pub fn from_blocking(mut inner: crate::Child) -> io::Result<Child> {

@@ -9,6 +9,7 @@
 mod diag;
 mod elevate;
 mod handle;
+mod on_signal;
 mod pipe;
 mod process;
 #[cfg(feature = "tokio")]
@@ -21,6 +22,7 @@ pub use diag::WinsockProvider;
 pub(crate) use diag::{is_wine, os_version, winsock_catalog};
 pub(crate) use elevate::{ElevateError, run_elevated};
 pub(crate) use handle::{read, write_pipe};
+pub(crate) use on_signal::{OnSignal, on_signal};
 pub(crate) use pipe::{Direction, accept_client, inbound_pipe, open_client, pipes, server as pipe_server};
 pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]

@@ -40,9 +40,8 @@ impl Process {
         self.kill()
     }
 
-    /// A duplicate of the process handle, signalled when it exits, for
-    /// the async layer.
-    #[cfg(feature = "tokio")]
+    /// A duplicate of the process handle, signalled when it exits (a
+    /// registered wait, the async layer).
     pub(crate) fn exit_handle(&self) -> Option<OwnedHandle> {
         self.handle.try_clone().ok()
     }
@@ -160,8 +159,7 @@ impl OtherProcess {
         let _ = self.0.wait();
     }
 
-    /// A duplicate of its handle, signalled when it exits (async layer).
-    #[cfg(feature = "tokio")]
+    /// A duplicate of its handle, signalled when it exits.
     pub(crate) fn exit_handle(&self) -> Option<OwnedHandle> {
         self.0.exit_handle()
     }

@@ -9,9 +9,8 @@
 //! nothing but tokio reads or writes it afterwards; there is no way back
 //! to blocking I/O.
 
-use std::ffi::c_void;
 use std::io::{self, Read, Write};
-use std::os::windows::io::{AsHandle, AsRawHandle, IntoRawHandle, OwnedHandle};
+use std::os::windows::io::{AsHandle, IntoRawHandle, OwnedHandle};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,10 +19,6 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::windows::named_pipe::NamedPipeServer;
 use tokio::sync::Notify;
-use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
-use windows_sys::Win32::System::Threading::{
-    INFINITE, RegisterWaitForSingleObject, UnregisterWaitEx, WT_EXECUTEONLYONCE,
-};
 
 /// A duplicate of `h` (same object, same access, not inheritable).
 ///
@@ -125,62 +120,23 @@ struct Fired {
 }
 
 /// A process's exit as an event: a wait registered with the system thread
-/// pool (`RegisterWaitForSingleObject`), whose wait threads each watch up
-/// to 63 handles: no thread per child.
+/// pool (`RegisterWaitForSingleObject`, see `on_signal`), whose wait
+/// threads each watch up to 63 handles: no thread per child.
 pub(crate) struct ExitReady {
-    wait: HANDLE,
     fired: Arc<Fired>,
-    /// The reference the callback holds, released after the wait is
-    /// unregistered.
-    context: *const Fired,
-    _process: OwnedHandle,
-}
-
-// SAFETY: `wait` and `context` are only passed to UnregisterWaitEx and
-// Arc::from_raw in `drop`, from whichever thread drops; the shared state
-// is an `Arc` of thread-safe types.
-unsafe impl Send for ExitReady {}
-// SAFETY: `&ExitReady` only reads the shared `Arc<Fired>`.
-unsafe impl Sync for ExitReady {}
-
-/// Called on a thread-pool wait thread when the process handle turns
-/// signalled (the process exited).
-unsafe extern "system" fn on_exit(context: *mut c_void, _timed_out: bool) {
-    // SAFETY: `context` is the `Arc<Fired>` reference `exit_ready` gave
-    // away, alive until `ExitReady::drop` has unregistered this callback
-    // and waited for it to finish.
-    let fired = unsafe { &*(context as *const Fired) };
-    fired.fired.store(true, Ordering::Release);
-    fired.notify.notify_one();
+    /// Unregistered when dropped, after a running callback returns.
+    _wait: super::OnSignal,
 }
 
 /// Registers a wait for `process` (from `Process::exit_handle`).
-///
-/// OS reference: RegisterWaitForSingleObject (Microsoft Learn).
 pub(crate) fn exit_ready(process: OwnedHandle) -> io::Result<ExitReady> {
     let fired = Arc::new(Fired::default());
-    let context = Arc::into_raw(fired.clone());
-    let mut wait: HANDLE = std::ptr::null_mut();
-    // SAFETY: `process` is a valid handle kept open by the `ExitReady` for
-    // as long as the wait; `context` stays valid until the wait is
-    // unregistered (see `drop`).
-    let ok = unsafe {
-        RegisterWaitForSingleObject(
-            &mut wait,
-            process.as_raw_handle() as HANDLE,
-            Some(on_exit),
-            context as *const c_void,
-            INFINITE,
-            WT_EXECUTEONLYONCE,
-        )
-    };
-    if ok == 0 {
-        let err = io::Error::last_os_error();
-        // SAFETY: the registration failed, so no callback holds `context`.
-        drop(unsafe { Arc::from_raw(context) });
-        return Err(err);
-    }
-    Ok(ExitReady { wait, fired, context, _process: process })
+    let on_exit = fired.clone();
+    let wait = super::on_signal(process, move || {
+        on_exit.fired.store(true, Ordering::Release);
+        on_exit.notify.notify_one();
+    })?;
+    Ok(ExitReady { fired, _wait: wait })
 }
 
 impl ExitReady {
@@ -191,18 +147,5 @@ impl ExitReady {
             self.fired.notify.notified().await;
         }
         Ok(())
-    }
-}
-
-impl Drop for ExitReady {
-    fn drop(&mut self) {
-        // SAFETY: `wait` came from RegisterWaitForSingleObject and is
-        // unregistered once. INVALID_HANDLE_VALUE makes this wait for a
-        // running callback to return, after which none can start: only
-        // then is the callback's reference released.
-        unsafe {
-            UnregisterWaitEx(self.wait, INVALID_HANDLE_VALUE);
-            drop(Arc::from_raw(self.context));
-        }
     }
 }
