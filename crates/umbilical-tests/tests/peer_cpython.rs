@@ -305,7 +305,9 @@ fn sigpipe_default_host() {
         ("pipes", "sigpipe-default"),
         ("pipes", "sigpipe-default-guard"),
     ] {
-        let out = std::process::Command::new(HELPER).args(["as-parent", kind, check]).output().unwrap();
+        let out = bounded(LIMIT, check, move || {
+            std::process::Command::new(HELPER).args(["as-parent", kind, check]).output().unwrap()
+        });
         assert!(
             out.status.success(),
             "{kind} {check}: the host died: {:?} {}",

@@ -127,13 +127,14 @@ impl Link {
     /// Starts reading the shim's report in the background (blocking API).
     /// Unix: the process's one background thread reads it, with every other
     /// link and dropped child, so a live child costs no thread. Windows: a
-    /// thread of its own until the report.
+    /// wait of the system thread pool on the shim's exit (a thread of its
+    /// own where the shim's handle is missing).
     pub(crate) fn start_reader(&mut self) -> io::Result<()> {
         let Some((stream, buf)) = self.pending.take() else { return Ok(()) };
         self.writer = Some(stream.try_clone()?);
         #[cfg(unix)]
         {
-            let mut reader = Reader {
+            let reader = Reader {
                 stream: Some(stream),
                 buf,
                 launcher_exit: self.launcher_exit.take(),
@@ -142,13 +143,8 @@ impl Link {
                 awaiting_program: false,
                 ended: self.ended.clone(),
             };
-            use sys::Watch as _;
-            // A report read with the handshake needs no thread at all.
-            if !reader.progress() {
-                sys::watch(Box::new(reader))
-                    .map_err(|_| io::Error::other("no background thread for the shim's link"))?;
-            }
-            Ok(())
+            // Its first look there also takes a report read with the handshake.
+            sys::watch(Box::new(reader)).map_err(|_| io::Error::other("no background thread for the shim's link"))
         }
         #[cfg(windows)]
         {
@@ -520,13 +516,10 @@ async fn recv_report_async(stream: &sys::AsyncControlStream, mut buf: Vec<u8>) -
         if stream.readable().await.is_err() {
             break None;
         }
-        let start = buf.len();
-        buf.resize(start + 64 * 1024, 0);
-        let n = stream.try_read(&mut buf[start..]);
-        buf.truncate(start + *n.as_ref().unwrap_or(&0));
-        match n {
+        let mut chunk = [0u8; 1024];
+        match stream.try_read(&mut chunk) {
             Ok(0) => break None,
-            Ok(_) => {}
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => break None,
         }

@@ -280,28 +280,11 @@ fn drop_many(n: usize) {
         pids.push(child.id().unwrap_or(0));
     }
     // Dropped above, each while running.
-    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
-    println!("threads={threads}");
+    println!("threads={}", umbilical_tests::sys::thread_count());
     for pid in &pids {
         let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
     }
-    let children = || {
-        let me = std::process::id().to_string();
-        std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-                stat.rfind(')').and_then(|i| stat[i + 2..].split_whitespace().nth(1).map(|p| p == me)).unwrap_or(false)
-            })
-            .count()
-    };
-    let start = std::time::Instant::now();
-    while children() > 0 && start.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    println!("left={}", children());
+    left_children(Duration::from_secs(20));
 }
 
 /// Issue #11/#13: no thread per child through the shim in the blocking API.
@@ -355,12 +338,13 @@ fn shim_many(n: usize) {
     drop(rest);
     println!("threads_after={}", threads());
     #[cfg(target_os = "linux")]
-    left_children();
+    left_children(Duration::from_secs(30));
 }
 
-/// Prints how many processes of this one's are left after a bounded wait.
+/// Prints how many processes of this one's are left after waiting at most
+/// `bound` for them to go (`left=`).
 #[cfg(target_os = "linux")]
-fn left_children() {
+fn left_children(bound: Duration) {
     let me = std::process::id().to_string();
     let ours = || {
         std::fs::read_dir("/proc")
@@ -375,7 +359,7 @@ fn left_children() {
             .count()
     };
     let t0 = std::time::Instant::now();
-    while ours() > 0 && t0.elapsed() < Duration::from_secs(30) {
+    while ours() > 0 && t0.elapsed() < bound {
         std::thread::sleep(Duration::from_millis(20));
     }
     println!("left={}", ours());
