@@ -156,8 +156,13 @@ fn shim_children_add_no_thread() {
             let before = thread_count();
             let mut second = shimmed().spawn_async().await.expect("spawn through the shim");
             let during = thread_count();
-            second.kill().await.expect("kill");
-            first.kill().await.expect("kill");
+            // Waited for, not only killed: a child dropped while its shim
+            // still runs goes to the background reaper with its pidfd, and
+            // the descriptor count below would see it close later.
+            for mut child in [second, first] {
+                child.kill().await.expect("kill");
+                child.wait().await.expect("wait after kill");
+            }
             (before, during)
         })
     });
