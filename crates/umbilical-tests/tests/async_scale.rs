@@ -152,9 +152,9 @@ fn shim_children_add_no_thread() {
                 cmd.shim(true).shim_path(HELPER);
                 cmd
             };
-            let mut first = shimmed().spawn_async().await.expect("spawn through the shim");
+            let first = shimmed().spawn_async().await.expect("spawn through the shim");
             let before = thread_count();
-            let mut second = shimmed().spawn_async().await.expect("spawn through the shim");
+            let second = shimmed().spawn_async().await.expect("spawn through the shim");
             let during = thread_count();
             // Waited for, not only killed: a child dropped while its shim
             // still runs goes to the background reaper with its pidfd, and
