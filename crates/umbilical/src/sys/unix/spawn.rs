@@ -3,9 +3,12 @@
 //! The child gets fds 0 and 1 (the channel's child end), 2 (per the stderr
 //! setting), 3 if a lifeline is asked for, and nothing else — even when other
 //! code in the process opened descriptors without `O_CLOEXEC` and other
-//! threads spawn at the same moment. Three ways, best first:
+//! threads spawn at the same moment. Four ways, best first:
 //!
-//! - glibc >= 2.34 and FreeBSD >= 13.1: `posix_spawn` with
+//! - Linux: `clone(CLONE_VM | CLONE_VFORK)` and our own steps before
+//!   `execve`, which mark every other descriptor close-on-exec instead of
+//!   closing them while the parent waits (`vfork.rs` says why and how);
+//! - FreeBSD >= 13.1: `posix_spawn` with
 //!   `posix_spawn_file_actions_addclosefrom_np` (looked up at run time, so
 //!   the binary still loads on an older libc);
 //! - macOS: `posix_spawn` with `POSIX_SPAWN_CLOEXEC_DEFAULT`, which closes
@@ -13,9 +16,13 @@
 //! - otherwise `fork` + `close_range` (Linux >= 5.9; a `close` loop below
 //!   that) + `execve`, with only async-signal-safe calls in the child.
 //!
-//! `posix_spawn` does not fork the parent's address space (glibc uses
-//! `CLONE_VM | CLONE_VFORK`), which is why it is preferred. In every path
-//! the child starts with an empty signal mask and default dispositions.
+//! The first two do not copy the parent's address space (the child shares
+//! it until it execs), which is why they are preferred. In every path the
+//! child starts with an empty signal mask and default dispositions.
+
+mod child;
+#[cfg(target_os = "linux")]
+mod vfork;
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, OsStr, OsString, c_char, c_int};
@@ -214,9 +221,13 @@ impl Plan<'_> {
 
 /// Which mechanism spawns on this system, for diagnostics.
 pub(crate) fn mechanism() -> &'static str {
+    #[cfg(target_os = "linux")]
+    if vfork::available() {
+        return "clone(CLONE_VM | CLONE_VFORK) + close_range(CLOEXEC) + execve";
+    }
     if cfg!(apple) {
         "posix_spawn (POSIX_SPAWN_CLOEXEC_DEFAULT)"
-    } else if closefrom_np().is_some() {
+    } else if !cfg!(target_os = "linux") && closefrom_np().is_some() {
         "posix_spawn (addclosefrom_np)"
     } else {
         "fork + close_range + execve"
@@ -250,10 +261,40 @@ fn spawn_plan(plan: &Plan<'_>) -> Result<i32, Failure> {
         },
         lifeline: plan.lifeline.map(|fd| pick(&life_l, fd)),
     };
-    let use_spawn = !plan.force_fork
+    if plan.force_fork {
+        return fork_exec(plan, &fds);
+    }
+    #[cfg(target_os = "linux")]
+    if vfork::available() {
+        let setup = child::Setup {
+            plan,
+            envp: plan.envp(),
+            fds: &fds,
+            first_closed: fds.first_closed(),
+            keep: None,
+            limit: max_fd(),
+        };
+        if let Some(pid) = vfork::spawn(setup)? {
+            return Ok(pid);
+        }
+    }
+    // Not `posix_spawn` on Linux: glibc's starts its child the way `vfork`
+    // was just refused, and leaves the program its two internal signals
+    // ignored where the parent ignored them (`child.rs`).
+    let use_spawn = !cfg!(target_os = "linux")
         && (cfg!(apple) || closefrom_np().is_some())
         && (plan.cwd.is_none() || addchdir_np().is_some());
     if use_spawn { posix_spawn(plan, &fds) } else { fork_exec(plan, &fds) }
+}
+
+/// The failure a child reported from `child::exec`.
+fn failure(stage: i32, errno: i32) -> Failure {
+    let errno = io::Error::from_raw_os_error(errno);
+    match stage {
+        child::STAGE_CHDIR => Failure::Chdir(errno),
+        child::STAGE_EXEC => Failure::Exec(errno),
+        _ => Failure::Setup(errno),
+    }
 }
 
 enum StderrFd {
@@ -267,6 +308,13 @@ struct Fds {
     stdout: RawFd,
     stderr: StderrFd,
     lifeline: Option<RawFd>,
+}
+
+impl Fds {
+    /// The first descriptor the program must not get.
+    fn first_closed(&self) -> c_int {
+        if self.lifeline.is_some() { 4 } else { 3 }
+    }
 }
 
 type CloseFromFn = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, c_int) -> c_int;
@@ -462,7 +510,7 @@ fn posix_spawn(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
         objs.dup2(fd, 3)?;
     }
     #[cfg(not(apple))]
-    objs.close_from(if fds.lifeline.is_some() { 4 } else { 3 })?;
+    objs.close_from(fds.first_closed())?;
     if let Some(cwd) = plan.cwd {
         objs.chdir(cwd)?;
     }
@@ -496,20 +544,33 @@ fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
         Some(lifted) => lifted,
         None => err_w,
     };
-    let limit = max_fd();
-    let envp = plan.envp();
-    let first_closed = if fds.lifeline.is_some() { 4 } else { 3 };
+    let setup = child::Setup {
+        plan,
+        envp: plan.envp(),
+        fds,
+        first_closed: fds.first_closed(),
+        keep: Some(err_w.as_raw_fd()),
+        limit: max_fd(),
+    };
     // SAFETY: between fork and execve/_exit the child calls only
-    // async-signal-safe functions (sigaction, pthread_sigmask, dup2, fcntl,
-    // close, close_range, chdir, execve, write, _exit) on data prepared
-    // before the fork; it never allocates, locks or unwinds.
+    // async-signal-safe functions (`child::exec`, write, _exit) on data
+    // prepared before the fork; it never allocates, locks or unwinds.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(Failure::Setup(io::Error::last_os_error()));
     }
     if pid == 0 {
-        // SAFETY: see above; this block never returns.
-        unsafe { child_after_fork(plan, envp, fds, err_w.as_raw_fd(), first_closed, limit) }
+        // SAFETY: we are the child after fork; the parent's data was copied
+        // with the address space.
+        let (stage, errno) = unsafe { child::exec(&setup) };
+        let mut msg = [0u8; 8];
+        msg[0..4].copy_from_slice(&stage.to_ne_bytes());
+        msg[4..8].copy_from_slice(&errno.to_ne_bytes());
+        // SAFETY: write and _exit are async-signal-safe; msg is a local.
+        unsafe {
+            libc::write(err_w.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+            libc::_exit(127)
+        }
     }
     if plan.process_group {
         // Also from the parent, as shells do: whichever runs first makes
@@ -533,137 +594,10 @@ fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
     }
     // The child failed before exec: reap it so no zombie is left.
     let _ = super::Process::open(pid, false).wait();
-    let stage = i32::from_ne_bytes(report[0..4].try_into().unwrap());
-    let errno = io::Error::from_raw_os_error(i32::from_ne_bytes(report[4..8].try_into().unwrap()));
-    Err(match stage {
-        1 => Failure::Chdir(errno),
-        2 => Failure::Exec(errno),
-        _ => Failure::Setup(errno),
-    })
-}
-
-/// # Safety
-/// Must be called only in the child right after `fork`.
-unsafe fn child_after_fork(
-    plan: &Plan<'_>,
-    envp: *const *const c_char,
-    fds: &Fds,
-    err_w: RawFd,
-    first_closed: c_int,
-    limit: c_int,
-) -> ! {
-    let fail = |stage: i32| -> ! {
-        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        let mut msg = [0u8; 8];
-        msg[0..4].copy_from_slice(&stage.to_ne_bytes());
-        msg[4..8].copy_from_slice(&errno.to_ne_bytes());
-        // SAFETY: write and _exit are async-signal-safe; msg is a local.
-        unsafe {
-            libc::write(err_w, msg.as_ptr().cast(), msg.len());
-            libc::_exit(127)
-        }
-    };
-    if plan.process_group {
-        // SAFETY: async-signal-safe; acts on this (child) process only.
-        if unsafe { libc::setpgid(0, 0) } != 0 {
-            fail(3);
-        }
-    }
-    // Everything below is async-signal-safe (signal-safety(7)) and works on
-    // locals and data built before the fork.
-    reset_signals();
-    if !dup_stdio(fds) {
-        fail(3);
-    }
-    // SAFETY: only this (child) process's descriptors are closed; `err_w`
-    // is kept.
-    unsafe { close_from(first_closed, err_w, limit) };
-    if let Some(cwd) = plan.cwd {
-        // SAFETY: chdir(2) with a NUL-terminated path built before the fork.
-        if unsafe { libc::chdir(cwd.as_ptr()) } != 0 {
-            fail(1);
-        }
-    }
-    // SAFETY: execve(2) with a NUL-terminated path and null-terminated
-    // argv/envp arrays built before the fork; it returns only on failure.
-    unsafe { libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), envp) };
-    fail(2)
-}
-
-/// In the child after `fork`: every signal back to its default disposition
-/// (sigaction(2)) and none blocked (pthread_sigmask(3)), as a fresh process
-/// expects.
-fn reset_signals() {
-    // SAFETY: `sigaction` and `sigset_t` are plain C structs for which
-    // all-zero is valid (SIG_DFL, empty mask); the calls only read these
-    // locals and change this process's signal state.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = libc::SIG_DFL;
-        for sig in 1..65 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    }
-}
-
-/// In the child after `fork`: the channel on 0 and 1, stderr on 2, the
-/// lifeline on 3 (dup2(2)). The sources sit above the targets (lifted by
-/// the caller), so dup2 always makes a fresh, inheritable copy. `false` if
-/// any step failed (errno says why).
-fn dup_stdio(fds: &Fds) -> bool {
-    let dup2 = |from: RawFd, to: c_int| {
-        // SAFETY: dup2 on descriptors of this (child) process.
-        unsafe { libc::dup2(from, to) >= 0 }
-    };
-    if !dup2(fds.stdin, 0) || !dup2(fds.stdout, 1) {
-        return false;
-    }
-    let stderr_ok = match fds.stderr {
-        StderrFd::Inherit => true,
-        StderrFd::Fd(fd) => dup2(fd, 2),
-        StderrFd::Null => {
-            // SAFETY: open(2) with a NUL-terminated static path.
-            let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY) };
-            let ok = null >= 0 && dup2(null, 2);
-            if null > 2 {
-                // SAFETY: closes the descriptor just opened, not needed now.
-                unsafe { libc::close(null) };
-            }
-            ok
-        }
-    };
-    stderr_ok && fds.lifeline.is_none_or(|fd| dup2(fd, 3))
-}
-
-/// Closes every descriptor from `first` up, except `keep` (the report pipe,
-/// which is close-on-exec and so vanishes at `execve`).
-///
-/// # Safety
-/// Only in the child after `fork`.
-unsafe fn close_from(first: c_int, keep: RawFd, limit: c_int) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: close_range only closes descriptors of this (child) process.
-        let ok = unsafe {
-            (keep <= first
-                || libc::syscall(libc::SYS_close_range, first as libc::c_uint, (keep - 1) as libc::c_uint, 0) == 0)
-                && libc::syscall(libc::SYS_close_range, (keep + 1) as libc::c_uint, libc::c_uint::MAX, 0) == 0
-        };
-        if ok {
-            return;
-        }
-    }
-    for fd in first..limit.max(keep + 1) {
-        if fd != keep {
-            // SAFETY: closing any descriptor number is memory-safe here.
-            unsafe { libc::close(fd) };
-        }
-    }
+    Err(failure(
+        i32::from_ne_bytes(report[0..4].try_into().unwrap()),
+        i32::from_ne_bytes(report[4..8].try_into().unwrap()),
+    ))
 }
 
 /// Which error kind an `execve`/`posix_spawn` errno means.
