@@ -126,3 +126,26 @@ fn channel_descriptors_on_low_numbers_are_wired_correctly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The program starts with no signal blocked, ignored or caught, whatever
+/// the host's state, while signals rain on the spawning thread (the Linux
+/// spawn shares the parent's memory until exec: a handler of the host's
+/// must never run in it) — and the host's own mask and handlers are as
+/// before. The last part ports Rust std's `test_process_mask`: SIGINT
+/// blocked in the parent is not blocked in the program. CPython's
+/// `test_restore_signals` asks the same of ignored signals (SIGPIPE here,
+/// which the Rust runtime ignores in the host).
+#[cfg(target_os = "linux")]
+#[test]
+fn programs_get_default_signals_from_a_busy_host() {
+    let out = bounded(LIMIT, "signal-storm", || {
+        std::process::Command::new(HELPER).args(["signal-storm", "200"]).output().unwrap()
+    });
+    assert!(out.status.success(), "the host died: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "spawned=200 clean=200 kept=true handled=true sigint=Signaled(2)",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

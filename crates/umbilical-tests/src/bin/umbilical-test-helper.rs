@@ -37,6 +37,14 @@
 //!   the failing step as the exit code otherwise); on every OS, `env-capture`
 //!   (a variable set after the command was built and before it was
 //!   spawned; prints what the program saw)
+//! - `signal-storm N` (Linux): as a host with a handler for `SIGUSR1`,
+//!   `SIGUSR2` ignored (and `SIGPIPE`, by the Rust runtime) and `SIGHUP` and
+//!   `SIGINT` blocked, start N programs (every tenth by the fork fallback)
+//!   while another thread aims `SIGUSR1` at this one; each program reports
+//!   its signal state. Then a program started with `SIGINT` still blocked
+//!   here is sent `SIGINT`. Prints `spawned=N clean=C kept=K handled=H
+//!   sigint=S`: C programs saw no blocked, ignored or caught signal; K, H
+//!   whether our own signal state is as before and the handler ran
 //! - `pipe-stranger NAME FILE` (Windows): connect to the named pipe NAME as
 //!   a stranger, read, and write to FILE `refused` if the connection was
 //!   closed with nothing sent, else `answered`
@@ -100,6 +108,8 @@ fn main() {
         // it ends them (see `shim_many`).
         #[cfg(any(target_os = "linux", windows))]
         "shim-many" => shim_many(num(1) as usize),
+        #[cfg(target_os = "linux")]
+        "signal-storm" => signal_storm(num(1) as usize),
         // A caller of the library: starts `sleep 60000` through the shim
         // (this binary) with a caller-gone grace of GRACE_MS, prints the
         // program's pid, and waits to be killed.
@@ -597,4 +607,61 @@ fn handle_is_valid(value: usize) -> bool {
 #[cfg(unix)]
 fn handle_is_valid(_value: usize) -> bool {
     die("`handles` is Windows-only; use `fds`")
+}
+
+/// `signal-storm N`: see the module docs.
+#[cfg(target_os = "linux")]
+fn signal_storm(n: usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use umbilical_tests::sys;
+    sys::busy_signal_state().unwrap_or_else(|e| die(&format!("signal state: {e}")));
+    let before = sys::signal_snapshot();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let main_thread = sys::this_thread();
+    let sender = std::thread::spawn({
+        let stop = stop.clone();
+        // Bounded: at most a million signals, fewer once the spawns end.
+        move || {
+            for _ in 0..1_000_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                sys::send_usr1(main_thread);
+                std::thread::yield_now();
+            }
+        }
+    });
+    let mut clean = 0;
+    for i in 0..n {
+        let mut child = umbilical::Command::new("cat")
+            .arg("/proc/self/status")
+            .force_fork_exec(i % 10 == 9)
+            .spawn()
+            .unwrap_or_else(|e| die(&format!("spawn {i}: {e}")));
+        let mut channel = child.take_channel().unwrap();
+        let _ = channel.shutdown_write();
+        let mut out = String::new();
+        channel.read_to_string(&mut out).unwrap_or_else(|e| die(&format!("read {i}: {e}")));
+        let status = child.wait().unwrap_or_else(|e| die(&format!("wait {i}: {e}")));
+        let zero =
+            |name: &str| out.lines().any(|l| l.strip_prefix(name).is_some_and(|v| v.trim().bytes().all(|b| b == b'0')));
+        if status.success() && zero("SigBlk:") && zero("SigIgn:") && zero("SigCgt:") {
+            clean += 1;
+        } else {
+            eprintln!("program {i}: {status:?}\n{out}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap_or_else(|_| die("the signal sender panicked"));
+    let kept = sys::signal_snapshot() == before;
+    // Rust std's `test_process_mask` (library/std/src/sys/process/unix/
+    // common/tests.rs): SIGINT blocked in the parent, the program still
+    // dies of it.
+    let mut sleeper = umbilical::Command::new(std::env::current_exe().unwrap())
+        .args(["sleep", "20000"])
+        .spawn()
+        .unwrap_or_else(|e| die(&format!("spawn the sleeper: {e}")));
+    let _ = sleeper.signal(libc::SIGINT);
+    let sigint = sleeper.wait().map(|s| format!("{:?}", s.status)).unwrap_or_else(|e| format!("{e}"));
+    println!("spawned={n} clean={clean} kept={kept} handled={} sigint={sigint}", sys::usr1_seen() > 0);
 }

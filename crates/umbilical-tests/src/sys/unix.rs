@@ -80,3 +80,72 @@ pub fn thread_count() -> usize {
     let line = status.lines().find(|l| l.starts_with("Threads:")).expect("a Threads line");
     line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a thread count")
 }
+
+static USR1_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn count_usr1(_: libc::c_int) {
+    USR1_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The signal state of a busy host: a handler for `SIGUSR1` (counting, with
+/// `SA_RESTART`), `SIGUSR2` ignored, and `SIGHUP` and `SIGINT` blocked in
+/// the calling thread. A program it starts must see none of it.
+pub fn busy_signal_state() -> io::Result<()> {
+    // SAFETY: a zeroed sigaction is a valid starting value; the handler is
+    // async-signal-safe (one atomic add); the sets are initialised by
+    // sigemptyset before use.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = count_usr1 as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_flags = libc::SA_RESTART;
+        if libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::signal(libc::SIGUSR2, libc::SIG_IGN) == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        match libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// How many `SIGUSR1`s the handler of [`busy_signal_state`] has run for.
+pub fn usr1_seen() -> usize {
+    USR1_SEEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What a spawn must leave as it found it: which of signals 1..=64 the
+/// calling thread blocks, `SIGUSR1`'s handler and `SIGUSR2`'s disposition.
+pub fn signal_snapshot() -> (Vec<i32>, usize, usize) {
+    // SAFETY: the sets and sigaction structs are locals written by the calls
+    // (a null new action only reads the current one).
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+        let blocked = (1..=64).filter(|&s| libc::sigismember(&mask, s) == 1).collect();
+        let (mut usr1, mut usr2): (libc::sigaction, libc::sigaction) = (std::mem::zeroed(), std::mem::zeroed());
+        libc::sigaction(libc::SIGUSR1, std::ptr::null(), &mut usr1);
+        libc::sigaction(libc::SIGUSR2, std::ptr::null(), &mut usr2);
+        (blocked, usr1.sa_sigaction, usr2.sa_sigaction)
+    }
+}
+
+/// The calling thread, to aim signals at.
+pub fn this_thread() -> libc::pthread_t {
+    // SAFETY: no preconditions.
+    unsafe { libc::pthread_self() }
+}
+
+/// Sends `SIGUSR1` to one thread of this process.
+pub fn send_usr1(thread: libc::pthread_t) {
+    // SAFETY: the caller passes the pthread_t of a thread that outlives the
+    // call (the helper's main thread, which joins the sender first).
+    unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
+}
