@@ -276,6 +276,7 @@ pub fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (spawn_rounds, bulk_rounds) = if quick { (200, 5) } else { (1000, 15) };
     println!("umbilical against a baseline measured in the same run, interleaved; medians (p90 where latency)");
+    println!("umbilical's default spawn path here: {}", umbilical::mechanisms::spawn());
     let mut rows: Vec<Row> = Vec::new();
     let mut emit = |row: Row| {
         row.print();
@@ -284,7 +285,7 @@ pub fn main() {
 
     emit(latency(
         "spawn+wait `true`",
-        "posix_spawn".into(),
+        "default path".into(),
         "std",
         samples(spawn_rounds, || timed(spawn_true), || timed(|| std_spawn_true(false))),
     ));
@@ -312,6 +313,45 @@ pub fn main() {
             || timed(spawn_true),
         ),
     ));
+
+    // A server's parent: 1,500 descriptors open (500 live children's
+    // worth), all close-on-exec. The time spawn() holds the caller: std
+    // closes nothing (the kernel closes them in the exec); umbilical must
+    // keep them all from the program too.
+    let held: Vec<_> =
+        (0..750).map(|_| rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("a pipe")).collect();
+    let until_spawned = |f: &mut dyn FnMut() -> Box<dyn FnOnce()>| {
+        let t = Instant::now();
+        let wait = f();
+        let d = t.elapsed();
+        wait();
+        d
+    };
+    emit(latency(
+        "spawn `true`, 1,500 descriptors open",
+        "until spawn returns".into(),
+        "std",
+        samples(
+            spawn_rounds,
+            || {
+                until_spawned(&mut || {
+                    let mut c = Command::new("true").spawn().unwrap();
+                    Box::new(move || assert!(c.wait().unwrap().success()))
+                })
+            },
+            || {
+                until_spawned(&mut || {
+                    let mut c = std::process::Command::new("true")
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    Box::new(move || assert!(c.wait().unwrap().success()))
+                })
+            },
+        ),
+    ));
+    drop(held);
 
     // Every kind against std and a raw socketpair, in one run;
     // `SharedSocket` is the single socket that `Socket` was before.
@@ -428,7 +468,7 @@ pub fn main() {
         let rounds = if quick { 50 } else { 200 };
         emit(latency(
             "spawn+wait `true`, 2 GiB parent",
-            "posix_spawn".into(),
+            "default path".into(),
             "std",
             samples(rounds, || timed(spawn_true), || timed(|| std_spawn_true(false))),
         ));
