@@ -156,6 +156,21 @@ impl Child {
         })
     }
 
+    /// Windows, elevated: the relay of the program's stderr to ours, while a
+    /// wait has not let it finish.
+    #[cfg(all(windows, feature = "tokio"))]
+    pub(crate) fn stderr_relay(&self) -> Option<Arc<sys::Drained>> {
+        self.shim.as_ref().and_then(crate::link::Link::stderr_relay)
+    }
+
+    /// Windows: the stderr relay was let finish (or given its grace).
+    #[cfg(all(windows, feature = "tokio"))]
+    pub(crate) fn forget_stderr_relay(&mut self) {
+        if let Some(link) = &mut self.shim {
+            link.forget_stderr_relay();
+        }
+    }
+
     /// Through the shim, once the end is known: the launcher process is
     /// reaped now if it has exited, else by the shared reaper (it exits
     /// right after the shim, unless it waits for the caller to read).
@@ -294,6 +309,11 @@ impl Child {
 
     fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<Exit>> {
         if let Some(exit) = self.exit {
+            // A `try_wait` saw the end first: this wait still lets an
+            // elevated program's relayed stderr finish (Windows).
+            if let Some(link) = &mut self.shim {
+                link.let_stderr_relay_finish(deadline);
+            }
             return Ok(Some(exit));
         }
         let status = match self.detection {

@@ -51,12 +51,22 @@ pub(crate) struct Link {
     on_shim_exit: Option<sys::OnSignal>,
     #[cfg(windows)]
     on_program_exit: Arc<Mutex<Option<sys::OnSignal>>>,
+    /// Windows, elevated: the relay of the program's stderr to ours, which
+    /// a blocking wait lets finish before it returns.
+    #[cfg(windows)]
+    stderr_relay: Option<Arc<sys::Drained>>,
 }
 
 /// How long a report may trail the end of the launcher session that ran
 /// the shim: in band, the report comes through another session, so it may
 /// arrive a little after the first one's end.
 const REPORT_TRAILS_LAUNCHER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a wait lets an elevated program's relayed stderr trail its
+/// end (Windows): ample for the pipe's last bytes, short if a grandchild
+/// keeps the pipe open.
+#[cfg(windows)]
+pub(crate) const STDERR_RELAY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What ended a wait on the shim.
 #[derive(Clone, Copy)]
@@ -92,7 +102,16 @@ impl Link {
             on_shim_exit: None,
             #[cfg(windows)]
             on_program_exit: Arc::default(),
+            #[cfg(windows)]
+            stderr_relay: None,
         }
+    }
+
+    /// Windows, elevated: `relay` copies the program's stderr to ours.
+    #[cfg(windows)]
+    pub(crate) fn with_stderr_relay(mut self, relay: Option<Arc<sys::Drained>>) -> Link {
+        self.stderr_relay = relay;
+        self
     }
 
     /// Windows: `exit` is signalled when the shim exits; the blocking
@@ -254,6 +273,8 @@ impl Link {
         let mut ended = self.ended.lock();
         loop {
             if let Some(e) = *ended {
+                drop(ended);
+                self.let_stderr_relay_finish(deadline);
                 return Ok(Some(e));
             }
             match deadline {
@@ -267,6 +288,39 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Windows, elevated: the relay of the program's stderr, until a wait
+    /// has let it finish.
+    #[cfg(all(windows, feature = "tokio"))]
+    pub(crate) fn stderr_relay(&self) -> Option<Arc<sys::Drained>> {
+        self.stderr_relay.clone()
+    }
+
+    /// Windows: a wait has let the stderr relay finish, or given it its
+    /// whole grace.
+    #[cfg(all(windows, feature = "tokio"))]
+    pub(crate) fn forget_stderr_relay(&mut self) {
+        self.stderr_relay = None;
+    }
+
+    /// Windows, elevated: the program's stderr, relayed to ours, is written
+    /// before a wait returns, so that a host exiting right after loses none
+    /// of it. Bounded: a grandchild holding the pipe open (the program's
+    /// own children) delays the wait by `STDERR_RELAY_GRACE` at most, and
+    /// `deadline` is kept.
+    pub(crate) fn let_stderr_relay_finish(&mut self, deadline: Option<Instant>) {
+        #[cfg(windows)]
+        if let Some(relay) = &self.stderr_relay {
+            let grace = Instant::now() + STDERR_RELAY_GRACE;
+            let until = deadline.map_or(grace, |d| d.min(grace));
+            if relay.wait_until(until) || deadline.is_none_or(|d| d > until) {
+                // Drained, or given its whole grace: not waited for again.
+                self.stderr_relay = None;
+            }
+        }
+        #[cfg(unix)]
+        let _ = deadline;
     }
 
     fn reported(&self) -> bool {

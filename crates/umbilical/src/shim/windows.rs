@@ -205,8 +205,8 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let stdin = sys::pipe_server(Direction::Outbound).map_err(io_fail("cannot create the channel"))?;
     let stdout = sys::pipe_server(Direction::Inbound).map_err(io_fail("cannot create the channel"))?;
     // An elevated shim inherits nothing, not even our stderr: with
-    // `Inherit` the program's stderr comes back through a pipe and a
-    // thread copies it to ours.
+    // `Inherit` the program's stderr comes back through a pipe, copied to
+    // ours on the thread pool (`sys::relay_to_stderr`).
     let relay = elevated && opts.stderr == Stderr::Inherit;
     let (stderr, stderr_pipe) = match opts.stderr {
         Stderr::Piped => (WireStderr::Inherit, Some(Direction::Inbound)),
@@ -245,21 +245,31 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     };
     let ShimStdio { stdin, stdout, stderr_pipe, .. } = stdio;
     let channel = Channel::from_pipe_ends(stdout.1, stdin.1);
+    let mut drained = None;
     let stderr = match stderr_pipe {
         Some((_, pipe)) if relay => {
-            let mut from = ChildStderr::new(pipe);
-            // Ends when the program and the shim have closed the pipe.
-            let _ = std::thread::Builder::new().name("umbilical-stderr-relay".into()).stack_size(64 * 1024).spawn(
-                move || {
-                    let _ = io::copy(&mut from, &mut io::stderr());
-                },
-            );
+            // On the thread pool; a thread of its own only if the pool
+            // refuses the pipe. Either ends when the program and the shim
+            // have closed it.
+            match sys::relay_to_stderr(pipe) {
+                Ok(done) => drained = Some(done),
+                Err((e, pipe)) => {
+                    tracing::debug!(error = %e, "the thread pool refused the stderr relay; a thread copies it");
+                    let mut from = ChildStderr::new(pipe);
+                    let _ = std::thread::Builder::new()
+                        .name("umbilical-stderr-relay".into())
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            let _ = io::copy(&mut from, &mut io::stderr());
+                        });
+                }
+            }
             None
         }
         Some((_, pipe)) => Some(ChildStderr::new(pipe)),
         None => None,
     };
-    let link = link.with_shim_exit(process.exit_handle());
+    let link = link.with_shim_exit(process.exit_handle()).with_stderr_relay(drained);
     Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link, opts.kill_on_drop))
 }
 

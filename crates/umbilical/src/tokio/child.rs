@@ -133,6 +133,14 @@ impl Child {
     pub async fn wait(&mut self) -> io::Result<Exit> {
         loop {
             if let Some(exit) = self.try_wait()? {
+                // Windows, elevated: the program's stderr, relayed to ours,
+                // is written before this returns (bounded), as in the
+                // blocking API.
+                #[cfg(windows)]
+                if let Some(relay) = self.inner.stderr_relay() {
+                    let _ = ::tokio::time::timeout(crate::link::STDERR_RELAY_GRACE, relay.drained()).await;
+                    self.inner.forget_stderr_relay();
+                }
                 return Ok(exit);
             }
             if self.exit.is_none() {

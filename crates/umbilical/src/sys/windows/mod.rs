@@ -16,6 +16,7 @@ mod process;
 mod reactor;
 mod rendezvous;
 mod spawn;
+mod stderr_relay;
 mod wait;
 
 pub use diag::WinsockProvider;
@@ -29,6 +30,7 @@ pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready};
 pub(crate) use rendezvous::{ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
+pub(crate) use stderr_relay::{Drained, relay_to_stderr};
 pub(crate) use wait::{wait_closed, wait_eof};
 
 /// An owned handle.
