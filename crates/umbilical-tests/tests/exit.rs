@@ -178,3 +178,26 @@ fn forty_children_through_the_shim_add_no_thread_each() {
     assert!(text.contains("early=Exited(3)"), "the report read with nobody waiting: {text}");
     assert!(text.contains("killed=20"), "each kill through the shim ended its program: {text}");
 }
+
+/// The same, elevated (UAC through the shim, which Wine carries out without
+/// a prompt) with our stderr inherited: an elevated program cannot inherit
+/// it, so its stderr comes back through a pipe copied to ours. The copy
+/// runs on the system thread pool's completion port; each child had a
+/// thread for it before.
+#[cfg(windows)]
+#[test]
+fn forty_elevated_children_with_relayed_stderr_add_no_thread_each() {
+    let out = bounded(LIMIT, "shim-many runas", || {
+        std::process::Command::new(HELPER).args(["shim-many", "40", "runas"]).output().expect("run the helper")
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    let added: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("added="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no added= line: {text}"));
+    assert!(added <= 4, "41 live elevated children added {added} threads (a relay thread each would be 41+): {text}");
+    assert!(text.contains("early=Exited(3)"), "the report read with nobody waiting: {text}");
+    assert!(text.contains("killed=20"), "each kill through the shim ended its program: {text}");
+}

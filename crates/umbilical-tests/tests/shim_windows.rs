@@ -216,3 +216,25 @@ fn dropping_kills_or_lets_go_as_asked() {
     terminate(pid);
     assert!(ran_on, "a dropped child (no kill_on_drop) was ended by the shim; it should run on");
 }
+
+/// An elevated program's stderr, with ours inherited, reaches our stderr
+/// whole, and before `wait()` returns, blocking and async: a host that
+/// exits right after (as a CLI does) loses none of it. 1 MiB, so the
+/// relay's pipe fills and drains many times.
+#[test]
+fn elevated_stderr_is_relayed_whole_before_wait_returns() {
+    let n = 1 << 20;
+    for mode in ["blocking", "async"] {
+        let out = bounded(LIMIT, "relay-stderr", move || {
+            std::process::Command::new(HELPER)
+                .args(["relay-stderr", &n.to_string(), mode])
+                .output()
+                .expect("run the helper")
+        });
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{mode}: {text}");
+        assert_eq!(text.trim(), "out=out status=Exited(0)", "{mode}");
+        assert_eq!(out.stderr.len(), n, "{mode}: relayed stderr bytes");
+        assert!(out.stderr.iter().all(|&b| b == b'e'), "{mode}: relayed stderr content");
+    }
+}

@@ -45,6 +45,13 @@
 //!   here is sent `SIGINT`. Prints `spawned=N clean=C kept=K handled=H
 //!   sigint=S`: C programs saw no blocked, ignored or caught signal; K, H
 //!   whether our own signal state is as before and the handler ran
+//! - `shim-many N [runas]`: N sleeping programs and one quick one through
+//!   the shim (with `runas`, on Windows: elevated, stderr relayed to ours);
+//!   prints the threads they add, the quick one's status seen by
+//!   `try_wait`, and how many of half of them `kill()` ended
+//! - `relay-stderr N [async]` (Windows): an elevated program writes N
+//!   bytes to our stderr (relayed); prints its output and status once
+//!   `wait()` (the async one with `async`) returns, then exits at once
 //! - `pipe-stranger NAME FILE` (Windows): connect to the named pipe NAME as
 //!   a stranger, read, and write to FILE `refused` if the connection was
 //!   closed with nothing sent, else `answered`
@@ -107,7 +114,9 @@ fn main() {
         // running; prints the threads this process has then, and more as
         // it ends them (see `shim_many`).
         #[cfg(any(target_os = "linux", windows))]
-        "shim-many" => shim_many(num(1) as usize),
+        "shim-many" => shim_many(num(1) as usize, arg(2) == "runas"),
+        #[cfg(windows)]
+        "relay-stderr" => relay_stderr(num(1), arg(2) == "async"),
         #[cfg(target_os = "linux")]
         "signal-storm" => signal_storm(num(1) as usize),
         // A caller of the library: starts `sleep 60000` through the shim
@@ -308,11 +317,15 @@ fn drop_many(n: usize) {
 /// prints how many processes of its own are left after a bounded wait
 /// (`left=`).
 #[cfg(any(target_os = "linux", windows))]
-fn shim_many(n: usize) {
+fn shim_many(n: usize, runas: bool) {
     let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
     let start = |args: &[&str]| {
         let mut cmd = umbilical::Command::new(&me);
         cmd.args(args).shim(true).shim_path(&me).kill_on_drop(true);
+        if runas {
+            // Elevated, with our stderr inherited: relayed to it.
+            cmd.launcher(umbilical::Launcher::RunAs).stderr(umbilical::Stderr::Inherit);
+        }
         cmd.spawn().unwrap_or_else(|e| die(&format!("spawn through the shim: {e}")))
     };
     let threads = umbilical_tests::sys::thread_count;
@@ -664,4 +677,46 @@ fn signal_storm(n: usize) {
     let _ = sleeper.signal(libc::SIGINT);
     let sigint = sleeper.wait().map(|s| format!("{:?}", s.status)).unwrap_or_else(|e| format!("{e}"));
     println!("spawned={n} clean={clean} kept={kept} handled={} sigint={sigint}", sys::usr1_seen() > 0);
+}
+
+/// `relay-stderr N [async]` (Windows): through UAC elevation with our
+/// stderr inherited (relayed, since an elevated program cannot inherit it),
+/// the program writes N bytes to stderr; prints its output and status as
+/// soon as `wait()` returns (the async one with `async`), and exits at
+/// once.
+#[cfg(windows)]
+fn relay_stderr(n: u64, use_async: bool) {
+    let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+    let mut cmd = umbilical::Command::new(&me);
+    cmd.args(["flood-stderr", &n.to_string()])
+        .launcher(umbilical::Launcher::RunAs)
+        .shim_path(&me)
+        .stderr(umbilical::Stderr::Inherit);
+    let (out, status) = if use_async {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| die(&format!("runtime: {e}")));
+        rt.block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut child = cmd.spawn_async().await.unwrap_or_else(|e| die(&format!("spawn through runas: {e}")));
+            let mut channel = child.take_channel().unwrap();
+            let _ = channel.shutdown().await;
+            let mut out = String::new();
+            let _ = channel.read_to_string(&mut out).await;
+            let status = child.wait().await.unwrap_or_else(|e| die(&format!("wait: {e}")));
+            // At once, from inside the runtime, as a host would.
+            println!("out={out} status={:?}", status.status);
+            std::process::exit(0)
+        })
+    } else {
+        let mut child = cmd.spawn().unwrap_or_else(|e| die(&format!("spawn through runas: {e}")));
+        let mut channel = child.take_channel().unwrap();
+        let _ = channel.shutdown_write();
+        let mut out = String::new();
+        let _ = channel.read_to_string(&mut out);
+        (out, child.wait().unwrap_or_else(|e| die(&format!("wait: {e}"))))
+    };
+    println!("out={out} status={:?}", status.status);
+    std::process::exit(0);
 }
