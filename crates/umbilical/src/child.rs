@@ -33,8 +33,9 @@ const ABANDON_CHECK: Duration = Duration::from_millis(100);
 /// children costs that one thread, not 500. The same thread reads the
 /// reports of children started through the shim, so those cost no thread
 /// of their own either (on Windows a wait of the system thread pool, 63 to
-/// a wait thread, reads each report when its shim exits; an elevated
-/// child's stderr relay keeps a thread). Windows has no zombies; the
+/// a wait thread, reads each report when its shim exits, and an elevated
+/// child's stderr relay runs on the pool's completion port). Windows has
+/// no zombies; the
 /// process handle is closed. The channel, if not taken, is dropped with it, which
 /// the program sees as EOF on stdin.
 ///

@@ -318,8 +318,7 @@ pub fn main() {
     // worth), all close-on-exec. The time spawn() holds the caller: std
     // closes nothing (the kernel closes them in the exec); umbilical must
     // keep them all from the program too.
-    let held: Vec<_> =
-        (0..750).map(|_| rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("a pipe")).collect();
+    let held: Vec<_> = (0..750).map(|_| std::os::unix::net::UnixStream::pair().expect("a socketpair")).collect();
     let until_spawned = |f: &mut dyn FnMut() -> Box<dyn FnOnce()>| {
         let t = Instant::now();
         let wait = f();
