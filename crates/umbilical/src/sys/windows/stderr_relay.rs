@@ -100,10 +100,10 @@ pub(crate) fn relay_to_stderr(pipe: OwnedHandle) -> Result<Arc<Drained>, (io::Er
     if unsafe { BindIoCompletionCallback(pipe.as_raw_handle() as HANDLE, Some(completed), 0) } == 0 {
         return Err((io::Error::last_os_error(), pipe));
     }
-    // SAFETY: an all-zero OVERLAPPED is its documented initial state.
     let done = Arc::new(Drained::default());
-    let relay =
-        Box::new(Relay { overlapped: unsafe { std::mem::zeroed() }, pipe, done: done.clone(), buf: [0; CHUNK] });
+    // SAFETY: an all-zero OVERLAPPED is its documented initial state.
+    let overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
+    let relay = Box::new(Relay { overlapped, pipe, done: done.clone(), buf: [0; CHUNK] });
     let relay = Box::into_raw(relay);
     // SAFETY: a relay just made, owned from here by the read in flight.
     if let Err(e) = unsafe { read_next(relay) } {

@@ -56,7 +56,8 @@ struct Shared<'a> {
 /// Starts the program; `Ok(None)` if the kernel refused this way of
 /// starting it (then learnt: the caller uses another).
 pub(super) fn spawn(setup: Setup<'_>) -> Result<Option<i32>, Failure> {
-    let stack = SPARE.with(Cell::take).map_or_else(Stack::new, Ok).map_err(Failure::Setup)?;
+    // A fresh stack if this thread has none (or is tearing its locals down).
+    let stack = SPARE.try_with(Cell::take).ok().flatten().map_or_else(Stack::new, Ok).map_err(Failure::Setup)?;
     let shared = Shared { setup, stage: AtomicI32::new(0), errno: AtomicI32::new(0) };
     let old = block_all_signals();
     // SAFETY: `child_main` runs on `stack` (mapped, writable, 16-byte
