@@ -149,3 +149,19 @@ fn programs_get_default_signals_from_a_busy_host() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Where a seccomp filter refuses `clone` with `CLONE_VFORK` (as container
+/// runtimes' filters may), the refusal is learnt at the first spawn and
+/// fork + exec takes over, with the same promises: no stray descriptor,
+/// a bad directory told apart, the exact status.
+#[cfg(target_os = "linux")]
+#[test]
+fn fork_takes_over_where_clone_is_refused() {
+    let out =
+        bounded(LIMIT, "clone-refused", || std::process::Command::new(HELPER).arg("clone-refused").output().unwrap());
+    assert!(out.status.success(), "the host died: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "fds=0 1 2 path=fork + close_range + execve cwd=InvalidInput exit=Exited(7)"
+    );
+}

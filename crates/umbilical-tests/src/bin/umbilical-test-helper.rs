@@ -49,6 +49,12 @@
 //!   the shim (with `runas`, on Windows: elevated, stderr relayed to ours);
 //!   prints the threads they add, the quick one's status seen by
 //!   `try_wait`, and how many of half of them `kill()` ended
+//! - `clone-refused` (Linux): under a seccomp filter that refuses `clone`
+//!   with `CLONE_VFORK`, with a descriptor open without close-on-exec,
+//!   start `fds`, a program in a missing directory, and `exit 7`; prints
+//!   `fds=.. path=.. cwd=.. exit=..`: the descriptors the first saw, the
+//!   spawn path named afterwards, the second's error kind, the third's
+//!   status
 //! - `relay-stderr N [async]` (Windows): an elevated program writes N
 //!   bytes to our stderr (relayed); prints its output and status once
 //!   `wait()` (the async one with `async`) returns, then exits at once
@@ -119,6 +125,8 @@ fn main() {
         "relay-stderr" => relay_stderr(num(1), arg(2) == "async"),
         #[cfg(target_os = "linux")]
         "signal-storm" => signal_storm(num(1) as usize),
+        #[cfg(target_os = "linux")]
+        "clone-refused" => clone_refused(),
         // A caller of the library: starts `sleep 60000` through the shim
         // (this binary) with a caller-gone grace of GRACE_MS, prints the
         // program's pid, and waits to be killed.
@@ -719,4 +727,31 @@ fn relay_stderr(n: u64, use_async: bool) {
     };
     println!("out={out} status={:?}", status.status);
     std::process::exit(0);
+}
+
+/// `clone-refused`: see the module docs.
+#[cfg(target_os = "linux")]
+fn clone_refused() {
+    use std::os::fd::AsFd;
+    let leaky = std::fs::File::open("/dev/null").unwrap_or_else(|e| die(&format!("open: {e}")));
+    rustix::io::fcntl_setfd(leaky.as_fd(), rustix::io::FdFlags::empty())
+        .unwrap_or_else(|e| die(&format!("fcntl: {e}")));
+    umbilical_tests::sys::refuse_vfork_clone().unwrap_or_else(|e| die(&format!("seccomp: {e}")));
+    let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+    let mut lister = umbilical::Command::new(&me).arg("fds").spawn().unwrap_or_else(|e| die(&format!("spawn: {e}")));
+    let mut channel = lister.take_channel().unwrap();
+    let _ = channel.shutdown_write();
+    let mut fds = String::new();
+    let _ = channel.read_to_string(&mut fds);
+    let _ = lister.wait();
+    let cwd = match umbilical::Command::new(&me).arg("exit").arg("0").current_dir("/nonexistent-umbilical").spawn() {
+        Ok(_) => "started".to_string(),
+        Err(e) => format!("{:?}", e.kind()),
+    };
+    let exit = match umbilical::Command::new(&me).args(["exit", "7"]).spawn() {
+        Ok(mut c) => c.wait().map(|e| format!("{:?}", e.status)).unwrap_or_else(|e| format!("{e}")),
+        Err(e) => format!("{e}"),
+    };
+    println!("fds={} path={} cwd={cwd} exit={exit}", fds.trim(), umbilical::mechanisms::spawn());
+    drop(leaky);
 }

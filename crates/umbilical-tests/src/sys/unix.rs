@@ -149,3 +149,42 @@ pub fn send_usr1(thread: libc::pthread_t) {
     // call (the helper's main thread, which joins the sender first).
     unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
 }
+
+/// Linux: from now on, in this process, `clone` with `CLONE_VFORK` fails
+/// with `EPERM` and `clone3` with `ENOSYS`, as a container's seccomp filter
+/// may have it (threads, which `clone` without `CLONE_VFORK`, still
+/// start). Irreversible: for a helper process only.
+#[cfg(target_os = "linux")]
+pub fn refuse_vfork_clone() -> io::Result<()> {
+    // Classic BPF, as seccomp(2) documents it; seccomp_data: the syscall
+    // number at offset 0, args[0] (its low 32 bits, little-endian) at 16.
+    // BPF_LD | BPF_W | BPF_ABS (the first two are 0).
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x05 | 0x10;
+    const JSET_K: u16 = 0x05 | 0x40;
+    const RET_K: u16 = 0x06;
+    const ALLOW: u32 = 0x7fff_0000;
+    const ERRNO: u32 = 0x0005_0000;
+    let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let filter = [
+        op(LD_W_ABS, 0, 0, 0),
+        op(JEQ_K, 5, 0, libc::SYS_clone3 as u32),
+        op(JEQ_K, 0, 2, libc::SYS_clone as u32),
+        op(LD_W_ABS, 0, 0, 16),
+        op(JSET_K, 1, 0, libc::CLONE_VFORK as u32),
+        op(RET_K, 0, 0, ALLOW),
+        op(RET_K, 0, 0, ERRNO | libc::EPERM as u32),
+        op(RET_K, 0, 0, ERRNO | libc::ENOSYS as u32),
+    ];
+    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
+    // SAFETY: prctl with plain integers, then with a pointer to a filter
+    // program that outlives the call (the kernel copies it).
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
