@@ -164,19 +164,7 @@ fn forty_children_through_the_shim_cost_one_thread() {
 #[cfg(windows)]
 #[test]
 fn forty_children_through_the_shim_add_no_thread_each() {
-    let out = bounded(LIMIT, "shim-many", || {
-        std::process::Command::new(HELPER).args(["shim-many", "40"]).output().expect("run the helper")
-    });
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
-    let added: usize = text
-        .lines()
-        .find_map(|l| l.strip_prefix("added="))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no added= line: {text}"));
-    assert!(added <= 4, "41 live shim children added {added} threads (a thread each would be 41): {text}");
-    assert!(text.contains("early=Exited(3)"), "the report read with nobody waiting: {text}");
-    assert!(text.contains("killed=20"), "each kill through the shim ended its program: {text}");
+    forty_shim_children_add_few_threads(&[], "a thread each would be 41");
 }
 
 /// The same, elevated (UAC through the shim, which Wine carries out without
@@ -187,8 +175,18 @@ fn forty_children_through_the_shim_add_no_thread_each() {
 #[cfg(windows)]
 #[test]
 fn forty_elevated_children_with_relayed_stderr_add_no_thread_each() {
-    let out = bounded(LIMIT, "shim-many runas", || {
-        std::process::Command::new(HELPER).args(["shim-many", "40", "runas"]).output().expect("run the helper")
+    forty_shim_children_add_few_threads(&["runas"], "a relay thread each would be 41+");
+}
+
+/// Runs the helper's `shim-many 40` (with `extra` arguments) and checks:
+/// at most 4 threads added for 41 live children, the quick one's report
+/// seen with nobody waiting, and 20 kills through the shim.
+#[cfg(windows)]
+fn forty_shim_children_add_few_threads(extra: &'static [&'static str], per_child: &str) {
+    let mut args = vec!["shim-many", "40"];
+    args.extend_from_slice(extra);
+    let out = bounded(LIMIT, "shim-many", move || {
+        std::process::Command::new(HELPER).args(&args).output().expect("run the helper")
     });
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
@@ -197,7 +195,7 @@ fn forty_elevated_children_with_relayed_stderr_add_no_thread_each() {
         .find_map(|l| l.strip_prefix("added="))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no added= line: {text}"));
-    assert!(added <= 4, "41 live elevated children added {added} threads (a relay thread each would be 41+): {text}");
+    assert!(added <= 4, "41 live shim children {extra:?} added {added} threads ({per_child}): {text}");
     assert!(text.contains("early=Exited(3)"), "the report read with nobody waiting: {text}");
     assert!(text.contains("killed=20"), "each kill through the shim ended its program: {text}");
 }
