@@ -84,6 +84,32 @@ fn kill_reaches_a_program_of_another_user() {
     }
 }
 
+/// Signals cross to the shim by name (protocol 4): the program dies of
+/// the signal the caller named, whatever its number on the shim's host; a
+/// number without a portable name (SIGVTALRM, SIGPROF) crosses to a shim
+/// on this same host. Shim started directly (no root needed) and through
+/// every launcher set up here. Ports the idea of Go's
+/// `TestProcessSignal`/std's `test_process_signal` to the shim's wire.
+#[test]
+fn signals_cross_by_name_and_numbers_only_to_the_same_host() {
+    let _g = fd_lock();
+    let mut list = vec![Launcher::Direct];
+    match std::env::var("UMBILICAL_TEST_USER") {
+        Ok(user) => list.extend(launchers(&user)),
+        Err(_) => skip("shim: signals by name through launchers", "UMBILICAL_TEST_USER is not set"),
+    }
+    for l in list {
+        for sig in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP, libc::SIGVTALRM, libc::SIGPROF] {
+            let mut child = shimmed(&l, &["sleep", "30000"]).spawn().unwrap();
+            child.signal(sig).unwrap();
+            let exit = bounded(LIMIT, "wait after a signal through the shim", move || child.wait().unwrap());
+            assert_eq!(exit.status, ExitStatus::Signaled(sig), "{}: signal {sig}", l.name());
+            assert_eq!(exit.detection, Detection::Shim, "{}", l.name());
+        }
+        assert_eq!(umbilical::Signal::from_number(libc::SIGVTALRM), None, "crossed as a raw number");
+    }
+}
+
 #[test]
 fn missing_program_and_refusals_are_told_apart() {
     let _g = fd_lock();

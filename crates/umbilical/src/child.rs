@@ -249,7 +249,7 @@ impl Child {
             if self.exit.is_some() {
                 return Ok(());
             }
-            return link.kill(9);
+            return link.kill();
         }
         match &self.process {
             Some(p) => p.kill(),
@@ -261,7 +261,14 @@ impl Child {
     /// program: to its process group when started with
     /// [`Command::process_group`](crate::Command::process_group); through
     /// the shim, the shim sends it on the far side (across a privilege
-    /// boundary the caller could not cross itself). A program that already
+    /// boundary the caller could not cross itself). Through the shim the
+    /// signal crosses by its name ([`Signal`](crate::Signal)), so SIGUSR1
+    /// reaches a program on a macOS host as macOS's SIGUSR1; a number
+    /// without a portable name (a real-time signal) crosses only to a shim
+    /// on the same OS and architecture, and is refused with
+    /// [`io::ErrorKind::InvalidInput`] otherwise. A shim on Windows
+    /// terminates the program for HUP, INT, QUIT, KILL and TERM and refuses
+    /// the others the same way. A program that already
     /// ended is not an error: nothing is sent to a process once it was
     /// reaped; a process group outlives its leader's exit (until the
     /// `Child` is dropped), so what the program left in it still gets the
@@ -289,7 +296,7 @@ impl Child {
             if self.exit.is_some() {
                 return Ok(());
             }
-            return link.kill(sig);
+            return link.signal(sig);
         }
         match &self.process {
             Some(p) => p.signal_raw(sig),

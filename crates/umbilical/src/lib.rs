@@ -128,6 +128,7 @@ pub mod mechanisms;
 mod options;
 pub mod protocol;
 pub mod shim;
+pub mod signal;
 mod spawn;
 mod spec;
 mod sys;
@@ -140,8 +141,9 @@ pub use child::{Child, ChildStderr};
 pub use command::Command;
 pub use error::{Error, ErrorKind, Result};
 pub use exit::{Detection, Exit, ExitDetection, ExitStatus};
-pub use launcher::{Capabilities, Engine, Launcher, sh_quote};
+pub use launcher::{Capabilities, Engine, Launcher, ShimRoute, sh_quote};
 pub use options::{ShimChoice, ShimLink, ShimMode, Stderr};
+pub use signal::Signal;
 
 /// Makes every later write to a pipe channel in this process take the
 /// portable SIGPIPE guard, even on a kernel that offers `RWF_NOSIGNAL`.

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::exit::ExitStatus;
 use crate::protocol::{Message, send};
+use crate::signal::{Signal, WireSignal};
 use crate::sys;
 
 /// The parent's live connection to a shim.
@@ -29,6 +30,8 @@ pub(crate) struct Link {
     pending: Option<(sys::ControlStream, Vec<u8>)>,
     /// The program's pid, as the shim reported it.
     pub(crate) pid: u32,
+    /// The shim's OS and architecture: which raw signal numbers cross.
+    far_host: String,
     /// Our own handle on the program, if the OS let us open one.
     own: Option<Arc<sys::OtherProcess>>,
     ended: Arc<Shared>,
@@ -82,7 +85,13 @@ impl Link {
     /// A link on `stream` (`buf` holds bytes already read from it) whose
     /// reader is not started yet: [`Link::start_reader`], or
     /// [`Link::start_task`] on a tokio runtime.
-    pub(crate) fn new(stream: sys::ControlStream, mut buf: Vec<u8>, pid: u32, own: Option<sys::OtherProcess>) -> Link {
+    pub(crate) fn new(
+        stream: sys::ControlStream,
+        mut buf: Vec<u8>,
+        pid: u32,
+        far_host: String,
+        own: Option<sys::OtherProcess>,
+    ) -> Link {
         // The handshake read in 64 KiB steps; what is left is a few bytes
         // at most, and the link lives as long as the program.
         buf.shrink_to_fit();
@@ -90,6 +99,7 @@ impl Link {
             writer: None,
             pending: Some((stream, buf)),
             pid,
+            far_host,
             own: own.map(Arc::new),
             ended: Arc::new(Shared::default()),
             detached: false,
@@ -327,10 +337,23 @@ impl Link {
         self.ended.lock().is_some()
     }
 
-    /// Asks the shim to signal (Windows: terminate) the program; falls back
-    /// to our own handle where that can kill. Nothing to do once the shim
-    /// has reported.
-    pub(crate) fn kill(&mut self, signal: i32) -> io::Result<()> {
+    /// Asks the shim to send the program signal `number` of this host (by
+    /// its portable name; a number without one only to a shim on the same
+    /// OS and architecture: `InvalidInput` otherwise). A Windows shim
+    /// terminates the program. Falls back to our own handle where that can
+    /// kill. Nothing to do once the shim has reported.
+    pub(crate) fn signal(&mut self, number: i32) -> io::Result<()> {
+        let signal = WireSignal::for_host(number, &self.far_host)
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
+        self.send_signal(signal, number)
+    }
+
+    /// Asks the shim to kill the program (SIGKILL; Windows: terminate).
+    pub(crate) fn kill(&mut self) -> io::Result<()> {
+        self.send_signal(WireSignal::Named(Signal::Kill), Signal::Kill.number().unwrap_or(0))
+    }
+
+    fn send_signal(&mut self, signal: WireSignal, here: i32) -> io::Result<()> {
         if self.reported() {
             return Ok(());
         }
@@ -341,7 +364,7 @@ impl Link {
         match sent {
             Ok(()) => Ok(()),
             Err(e) => match &self.own {
-                Some(own) => own.kill(signal).map_err(|_| e),
+                Some(own) => own.kill(here).map_err(|_| e),
                 None => Err(e),
             },
         }

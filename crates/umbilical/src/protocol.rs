@@ -17,10 +17,12 @@
 
 use std::fmt;
 
+use crate::signal::{Signal, WireSignal};
+
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"UMBL";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// The largest payload accepted: bounds memory on hostile input, and
 /// admits every spawn request an OS can run. Linux caps a program's
 /// arguments plus environment at 6 MiB whatever the stack limit (3/4 of
@@ -113,6 +115,9 @@ pub enum Message {
     Spawned {
         /// The program's process id.
         pid: u32,
+        /// The shim's OS and architecture ([`crate::signal::host`]): which
+        /// raw signal numbers mean the same there.
+        host: String,
     },
     /// Shim → parent: the program could not be started.
     SpawnFailed {
@@ -130,8 +135,9 @@ pub enum Message {
     },
     /// Parent → shim: signal (Unix) or terminate (Windows) the program.
     Kill {
-        /// The signal number; ignored on Windows.
-        signal: i32,
+        /// The signal, by name where it has one; the shim sends its own
+        /// number for it.
+        signal: WireSignal,
     },
     /// Parent → shim: the parent holds its own handle on the program now.
     PidConfirmed,
@@ -295,8 +301,9 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
             p.extend_from_slice(&grace_ms.to_le_bytes());
             ty::SPAWN_REQUEST
         }
-        Message::Spawned { pid } => {
+        Message::Spawned { pid, host } => {
             p.extend_from_slice(&pid.to_le_bytes());
+            put_bytes(&mut p, host.as_bytes());
             ty::SPAWNED
         }
         Message::SpawnFailed { kind, os_code, message } => {
@@ -315,7 +322,17 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
             ty::EXITED
         }
         Message::Kill { signal } => {
-            p.extend_from_slice(&signal.to_le_bytes());
+            match signal {
+                WireSignal::Named(sig) => {
+                    p.push(0);
+                    p.push(sig.code());
+                }
+                WireSignal::Raw { host, number } => {
+                    p.push(1);
+                    put_bytes(&mut p, host.as_bytes());
+                    p.extend_from_slice(&number.to_le_bytes());
+                }
+            }
             ty::KILL
         }
         Message::PidConfirmed => ty::PID_CONFIRMED,
@@ -408,12 +425,11 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
             let grace_ms = r.u32()?;
             Message::SpawnRequest { program, args, env_clear, env, cwd, process_group, grace_ms }
         }
-        ty::SPAWNED => Message::Spawned { pid: r.u32()? },
+        ty::SPAWNED => Message::Spawned { pid: r.u32()?, host: r.string("host is not UTF-8")? },
         ty::SPAWN_FAILED => {
             let kind = r.u8()?;
             let os_code = r.u32()? as i32;
-            let message =
-                String::from_utf8(r.bytes()?).map_err(|_| ProtocolError::Malformed("message is not UTF-8"))?;
+            let message = r.string("message is not UTF-8")?;
             Message::SpawnFailed { kind, os_code, message }
         }
         ty::EXITED => {
@@ -426,7 +442,16 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
             };
             Message::Exited { status }
         }
-        ty::KILL => Message::Kill { signal: r.u32()? as i32 },
+        ty::KILL => {
+            let signal = match r.u8()? {
+                0 => WireSignal::Named(
+                    Signal::from_code(r.u8()?).ok_or(ProtocolError::Malformed("unknown signal name"))?,
+                ),
+                1 => WireSignal::Raw { host: r.string("host is not UTF-8")?, number: r.u32()? as i32 },
+                _ => return Err(ProtocolError::Malformed("unknown signal tag")),
+            };
+            Message::Kill { signal }
+        }
         ty::PID_CONFIRMED => Message::PidConfirmed,
         ty::DETACH => Message::Detach,
         ty::STDIO => {
@@ -533,6 +558,10 @@ impl Reader<'_> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
     }
+
+    fn string(&mut self, malformed: &'static str) -> Result<String, ProtocolError> {
+        String::from_utf8(self.bytes()?).map_err(|_| ProtocolError::Malformed(malformed))
+    }
 }
 
 #[cfg(test)]
@@ -558,7 +587,7 @@ mod tests {
                 .prop_map(|(program, args, env_clear, env, cwd, process_group, grace_ms)| {
                     Message::SpawnRequest { program, args, env_clear, env, cwd, process_group, grace_ms }
                 }),
-            any::<u32>().prop_map(|pid| Message::Spawned { pid }),
+            (any::<u32>(), ".{0,20}").prop_map(|(pid, host)| Message::Spawned { pid, host }),
             (any::<u8>(), any::<i32>(), ".{0,40}").prop_map(|(kind, os_code, message)| Message::SpawnFailed {
                 kind,
                 os_code,
@@ -566,7 +595,9 @@ mod tests {
             }),
             any::<i32>().prop_map(|n| Message::Exited { status: WireStatus::Exited(n) }),
             any::<i32>().prop_map(|n| Message::Exited { status: WireStatus::Signaled(n) }),
-            any::<i32>().prop_map(|signal| Message::Kill { signal }),
+            prop::sample::select(Signal::ALL.to_vec()).prop_map(|sig| Message::Kill { signal: WireSignal::Named(sig) }),
+            (".{0,20}", any::<i32>())
+                .prop_map(|(host, number)| Message::Kill { signal: WireSignal::Raw { host, number } }),
             Just(Message::PidConfirmed),
             (
                 bytes(),
@@ -634,5 +665,15 @@ mod tests {
         lying.extend_from_slice(&u32::MAX.to_le_bytes()); // args count
         lying.extend_from_slice(&[0, 0, 0, 0]);
         assert!(matches!(decode(&lying), Err(ProtocolError::Malformed(_))));
+        // A signal name this version does not know is refused, not taken
+        // for another.
+        let mut kill = encode(&Message::Kill { signal: WireSignal::Named(Signal::Term) });
+        let last = kill.len() - 1;
+        kill[last] = 0;
+        assert_eq!(decode(&kill), Err(ProtocolError::Malformed("unknown signal name")));
+        kill[last] = Signal::ALL.len() as u8 + 1;
+        assert_eq!(decode(&kill), Err(ProtocolError::Malformed("unknown signal name")));
+        kill[last - 1] = 7;
+        assert_eq!(decode(&kill), Err(ProtocolError::Malformed("unknown signal tag")));
     }
 }

@@ -36,5 +36,22 @@ pub(crate) const HAS_SOCKETS: bool = true;
 /// The polite stop: SIGTERM.
 pub(crate) const TERMINATE_SIGNAL: Option<i32> = Some(libc::SIGTERM);
 
-/// Resumes a stopped process.
-pub(crate) const CONTINUE_SIGNAL: i32 = libc::SIGCONT;
+/// A portable signal's number on this host.
+pub(crate) fn signal_number(sig: crate::signal::Signal) -> Option<i32> {
+    use crate::signal::Signal;
+    Some(match sig {
+        Signal::Hup => libc::SIGHUP,
+        Signal::Int => libc::SIGINT,
+        Signal::Quit => libc::SIGQUIT,
+        Signal::Kill => libc::SIGKILL,
+        Signal::Usr1 => libc::SIGUSR1,
+        Signal::Usr2 => libc::SIGUSR2,
+        Signal::Pipe => libc::SIGPIPE,
+        Signal::Alrm => libc::SIGALRM,
+        Signal::Term => libc::SIGTERM,
+        Signal::Cont => libc::SIGCONT,
+        Signal::Stop => libc::SIGSTOP,
+        Signal::Tstp => libc::SIGTSTP,
+        Signal::Winch => libc::SIGWINCH,
+    })
+}

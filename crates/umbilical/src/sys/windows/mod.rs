@@ -42,6 +42,11 @@ pub(crate) const HAS_SOCKETS: bool = false;
 /// No signals: a stop is `TerminateProcess`.
 pub(crate) const TERMINATE_SIGNAL: Option<i32> = None;
 
+/// No signal has a number here.
+pub(crate) fn signal_number(_sig: crate::signal::Signal) -> Option<i32> {
+    None
+}
+
 /// Windows has no zombies: dropping a process handle is all a dropped
 /// child needs.
 pub(crate) fn adopt(process: Process) {
