@@ -264,7 +264,7 @@ pub fn run(args: RunArgs) -> i32 {
             ChannelArg::SharedSocket => ChannelKind::SharedSocket,
             ChannelArg::Pipes => ChannelKind::Pipes,
         })
-        .launcher(launcher)
+        .launcher(launcher.clone())
         .shim(match (args.shim, args.no_shim) {
             (true, _) => ShimMode::On,
             (_, true) => ShimMode::Off,
@@ -309,8 +309,8 @@ pub fn run(args: RunArgs) -> i32 {
     }
     // The engines stop only their exec client: say so before a timeout
     // leaves the program running in the container.
-    let container = ["docker:", "podman:", "kubectl:"].iter().any(|p| args.via.starts_with(p));
-    if !shim.used && args.timeout.is_some() && container {
+    let shim_route = launcher.capabilities().shim_route;
+    if !shim.used && args.timeout.is_some() && shim_route == umbilical::ShimRoute::InBandCopied {
         eprintln!(
             "umbilical: warning: without the shim, --timeout stops the exec client, not the program in the container ({}); --shim-source names a static shim",
             shim.reason

@@ -25,7 +25,14 @@ pub enum Engine {
 }
 
 /// What a launcher does with what umbilical gives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+///
+/// Everything the rest of the library asks about a launcher is here, so a
+/// new launcher is its variant, its plan and its row of capabilities. Build
+/// one for [`Launcher::Custom`] with `..Default::default()` for the fields
+/// you do not set: fields are added as launchers teach us more. The
+/// default declares nothing but `passes_cwd` (a plain argv prefix runs the
+/// program where it was started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Capabilities {
     /// fds 0 and 1 (the channel) reach the program as they are.
     pub keeps_stdio: bool,
@@ -41,6 +48,59 @@ pub struct Capabilities {
     /// The program's command line goes through a POSIX shell (`su -c`,
     /// ssh's remote command); arguments are quoted for it.
     pub via_shell: bool,
+    /// The program runs on another host or in a container: its pid means
+    /// nothing here (it is never opened or signalled by this process), and
+    /// stopping the launcher's client does not stop it.
+    pub foreign_pids: bool,
+    /// The working directory set with
+    /// [`Command::current_dir`](crate::Command::current_dir) reaches the
+    /// program without the shim (the launcher keeps the caller's). Where it
+    /// does not, the shim changes to it on the far side.
+    pub passes_cwd: bool,
+    /// How the shim's control link gets back to the caller through this
+    /// launcher.
+    pub shim_route: ShimRoute,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            keeps_stdio: false,
+            keeps_extra_handles: false,
+            execs_in_place: false,
+            returns_status: false,
+            detaches: false,
+            via_shell: false,
+            foreign_pids: false,
+            passes_cwd: true,
+            shim_route: ShimRoute::Unknown,
+        }
+    }
+}
+
+/// How the shim's control link reaches the caller through a launcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ShimRoute {
+    /// The launcher may not run the shim: it is never chosen by default
+    /// ([`ShimMode::On`](crate::ShimMode::On) still tries the local route).
+    #[default]
+    Unknown,
+    /// The shim runs on this host and connects to the rendezvous (a local
+    /// socket; Windows: a named pipe).
+    Local,
+    /// The shim runs on another host: the launcher forwards a socket to
+    /// the rendezvous (ssh `-R`), or the link rides a second session
+    /// ([`ShimLink::InBand`](crate::ShimLink::InBand)).
+    Forwarded,
+    /// Nothing is forwarded: the link rides a second session of the
+    /// launcher, and the shim is copied in first unless
+    /// [`Command::shim_path`](crate::Command::shim_path) names one there
+    /// (container exec).
+    InBandCopied,
+    /// Windows elevation: no handle passes, so the shim is always used and
+    /// opens the channel's pipes by name.
+    Elevation,
 }
 
 /// How the program is started.
@@ -156,29 +216,43 @@ impl Launcher {
         match self {
             Launcher::Sudo { user, .. } | Launcher::Doas { user } | Launcher::Pkexec { user, .. } => user.as_deref(),
             Launcher::Runuser { user } | Launcher::Su { user } => Some(user),
+            Launcher::ContainerExec { user, .. } => user.as_deref(),
             _ => None,
         }
     }
 
+    /// Whether this is [`Launcher::Direct`]: no launcher at all.
+    pub(crate) fn is_direct(&self) -> bool {
+        *self == Launcher::Direct
+    }
+
     /// What this launcher does with the channel, descriptors and status.
     pub fn capabilities(&self) -> Capabilities {
-        let c = |keeps_extra_handles, execs_in_place, via_shell| Capabilities {
+        let local = |keeps_extra_handles, execs_in_place, via_shell| Capabilities {
             keeps_stdio: true,
             keeps_extra_handles,
             execs_in_place,
             returns_status: true,
             detaches: false,
             via_shell,
+            foreign_pids: false,
+            passes_cwd: true,
+            shim_route: ShimRoute::Local,
+        };
+        let remote = |via_shell, shim_route| Capabilities {
+            foreign_pids: true,
+            passes_cwd: false,
+            shim_route,
+            ..local(false, false, via_shell)
         };
         match self {
-            Launcher::Direct => c(true, true, false),
-            Launcher::Sudo { .. } => c(false, false, false),
-            Launcher::Doas { .. } => c(false, false, false),
-            Launcher::Pkexec { .. } => c(false, true, false),
-            Launcher::Runuser { .. } => c(false, false, false),
-            Launcher::Su { .. } | Launcher::Ssh { .. } => c(false, false, true),
-            Launcher::ContainerExec { .. } => c(false, false, false),
-            Launcher::RunAs => Capabilities::default(),
+            Launcher::Direct => local(true, true, false),
+            Launcher::Sudo { .. } | Launcher::Doas { .. } | Launcher::Runuser { .. } => local(false, false, false),
+            Launcher::Pkexec { keep_cwd, .. } => Capabilities { passes_cwd: *keep_cwd, ..local(false, true, false) },
+            Launcher::Su { .. } => local(false, false, true),
+            Launcher::Ssh { .. } => remote(true, ShimRoute::Forwarded),
+            Launcher::ContainerExec { .. } => remote(false, ShimRoute::InBandCopied),
+            Launcher::RunAs => Capabilities { shim_route: ShimRoute::Elevation, ..Default::default() },
             Launcher::Custom { capabilities, .. } => *capabilities,
         }
     }
@@ -348,6 +422,47 @@ impl Launcher {
     }
 }
 
+impl Launcher {
+    /// The launcher that starts the shim in place of the program, and the
+    /// rendezvous path the shim is told. Through ssh the shim runs on the
+    /// far host: ssh forwards a fresh socket there,
+    /// `/tmp/umbilical-<name>.sock`, to `local` (whose end is the ssh
+    /// client), and a forwarding ssh cannot set up fails at once. A
+    /// detaching launcher is started as if it did not detach: the shim
+    /// reports the program's end, so the launcher is only reaped.
+    pub(crate) fn around_shim(&self, local: &std::path::Path, name: &str) -> (Launcher, OsString) {
+        match self {
+            Launcher::Custom { prefix, capabilities } => (
+                Launcher::Custom {
+                    prefix: prefix.clone(),
+                    capabilities: Capabilities { detaches: false, ..*capabilities },
+                },
+                local.as_os_str().to_owned(),
+            ),
+            Launcher::Ssh { destination, port, options } => {
+                let far = format!("/tmp/umbilical-{name}.sock");
+                let mut options = options.clone();
+                options.extend(["-o".into(), "ExitOnForwardFailure=yes".into(), "-R".into()]);
+                options.push(format!("{far}:{}", local.display()));
+                (Launcher::Ssh { destination: destination.clone(), port: *port, options }, far.into())
+            }
+            other => (other.clone(), local.as_os_str().to_owned()),
+        }
+    }
+
+    /// The same launcher as the target's default user (container exec
+    /// without `-u`): an in-band bridge runs so, to remove the copy it
+    /// owns and hand its socket to the program's user.
+    pub(crate) fn as_default_user(&self) -> Launcher {
+        match self {
+            Launcher::ContainerExec { engine, target, .. } => {
+                Launcher::ContainerExec { engine: *engine, target: target.clone(), user: None }
+            }
+            other => other.clone(),
+        }
+    }
+}
+
 /// The program and arguments as one command line for a POSIX `sh`, each
 /// word quoted so that no byte can be read as shell syntax.
 pub(crate) fn shell_command(program: &OsStr, args: &[OsString]) -> Result<String, String> {
@@ -403,14 +518,18 @@ impl Launcher {
     /// environment, so `env` re-applies the changes on the far side; the
     /// working directory is the launcher's own.
     pub(crate) fn wrap(&self, spec: &ProgramSpec, detection: ExitDetection) -> Result<Option<Launched>, Error> {
-        if *self == Launcher::Direct {
+        if self.is_direct() {
             return Ok(None);
         }
         let invalid = |what: String| Error::new(ErrorKind::InvalidInput, what, None);
         let detection = self.detection(detection).map_err(invalid)?;
         let custom = matches!(self, Launcher::Custom { .. });
-        if spec.cwd.is_some() && matches!(self, Launcher::Ssh { .. } | Launcher::ContainerExec { .. }) {
-            return Err(invalid(format!("current_dir cannot be passed through {} yet", self.name())));
+        if spec.cwd.is_some() && !self.capabilities().passes_cwd {
+            return Err(invalid(format!(
+                "current_dir does not reach the program through {} without the shim (the shim changes to it on the \
+                 far side)",
+                self.name()
+            )));
         }
         let (program, args) = if !custom && (spec.env_clear || !spec.env.is_empty()) {
             // env [-i] [-u NAME]... -- [NAME=VALUE]... PROGRAM ARGS: options
@@ -572,6 +691,139 @@ mod tests {
         assert_eq!(detaching(true).detection(ExitDetection::Auto), Ok(ExitDetection::Lifeline));
         assert_eq!(detaching(false).detection(ExitDetection::Auto), Ok(ExitDetection::ChannelClosed));
         assert!(detaching(true).detection(ExitDetection::Process).is_err(), "never the launcher's exit");
+    }
+
+    fn spec(env_clear: bool, env: &[(&str, Option<&str>)], cwd: Option<&str>) -> ProgramSpec {
+        ProgramSpec {
+            program: "prog".into(),
+            args: vec!["a b".into()],
+            env_clear,
+            env: env.iter().map(|(k, v)| (OsString::from(k), v.map(OsString::from))).collect(),
+            cwd: cwd.map(Into::into),
+        }
+    }
+
+    fn argv(launched: &Launched) -> Vec<String> {
+        std::iter::once(&launched.spec.program)
+            .chain(&launched.spec.args)
+            .map(|s| s.clone().into_string().unwrap())
+            .collect()
+    }
+
+    /// Every launcher but Direct, RunAs and Custom, which `wrap` treats
+    /// apart.
+    fn argv_launchers() -> Vec<Launcher> {
+        vec![
+            Launcher::Sudo { user: Some("bob".into()), non_interactive: true },
+            Launcher::Doas { user: None },
+            Launcher::Pkexec { user: None, keep_cwd: true },
+            Launcher::Runuser { user: "bob".into() },
+            Launcher::Su { user: "bob".into() },
+            Launcher::Ssh { destination: "h".into(), port: None, options: vec![] },
+            Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: None },
+        ]
+    }
+
+    #[test]
+    fn wrap_reapplies_the_environment_with_env_and_keeps_none_for_itself() {
+        // Set, removed and cleared variables: `env [-i] [-u NAME].. -- NAME=VALUE.. PROGRAM ARGS`.
+        let changes = spec(false, &[("A", Some("1")), ("B", None), ("C", Some("x y"))], None);
+        let cleared = spec(true, &[("A", Some("1")), ("B", None)], None);
+        let plain = spec(false, &[], None);
+        for l in argv_launchers() {
+            let wrapped = |s: &ProgramSpec| l.wrap(s, ExitDetection::Auto).unwrap().unwrap();
+            let prefix = l.plan("X".as_ref(), &[]).unwrap().len() - 1;
+            let shell = l.capabilities().via_shell;
+            let tail = |launched: &Launched| -> Vec<String> {
+                let argv = argv(launched);
+                if shell { vec![argv.last().unwrap().clone()] } else { argv[prefix..].to_vec() }
+            };
+            // Through a shell the whole command is one quoted word.
+            let expect = |words: &[&str]| -> Vec<String> {
+                if shell {
+                    let rest: Vec<OsString> = words[1..].iter().map(OsString::from).collect();
+                    vec![shell_command(words[0].as_ref(), &rest).unwrap()]
+                } else {
+                    words.iter().map(|w| w.to_string()).collect()
+                }
+            };
+            let c = wrapped(&changes);
+            assert_eq!(tail(&c), expect(&["env", "-u", "B", "--", "A=1", "C=x y", "prog", "a b"]), "{l:?}");
+            assert!(!c.spec.env_clear && c.spec.env.is_empty(), "{l:?}: the launcher's own environment is untouched");
+            let c = wrapped(&cleared);
+            assert_eq!(tail(&c), expect(&["env", "-i", "--", "A=1", "prog", "a b"]), "{l:?}: -i, and no -u after it");
+            let p = wrapped(&plain);
+            let direct = expect(&["prog", "a b"]);
+            assert_eq!(tail(&p), direct, "{l:?}: no env without changes");
+        }
+    }
+
+    #[test]
+    fn wrap_passes_the_directory_only_where_the_launcher_keeps_it() {
+        let in_dir = spec(false, &[], Some("/srv"));
+        for l in argv_launchers() {
+            let got = l.wrap(&in_dir, ExitDetection::Auto);
+            if l.capabilities().passes_cwd {
+                let launched = got.unwrap().unwrap();
+                assert_eq!(launched.spec.cwd.as_deref(), Some(std::path::Path::new("/srv")), "{l:?}");
+            } else {
+                let err = got.err().unwrap_or_else(|| panic!("{l:?} must refuse a directory it cannot pass"));
+                assert_eq!(err.kind(), ErrorKind::InvalidInput);
+                assert!(err.to_string().contains("current_dir"), "{err}");
+            }
+        }
+        let pkexec_home = Launcher::Pkexec { user: None, keep_cwd: false };
+        assert!(pkexec_home.wrap(&in_dir, ExitDetection::Auto).is_err(), "pkexec without --keep-cwd goes home");
+        assert!(
+            Launcher::Ssh { destination: "h".into(), port: None, options: vec![] }
+                .wrap(&in_dir, ExitDetection::Auto)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn wrap_leaves_direct_alone_and_gives_custom_the_environment() {
+        assert!(
+            Launcher::Direct.wrap(&spec(true, &[("A", Some("1"))], Some("/")), ExitDetection::Auto).unwrap().is_none()
+        );
+        let custom = Launcher::Custom {
+            prefix: vec!["nice".into(), "-n5".into()],
+            capabilities: Capabilities { keeps_stdio: true, returns_status: true, ..Default::default() },
+        };
+        let launched =
+            custom.wrap(&spec(true, &[("A", Some("1"))], Some("/srv")), ExitDetection::Auto).unwrap().unwrap();
+        assert_eq!(argv(&launched), ["nice", "-n5", "prog", "a b"], "no env: a custom launcher keeps the environment");
+        assert!(launched.spec.env_clear);
+        assert_eq!(launched.spec.env.get(OsStr::new("A")), Some(&Some("1".into())));
+        assert_eq!(launched.detection, ExitDetection::Process);
+        // What the launcher cannot carry is refused before anything runs.
+        let sudo = Launcher::Sudo { user: None, non_interactive: true };
+        assert_eq!(
+            sudo.wrap(&spec(false, &[], None), ExitDetection::Lifeline).err().unwrap().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            Launcher::RunAs.wrap(&spec(false, &[], None), ExitDetection::Auto).err().unwrap().kind(),
+            ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn capability_rows_agree_with_what_the_code_asks() {
+        for l in argv_launchers() {
+            let c = l.capabilities();
+            assert!(c.keeps_stdio && c.returns_status && !c.detaches, "{l:?}");
+            assert_eq!(c.foreign_pids, c.shim_route != ShimRoute::Local, "{l:?}: only a remote launcher has far pids");
+            assert_eq!(c.passes_cwd, !c.foreign_pids, "{l:?}");
+        }
+        assert_eq!(Launcher::Direct.capabilities().shim_route, ShimRoute::Local);
+        assert_eq!(Launcher::RunAs.capabilities().shim_route, ShimRoute::Elevation);
+        assert_eq!(
+            Capabilities::default().shim_route,
+            ShimRoute::Unknown,
+            "a custom launcher is not trusted to run the shim"
+        );
+        assert!(Capabilities::default().passes_cwd);
     }
 
     #[test]

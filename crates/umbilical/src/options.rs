@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::channel::ChannelKind;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::ExitDetection;
-use crate::launcher::Launcher;
+use crate::launcher::{Launcher, ShimRoute};
 
 /// Where the program's stderr goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -135,7 +135,7 @@ impl Options {
         match self.shim_link {
             ShimLink::InBand => true,
             ShimLink::Forwarded => false,
-            ShimLink::Auto => matches!(self.launcher, Launcher::ContainerExec { .. }),
+            ShimLink::Auto => self.launcher.capabilities().shim_route == ShimRoute::InBandCopied,
         }
     }
 

@@ -39,14 +39,14 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::unix::{PROOF_LEN, TOKEN_LEN, same_secret};
+use super::token::Token;
 use super::{Handshake, finish_connect, link_error, timed_out};
 use crate::child::Child;
 use crate::error::{Error, ErrorKind};
 use crate::exit::{ExitDetection, ExitStatus};
-use crate::launcher::Launcher;
+use crate::launcher::ShimRoute;
 use crate::link::Link;
-use crate::options::{Options, Stderr};
+use crate::options::Options;
 use crate::protocol::{Message, recv, send};
 use crate::spec::ProgramSpec;
 use crate::sys;
@@ -54,7 +54,7 @@ use crate::sys;
 /// Starts the program through the shim with an in-band link.
 pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
     let fail = |kind, what: &str, source| Error::cannot_start(&spec.program, kind, what, source);
-    if !matches!(opts.launcher, Launcher::Ssh { .. } | Launcher::ContainerExec { .. }) {
+    if !matches!(opts.launcher.capabilities().shim_route, ShimRoute::Forwarded | ShimRoute::InBandCopied) {
         return Err(fail(
             ErrorKind::InvalidInput,
             "an in-band shim link goes through ssh or container exec only; a local launcher's shim reaches the rendezvous",
@@ -63,9 +63,8 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     }
     let launcher = opts.launcher.name();
     let deadline = Instant::now() + opts.connect_timeout;
-    let random = sys::random_token::<16>()
+    let name = super::random_name()
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the bridge's socket: {e}"), Some(e)))?;
-    let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let placed = place(opts, &name, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
     let socket = format!("/tmp/umbilical-{name}.sock");
     let bridge = match start_bridge(opts, &placed, &socket, deadline) {
@@ -117,15 +116,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
             Ok(child.into_shim(link, opts.kill_on_drop))
         }
         Err(e) => {
-            // As through any launcher: SIGTERM first (the engines and ssh
-            // pass it on), then SIGKILL; reaped here, not later.
-            if !matches!(child.wait_timeout(Duration::from_secs(2)), Ok(Some(_))) {
-                let _ = child.terminate();
-                if !matches!(child.wait_timeout(Duration::from_millis(500)), Ok(Some(_))) {
-                    let _ = child.kill();
-                    let _ = child.wait_timeout(Duration::from_secs(2));
-                }
-            }
+            super::stop_failed_launcher(&mut child, e.kind() == ErrorKind::TimedOut);
             sys::adopt(bridge.process);
             Err(fail(e.kind(), &e.to_string(), None))
         }
@@ -144,21 +135,8 @@ impl Placed {
     /// The bridge never ran, so nobody removed the copy: an `rm -f` through
     /// the launcher, bounded, best effort.
     fn remove_unused(&self, opts: &Options) {
-        if !self.copied {
-            return;
-        }
-        let rm = ProgramSpec {
-            program: "rm".into(),
-            args: vec!["-f".into(), "--".into(), self.shim.clone().into_os_string()],
-            ..ProgramSpec::default()
-        };
-        match as_default_user(&opts.launcher).wrap(&rm, ExitDetection::Process) {
-            Ok(Some(launched)) => {
-                if let Err(e) = run_bounded(&launched.spec, Instant::now() + Duration::from_secs(10)) {
-                    tracing::warn!("could not remove the shim copied to {}: {e}", self.shim.display());
-                }
-            }
-            _ => tracing::warn!("could not remove the shim copied to {}", self.shim.display()),
+        if self.copied {
+            super::remove_through(&opts.launcher, self.shim.as_os_str());
         }
     }
 }
@@ -168,7 +146,7 @@ impl Placed {
 /// names one inside; through ssh `shim_path` (or this executable's path)
 /// on the far host, as with a forwarded link.
 fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error> {
-    if !matches!(opts.launcher, Launcher::ContainerExec { .. }) || opts.shim_path.is_some() {
+    if opts.launcher.capabilities().shim_route != ShimRoute::InBandCopied || opts.shim_path.is_some() {
         return Ok(Placed { shim: opts.shim_program()?, copied: false });
     }
     let source = opts.shim_source()?;
@@ -193,7 +171,7 @@ fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error>
     let copy = opts.launcher.copy_into(&source, &inside)?;
     let spec = ProgramSpec { program: copy[0].clone(), args: copy[1..].to_vec(), ..ProgramSpec::default() };
     tracing::debug!(argv = ?copy, "copying the shim into the container");
-    run_bounded(&spec, deadline).map_err(|e| {
+    super::run_bounded(&spec, deadline).map_err(|e| {
         Error::new(
             e.kind(),
             format!(
@@ -207,35 +185,6 @@ fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error>
     Ok(Placed { shim: inside.into(), copied: true })
 }
 
-/// Runs `spec` with no input, until `deadline`: `Ok` on exit code 0,
-/// otherwise an error with what it said on stderr.
-fn run_bounded(spec: &ProgramSpec, deadline: Instant) -> Result<(), Error> {
-    let opts = Options { stderr: Stderr::Piped, ..Options::default() };
-    let mut child = crate::spawn::spawn(spec, &opts).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, e.to_string(), None),
-        _ => e,
-    })?;
-    drop(child.take_channel());
-    let stderr = child.take_stderr();
-    let left = deadline.saturating_duration_since(Instant::now());
-    let Some(exit) = child.wait_timeout(left).map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e)))? else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(Error::new(ErrorKind::TimedOut, "it did not finish within the connect timeout", None));
-    };
-    if exit.status == ExitStatus::Exited(0) {
-        return Ok(());
-    }
-    let said = stderr.map(|s| read_some(s.take(4096))).unwrap_or_default();
-    Err(Error::new(ErrorKind::LauncherRefused, format!("{:?}: {}", exit.status, said.trim()), None))
-}
-
-fn read_some(mut r: impl Read) -> String {
-    let mut out = Vec::new();
-    let _ = r.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The bridge's session: its link stream, its launcher process and the
 /// pipe its stderr goes to (kept open while the link lives, so that a late
 /// word from the engine's client is no broken pipe).
@@ -245,17 +194,6 @@ struct Bridge {
     stderr: sys::Handle,
 }
 
-/// The launcher as the container's default user: the bridge runs so, to
-/// remove the copy it owns and hand its socket to the program's user.
-fn as_default_user(launcher: &Launcher) -> Launcher {
-    match launcher {
-        Launcher::ContainerExec { engine, target, .. } => {
-            Launcher::ContainerExec { engine: *engine, target: target.clone(), user: None }
-        }
-        other => other.clone(),
-    }
-}
-
 /// Starts the bridge through the launcher and waits for its ready byte.
 fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant) -> Result<Bridge, Error> {
     let launcher = opts.launcher.name();
@@ -263,11 +201,13 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
     if placed.copied {
         args.extend([super::REMOVE_FLAG.into(), placed.shim.clone().into_os_string()]);
     }
-    if let Launcher::ContainerExec { user: Some(user), .. } = &opts.launcher {
+    if let Some(user) = opts.launcher.target_user() {
         args.extend([super::OWNER_FLAG.into(), user.into()]);
     }
     let spec = ProgramSpec { program: placed.shim.clone().into_os_string(), args, ..ProgramSpec::default() };
-    let launched = as_default_user(&opts.launcher)
+    let launched = opts
+        .launcher
+        .as_default_user()
         .wrap(&spec, ExitDetection::Process)?
         .expect("ssh and container exec are launchers");
     let io_fail = |what: &str| {
@@ -309,7 +249,7 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
             None
         }
     };
-    let said = read_some(std::fs::File::from(err_read).take(4096));
+    let said = super::read_some(std::fs::File::from(err_read).take(4096));
     let said = said.trim();
     if timed {
         return Err(timed_out(&launcher, "the shim's bridge did not start"));
@@ -342,12 +282,12 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
 /// waiting, the end of the shim's session ends the wait.
 fn connect(mut stream: sys::ControlStream, hs: Handshake<'_>, child: &mut Child, shim: &Path) -> Result<Link, Error> {
     let launcher = hs.launcher;
-    let token = sys::random_token::<TOKEN_LEN>()
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot make the shim's token: {e}"), Some(e)))?;
+    let token =
+        Token::new().map_err(|e| Error::new(ErrorKind::Io, format!("cannot make the shim's token: {e}"), Some(e)))?;
     if let Some(channel) = child.channel() {
         // A failed write means the session is gone: the wait below ends
         // with its exit.
-        let _ = channel.write_all(&token);
+        let _ = channel.write_all(token.bytes());
     }
     if let Some(exit) = child.process_exit_handle() {
         match sys::wait_any(&[stream.as_fd(), exit.as_fd()], Some(hs.deadline)) {
@@ -374,7 +314,7 @@ fn connect(mut stream: sys::ControlStream, hs: Handshake<'_>, child: &mut Child,
     stream.set_read_deadline(Some(hs.deadline));
     let mut buf = Vec::new();
     match recv(&mut stream, &mut buf) {
-        Ok(Message::Hello { token: t, .. }) if same_secret(&t, &token[..PROOF_LEN]) => {}
+        Ok(hello @ Message::Hello { .. }) if token.proven_by(&hello) => {}
         Ok(Message::Hello { .. }) => {
             return Err(Error::new(
                 ErrorKind::ShimFailed,
@@ -393,7 +333,6 @@ fn connect(mut stream: sys::ControlStream, hs: Handshake<'_>, child: &mut Child,
         Err(e) => return Err(link_error(launcher, "reading the shim's hello")(e)),
     }
     tracing::info!(launcher, "the shim connected through its bridge and proved the token");
-    send(&mut stream, &Message::Welcome { token: token[PROOF_LEN..].to_vec() })
-        .map_err(link_error(launcher, "answering the shim's hello"))?;
+    send(&mut stream, &token.welcome()).map_err(link_error(launcher, "answering the shim's hello"))?;
     finish_connect(stream, buf, hs, |_| Ok(()))
 }

@@ -40,10 +40,11 @@ use std::time::{Duration, Instant};
 use crate::child::Child;
 use crate::error::{Error, ErrorKind};
 use crate::exit::ExitStatus;
-use crate::launcher::Launcher;
+use crate::launcher::ShimRoute;
 use crate::link::Link;
 use crate::options::{Options, ShimChoice, ShimMode};
 use crate::protocol::{self, Message, WireStatus, recv, send};
+use crate::signal::{Signal, WireSignal};
 use crate::spec::ProgramSpec;
 use crate::sys;
 
@@ -52,6 +53,8 @@ mod bridge;
 mod elf;
 #[cfg(unix)]
 mod in_band;
+#[cfg(unix)]
+mod token;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
@@ -141,27 +144,31 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// [`Command::shim_choice`](crate::Command::shim_choice)).
 pub(crate) fn choose(opts: &Options) -> ShimChoice {
     let chosen = |used: bool, reason: &str| ShimChoice { used, reason: reason.to_string() };
+    let route = opts.launcher.capabilities().shim_route;
     match opts.shim {
         ShimMode::On => return chosen(true, "asked for"),
-        ShimMode::Off if opts.launcher == Launcher::RunAs => return chosen(true, "runas always uses it"),
+        ShimMode::Off if route == ShimRoute::Elevation => return chosen(true, "runas always uses it"),
         ShimMode::Off => return chosen(false, "not asked for"),
         ShimMode::Auto => {}
     }
-    match &opts.launcher {
-        Launcher::Direct => chosen(false, "no launcher: the program's status is exact without it"),
-        Launcher::RunAs => chosen(true, "runas always uses it"),
-        Launcher::ContainerExec { .. } => choose_container(opts),
-        Launcher::Custom { .. } => chosen(false, "a custom launcher may not run it"),
-        Launcher::Ssh { .. } if opts.in_band() && cfg!(windows) => chosen(false, "an in-band link needs a Unix caller"),
-        Launcher::Ssh { .. } if opts.in_band() => chosen(true, "through ssh, in band"),
-        Launcher::Ssh { .. } => chosen(true, "through ssh"),
-        other => {
+    let launcher = &opts.launcher;
+    match route {
+        _ if launcher.is_direct() => chosen(false, "no launcher: the program's status is exact without it"),
+        ShimRoute::Elevation => chosen(true, "runas always uses it"),
+        ShimRoute::InBandCopied => choose_container(opts),
+        ShimRoute::Unknown => chosen(false, "a custom launcher may not run it"),
+        ShimRoute::Forwarded if opts.in_band() && cfg!(windows) => chosen(false, "an in-band link needs a Unix caller"),
+        ShimRoute::Forwarded if opts.in_band() => {
+            ShimChoice { used: true, reason: format!("through {}, in band", launcher.name()) }
+        }
+        ShimRoute::Forwarded => ShimChoice { used: true, reason: format!("through {}", launcher.name()) },
+        ShimRoute::Local => {
             let path = match opts.shim_program() {
                 Ok(path) => path,
                 Err(e) => return ShimChoice { used: false, reason: e.to_string() },
             };
-            match sys::can_execute_as(&path, other.target_user()) {
-                Ok(()) => ShimChoice { used: true, reason: format!("through {}", other.name()) },
+            match sys::can_execute_as(&path, launcher.target_user()) {
+                Ok(()) => ShimChoice { used: true, reason: format!("through {}", launcher.name()) },
                 Err(why) => ShimChoice { used: false, reason: why },
             }
         }
@@ -354,7 +361,7 @@ fn supervise(
     let pid = process.pid();
     let process = Arc::new(process);
     let ended = Arc::new((Mutex::new(false), Condvar::new()));
-    let link_ok = send(&mut stream, &Message::Spawned { pid }).is_ok();
+    let link_ok = send(&mut stream, &Message::Spawned { pid, host: crate::signal::host() }).is_ok();
     let mut pending = std::mem::take(&mut buf);
     let confirmed = link_ok
         && match recv(&mut stream, &mut pending) {
@@ -379,9 +386,15 @@ fn supervise(
             if confirmed {
                 while let Ok(msg) = recv(&mut control, &mut pending) {
                     match msg {
-                        Message::Kill { signal } => {
-                            let _ = process.signal_or_terminate(signal);
-                        }
+                        Message::Kill { signal } => match signal.local() {
+                            Ok(number) => {
+                                let _ = process.signal_or_terminate(number);
+                            }
+                            // The caller checks before sending; a request
+                            // that still means nothing here is not taken
+                            // for another signal.
+                            Err(why) => eprintln!("umbilical shim: kill request refused: {why}"),
+                        },
                         Message::Detach => detached = true,
                         _ => {}
                     }
@@ -395,7 +408,7 @@ fn supervise(
     if std::thread::Builder::new().name("umbilical-shim-control".into()).stack_size(64 * 1024).spawn(watcher).is_err() {
         // Without a thread nobody could stop the program for the caller:
         // stop it now rather than let it run unsupervised.
-        let _ = process.signal_or_terminate(KILL);
+        let _ = process.signal_or_terminate(here(Signal::Kill));
     }
     let status = process.wait()?;
     // No signal goes to the program's group after its end: a kept zombie
@@ -416,10 +429,11 @@ fn supervise(
     Ok(code)
 }
 
-/// SIGKILL's number (what `Child::kill` asks the shim for).
-const KILL: i32 = 9;
-/// SIGTERM's number; Windows shims ignore numbers and terminate.
-const TERM: i32 = 15;
+/// `sig`'s number for `signal_or_terminate` here (Windows terminates
+/// whatever it is given).
+fn here(sig: Signal) -> i32 {
+    WireSignal::Named(sig).local().unwrap_or(0)
+}
 
 /// The caller is gone: nobody will read the program's output or stop it
 /// later, and it may be running as another user. Ask it to stop, give it
@@ -430,15 +444,99 @@ fn end_orphan(process: &sys::Process, ended: &(Mutex<bool>, Condvar), grace: Dur
     if *done {
         return;
     }
-    let _ = process.signal_or_terminate(TERM);
+    let _ = process.signal_or_terminate(here(Signal::Term));
     let limit = Instant::now() + grace;
     while !*done {
         let left = limit.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let _ = process.signal_or_terminate(KILL);
+            let _ = process.signal_or_terminate(here(Signal::Kill));
             return;
         }
         done = cvar.wait_timeout(done, left).unwrap_or_else(|e| e.into_inner()).0;
+    }
+}
+
+/// A fresh name for the files of one launch (`/tmp/umbilical-<name>` for a
+/// copied shim, `<...>.sock` for a far socket): 32 random hex digits, so a
+/// name is never guessed ahead or reused.
+pub(crate) fn random_name() -> io::Result<String> {
+    let random = sys::random_token::<16>()?;
+    Ok(random.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Stops and reaps the launcher of a shim whose handshake failed. The shim
+/// exits on its own after reporting a failure, so the launcher gets 2 s,
+/// unless the time is already up. Then SIGTERM (sudo, doas, ssh and the
+/// engines pass it on to what they started; SIGKILL would orphan it) with
+/// SIGCONT (a launcher stopped with its stopped shim acts on nothing until
+/// resumed, as `timeout(1)` knows), 500 ms, SIGKILL, 2 s. Windows: the
+/// same with `TerminateProcess`. Either way it is reaped here, not later.
+pub(crate) fn stop_failed_launcher(child: &mut Child, time_is_up: bool) {
+    let exited = |child: &mut Child, within| matches!(child.wait_timeout(within), Ok(Some(_)));
+    if !time_is_up && exited(child, Duration::from_secs(2)) {
+        return;
+    }
+    let _ = child.terminate();
+    if let Some(cont) = Signal::Cont.number() {
+        let _ = child.signal(cont);
+    }
+    if !exited(child, Duration::from_millis(500)) {
+        let _ = child.kill();
+        let _ = child.wait_timeout(Duration::from_secs(2));
+    }
+}
+
+/// Runs `spec` (a launcher's helper command: a copy, a removal) with no
+/// input, until `deadline`: `Ok` on exit code 0, otherwise an error with
+/// what it said on stderr.
+#[cfg(unix)]
+pub(crate) fn run_bounded(spec: &ProgramSpec, deadline: Instant) -> Result<(), Error> {
+    use std::io::Read;
+    let opts = Options { stderr: crate::options::Stderr::Piped, ..Options::default() };
+    let mut child = crate::spawn::spawn(spec, &opts).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, e.to_string(), None),
+        _ => e,
+    })?;
+    drop(child.take_channel());
+    let stderr = child.take_stderr();
+    let left = deadline.saturating_duration_since(Instant::now());
+    let Some(exit) = child.wait_timeout(left).map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e)))? else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::new(ErrorKind::TimedOut, "it did not finish within the connect timeout", None));
+    };
+    if exit.status == ExitStatus::Exited(0) {
+        return Ok(());
+    }
+    let said = stderr.map(|s| read_some(s.take(4096))).unwrap_or_default();
+    Err(Error::new(ErrorKind::LauncherRefused, format!("{:?}: {}", exit.status, said.trim()), None))
+}
+
+/// What `r` says, up to its end, as text.
+#[cfg(unix)]
+pub(crate) fn read_some(mut r: impl std::io::Read) -> String {
+    let mut out = Vec::new();
+    let _ = r.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Removes `path` through `launcher` (as its default user), bounded, best
+/// effort: what a launch left on a far host or in a container when the
+/// shim that would have removed it never ran.
+#[cfg(unix)]
+pub(crate) fn remove_through(launcher: &crate::launcher::Launcher, path: &std::ffi::OsStr) {
+    let rm = ProgramSpec {
+        program: "rm".into(),
+        args: vec!["-f".into(), "--".into(), path.to_owned()],
+        ..ProgramSpec::default()
+    };
+    let result = match launcher.as_default_user().wrap(&rm, crate::exit::ExitDetection::Process) {
+        Ok(Some(launched)) => run_bounded(&launched.spec, Instant::now() + Duration::from_secs(10)),
+        Ok(None) => std::fs::remove_file(path).map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e))),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!("could not remove {} through {}: {e}", path.to_string_lossy(), launcher.name());
     }
 }
 
@@ -474,8 +572,8 @@ fn finish_connect(
     if let Some(extra) = &hs.extra {
         send(&mut stream, extra).map_err(link_error(launcher, "sending the pipe names"))?;
     }
-    let pid = match recv(&mut stream, &mut buf) {
-        Ok(Message::Spawned { pid }) => pid,
+    let (pid, far_host) = match recv(&mut stream, &mut buf) {
+        Ok(Message::Spawned { pid, host }) => (pid, host),
         Ok(Message::SpawnFailed { kind, os_code, message }) => {
             let source = (os_code != 0).then(|| io::Error::from_raw_os_error(os_code));
             return Err(Error::new(protocol::kind_from_code(kind), format!("through {launcher}: {message}"), source));
@@ -492,7 +590,7 @@ fn finish_connect(
     let own = if hs.remote { None } else { sys::OtherProcess::open(pid) };
     send(&mut stream, &Message::PidConfirmed).map_err(link_error(launcher, "confirming the pid"))?;
     stream.set_read_deadline(None);
-    Ok(Link::new(stream, buf, pid, own))
+    Ok(Link::new(stream, buf, pid, far_host, own))
 }
 
 /// What a wait at the rendezvous ended with.
@@ -565,4 +663,149 @@ fn is_timeout(e: &io::Error) -> bool {
 
 fn timed_out(launcher: &str, what: &str) -> Error {
     Error::new(ErrorKind::TimedOut, format!("{launcher}: {what} within the connect timeout"), None)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::launcher::{Capabilities, Engine, Launcher};
+    use crate::options::ShimLink;
+
+    /// A shim file with `mode` in a fresh directory every user can search,
+    /// removed on drop.
+    struct ShimFile(PathBuf);
+
+    impl ShimFile {
+        fn new(mode: u32) -> ShimFile {
+            let dir = std::env::temp_dir().join(format!("umbilical-choose-{}", random_name().unwrap()));
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let file = dir.join("shim");
+            std::fs::write(&file, b"#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            ShimFile(file)
+        }
+    }
+
+    impl Drop for ShimFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+            let _ = std::fs::remove_dir(self.0.parent().unwrap());
+        }
+    }
+
+    fn user_exists(name: &str) -> bool {
+        std::fs::read_to_string("/etc/passwd").is_ok_and(|p| p.lines().any(|l| l.starts_with(&format!("{name}:"))))
+    }
+
+    /// Every launcher × every shim mode × whether the target user can
+    /// execute the shim: the choice and its reason.
+    #[test]
+    fn choose_covers_every_launcher_mode_and_executability() {
+        // `nobody` is no file's owner and in none of their groups, so the
+        // "other" bits decide for it; root needs one execute bit.
+        if !user_exists("nobody") {
+            println!("SKIP: choose_covers_every_launcher_mode_and_executability: no user `nobody` on this machine");
+            return;
+        }
+        let local_custom = Launcher::Custom {
+            prefix: vec!["nice".into()],
+            capabilities: Capabilities {
+                keeps_stdio: true,
+                returns_status: true,
+                shim_route: ShimRoute::Local,
+                ..Default::default()
+            },
+        };
+        let launchers = [
+            Launcher::Direct,
+            Launcher::Sudo { user: Some("nobody".into()), non_interactive: true },
+            Launcher::Sudo { user: None, non_interactive: true },
+            Launcher::Doas { user: Some("nobody".into()) },
+            Launcher::Pkexec { user: Some("nobody".into()), keep_cwd: true },
+            Launcher::Runuser { user: "nobody".into() },
+            Launcher::Su { user: "nobody".into() },
+            Launcher::Ssh { destination: "h".into(), port: None, options: vec![] },
+            Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: Some("nobody".into()) },
+            Launcher::RunAs,
+            Launcher::Custom { prefix: vec!["nice".into()], capabilities: Capabilities::default() },
+            local_custom,
+        ];
+        // (mode, nobody can execute it, root can)
+        let files = [(0o755, true, true), (0o700, false, true), (0o644, false, false)];
+        for (mode, by_nobody, by_root) in files {
+            let shim = ShimFile::new(mode);
+            for launcher in &launchers {
+                for shim_mode in [ShimMode::On, ShimMode::Off, ShimMode::Auto] {
+                    let opts = Options {
+                        launcher: launcher.clone(),
+                        shim: shim_mode,
+                        shim_path: Some(shim.0.clone()),
+                        ..Options::default()
+                    };
+                    let choice = choose(&opts);
+                    let route = launcher.capabilities().shim_route;
+                    let executable = match launcher.target_user() {
+                        Some(_) => by_nobody,
+                        None => by_root,
+                    };
+                    let expected = match shim_mode {
+                        ShimMode::On => true,
+                        ShimMode::Off => route == ShimRoute::Elevation,
+                        ShimMode::Auto => match route {
+                            _ if launcher.is_direct() => false,
+                            ShimRoute::Local => executable,
+                            ShimRoute::Forwarded | ShimRoute::Elevation => true,
+                            // In band with a shim named inside the container.
+                            ShimRoute::InBandCopied => true,
+                            ShimRoute::Unknown => false,
+                        },
+                    };
+                    let case = format!("{launcher:?} {shim_mode:?} mode {mode:o}: {choice:?}");
+                    assert_eq!(choice.used, expected, "{case}");
+                    assert!(!choice.reason.is_empty(), "{case}");
+                    if shim_mode == ShimMode::Auto && route == ShimRoute::Local && !launcher.is_direct() {
+                        let who = launcher.target_user().unwrap_or("root");
+                        if executable {
+                            assert_eq!(choice.reason, format!("through {}", launcher.name()), "{case}");
+                        } else {
+                            assert!(choice.reason.contains(&format!("user {who} cannot execute")), "{case}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn choose_in_band_needs_a_copyable_or_named_shim() {
+        let docker = Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: None };
+        let opts = |link, path: Option<&str>, source: Option<PathBuf>| Options {
+            launcher: docker.clone(),
+            shim: ShimMode::Auto,
+            shim_link: link,
+            shim_path: path.map(Into::into),
+            shim_source: source,
+            ..Options::default()
+        };
+        let named = choose(&opts(ShimLink::Auto, Some("/opt/shim"), None));
+        assert!(named.used && named.reason.contains("/opt/shim in the container"), "{named:?}");
+        let forwarded = choose(&opts(ShimLink::Forwarded, Some("/opt/shim"), None));
+        assert!(!forwarded.used && forwarded.reason.contains("forwards no socket"), "{forwarded:?}");
+        // A dynamically linked shim may lack its C library in the image.
+        let dynamic = choose(&opts(ShimLink::Auto, None, Some("/bin/sh".into())));
+        assert!(!dynamic.used && dynamic.reason.contains("dynamically linked"), "{dynamic:?}");
+        let not_elf = ShimFile::new(0o755);
+        let script = choose(&opts(ShimLink::Auto, None, Some(not_elf.0.clone())));
+        assert!(!script.used && script.reason.contains("not a Linux (ELF)"), "{script:?}");
+        let ssh = Options {
+            launcher: Launcher::Ssh { destination: "h".into(), port: None, options: vec![] },
+            shim: ShimMode::Auto,
+            shim_link: ShimLink::InBand,
+            ..Options::default()
+        };
+        assert_eq!(choose(&ssh).reason, "through ssh, in band");
+    }
 }

@@ -15,8 +15,9 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::token::{self, TOKEN_LEN, Token};
 use super::{
     Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error, read_request,
     start_program, supervise,
@@ -24,23 +25,12 @@ use super::{
 use crate::child::Child;
 use crate::error::{Error, ErrorKind};
 use crate::exit::{ExitDetection, ExitStatus};
-use crate::launcher::{Capabilities, Launcher};
+use crate::launcher::ShimRoute;
 use crate::link::Link;
 use crate::options::Options;
 use crate::protocol::{Message, recv, send};
 use crate::spec::ProgramSpec;
 use crate::sys;
-
-/// Bytes of the token the parent writes into the channel (Unix): the first
-/// half is the shim's proof to the parent, the second the parent's proof to
-/// the shim.
-pub(super) const TOKEN_LEN: usize = 32;
-pub(super) const PROOF_LEN: usize = TOKEN_LEN / 2;
-
-/// Compares secrets in time that does not depend on where they differ.
-pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 pub(super) fn to_wire(s: &OsStr) -> Vec<u8> {
     s.as_bytes().to_vec()
@@ -62,11 +52,11 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     let stdin = io::stdin().as_fd().try_clone_to_owned()?;
     let mut token = [0u8; TOKEN_LEN];
     sys::read_exact_until(&stdin, &mut token, Instant::now() + STEP_TIMEOUT)?;
-    send(&mut stream, &Message::Hello { shim_pid: std::process::id(), token: token[..PROOF_LEN].to_vec() })?;
+    send(&mut stream, &token::hello(&token))?;
     stream.set_read_deadline(Some(Instant::now() + STEP_TIMEOUT));
     let mut buf = Vec::new();
     match recv(&mut stream, &mut buf)? {
-        Message::Welcome { token: proof } if same_secret(&proof, &token[PROOF_LEN..]) => {}
+        Message::Welcome { token: proof } if token::welcome_proves_parent(&token, &proof) => {}
         Message::Welcome { .. } => {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -105,8 +95,8 @@ fn connect(
     shim: &Path,
 ) -> Result<Link, Error> {
     let launcher = hs.launcher;
-    let token = sys::random_token::<TOKEN_LEN>()
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot make the shim's token: {e}"), Some(e)))?;
+    let token =
+        Token::new().map_err(|e| Error::new(ErrorKind::Io, format!("cannot make the shim's token: {e}"), Some(e)))?;
     let mut token_sent = false;
     let mut refused = 0;
     let (mut stream, buf) = loop {
@@ -152,13 +142,13 @@ fn connect(
             // the channel: no shim can say hello, and the wait below ends
             // with the launcher's exit.
             if let Some(channel) = child.channel() {
-                let _ = channel.write_all(&token);
+                let _ = channel.write_all(token.bytes());
             }
         }
         stream.set_read_deadline(Some((Instant::now() + HELLO_TIMEOUT).min(hs.deadline)));
         let mut buf = Vec::new();
         match recv(&mut stream, &mut buf) {
-            Ok(Message::Hello { token: t, .. }) if same_secret(&t, &token[..PROOF_LEN]) => break (stream, buf),
+            Ok(hello @ Message::Hello { .. }) if token.proven_by(&hello) => break (stream, buf),
             Ok(Message::Hello { .. }) => refused += 1,
             Ok(other) => {
                 return Err(Error::new(
@@ -174,8 +164,7 @@ fn connect(
         }
     };
     tracing::info!(launcher, refused, "the shim connected and proved the token; answering with the other half");
-    send(&mut stream, &Message::Welcome { token: token[PROOF_LEN..].to_vec() })
-        .map_err(link_error(launcher, "answering the shim's hello"))?;
+    send(&mut stream, &token.welcome()).map_err(link_error(launcher, "answering the shim's hello"))?;
     finish_connect(stream, buf, hs, |_| Ok(()))
 }
 
@@ -184,13 +173,14 @@ fn connect(
 pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
     let fail = |kind, what: &str, source| Error::cannot_start(&spec.program, kind, what, source);
     let launcher = opts.launcher.name();
-    if opts.launcher == Launcher::RunAs {
+    let caps = opts.launcher.capabilities();
+    if caps.shim_route == ShimRoute::Elevation {
         return Err(fail(ErrorKind::InvalidInput, "runas (UAC elevation) exists only on Windows", None));
     }
     if opts.in_band() {
         return super::in_band::spawn(spec, opts);
     }
-    if matches!(opts.launcher, Launcher::ContainerExec { .. }) {
+    if caps.shim_route == ShimRoute::InBandCopied {
         let what = format!(
             "the shim cannot reach the rendezvous from inside a container ({launcher} exec forwards no socket): \
              use the in-band link (ShimLink::Auto or InBand)"
@@ -203,28 +193,15 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot create the rendezvous: {e}"), Some(e)))?;
     // The shim reports the program's end, so the launcher process is only
     // reaped: a detaching one is started as if it did not detach.
-    let detaches = opts.launcher.capabilities().detaches;
+    let detaches = caps.detaches;
     // Through ssh the shim runs on the far host: ssh forwards a fresh
     // socket there to our rendezvous (its local end is the ssh client, our
     // launcher), and the shim is told the far path.
-    let mut shim_rendezvous = rendezvous.path().into_os_string();
-    let outer_launcher = match &opts.launcher {
-        Launcher::Custom { prefix, capabilities } => {
-            Launcher::Custom { prefix: prefix.clone(), capabilities: Capabilities { detaches: false, ..*capabilities } }
-        }
-        Launcher::Ssh { destination, port, options } => {
-            let random = sys::random_token::<16>()
-                .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the far socket: {e}"), Some(e)))?;
-            let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
-            let far = format!("/tmp/umbilical-{name}.sock");
-            let mut options = options.clone();
-            options.extend(["-o".into(), "ExitOnForwardFailure=yes".into(), "-R".into()]);
-            options.push(format!("{far}:{}", rendezvous.path().display()));
-            shim_rendezvous = far.into();
-            Launcher::Ssh { destination: destination.clone(), port: *port, options }
-        }
-        other => other.clone(),
-    };
+    let far_name =
+        super::random_name().map_err(|e| fail(ErrorKind::Io, &format!("cannot name the far socket: {e}"), Some(e)))?;
+    let (outer_launcher, shim_rendezvous) = opts.launcher.around_shim(&rendezvous.path(), &far_name);
+    let shim_rendezvous_far = shim_rendezvous != rendezvous.path().as_os_str();
+    let far_socket = shim_rendezvous.clone();
     let outer_spec = ProgramSpec {
         program: shim_path.clone().into_os_string(),
         args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), shim_rendezvous],
@@ -245,26 +222,18 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         deadline,
         request: super::request(spec, opts.process_group, opts.caller_gone_grace),
         extra: None,
-        remote: matches!(opts.launcher, Launcher::Ssh { .. }),
+        remote: caps.foreign_pids,
     };
     let link = connect(&mut rendezvous, handshake, launcher_pid, detaches, &mut child, &shim_path);
     drop(rendezvous);
     match link {
         Ok(link) => Ok(child.into_shim(link, opts.kill_on_drop)),
         Err(e) => {
-            // The shim exits on its own after reporting a failure; a hung
-            // one (or any, once the time is up) is stopped. Either way it
-            // is reaped here, not later.
-            if e.kind() == ErrorKind::TimedOut || !matches!(child.wait_timeout(Duration::from_secs(2)), Ok(Some(_))) {
-                // SIGTERM first: sudo, doas and ssh pass it on to what they
-                // started (SIGKILL would orphan it), and SIGCONT wakes a
-                // launcher stopped with its stopped shim.
-                let _ = child.terminate();
-                let _ = child.signal(sys::CONTINUE_SIGNAL);
-                if !matches!(child.wait_timeout(Duration::from_millis(500)), Ok(Some(_))) {
-                    let _ = child.kill();
-                    let _ = child.wait_timeout(Duration::from_secs(2));
-                }
+            super::stop_failed_launcher(&mut child, e.kind() == ErrorKind::TimedOut);
+            // A far socket that ssh made for a shim that never connected
+            // (the shim removes it once connected) would stay there.
+            if caps.foreign_pids && shim_rendezvous_far {
+                super::remove_through(&opts.launcher, &far_socket);
             }
             Err(Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))
         }

@@ -21,7 +21,7 @@ use crate::channel::Channel;
 use crate::child::{Child, ChildStderr};
 use crate::error::{Error, ErrorKind};
 use crate::exit::{Detection, ExitStatus};
-use crate::launcher::Launcher;
+use crate::launcher::ShimRoute;
 use crate::link::Link;
 use crate::options::{Options, Stderr};
 use crate::protocol::{Message, WireStderr, recv, send};
@@ -190,11 +190,11 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let fail = |kind: ErrorKind, what: String, source: Option<io::Error>| {
         Error::cannot_start(&spec.program, kind, &what, source)
     };
-    let elevated = match &opts.launcher {
-        Launcher::Direct => false,
-        Launcher::RunAs => true,
-        other => {
-            let what = format!("on Windows the shim runs directly or through runas, not through {}", other.name());
+    let elevated = match opts.launcher.capabilities().shim_route {
+        ShimRoute::Elevation => true,
+        _ if opts.launcher.is_direct() => false,
+        _ => {
+            let what = format!("on Windows the shim runs directly or through runas, not through {launcher}");
             return Err(fail(ErrorKind::InvalidInput, what, None));
         }
     };
