@@ -110,6 +110,36 @@ fn signals_cross_by_name_and_numbers_only_to_the_same_host() {
     }
 }
 
+/// The far socket ssh forwards (`/tmp/umbilical-<hex>.sock`, the far
+/// user's) is removed when the shim never connects to it: here the shim is
+/// missing on the far host (127 from its shell). Before, one stayed per
+/// failed launch.
+#[test]
+fn the_far_socket_is_removed_when_the_shim_never_connects() {
+    let _g = fd_lock();
+    let Some(ssh) = ssh_launcher() else {
+        skip("shim: far socket removal", "sshd is not set up (run `scripts/launchers.sh start` as root)");
+        return;
+    };
+    let far_sockets = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir("/tmp")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("umbilical-") && n.ends_with(".sock"))
+            .collect()
+    };
+    let before = far_sockets();
+    for _ in 0..3 {
+        let mut cmd = helper(&["exit", "0"]);
+        cmd.launcher(ssh.clone()).shim(true).shim_path("/nonexistent/umbilical-shim");
+        let err = bounded(LIMIT, "ssh with a missing shim", move || cmd.spawn().unwrap_err());
+        assert_eq!(err.kind(), ErrorKind::LauncherRefused, "{err}");
+        assert!(err.to_string().contains("/nonexistent/umbilical-shim"), "{err}");
+    }
+    let left: Vec<_> = far_sockets().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "far sockets left behind: {left:?}");
+}
+
 #[test]
 fn missing_program_and_refusals_are_told_apart() {
     let _g = fd_lock();

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::child::Child;
 use crate::error::{Error, ErrorKind};
-use crate::exit::{ExitDetection, ExitStatus};
+use crate::exit::{Exit, ExitDetection, ExitStatus};
 use crate::launcher::ShimRoute;
 use crate::link::Link;
 use crate::options::Options;
@@ -231,8 +231,15 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         Err(e) => {
             super::stop_failed_launcher(&mut child, e.kind() == ErrorKind::TimedOut);
             // A far socket that ssh made for a shim that never connected
-            // (the shim removes it once connected) would stay there.
-            if caps.foreign_pids && shim_rendezvous_far {
+            // (the shim removes it once connected) would stay there. Only
+            // where the session ran and ended by itself: ssh's own failures
+            // (255) made no socket, and a session stopped mid-prompt would
+            // prompt again.
+            let session_ran = matches!(
+                child.try_wait(),
+                Ok(Some(Exit { status: ExitStatus::Exited(code), .. })) if code != 255
+            );
+            if shim_rendezvous_far && session_ran {
                 super::remove_through(&opts.launcher, &far_socket);
             }
             Err(Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))

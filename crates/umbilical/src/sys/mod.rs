@@ -45,7 +45,7 @@ const _: () = {
     let _: bool = HAS_SOCKETS;
     let _: bool = SHUTDOWN_DISCARDS_UNREAD;
     let _: Option<i32> = TERMINATE_SIGNAL;
-    let _: fn(crate::signal::Signal) -> Option<i32> = signal_number;
+    let _: Option<[i32; 13]> = SIGNAL_NUMBERS;
     // The channel and the pipes.
     let _: fn() -> io::Result<Pipes> = pipes;
     let _: fn() -> io::Result<(Handle, Handle)> = inbound_pipe;

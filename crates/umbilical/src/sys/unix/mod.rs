@@ -36,22 +36,21 @@ pub(crate) const HAS_SOCKETS: bool = true;
 /// The polite stop: SIGTERM.
 pub(crate) const TERMINATE_SIGNAL: Option<i32> = Some(libc::SIGTERM);
 
-/// A portable signal's number on this host.
-pub(crate) fn signal_number(sig: crate::signal::Signal) -> Option<i32> {
-    use crate::signal::Signal;
-    Some(match sig {
-        Signal::Hup => libc::SIGHUP,
-        Signal::Int => libc::SIGINT,
-        Signal::Quit => libc::SIGQUIT,
-        Signal::Kill => libc::SIGKILL,
-        Signal::Usr1 => libc::SIGUSR1,
-        Signal::Usr2 => libc::SIGUSR2,
-        Signal::Pipe => libc::SIGPIPE,
-        Signal::Alrm => libc::SIGALRM,
-        Signal::Term => libc::SIGTERM,
-        Signal::Cont => libc::SIGCONT,
-        Signal::Stop => libc::SIGSTOP,
-        Signal::Tstp => libc::SIGTSTP,
-        Signal::Winch => libc::SIGWINCH,
-    })
-}
+/// The numbers of the portable signals on this host, in
+/// `Signal::ALL`'s order (HUP, INT, QUIT, KILL, USR1, USR2, PIPE, ALRM,
+/// TERM, CONT, STOP, TSTP, WINCH).
+pub(crate) const SIGNAL_NUMBERS: Option<[i32; 13]> = Some([
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGKILL,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGPIPE,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGCONT,
+    libc::SIGSTOP,
+    libc::SIGTSTP,
+    libc::SIGWINCH,
+]);

@@ -43,9 +43,7 @@ pub(crate) const HAS_SOCKETS: bool = false;
 pub(crate) const TERMINATE_SIGNAL: Option<i32> = None;
 
 /// No signal has a number here.
-pub(crate) fn signal_number(_sig: crate::signal::Signal) -> Option<i32> {
-    None
-}
+pub(crate) const SIGNAL_NUMBERS: Option<[i32; 13]> = None;
 
 /// Windows has no zombies: dropping a process handle is all a dropped
 /// child needs.
