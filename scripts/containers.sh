@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up and tears down real container engines for the tests, as root
-# (../shared/CONTAINERS-ON-LINUX.md has the recipe and why each flag):
+# (docs/testing.md says why each flag):
 #   scripts/containers.sh start   # prints the environment to export
 #   scripts/containers.sh stop
 # start: installs docker.io, podman, runc and busybox-static if missing;
@@ -15,24 +15,34 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 dir="$PWD/target/containers"
-image=umb-test:latest
-docker_c=umb-test-docker
+# Names carry this run's id: podman's store is system-wide, and a fixed
+# name could be another run's container. `stop` removes the names that
+# start recorded in target/containers/names, nothing else.
+run=$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')
+image=umb-test-$run:latest
+docker_c=umb-test-docker-$run
 # A container whose root filesystem is read-only: no writable place for a
 # shim copied in.
-docker_ro=umb-test-docker-ro
-podman_c=umb-test-podman
+docker_ro=umb-test-docker-ro-$run
+podman_c=umb-test-podman-$run
 
 stop() {
-  if [ -S "$dir/docker/sock" ]; then
-    DOCKER_HOST="unix://$dir/docker/sock" timeout 30 docker rm -f "$docker_c" "$docker_ro" >/dev/null 2>&1
+  local names="$dir/names"
+  if [ -f "$names" ]; then
+    # shellcheck disable=SC1090
+    . "$names"
+    if [ -S "$dir/docker/sock" ]; then
+      DOCKER_HOST="unix://$dir/docker/sock" timeout 30 docker rm -f "$old_docker_c" "$old_docker_ro" >/dev/null 2>&1
+    fi
+    if command -v podman >/dev/null; then
+      timeout 30 podman rm -f -t 0 "$old_podman_c" >/dev/null 2>&1
+      timeout 30 podman rmi -f "localhost/$old_image" >/dev/null 2>&1
+    fi
   fi
   if [ -f "$dir/docker/pid" ]; then
     pid=$(cat "$dir/docker/pid")
     kill "$pid" 2>/dev/null
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  if command -v podman >/dev/null; then
-    timeout 30 podman rm -f -t 0 "$podman_c" >/dev/null 2>&1
   fi
   # dockerd unmounts its overlays on a normal stop; anything left is
   # unmounted before the directory goes.
@@ -57,6 +67,8 @@ start)
   fi
   stop >/dev/null 2>&1
   mkdir -p "$dir/root/bin" "$dir/root/tmp" "$dir/docker"
+  printf 'old_image=%s old_docker_c=%s old_docker_ro=%s old_podman_c=%s\n' \
+    "$image" "$docker_c" "$docker_ro" "$podman_c" > "$dir/names"
   chmod 1777 "$dir/root/tmp"
   cp "$(command -v busybox)" "$dir/root/bin/"
   for c in sh cat wc sleep id echo true kill env head ls rm ps; do ln -sf busybox "$dir/root/bin/$c"; done

@@ -5,7 +5,7 @@
 #   rustc-web cargo-web rust-web-src  a second toolchain with std's source, to
 #                                     type-check the macOS and FreeBSD code
 #                                     (cargo -Zbuild-std); see
-#                                     ../shared/WINDOWS-ON-LINUX.md
+#                                     docs/testing.md
 #   coreutils                         cat, sort, sha256sum used by the tests
 #   jsonschema (PyPI)                 validates real --report files against
 #                                     docs/report.schema.json

@@ -9,6 +9,9 @@
 # port with a generated host key, and a generated client key authorised for
 # umbtest. Everything it makes lives under target/launchers/ (plus the user
 # and /etc/doas.conf). Only loopback is ever used.
+# stop: ends the sshds, and the bus and polkitd if start had to start them
+# (by the pids start recorded: never another run's or the system's), and
+# removes target/launchers/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="$PWD/target/launchers"
@@ -37,23 +40,31 @@ start)
   fi
   chmod 0400 /etc/doas.conf
   "$0" stop >/dev/null 2>&1 || true
+  rm -rf "$dir" && mkdir -p "$dir" && chmod 0755 "$dir"
   # pkexec asks polkitd over the system bus. A machine restored from a
   # snapshot can carry a socket file and pid file in /run/dbus whose daemon
-  # is gone ("Connection refused"), so test the bus itself, not the file.
-  bus_alive() { dbus-send --system --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.Peer.Ping >/dev/null 2>&1; }
+  # is gone ("Connection refused"), so ask the bus itself. GetId is a call
+  # to the bus driver every policy allows (a Peer.Ping is refused by this
+  # bus's policy: AccessDenied, which once made a live bus look dead).
+  # Only a bus that does not answer is replaced, and only what this script
+  # started is recorded (target/launchers/*.pid) for `stop` to end.
+  bus_alive() {
+    timeout 5 dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+      org.freedesktop.DBus.GetId >/dev/null 2>&1
+  }
   if ! bus_alive; then
     rm -f /run/dbus/system_bus_socket /run/dbus/pid
     mkdir -p /run/dbus
-    dbus-daemon --system --fork
+    dbus-daemon --system --fork --print-pid > "$dir/dbus.pid"
     for _ in $(seq 1 50); do bus_alive && break; sleep 0.1; done
   fi
   polkit_alive() {
-    dbus-send --system --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.NameHasOwner \
-      string:org.freedesktop.PolicyKit1 2>/dev/null | grep -q 'boolean true'
+    timeout 5 dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+      org.freedesktop.DBus.NameHasOwner string:org.freedesktop.PolicyKit1 2>/dev/null | grep -q 'boolean true'
   }
   if ! polkit_alive; then
-    pkill -x polkitd 2>/dev/null || true
     /usr/lib/polkit-1/polkitd --no-debug </dev/null >/dev/null 2>&1 &
+    echo $! > "$dir/polkitd.pid"
     for _ in $(seq 1 50); do polkit_alive && break; sleep 0.1; done
   fi
   # Export the pkexec switch only once a real pkexec run works; otherwise
@@ -64,7 +75,6 @@ start)
     pkexec_ok=0
     echo "launchers: pkexec does not work here: $pkexec_out" >&2
   fi
-  rm -rf "$dir" && mkdir -p "$dir" && chmod 0755 "$dir"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/client_key"
   cp "$dir/client_key.pub" "$dir/authorized_keys" && chmod 0644 "$dir/authorized_keys"
@@ -110,12 +120,23 @@ CONF
   fi
   ;;
 stop)
-  for pid in "$dir/sshd.pid" "$dir/sshd-hardened.pid"; do
-    if [ -f "$pid" ]; then
-      kill "$(cat "$pid")" 2>/dev/null || true
-      rm -f "$pid"
+  # Ends exactly what `start` started (the pids it recorded), waits for
+  # each to go (bounded), and leaves nothing under target/launchers.
+  for name in sshd sshd-hardened polkitd dbus; do
+    file="$dir/$name.pid"
+    [ -f "$file" ] || continue
+    pid=$(tr -dc 0-9 < "$file")
+    if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
     fi
+    # The bus we started leaves its socket and pid file behind when killed.
+    if [ "$name" = dbus ]; then
+      rm -f /run/dbus/system_bus_socket /run/dbus/pid
+    fi
+    rm -f "$file"
   done
+  rm -rf "$dir"
   ;;
 *)
   echo "usage: $0 start|stop" >&2

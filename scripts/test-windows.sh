@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the workspace for x86_64-pc-windows-gnu and runs its tests for real
-# under Wine (see ../shared/WINDOWS-ON-LINUX.md for the recipe and for what
+# under Wine (see docs/testing.md for the recipe and for what
 # Wine 8 does not honour). Installs what it needs as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."

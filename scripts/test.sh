@@ -23,21 +23,30 @@ step() {
 
 scripts/install-deps.sh || failed+=("install-deps")
 
+# What was in /tmp before the run: the run must add nothing there.
+tmp_before=$(ls -1d /tmp/umbilical-* 2>/dev/null | sort)
+
 # Real launchers for the launcher tests: a test user, doas rule, sshd on
-# loopback. Stopped on exit.
+# loopback; real container engines: docker (a private dockerd) and podman,
+# each with a busybox container. Each script stops exactly what it
+# started; stop_services runs once, at the end or on an early exit.
+services_stopped=0
+stop_services() {
+  [ "$services_stopped" = 1 ] && return
+  services_stopped=1
+  bash scripts/launchers.sh stop
+  bash scripts/containers.sh stop
+}
+trap stop_services EXIT
 if [ "$(id -u)" -eq 0 ] && launcher_env=$(bash scripts/launchers.sh start); then
   eval "$launcher_env"
-  trap 'bash scripts/launchers.sh stop' EXIT
 else
   echo "SKIP: launcher set-up (needs root): the launcher tests will print SKIP for each launcher"
 fi
-
-# Real container engines: docker (a private dockerd) and podman, each with
-# a busybox container. An engine that cannot start says SKIP (stderr).
 container_start=$SECONDS
+# An engine that cannot start says SKIP (stderr).
 if container_env=$(bash scripts/containers.sh start); then
   eval "$container_env"
-  trap 'bash scripts/launchers.sh stop; bash scripts/containers.sh stop' EXIT
 fi
 echo "=== container engines started ($((SECONDS - container_start)) s)"
 # The static shim that the container tests copy in (a glibc-less busybox
@@ -51,6 +60,7 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 # clippy sees Linux code only: the unsafe rules for every target's files.
 step "unsafe only under sys/, each with a SAFETY comment (all targets)" python3 scripts/check-unsafe.py
+step "layers: no module imports a layer above it (docs/ARCHITECTURE.md)" python3 scripts/check-layers.py
 step "cargo test (Linux: unit, integration, CLI, doc tests)" cargo test --workspace --locked
 step "cargo doc without warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 # The library alone, with and without the async layer: the workspace build
@@ -122,6 +132,48 @@ if [ "$(id -u)" -eq 0 ] || { [ -x /usr/lib/wine/wine64 ] && [ -x /usr/bin/x86_64
 else
   echo "SKIP: Windows tests under Wine: wine64 and mingw-w64 are missing and installing them needs root"
 fi
+
+# Nothing the run started is left: the services' recorded pids end with
+# stop_services, and then no process of the test user, no new
+# /tmp/umbilical-* entry, no container of this run, no child of this
+# script may remain.
+recorded_pids=$(cat target/launchers/*.pid target/containers/docker/pid 2>/dev/null | tr -dc '0-9\n')
+run_containers=$(sed -n 's/.*old_podman_c=\([^ ]*\).*/\1/p' target/containers/names 2>/dev/null)
+stop_services
+nothing_left_behind() {
+  local bad=0 pid now new
+  for pid in $recorded_pids; do
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "a process the scripts started is still running: $(ps -o pid=,args= -p "$pid")"
+      bad=1
+    fi
+  done
+  if id umbtest >/dev/null 2>&1 && pgrep -u umbtest >/dev/null; then
+    echo "processes of the test user are left:"
+    ps -o pid,stat,args -u umbtest
+    bad=1
+  fi
+  now=$(ls -1d /tmp/umbilical-* 2>/dev/null | sort)
+  new=$(comm -13 <(echo "$tmp_before") <(echo "$now"))
+  if [ -n "$new" ]; then
+    echo "left in /tmp by this run:"
+    echo "$new"
+    bad=1
+  fi
+  if [ -n "$run_containers" ] && command -v podman >/dev/null \
+    && timeout 30 podman ps -a --format '{{.Names}}' | grep -qxF "$run_containers"; then
+    echo "the run's podman container $run_containers is left"
+    bad=1
+  fi
+  if pgrep -P $$ -l | grep -v -e '^[0-9]* ps$' -e '^[0-9]* pgrep$' -e '^[0-9]* grep$' | grep -q .; then
+    echo "children of scripts/test.sh are left:"
+    pgrep -P $$ -l
+    bad=1
+  fi
+  [ "$bad" = 0 ] && echo "nothing left: no recorded pid, no test-user process, no new /tmp entry, no container"
+  return "$bad"
+}
+step "nothing the run started is left behind" nothing_left_behind
 
 if [ "${#failed[@]}" -ne 0 ]; then
   echo "FAILED steps: ${failed[*]}"

@@ -139,7 +139,10 @@ pub fn vias(what: &str) -> Vec<Via> {
     }
     match (std::env::var("UMBILICAL_TEST_SSH_PORT"), std::env::var("UMBILICAL_TEST_SSH_KEY")) {
         (Ok(port), Ok(key)) => {
-            let dir = std::env::temp_dir().join(format!("umbilical-driven-ssh-{}", std::process::id()));
+            // Under target/ (cargo's scratch directory for integration
+            // tests), not /tmp: nothing of a test run stays in /tmp.
+            let dir =
+                std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("driven-ssh-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let wrapper = dir.join("ssh");
             let script = format!(
