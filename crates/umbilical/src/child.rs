@@ -2,17 +2,15 @@
 
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ReadEnd};
-use crate::exit::{Detection, Exit, ExitStatus};
+use crate::exit::{Detection, Exit};
+use crate::exit_source::ExitSource;
+#[cfg(feature = "tokio")]
+use crate::exit_source::Readiness;
 use crate::sys;
 use crate::sys::Handle;
-
-/// How long a channel-closed wait sleeps at most before it looks again
-/// whether the caller dropped the read half (and so must be drained).
-const ABANDON_CHECK: Duration = Duration::from_millis(100);
 
 /// A started program.
 ///
@@ -48,17 +46,14 @@ const ABANDON_CHECK: Duration = Duration::from_millis(100);
 ///   channel-closed detection the program may be a grandchild; it is not
 ///   signalled.
 pub struct Child {
-    /// `None` once reaped.
-    process: Option<sys::Process>,
     pid: u32,
     channel: Option<Channel>,
     stderr: Option<ChildStderr>,
     detection: Detection,
-    lifeline: Option<Handle>,
-    watch: Option<Arc<ReadEnd>>,
+    /// Where the end comes from: the process, a lifeline, the channel, or
+    /// the shim's link.
+    source: ExitSource,
     exit: Option<Exit>,
-    /// The control stream to a shim, when the program was started by one.
-    shim: Option<crate::link::Link>,
     /// Kill the program if it still runs when this is dropped.
     pub(crate) kill_on_drop: bool,
 }
@@ -74,14 +69,11 @@ impl Child {
     ) -> Self {
         Child {
             pid: process.pid(),
-            process: Some(process),
             channel: Some(channel),
             stderr,
             detection,
-            lifeline,
-            watch,
+            source: ExitSource::new(process, detection, lifeline, watch),
             exit: None,
-            shim: None,
             kill_on_drop: false,
         }
     }
@@ -92,7 +84,7 @@ impl Child {
         self.kill_on_drop = kill_on_drop;
         self.pid = link.pid;
         self.detection = Detection::Shim;
-        self.shim = Some(link);
+        self.source.attach_shim(link);
         self
     }
 
@@ -105,84 +97,19 @@ impl Child {
         self
     }
 
-    /// A descriptor that turns readable when the process we started (here:
-    /// a launcher) ends, where the OS gives one.
-    #[cfg(unix)]
-    pub(crate) fn process_exit_handle(&self) -> Option<sys::Handle> {
-        self.process.as_ref().and_then(|p| p.exit_handle())
+    /// Where the end comes from.
+    pub(crate) fn source(&mut self) -> &mut ExitSource {
+        &mut self.source
     }
 
-    /// Starts reading the shim link in the background (blocking API).
-    pub(crate) fn start_link_reader(&mut self) -> io::Result<()> {
-        match &mut self.shim {
-            Some(link) => link.start_reader(),
-            None => Ok(()),
-        }
-    }
-
-    /// Starts the shim link's reader as a task on the current runtime.
+    /// What the async layer sleeps on until the end may have come; `None`
+    /// once it is known.
     #[cfg(feature = "tokio")]
-    pub(crate) fn start_link_task(&mut self) -> io::Result<()> {
-        match &mut self.shim {
-            Some(link) => link.start_task(),
-            None => Ok(()),
-        }
-    }
-
-    /// What turns ready when this child's end may have come, for the
-    /// async layer. `None`: nothing to wait on (poll with back-off).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn exit_source(&self) -> io::Result<Option<ExitSource>> {
+    pub(crate) fn readiness(&self) -> io::Result<Option<Readiness>> {
         if self.exit.is_some() {
             return Ok(None);
         }
-        Ok(match self.detection {
-            Detection::Process => self.process.as_ref().and_then(|p| p.exit_handle()).map(ExitSource::Handle),
-            // Windows pipes have no hang-up readiness: polled (`None`).
-            #[cfg(unix)]
-            Detection::Lifeline => match &self.lifeline {
-                Some(h) => Some(ExitSource::Handle(sys::duplicate(h)?)),
-                None => None,
-            },
-            Detection::Shim | Detection::ShimLost => {
-                self.shim.as_ref().map(|link| ExitSource::Shim(link.ended().clone()))
-            }
-            #[cfg(unix)]
-            _ => match &self.watch {
-                Some(end) => Some(ExitSource::Handle(sys::duplicate(&end.handle)?)),
-                None => None,
-            },
-            #[cfg(windows)]
-            _ => None,
-        })
-    }
-
-    /// Windows, elevated: the relay of the program's stderr to ours, while a
-    /// wait has not let it finish.
-    #[cfg(all(windows, feature = "tokio"))]
-    pub(crate) fn stderr_relay(&self) -> Option<Arc<sys::Drained>> {
-        self.shim.as_ref().and_then(crate::link::Link::stderr_relay)
-    }
-
-    /// Windows: the stderr relay was let finish (or given its grace).
-    #[cfg(all(windows, feature = "tokio"))]
-    pub(crate) fn forget_stderr_relay(&mut self) {
-        if let Some(link) = &mut self.shim {
-            link.forget_stderr_relay();
-        }
-    }
-
-    /// Through the shim, once the end is known: the launcher process is
-    /// reaped now if it has exited, else by the shared reaper (it exits
-    /// right after the shim, unless it waits for the caller to read).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn release_launcher(&mut self) {
-        if self.shim.is_some()
-            && self.exit.is_some()
-            && let Some(p) = self.process.take()
-        {
-            sys::adopt(p);
-        }
+        self.source.readiness().map(Some)
     }
 
     /// The process id of the process umbilical started (which, through a
@@ -245,16 +172,11 @@ impl Child {
     /// `TerminateJobObject` for a kill-on-close job, with exit code 1).
     /// Killing a program that already ended is not an error.
     pub fn kill(&mut self) -> io::Result<()> {
-        if let Some(link) = &mut self.shim {
-            if self.exit.is_some() {
-                return Ok(());
-            }
-            return link.kill();
+        // Through the shim, nothing is sent once the shim reported.
+        if self.exit.is_some() && self.source.through_shim() {
+            return Ok(());
         }
-        match &self.process {
-            Some(p) => p.kill(),
-            None => Ok(()),
-        }
+        self.source.kill()
     }
 
     /// Sends signal `sig` (a raw number, e.g. `libc::SIGTERM`) to the
@@ -292,16 +214,10 @@ impl Child {
         if sys::TERMINATE_SIGNAL.is_none() {
             return Err(io::Error::new(io::ErrorKind::Unsupported, "signals are Unix-only; use terminate() or kill()"));
         }
-        if let Some(link) = &mut self.shim {
-            if self.exit.is_some() {
-                return Ok(());
-            }
-            return link.signal(sig);
+        if self.exit.is_some() && self.source.through_shim() {
+            return Ok(());
         }
-        match &self.process {
-            Some(p) => p.signal_raw(sig),
-            None => Ok(()),
-        }
+        self.source.signal(sig)
     }
 
     /// Asks the program to stop: SIGTERM on Unix (see [`Child::signal`]),
@@ -319,116 +235,18 @@ impl Child {
         if let Some(exit) = self.exit {
             // A `try_wait` saw the end first: this wait still lets an
             // elevated program's relayed stderr finish (Windows).
-            if let Some(link) = &mut self.shim {
-                link.let_stderr_relay_finish(deadline);
-            }
+            self.source.settle(deadline);
             return Ok(Some(exit));
         }
-        let status = match self.detection {
-            Detection::Process => {
-                let process = self.process.as_ref().expect("an unreaped process until the exit is known");
-                match process.wait_deadline(deadline)? {
-                    None => return Ok(None),
-                    Some(status) => {
-                        // A group leader stays ours (a zombie) so that its
-                        // group can still be signalled; see `kill`.
-                        if !process.leads_group() {
-                            self.process = None;
-                        }
-                        status
-                    }
-                }
-            }
-            Detection::Lifeline => {
-                let lifeline = self.lifeline.as_ref().expect("a lifeline until the exit is known");
-                if !sys::wait_eof(lifeline, deadline)? {
-                    return Ok(None);
-                }
-                self.lifeline = None;
-                self.reap_if_exited();
-                ExitStatus::Unknown
-            }
-            Detection::Shim => {
-                let link = self.shim.as_mut().expect("a shim link until the exit is known");
-                let status = match link.wait(deadline)? {
-                    None => return Ok(None),
-                    Some(crate::link::Ended::Reported(status)) => status,
-                    Some(crate::link::Ended::ProgramGone) => {
-                        self.detection = Detection::ShimLost;
-                        ExitStatus::Unknown
-                    }
-                };
-                // The shim (and the launcher around it) exits right after its
-                // report: reap it now, within the caller's deadline and two
-                // seconds, so that a caller that saw the end finds nothing
-                // of ours left (no process, no pidfd).
-                let limit = Instant::now() + Duration::from_secs(2);
-                let until = deadline.map_or(limit, |d| d.min(limit));
-                if let Some(p) = &self.process
-                    && matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_))
-                {
-                    self.process = None;
-                }
-                // In band, the session that carried the link ends with it.
-                if let Some(link) = &mut self.shim {
-                    link.reap_companion(until);
-                }
-                status
-            }
-            _ => {
-                let end = self.watch.as_ref().expect("a watched channel until the exit is known");
-                if !wait_channel_closed(end, deadline)? {
-                    return Ok(None);
-                }
-                self.watch = None;
-                self.reap_if_exited();
-                ExitStatus::Unknown
-            }
-        };
-        let exit = Exit { status, detection: self.detection };
+        let Some((status, detection)) = self.source.wait_until(deadline)? else { return Ok(None) };
+        if detection == Detection::Shim {
+            self.source.settle(deadline);
+        }
+        self.detection = detection;
+        let exit = Exit { status, detection };
         tracing::info!(pid = self.pid, status = ?exit.status, detection = ?exit.detection, "the program's end observed");
         self.exit = Some(exit);
         Ok(Some(exit))
-    }
-
-    /// After a lifeline or channel end, the process we started (often a
-    /// wrapper) has usually exited too; reap it now so that nothing waits
-    /// for `Drop`.
-    fn reap_if_exited(&mut self) {
-        if let Some(p) = &self.process
-            && matches!(p.try_wait(), Ok(Some(_)) | Err(_))
-        {
-            self.process = None;
-        }
-    }
-}
-
-/// What the async layer waits on for a child's end.
-#[cfg(feature = "tokio")]
-pub(crate) enum ExitSource {
-    /// Turns ready (readable, or signalled on Windows) when the end may
-    /// have come: a process handle, a lifeline, the channel's read end.
-    Handle(sys::Handle),
-    /// The shim link's published end.
-    Shim(Arc<crate::link::Shared>),
-}
-
-/// Waits until every holder of the program's side of the channel closed it.
-/// If the caller dropped its read half, what the program still writes is
-/// read and discarded, so that the program is not stuck on a full buffer.
-fn wait_channel_closed(end: &ReadEnd, deadline: Option<Instant>) -> io::Result<bool> {
-    loop {
-        if end.abandoned.load(Ordering::Acquire) {
-            return sys::wait_eof(&end.handle, deadline);
-        }
-        let slice = Instant::now() + ABANDON_CHECK;
-        let until = deadline.map_or(slice, |d| d.min(slice));
-        if sys::wait_closed(&end.handle, Some(until))? {
-            return Ok(true);
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(false);
-        }
     }
 }
 
@@ -437,18 +255,11 @@ impl Drop for Child {
         if self.exit.is_none() {
             if self.kill_on_drop {
                 let _ = self.kill();
-            } else if let Some(link) = &mut self.shim {
-                // Letting go on purpose: the shim lets the program run on
-                // when the link closes below.
-                link.detach();
+            } else {
+                // Letting go on purpose: through the shim the program runs
+                // on when the link closes with the source.
+                self.source.let_go();
             }
-        }
-        // Through the shim, closing the link ends the program unless it
-        // was detached above.
-        drop(self.shim.take());
-        if let Some(process) = self.process.take() {
-            // Reaped now if it has exited, else by the one shared reaper.
-            sys::adopt(process);
         }
     }
 }

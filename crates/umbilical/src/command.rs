@@ -394,7 +394,7 @@ impl Command {
             .map_err(|e| {
                 Error::cannot_start(&program, ErrorKind::ShimFailed, &format!("the handshake task failed: {e}"), None)
             })??;
-            child.start_link_task().map_err(|e| {
+            child.source().start_task().map_err(|e| {
                 Error::cannot_start(
                     &program,
                     ErrorKind::ShimFailed,

@@ -122,6 +122,7 @@ mod child;
 mod command;
 mod error;
 mod exit;
+mod exit_source;
 mod launcher;
 mod link;
 pub mod mechanisms;

@@ -9,8 +9,9 @@
 //!
 //! ```
 //! use umbilical::protocol::{Message, decode, encode};
-//! let frame = encode(&Message::Spawned { pid: 42 });
-//! assert_eq!(decode(&frame).unwrap(), Some((Message::Spawned { pid: 42 }, frame.len())));
+//! let spawned = Message::Spawned { pid: 42, host: "linux-x86_64".into() };
+//! let frame = encode(&spawned);
+//! assert_eq!(decode(&frame).unwrap(), Some((spawned, frame.len())));
 //! // An incomplete frame asks for more bytes.
 //! assert_eq!(decode(&frame[..5]).unwrap(), None);
 //! ```

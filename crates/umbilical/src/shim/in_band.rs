@@ -109,7 +109,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         // The pid is in the container's namespace, or on the far host.
         remote: true,
     };
-    let exit = child.process_exit_handle();
+    let exit = child.source().process().and_then(sys::Process::exit_handle);
     match connect(bridge.stream, handshake, &mut child, &placed.shim) {
         Ok(link) => {
             let link = link.in_band(exit, bridge.process, bridge.stderr);
@@ -289,7 +289,7 @@ fn connect(mut stream: sys::ControlStream, hs: Handshake<'_>, child: &mut Child,
         // with its exit.
         let _ = channel.write_all(token.bytes());
     }
-    if let Some(exit) = child.process_exit_handle() {
+    if let Some(exit) = child.source().process().and_then(sys::Process::exit_handle) {
         match sys::wait_any(&[stream.as_fd(), exit.as_fd()], Some(hs.deadline)) {
             Ok(Some(0)) => {}
             Ok(Some(_)) => {

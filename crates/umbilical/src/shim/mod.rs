@@ -110,7 +110,7 @@ pub fn run_if_invoked() {
             }
         }
         let code = bridge::serve(Path::new(&path), remove.as_deref(), owner.as_deref()).unwrap_or_else(|e| {
-            eprintln!("umbilical shim bridge: {e}");
+            say(format_args!("umbilical shim bridge: {e}"));
             125
         });
         std::process::exit(code);
@@ -125,10 +125,16 @@ pub fn serve(path: &Path) -> i32 {
     match os::serve(path) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("umbilical shim: {e}");
+            say(format_args!("umbilical shim: {e}"));
             125
         }
     }
+}
+
+/// Writes a line to the shim's stderr, never panicking: a stderr nobody
+/// reads any more must not turn the shim's exit code into a panic's.
+fn say(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// How long one connection may take to say hello before it is refused
@@ -211,7 +217,7 @@ fn choose_container(opts: &Options) -> ShimChoice {
 /// authenticated, and starts the program on the channel.
 pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
     let mut child = os::spawn(spec, opts)?;
-    child.start_link_reader().map_err(|e| {
+    child.source().start_reader().map_err(|e| {
         Error::cannot_start(
             &spec.program,
             ErrorKind::ShimFailed,
@@ -393,7 +399,7 @@ fn supervise(
                             // The caller checks before sending; a request
                             // that still means nothing here is not taken
                             // for another signal.
-                            Err(why) => eprintln!("umbilical shim: kill request refused: {why}"),
+                            Err(why) => say(format_args!("umbilical shim: kill request refused: {why}")),
                         },
                         Message::Detach => detached = true,
                         _ => {}

@@ -215,7 +215,17 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         ..Options::default()
     };
     tracing::debug!(rendezvous = %rendezvous.path().display(), "rendezvous ready");
-    let mut child = crate::spawn::spawn(&outer_spec, &outer_opts)?;
+    // Without a launcher the shim itself is what could not start: told
+    // apart from the program (whose 127/126 the shim reports as such).
+    let mut child = crate::spawn::spawn(&outer_spec, &outer_opts).map_err(|e| match e.kind() {
+        ErrorKind::NotFound | ErrorKind::NotExecutable if opts.launcher.is_direct() => Error::cannot_start(
+            &spec.program,
+            ErrorKind::ShimFailed,
+            &format!("the shim {} cannot be started: {e}", shim_path.display()),
+            None,
+        ),
+        _ => e,
+    })?;
     let launcher_pid = child.id().unwrap_or(0);
     let handshake = Handshake {
         launcher: &launcher,

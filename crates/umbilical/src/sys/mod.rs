@@ -44,6 +44,7 @@ const _: () = {
 
     let _: bool = HAS_SOCKETS;
     let _: bool = SHUTDOWN_DISCARDS_UNREAD;
+    let _: bool = HANGUP_IS_READABLE;
     let _: Option<i32> = TERMINATE_SIGNAL;
     let _: Option<[i32; 13]> = SIGNAL_NUMBERS;
     // The channel and the pipes.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use ::tokio::io::{AsyncRead, ReadBuf};
 
 use super::Channel;
-use crate::child::ExitSource;
 use crate::exit::{Detection, Exit};
+use crate::exit_source::Readiness;
 use crate::sys;
 
 /// A started program, on tokio: the async counterpart of
@@ -137,9 +137,11 @@ impl Child {
                 // is written before this returns (bounded), as in the
                 // blocking API.
                 #[cfg(windows)]
-                if let Some(relay) = self.inner.stderr_relay() {
+                if let Some(relay) = self.inner.source().link().and_then(|l| l.stderr_relay()) {
                     let _ = ::tokio::time::timeout(crate::link::STDERR_RELAY_GRACE, relay.drained()).await;
-                    self.inner.forget_stderr_relay();
+                    if let Some(link) = self.inner.source().link() {
+                        link.forget_stderr_relay();
+                    }
                 }
                 return Ok(exit);
             }
@@ -159,16 +161,16 @@ impl Child {
         let exit = self.inner.try_wait()?;
         if exit.is_some() {
             drop(self.exit.take());
-            self.inner.release_launcher();
+            self.inner.source().release_launcher();
         }
         Ok(exit)
     }
 
     fn watch(&self) -> io::Result<ExitWatch> {
-        Ok(match self.inner.exit_source()? {
-            Some(ExitSource::Handle(h)) => ExitWatch::Ready(sys::exit_ready(h)?),
-            Some(ExitSource::Shim(shared)) => ExitWatch::Shim(shared),
-            None => ExitWatch::Backoff(Duration::from_millis(1)),
+        Ok(match self.inner.readiness()? {
+            Some(Readiness::Handle(h)) => ExitWatch::Ready(sys::exit_ready(h)?),
+            Some(Readiness::Shim(shared)) => ExitWatch::Shim(shared),
+            Some(Readiness::Poll) | None => ExitWatch::Backoff(Duration::from_millis(1)),
         })
     }
 

@@ -30,6 +30,10 @@ pub(crate) use wait::{read_exact_until, wait_any, wait_closed, wait_eof};
 /// An owned descriptor.
 pub(crate) type Handle = std::os::fd::OwnedFd;
 
+/// A pipe's or socket's hang-up makes its read end readable: the async
+/// layer can sleep on a lifeline or the channel.
+pub(crate) const HANGUP_IS_READABLE: bool = true;
+
 /// Unix has socketpairs: one duplex descriptor, half-closable.
 pub(crate) const HAS_SOCKETS: bool = true;
 

@@ -36,6 +36,10 @@ pub(crate) use wait::{wait_closed, wait_eof};
 /// An owned handle.
 pub(crate) type Handle = std::os::windows::io::OwnedHandle;
 
+/// A pipe's hang-up is no readiness here: the async layer polls a
+/// lifeline or the channel.
+pub(crate) const HANGUP_IS_READABLE: bool = false;
+
 /// No socket channel on Windows; see the module docs.
 pub(crate) const HAS_SOCKETS: bool = false;
 

@@ -1,0 +1,288 @@
+//! How a child's end is learnt: one source per child, whatever the
+//! detection.
+//!
+//! A [`Child`](crate::Child) holds one [`ExitSource`]: the process
+//! umbilical started (the program, a launcher, or the launcher running the
+//! shim) and how the program's end shows ([`How`]). Every question about
+//! the end goes here: a blocking wait with a deadline (a deadline of now is
+//! the non-blocking look), what the async layer can sleep on, kills and
+//! signals, and which detection saw the end. Adding a detection is one new
+//! case of [`How`] with its sys primitive.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::channel::ReadEnd;
+use crate::exit::{Detection, ExitStatus};
+use crate::link::{Ended, Link};
+use crate::sys;
+use crate::sys::Handle;
+
+/// How long a channel-closed wait sleeps at most before it looks again
+/// whether the caller dropped the read half (and so must be drained).
+const ABANDON_CHECK: Duration = Duration::from_millis(100);
+
+/// How long a shim's launcher (or an in-band bridge) may take to exit
+/// after the shim reported: it exits right after, unless it waits for the
+/// caller to read.
+const LAUNCHER_TRAILS_REPORT: Duration = Duration::from_secs(2);
+
+/// Where a child's end comes from.
+pub(crate) struct ExitSource {
+    /// The process umbilical started; `None` once reaped.
+    process: Option<sys::Process>,
+    how: How,
+}
+
+/// What shows the program's end.
+enum How {
+    /// The process's own status ([`Detection::Process`]).
+    Process,
+    /// End of file on the lifeline pipe ([`Detection::Lifeline`]); `None`
+    /// once seen.
+    Lifeline(Option<Handle>),
+    /// Every holder of the program's side of the channel closed it
+    /// ([`Detection::ChannelClosed`]); `None` once seen.
+    ChannelClosed(Option<Arc<ReadEnd>>),
+    /// The shim's report over its link ([`Detection::Shim`], or
+    /// [`Detection::ShimLost`] when the shim died first); the process is
+    /// the launcher running the shim.
+    Shim(Link),
+}
+
+/// What the async layer sleeps on until the end may have come.
+#[cfg(feature = "tokio")]
+pub(crate) enum Readiness {
+    /// Turns ready (readable, or signalled on Windows) when the end may
+    /// have come: a process handle, a lifeline, the channel's read end.
+    Handle(sys::Handle),
+    /// The shim link's published end.
+    Shim(Arc<crate::link::Shared>),
+    /// Nothing pollable here: look again after a while.
+    Poll,
+}
+
+impl ExitSource {
+    /// The end of `process` as `detection` asks: its status, or `lifeline`'s
+    /// end of file, or the close of the channel's read end `watch`.
+    pub(crate) fn new(
+        process: sys::Process,
+        detection: Detection,
+        lifeline: Option<Handle>,
+        watch: Option<Arc<ReadEnd>>,
+    ) -> ExitSource {
+        let how = match detection {
+            Detection::Lifeline => How::Lifeline(lifeline),
+            Detection::ChannelClosed => How::ChannelClosed(watch),
+            _ => How::Process,
+        };
+        ExitSource { process: Some(process), how }
+    }
+
+    /// The same process (the launcher running the shim), whose program's
+    /// end now comes from the shim's `link`.
+    pub(crate) fn attach_shim(&mut self, link: Link) {
+        self.how = How::Shim(link);
+    }
+
+    /// Whether the end comes from a shim.
+    pub(crate) fn through_shim(&self) -> bool {
+        matches!(self.how, How::Shim(_))
+    }
+
+    /// The shim's link, where the end comes from one.
+    pub(crate) fn link(&mut self) -> Option<&mut Link> {
+        match &mut self.how {
+            How::Shim(link) => Some(link),
+            _ => None,
+        }
+    }
+
+    /// Starts reading the shim's report in the background (blocking API).
+    pub(crate) fn start_reader(&mut self) -> io::Result<()> {
+        self.link().map_or(Ok(()), Link::start_reader)
+    }
+
+    /// Starts the shim link's reader as a task on the current runtime.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn start_task(&mut self) -> io::Result<()> {
+        self.link().map_or(Ok(()), Link::start_task)
+    }
+
+    /// The process umbilical started, until reaped.
+    pub(crate) fn process(&self) -> Option<&sys::Process> {
+        self.process.as_ref()
+    }
+
+    /// Waits until `deadline` (`None`: for as long as it takes; now: a look
+    /// without blocking) for the end: its status and the detection that saw
+    /// it, or `None` if it has not come yet.
+    pub(crate) fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<(ExitStatus, Detection)>> {
+        let ended = match &mut self.how {
+            How::Process => {
+                let Some(process) = self.process.as_ref() else {
+                    return Err(io::Error::other("the process was reaped before its end was recorded"));
+                };
+                let Some(status) = process.wait_deadline(deadline)? else { return Ok(None) };
+                // A group leader stays ours (a zombie) so that its group
+                // can still be signalled; see `kill`.
+                if !process.leads_group() {
+                    self.process = None;
+                }
+                (status, Detection::Process)
+            }
+            How::Lifeline(lifeline) => {
+                if let Some(handle) = lifeline {
+                    if !sys::wait_eof(handle, deadline)? {
+                        return Ok(None);
+                    }
+                    *lifeline = None;
+                }
+                self.reap_if_exited();
+                (ExitStatus::Unknown, Detection::Lifeline)
+            }
+            How::ChannelClosed(watch) => {
+                if let Some(end) = watch {
+                    if !wait_channel_closed(end, deadline)? {
+                        return Ok(None);
+                    }
+                    *watch = None;
+                }
+                self.reap_if_exited();
+                (ExitStatus::Unknown, Detection::ChannelClosed)
+            }
+            How::Shim(link) => {
+                let ended = match link.wait(deadline)? {
+                    None => return Ok(None),
+                    Some(Ended::Reported(status)) => (status, Detection::Shim),
+                    Some(Ended::ProgramGone) => (ExitStatus::Unknown, Detection::ShimLost),
+                };
+                // The shim (and the launcher around it) exits right after
+                // its report: reap it now, within the caller's deadline and
+                // two seconds, so that a caller that saw the end finds
+                // nothing of ours left (no process, no pidfd).
+                let limit = Instant::now() + LAUNCHER_TRAILS_REPORT;
+                let until = deadline.map_or(limit, |d| d.min(limit));
+                if let Some(p) = &self.process
+                    && matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_))
+                {
+                    self.process = None;
+                }
+                // In band, the session that carried the link ends with it.
+                link.reap_companion(until);
+                ended
+            }
+        };
+        Ok(Some(ended))
+    }
+
+    /// After a lifeline or channel end, the process we started (often a
+    /// wrapper) has usually exited too; reap it now so that nothing waits
+    /// for `Drop`.
+    fn reap_if_exited(&mut self) {
+        if let Some(p) = &self.process
+            && matches!(p.try_wait(), Ok(Some(_)) | Err(_))
+        {
+            self.process = None;
+        }
+    }
+
+    /// Once the end was seen: lets an elevated program's relayed stderr
+    /// finish (Windows) before a later wait returns the recorded end.
+    pub(crate) fn settle(&mut self, deadline: Option<Instant>) {
+        if let How::Shim(link) = &mut self.how {
+            link.let_stderr_relay_finish(deadline);
+        }
+    }
+
+    /// What the async layer can sleep on until the end may have come.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn readiness(&self) -> io::Result<Readiness> {
+        Ok(match &self.how {
+            How::Process => match self.process.as_ref().and_then(sys::Process::exit_handle) {
+                Some(handle) => Readiness::Handle(handle),
+                None => Readiness::Poll,
+            },
+            How::Shim(link) => Readiness::Shim(link.ended().clone()),
+            // A lifeline's or a channel's hang-up: readable on Unix;
+            // Windows pipes have no such readiness (polled).
+            How::Lifeline(Some(handle)) if sys::HANGUP_IS_READABLE => Readiness::Handle(sys::duplicate(handle)?),
+            How::ChannelClosed(Some(end)) if sys::HANGUP_IS_READABLE => Readiness::Handle(sys::duplicate(&end.handle)?),
+            How::Lifeline(_) | How::ChannelClosed(_) => Readiness::Poll,
+        })
+    }
+
+    /// Kills what the program runs as: through the shim, the program
+    /// itself (SIGKILL; Windows: terminated); otherwise the process we
+    /// started. One that already ended is not an error.
+    pub(crate) fn kill(&mut self) -> io::Result<()> {
+        match (&mut self.how, &self.process) {
+            (How::Shim(link), _) => link.kill(),
+            (_, Some(p)) => p.kill(),
+            (_, None) => Ok(()),
+        }
+    }
+
+    /// Sends signal `sig` (this host's number): through the shim, by name
+    /// to the program; otherwise to the process we started.
+    pub(crate) fn signal(&mut self, sig: i32) -> io::Result<()> {
+        match (&mut self.how, &self.process) {
+            (How::Shim(link), _) => link.signal(sig),
+            (_, Some(p)) => p.signal_raw(sig),
+            (_, None) => Ok(()),
+        }
+    }
+
+    /// Through the shim, once the end is known: the launcher process is
+    /// reaped now if it has exited, else by the shared reaper.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn release_launcher(&mut self) {
+        if self.through_shim()
+            && let Some(p) = self.process.take()
+        {
+            sys::adopt(p);
+        }
+    }
+
+    /// The caller lets go of a program still running: through the shim the
+    /// program runs on (a detach is sent before the link closes); the
+    /// process we started is reaped later by the shared reaper.
+    pub(crate) fn let_go(&mut self) {
+        if let How::Shim(link) = &mut self.how {
+            link.detach();
+        }
+    }
+}
+
+impl Drop for ExitSource {
+    fn drop(&mut self) {
+        // Through the shim, closing the link ends the program unless it
+        // was detached; it closes before the launcher is handed on.
+        self.how = How::Process;
+        if let Some(process) = self.process.take() {
+            // Reaped now if it has exited, else by the one shared reaper.
+            sys::adopt(process);
+        }
+    }
+}
+
+/// Waits until every holder of the program's side of the channel closed it.
+/// If the caller dropped its read half, what the program still writes is
+/// read and discarded, so that the program is not stuck on a full buffer.
+fn wait_channel_closed(end: &ReadEnd, deadline: Option<Instant>) -> io::Result<bool> {
+    loop {
+        if end.abandoned.load(Ordering::Acquire) {
+            return sys::wait_eof(&end.handle, deadline);
+        }
+        let slice = Instant::now() + ABANDON_CHECK;
+        let until = deadline.map_or(slice, |d| d.min(slice));
+        if sys::wait_closed(&end.handle, Some(until))? {
+            return Ok(true);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+    }
+}
