@@ -83,7 +83,7 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
             Err(_) if !cfg!(windows) => String::new(),
             Err(e) => format!(", \"winsock\": {{\"error\": \"{}\"}}", esc(&e)),
         };
-        println!(
+        out!(
             "{{\"os\": \"{}\", \"os_version\": \"{}\", \"kernel\": \"{}\", \"arch\": \"{}\", \"spawn\": \"{}\", \"exit_detection\": \"{}\", \"shim_auth\": \"{}\", \"launchers\": {{{}}}{catalog}}}",
             std::env::consts::OS,
             esc(&os_version()),
@@ -95,41 +95,41 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
             list.join(", ")
         );
     } else {
-        println!(
+        out!(
             "os:             {} ({}), kernel {}, {}",
             std::env::consts::OS,
             os_version(),
             kernel(),
             std::env::consts::ARCH
         );
-        println!("spawn:          {spawn}");
-        println!("exit detection: {exit}");
-        println!("shim auth:      {shim}");
+        out!("spawn:          {spawn}");
+        out!("exit detection: {exit}");
+        out!("shim auth:      {shim}");
         if cfg!(windows) {
-            println!("runas:          ShellExecuteExW \"runas\" (built in; always through the shim)");
+            out!("runas:          ShellExecuteExW \"runas\" (built in; always through the shim)");
         }
-        println!("launchers on PATH:");
+        out!("launchers on PATH:");
         for (name, path) in &launchers {
             match path {
-                Some(p) => println!("  {name:<8} {}", p.display()),
-                None => println!("  {name:<8} (not found)"),
+                Some(p) => out!("  {name:<8} {}", p.display()),
+                None => out!("  {name:<8} (not found)"),
             }
         }
         if cfg!(windows) {
             match winsock() {
                 Ok(list) => {
                     let lsps = list.iter().filter(|p| !p.2 && p.3 != 1).count();
-                    println!("winsock catalogue ({} providers, {lsps} non-IFS layered providers):", list.len());
+                    out!("winsock catalogue ({} providers, {lsps} non-IFS layered providers):", list.len());
                     for (name, id, ifs, chain) in &list {
                         let mark = match (*ifs, *chain == 1) {
                             (true, _) => "",
                             (false, true) => "  (base provider without XP1_IFS_HANDLES)",
                             (false, false) => "  <- non-IFS LSP: inherited sockets break",
                         };
-                        println!("  [{id}] {name} (chain {chain}){mark}");
+                        out!("  [{id}] {name} (chain {chain}){mark}");
                     }
                 }
-                Err(e) => println!("winsock catalogue: cannot enumerate: {e}"),
+                Err(e) => out!("winsock catalogue: cannot enumerate: {e}"),
             }
         }
     }

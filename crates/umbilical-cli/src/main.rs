@@ -1,5 +1,25 @@
 //! `umbilical`: run a program over one duplex channel.
 
+/// Writes a line to stderr, as `eprintln!` does, but never panics: a
+/// stderr whose reader left (a closed pipe, `/dev/full`) must not turn a
+/// documented exit code into a panic's 101. The message is lost; the exit
+/// code still says what happened.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Writes a line to stdout without panicking: `umbilical doctor | head -1`
+/// ends quietly when the reader leaves, as `man` does.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod doctor;
 mod relay;
 mod report;
@@ -100,7 +120,7 @@ fn man(subcommand: Option<&str>) -> ExitCode {
             // version it documents.
             Some(sub) => sub.clone().name(format!("umbilical-{name}")).version(env!("CARGO_PKG_VERSION")),
             None => {
-                eprintln!("umbilical: no sub-command {name:?} (run, doctor, completions, man)");
+                say!("umbilical: no sub-command {name:?} (run, doctor, completions, man)");
                 return ExitCode::from(125);
             }
         },
@@ -109,7 +129,7 @@ fn man(subcommand: Option<&str>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("umbilical: cannot write the man page: {e}");
+            say!("umbilical: cannot write the man page: {e}");
             ExitCode::from(125)
         }
     }

@@ -224,12 +224,15 @@ pub fn run(args: RunArgs) -> i32 {
             .with_max_level(level)
             .with_timer(tracing_subscriber::fmt::time::uptime())
             .with_ansi(false)
+            // Its complaint about a failed write goes through eprintln!,
+            // which panics on a stderr nobody reads (exit 101).
+            .log_internal_errors(false)
             .init();
     }
     let launcher = match crate::via::parse(&args.via, args.detaches) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("umbilical: {e}");
+            say!("umbilical: {e}");
             return EXIT_FAILURE;
         }
     };
@@ -239,7 +242,7 @@ pub fn run(args: RunArgs) -> i32 {
         Some(path) => match std::fs::File::create(path) {
             Ok(f) => Some(f),
             Err(e) => {
-                eprintln!("umbilical: cannot write the report to {}: {e}", path.display());
+                say!("umbilical: cannot write the report to {}: {e}", path.display());
                 return EXIT_FAILURE;
             }
         },
@@ -305,13 +308,13 @@ pub fn run(args: RunArgs) -> i32 {
     let shim = cmd.shim_choice();
     if args.verbose > 0 {
         let used = if shim.used { "used" } else { "not used" };
-        eprintln!("umbilical: shim: {used} ({})", shim.reason);
+        say!("umbilical: shim: {used} ({})", shim.reason);
     }
     // The engines stop only their exec client: say so before a timeout
     // leaves the program running in the container.
     let shim_route = launcher.capabilities().shim_route;
     if !shim.used && args.timeout.is_some() && shim_route == umbilical::ShimRoute::InBandCopied {
-        eprintln!(
+        say!(
             "umbilical: warning: without the shim, --timeout stops the exec client, not the program in the container ({}); --shim-source names a static shim",
             shim.reason
         );
@@ -325,7 +328,7 @@ pub fn run(args: RunArgs) -> i32 {
     let signals = match crate::signals::Forwarder::install(args.foreground) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("umbilical: cannot install signal handlers: {e}");
+            say!("umbilical: cannot install signal handlers: {e}");
             return EXIT_FAILURE;
         }
     };
@@ -335,12 +338,12 @@ pub fn run(args: RunArgs) -> i32 {
     let code = match cmd.spawn() {
         Err(err) if err.kind() == ErrorKind::TimedOut && timeout_bounds_start => {
             let what = format!("timed out before the program started: {err}");
-            eprintln!("umbilical: {what}");
+            say!("umbilical: {what}");
             report.error = Some(what);
             EXIT_TIMEOUT
         }
         Err(err) => {
-            eprintln!("umbilical: {err}");
+            say!("umbilical: {err}");
             report.error = Some(err.to_string());
             match err.kind() {
                 ErrorKind::NotFound => 127,
@@ -358,7 +361,7 @@ pub fn run(args: RunArgs) -> i32 {
             match supervise(child, &limits, &signals, stdout_closed, &counts, &mut report) {
                 Ok(code) => code,
                 Err(err) => {
-                    eprintln!("umbilical: {err}");
+                    say!("umbilical: {err}");
                     report.error = Some(err.to_string());
                     EXIT_FAILURE
                 }
@@ -370,7 +373,7 @@ pub fn run(args: RunArgs) -> i32 {
     if let (Some(path), Some(mut file)) = (&args.report, report_file)
         && let Err(e) = file.write_all(report.to_json().as_bytes())
     {
-        eprintln!("umbilical: cannot write the report to {}: {e}", path.display());
+        say!("umbilical: cannot write the report to {}: {e}", path.display());
         return EXIT_FAILURE;
     }
     code
@@ -446,7 +449,7 @@ fn supervise(
                         "timed out waiting for the program's output: the program had ended ({}), but something it started still holds the output open",
                         describe(exit.status)
                     );
-                    eprintln!("umbilical: {what}");
+                    say!("umbilical: {what}");
                     report.error = Some(what);
                     // Its process group goes too, as with timeout(1).
                     let _ = child.kill();
@@ -459,7 +462,7 @@ fn supervise(
     };
     let output_failed = match relay {
         Some(Err(e)) if e.kind() != io::ErrorKind::BrokenPipe => {
-            eprintln!("umbilical: writing the program's output: {e}");
+            say!("umbilical: writing the program's output: {e}");
             true
         }
         _ => false,
@@ -482,7 +485,7 @@ fn time_out(
     let sent = crate::signals::name(limits.signal);
     let first = if limits.signal == crate::signals::KILL { child.kill() } else { stop(child, limits.signal) };
     if let Err(e) = first {
-        eprintln!("umbilical: timed out; sending {sent} failed: {e}");
+        say!("umbilical: timed out; sending {sent} failed: {e}");
     }
     let grace = limits.kill_after.and_then(deadline_after);
     let mut killed = limits.signal == crate::signals::KILL;
@@ -508,7 +511,7 @@ fn time_out(
     } else {
         format!("timed out; sent {sent}; the program ended ({})", describe(exit.status))
     };
-    eprintln!("umbilical: {what}");
+    say!("umbilical: {what}");
     report.error = Some(what);
     Ok(EXIT_TIMEOUT)
 }
@@ -540,7 +543,7 @@ fn exit_code(exit: Exit, report: &mut Report) -> i32 {
         ExitStatus::Signaled(sig) => 128 + sig,
         _ if exit.status_lost() => {
             let what = "the program's status was lost: the link to the shim ended before its report (the shim, if alive, ends the program)";
-            eprintln!("umbilical: {what}");
+            say!("umbilical: {what}");
             report.error = Some(what.into());
             EXIT_FAILURE
         }

@@ -92,7 +92,7 @@ impl Forwarder {
             let mut signals = self.signals.lock().unwrap_or_else(|e| e.into_inner());
             for sig in signals.pending() {
                 if let Err(e) = child.signal(sig) {
-                    eprintln!("umbilical: passing {} on to the program failed: {e}", name(sig));
+                    say!("umbilical: passing {} on to the program failed: {e}", name(sig));
                 }
             }
         }

@@ -55,6 +55,55 @@ fn exit_codes_follow_env_and_timeout_conventions() {
     assert_eq!(umbilical(&["run", "--help"], b"").status.code(), Some(0));
 }
 
+/// A message to a stderr that cannot be written (`/dev/full`, a pipe
+/// whose reader left) never turns the documented exit code into a panic's
+/// 101 (issue 23, item 4: 7 of 8 such cases gave 101). Also the shim's own
+/// messages, and `doctor` into a closed stdout.
+#[test]
+fn an_unwritable_stderr_keeps_the_documented_exit_code() {
+    let with_stderr = |args: &[&str], broken_pipe: bool| -> Option<i32> {
+        let mut cmd = Command::new(UMBILICAL);
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
+        if broken_pipe {
+            cmd.stderr(Stdio::piped());
+        } else {
+            cmd.stderr(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+        }
+        let mut child = cmd.spawn().unwrap();
+        // The reader leaves before anything is written.
+        drop(child.stderr.take());
+        common::wait_within(&mut child, Duration::from_secs(30), "umbilical with an unwritable stderr").code()
+    };
+    let not_exec = temp("unwritable-stderr-not-exec");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    let cases: [(&[&str], i32); 8] = [
+        (&["run", "--", "/nonexistent/umbilical-program"], 127),
+        (&["run", "--", not_exec.to_str().unwrap()], 126),
+        (&["run", "--timeout", "0.3", "--", "sleep", "30"], 124),
+        (&["run", "--wait", "never", "--", "true"], 125),
+        (&["run", "--report", "/nonexistent-dir/r.json", "--", "true"], 125),
+        (&["run", "--via", "no-such-launcher:x", "--", "true"], 125),
+        (&["run", "-v", "--", "sh", "-c", "exit 3"], 3),
+        (&["run", "--shim", "--via", "custom:false", "--", "true"], 125),
+    ];
+    for (args, code) in cases {
+        for broken_pipe in [false, true] {
+            let how = if broken_pipe { "a pipe whose reader left" } else { "/dev/full" };
+            assert_eq!(with_stderr(args, broken_pipe), Some(code), "{args:?} with stderr on {how}");
+        }
+    }
+    std::fs::remove_file(&not_exec).unwrap();
+    // doctor with a stdout whose reader left: no panic.
+    let mut doctor =
+        Command::new(UMBILICAL).arg("doctor").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(doctor.stdout.take());
+    let mut err = String::new();
+    doctor.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = common::wait_within(&mut doctor, Duration::from_secs(30), "doctor with a closed stdout");
+    assert_eq!(status.code(), Some(0), "doctor into a closed stdout: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn report_contents() {
     let path = temp("report.json");

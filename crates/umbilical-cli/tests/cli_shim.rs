@@ -340,3 +340,21 @@ fn verbose_shows_the_phases_and_a_waiting_launcher() {
     let quiet = umbilical(&["run", "--", "true"], b"");
     assert!(quiet.stderr.is_empty(), "without -v nothing is said");
 }
+
+/// Issue 23, item 8: a `--shim-path` that does not exist (or cannot be
+/// executed), with no launcher, is umbilical's own failure (125, naming
+/// the shim), not the program's 127/126; the program's own 127 through
+/// the shim stays 127.
+#[test]
+fn a_bad_shim_path_is_125_naming_the_shim() {
+    let not_exec = temp("not-exec-shim");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    for shim in ["/nonexistent/umbilical-shim", not_exec.to_str().unwrap()] {
+        let out = umbilical(&["run", "--shim", "--shim-path", shim, "--", "true"], b"");
+        assert_eq!(code(&out), Some(125), "--shim-path {shim}: {}", stderr(&out));
+        assert!(stderr(&out).contains(shim) && stderr(&out).contains("shim"), "{}", stderr(&out));
+    }
+    std::fs::remove_file(&not_exec).unwrap();
+    let out = umbilical(&["run", "--shim", "--", "/nonexistent/umbilical-program"], b"");
+    assert_eq!(code(&out), Some(127), "the program's own absence: {}", stderr(&out));
+}
