@@ -148,6 +148,12 @@ nothing_left_behind() {
       bad=1
     fi
   done
+  # sshd's per-connection processes take a moment to go after the last
+  # session: wait for them, bounded.
+  for _ in $(seq 1 100); do
+    id umbtest >/dev/null 2>&1 && pgrep -u umbtest >/dev/null || break
+    sleep 0.1
+  done
   if id umbtest >/dev/null 2>&1 && pgrep -u umbtest >/dev/null; then
     echo "processes of the test user are left:"
     ps -o pid,stat,args -u umbtest

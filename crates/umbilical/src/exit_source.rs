@@ -112,6 +112,7 @@ impl ExitSource {
     }
 
     /// The process umbilical started, until reaped.
+    #[cfg_attr(windows, allow(dead_code))]
     pub(crate) fn process(&self) -> Option<&sys::Process> {
         self.process.as_ref()
     }

@@ -399,30 +399,6 @@ impl Launcher {
 
 #[cfg(unix)]
 impl Launcher {
-    /// Container exec: the argv that copies the file `host` (an absolute
-    /// path) to `inside` in the container (`docker cp`, `podman cp`,
-    /// `kubectl cp`, which needs `tar` in the container).
-    pub(crate) fn copy_into(&self, host: &std::path::Path, inside: &str) -> Result<Vec<OsString>, Error> {
-        let Launcher::ContainerExec { engine, target, .. } = self else {
-            return Err(Error::new(ErrorKind::InvalidInput, format!("{} copies no file", self.name()), None));
-        };
-        let invalid = |what: String| Err(Error::new(ErrorKind::InvalidInput, format!("{}: {what}", self.name()), None));
-        if target.is_empty() || target.starts_with('-') {
-            return invalid(format!("container {target:?} is empty or looks like an option"));
-        }
-        if !host.is_absolute() {
-            return invalid(format!("the file to copy, {}, is not an absolute path", host.display()));
-        }
-        let program = match engine {
-            Engine::Docker => "docker",
-            Engine::Podman => "podman",
-            Engine::Kubectl => "kubectl",
-        };
-        Ok(vec![program.into(), "cp".into(), host.as_os_str().to_owned(), format!("{target}:{inside}").into()])
-    }
-}
-
-impl Launcher {
     /// The launcher that starts the shim in place of the program, and the
     /// rendezvous path the shim is told. Through ssh the shim runs on the
     /// far host: ssh forwards a fresh socket there,
@@ -460,6 +436,28 @@ impl Launcher {
             }
             other => other.clone(),
         }
+    }
+
+    /// Container exec: the argv that copies the file `host` (an absolute
+    /// path) to `inside` in the container (`docker cp`, `podman cp`,
+    /// `kubectl cp`, which needs `tar` in the container).
+    pub(crate) fn copy_into(&self, host: &std::path::Path, inside: &str) -> Result<Vec<OsString>, Error> {
+        let Launcher::ContainerExec { engine, target, .. } = self else {
+            return Err(Error::new(ErrorKind::InvalidInput, format!("{} copies no file", self.name()), None));
+        };
+        let invalid = |what: String| Err(Error::new(ErrorKind::InvalidInput, format!("{}: {what}", self.name()), None));
+        if target.is_empty() || target.starts_with('-') {
+            return invalid(format!("container {target:?} is empty or looks like an option"));
+        }
+        if !host.is_absolute() {
+            return invalid(format!("the file to copy, {}, is not an absolute path", host.display()));
+        }
+        let program = match engine {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+            Engine::Kubectl => "kubectl",
+        };
+        Ok(vec![program.into(), "cp".into(), host.as_os_str().to_owned(), format!("{target}:{inside}").into()])
     }
 }
 

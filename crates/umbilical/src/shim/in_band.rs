@@ -63,7 +63,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     }
     let launcher = opts.launcher.name();
     let deadline = Instant::now() + opts.connect_timeout;
-    let name = super::random_name()
+    let name = super::remote::random_name()
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the bridge's socket: {e}"), Some(e)))?;
     let placed = place(opts, &name, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
     let socket = format!("/tmp/umbilical-{name}.sock");
@@ -116,7 +116,9 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
             Ok(child.into_shim(link, opts.kill_on_drop))
         }
         Err(e) => {
-            super::stop_failed_launcher(&mut child, e.kind() == ErrorKind::TimedOut);
+            if let Some(launcher) = child.source().process() {
+                super::stop_failed_launcher(launcher, e.kind() == ErrorKind::TimedOut);
+            }
             sys::adopt(bridge.process);
             Err(fail(e.kind(), &e.to_string(), None))
         }
@@ -136,7 +138,7 @@ impl Placed {
     /// the launcher, bounded, best effort.
     fn remove_unused(&self, opts: &Options) {
         if self.copied {
-            super::remove_through(&opts.launcher, self.shim.as_os_str());
+            super::remote::remove_through(&opts.launcher, self.shim.as_os_str());
         }
     }
 }
@@ -171,7 +173,7 @@ fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error>
     let copy = opts.launcher.copy_into(&source, &inside)?;
     let spec = ProgramSpec { program: copy[0].clone(), args: copy[1..].to_vec(), ..ProgramSpec::default() };
     tracing::debug!(argv = ?copy, "copying the shim into the container");
-    super::run_bounded(&spec, deadline).map_err(|e| {
+    super::remote::run_bounded(&spec, deadline).map_err(|e| {
         Error::new(
             e.kind(),
             format!(
@@ -249,7 +251,7 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
             None
         }
     };
-    let said = super::read_some(std::fs::File::from(err_read).take(4096));
+    let said = super::remote::read_some(std::fs::File::from(err_read).take(4096));
     let said = said.trim();
     if timed {
         return Err(timed_out(&launcher, "the shim's bridge did not start"));

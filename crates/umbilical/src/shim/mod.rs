@@ -54,6 +54,8 @@ mod elf;
 #[cfg(unix)]
 mod in_band;
 #[cfg(unix)]
+mod remote;
+#[cfg(unix)]
 mod token;
 #[cfg(unix)]
 mod unix;
@@ -462,88 +464,28 @@ fn end_orphan(process: &sys::Process, ended: &(Mutex<bool>, Condvar), grace: Dur
     }
 }
 
-/// A fresh name for the files of one launch (`/tmp/umbilical-<name>` for a
-/// copied shim, `<...>.sock` for a far socket): 32 random hex digits, so a
-/// name is never guessed ahead or reused.
-pub(crate) fn random_name() -> io::Result<String> {
-    let random = sys::random_token::<16>()?;
-    Ok(random.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Stops and reaps the launcher of a shim whose handshake failed. The shim
+/// Stops and reaps the launcher of a shim whose handshake failed (on
+/// Windows the shim itself); returns its end where it was seen. The shim
 /// exits on its own after reporting a failure, so the launcher gets 2 s,
 /// unless the time is already up. Then SIGTERM (sudo, doas, ssh and the
 /// engines pass it on to what they started; SIGKILL would orphan it) with
 /// SIGCONT (a launcher stopped with its stopped shim acts on nothing until
 /// resumed, as `timeout(1)` knows), 500 ms, SIGKILL, 2 s. Windows: the
 /// same with `TerminateProcess`. Either way it is reaped here, not later.
-pub(crate) fn stop_failed_launcher(child: &mut Child, time_is_up: bool) {
-    let exited = |child: &mut Child, within| matches!(child.wait_timeout(within), Ok(Some(_)));
-    if !time_is_up && exited(child, Duration::from_secs(2)) {
-        return;
+pub(crate) fn stop_failed_launcher(process: &sys::Process, time_is_up: bool) -> Option<ExitStatus> {
+    let ended_within = |within| process.wait_deadline(Some(Instant::now() + within)).ok().flatten();
+    if !time_is_up && let Some(status) = ended_within(Duration::from_secs(2)) {
+        return Some(status);
     }
-    let _ = child.terminate();
+    let _ = process.signal_or_terminate(here(Signal::Term));
     if let Some(cont) = Signal::Cont.number() {
-        let _ = child.signal(cont);
+        let _ = process.signal_raw(cont);
     }
-    if !exited(child, Duration::from_millis(500)) {
-        let _ = child.kill();
-        let _ = child.wait_timeout(Duration::from_secs(2));
+    if let Some(status) = ended_within(Duration::from_millis(500)) {
+        return Some(status);
     }
-}
-
-/// Runs `spec` (a launcher's helper command: a copy, a removal) with no
-/// input, until `deadline`: `Ok` on exit code 0, otherwise an error with
-/// what it said on stderr.
-#[cfg(unix)]
-pub(crate) fn run_bounded(spec: &ProgramSpec, deadline: Instant) -> Result<(), Error> {
-    use std::io::Read;
-    let opts = Options { stderr: crate::options::Stderr::Piped, ..Options::default() };
-    let mut child = crate::spawn::spawn(spec, &opts).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, e.to_string(), None),
-        _ => e,
-    })?;
-    drop(child.take_channel());
-    let stderr = child.take_stderr();
-    let left = deadline.saturating_duration_since(Instant::now());
-    let Some(exit) = child.wait_timeout(left).map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e)))? else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(Error::new(ErrorKind::TimedOut, "it did not finish within the connect timeout", None));
-    };
-    if exit.status == ExitStatus::Exited(0) {
-        return Ok(());
-    }
-    let said = stderr.map(|s| read_some(s.take(4096))).unwrap_or_default();
-    Err(Error::new(ErrorKind::LauncherRefused, format!("{:?}: {}", exit.status, said.trim()), None))
-}
-
-/// What `r` says, up to its end, as text.
-#[cfg(unix)]
-pub(crate) fn read_some(mut r: impl std::io::Read) -> String {
-    let mut out = Vec::new();
-    let _ = r.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Removes `path` through `launcher` (as its default user), bounded, best
-/// effort: what a launch left on a far host or in a container when the
-/// shim that would have removed it never ran.
-#[cfg(unix)]
-pub(crate) fn remove_through(launcher: &crate::launcher::Launcher, path: &std::ffi::OsStr) {
-    let rm = ProgramSpec {
-        program: "rm".into(),
-        args: vec!["-f".into(), "--".into(), path.to_owned()],
-        ..ProgramSpec::default()
-    };
-    let result = match launcher.as_default_user().wrap(&rm, crate::exit::ExitDetection::Process) {
-        Ok(Some(launched)) => run_bounded(&launched.spec, Instant::now() + Duration::from_secs(10)),
-        Ok(None) => std::fs::remove_file(path).map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e))),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        tracing::warn!("could not remove {} through {}: {e}", path.to_string_lossy(), launcher.name());
-    }
+    let _ = process.kill();
+    ended_within(Duration::from_secs(2))
 }
 
 /// What the parent's side of a connection needs besides the stream.
@@ -685,7 +627,7 @@ mod tests {
 
     impl ShimFile {
         fn new(mode: u32) -> ShimFile {
-            let dir = std::env::temp_dir().join(format!("umbilical-choose-{}", random_name().unwrap()));
+            let dir = std::env::temp_dir().join(format!("umbilical-choose-{}", remote::random_name().unwrap()));
             std::fs::create_dir(&dir).unwrap();
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
             let file = dir.join("shim");

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::child::Child;
 use crate::error::{Error, ErrorKind};
-use crate::exit::{Exit, ExitDetection, ExitStatus};
+use crate::exit::{ExitDetection, ExitStatus};
 use crate::launcher::ShimRoute;
 use crate::link::Link;
 use crate::options::Options;
@@ -197,8 +197,8 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     // Through ssh the shim runs on the far host: ssh forwards a fresh
     // socket there to our rendezvous (its local end is the ssh client, our
     // launcher), and the shim is told the far path.
-    let far_name =
-        super::random_name().map_err(|e| fail(ErrorKind::Io, &format!("cannot name the far socket: {e}"), Some(e)))?;
+    let far_name = super::remote::random_name()
+        .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the far socket: {e}"), Some(e)))?;
     let (outer_launcher, shim_rendezvous) = opts.launcher.around_shim(&rendezvous.path(), &far_name);
     let shim_rendezvous_far = shim_rendezvous != rendezvous.path().as_os_str();
     let far_socket = shim_rendezvous.clone();
@@ -239,18 +239,23 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     match link {
         Ok(link) => Ok(child.into_shim(link, opts.kill_on_drop)),
         Err(e) => {
-            super::stop_failed_launcher(&mut child, e.kind() == ErrorKind::TimedOut);
+            // The launcher's end, as the handshake saw it or as stopping it
+            // finds it.
+            let ended = match child.try_wait() {
+                Ok(Some(exit)) => Some(exit.status),
+                _ => child
+                    .source()
+                    .process()
+                    .and_then(|launcher| super::stop_failed_launcher(launcher, e.kind() == ErrorKind::TimedOut)),
+            };
             // A far socket that ssh made for a shim that never connected
             // (the shim removes it once connected) would stay there. Only
             // where the session ran and ended by itself: ssh's own failures
             // (255) made no socket, and a session stopped mid-prompt would
             // prompt again.
-            let session_ran = matches!(
-                child.try_wait(),
-                Ok(Some(Exit { status: ExitStatus::Exited(code), .. })) if code != 255
-            );
+            let session_ran = matches!(ended, Some(ExitStatus::Exited(code)) if code != 255);
             if shim_rendezvous_far && session_ran {
-                super::remove_through(&opts.launcher, &far_socket);
+                super::remote::remove_through(&opts.launcher, &far_socket);
             }
             Err(Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))
         }

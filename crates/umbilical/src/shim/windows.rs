@@ -11,7 +11,7 @@ use std::io;
 use std::os::windows::ffi::{OsStrExt, OsStringExt};
 use std::os::windows::io::OwnedHandle;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{
     Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error, read_request,
@@ -234,12 +234,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let link = match link {
         Ok(link) => link,
         Err(e) => {
-            // The shim exits on its own after reporting a failure; a hung
-            // one (or any, once the time is up) is killed.
-            let patience = if e.kind() == ErrorKind::TimedOut { Duration::ZERO } else { Duration::from_secs(2) };
-            if !matches!(process.wait_deadline(Some(Instant::now() + patience)), Ok(Some(_))) {
-                let _ = process.kill();
-            }
+            super::stop_failed_launcher(&process, e.kind() == ErrorKind::TimedOut);
             return Err(fail(e.kind(), e.to_string(), None));
         }
     };

@@ -79,6 +79,7 @@ const _: () = {
     let _: fn(&mut ControlStream, Option<Instant>) = ControlStream::set_read_deadline;
     let _: fn(&ControlStream) = ControlStream::shutdown;
     let _: fn(&Path, Option<&str>) -> Result<(), String> = can_execute_as;
+    let _: fn() -> io::Result<[u8; 16]> = random_token::<16>;
     // Diagnostics.
     let _: fn() -> &'static str = spawn_mechanism;
     let _: fn() -> &'static str = exit_mechanism;

@@ -24,7 +24,9 @@ pub(crate) use diag::{is_wine, os_version, winsock_catalog};
 pub(crate) use elevate::{ElevateError, run_elevated};
 pub(crate) use handle::{read, write_pipe};
 pub(crate) use on_signal::{OnSignal, on_signal};
-pub(crate) use pipe::{Direction, accept_client, inbound_pipe, open_client, pipes, server as pipe_server};
+pub(crate) use pipe::{
+    Direction, accept_client, inbound_pipe, open_client, pipes, random_token, server as pipe_server,
+};
 pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready};

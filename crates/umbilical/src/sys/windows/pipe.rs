@@ -265,17 +265,22 @@ pub(crate) fn open_client(name: &[u16], direction: Direction) -> io::Result<Owne
     Ok(unsafe { OwnedHandle::from_raw_handle(h as _) })
 }
 
-/// `\\.\pipe\umbilical-<pid>-<128 random bits>`, NUL-terminated.
-fn unique_name() -> io::Result<Vec<u16>> {
-    let mut random = [0u8; 16];
-    // SAFETY: writes exactly 16 bytes into `random`.
-    let status = unsafe {
-        BCryptGenRandom(std::ptr::null_mut(), random.as_mut_ptr(), random.len() as u32, BCRYPT_USE_SYSTEM_PREFERRED_RNG)
-    };
+/// `N` bytes from the system's preferred random source (`BCryptGenRandom`).
+pub(crate) fn random_token<const N: usize>() -> io::Result<[u8; N]> {
+    let mut random = [0u8; N];
+    let len = u32::try_from(N).map_err(|_| io::Error::other("a token of more than 4 GiB"))?;
+    // SAFETY: writes exactly `len` = N bytes into `random`.
+    let status =
+        unsafe { BCryptGenRandom(std::ptr::null_mut(), random.as_mut_ptr(), len, BCRYPT_USE_SYSTEM_PREFERRED_RNG) };
     if status < 0 {
         return Err(io::Error::other(format!("BCryptGenRandom failed: NTSTATUS {status:#x}")));
     }
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(random)
+}
+
+/// `\\.\pipe\umbilical-<pid>-<128 random bits>`, NUL-terminated.
+fn unique_name() -> io::Result<Vec<u16>> {
+    let hex: String = random_token::<16>()?.iter().map(|b| format!("{b:02x}")).collect();
     // SAFETY: no preconditions.
     let pid = unsafe { GetCurrentProcessId() };
     Ok(format!(r"\\.\pipe\umbilical-{pid}-{hex}").encode_utf16().chain(Some(0)).collect())

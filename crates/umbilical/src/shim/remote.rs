@@ -1,0 +1,72 @@
+//! What a launch leaves on a far host or in a container, and the bounded
+//! helper commands that place and remove it (Unix callers: ssh's forwarded
+//! socket, the in-band link's copied shim).
+
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind};
+use crate::exit::{ExitDetection, ExitStatus};
+use crate::launcher::Launcher;
+use crate::options::{Options, Stderr};
+use crate::spec::ProgramSpec;
+use crate::sys;
+
+/// A fresh name for the files of one launch (`/tmp/umbilical-<name>` for a
+/// copied shim, `<...>.sock` for a far socket): 32 random hex digits, so a
+/// name is never guessed ahead or reused.
+pub(crate) fn random_name() -> io::Result<String> {
+    let random = sys::random_token::<16>()?;
+    Ok(random.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Runs `spec` (a launcher's helper command: a copy, a removal) with no
+/// input, until `deadline`: `Ok` on exit code 0, otherwise an error with
+/// what it said on stderr.
+pub(crate) fn run_bounded(spec: &ProgramSpec, deadline: Instant) -> Result<(), Error> {
+    let opts = Options { stderr: Stderr::Piped, ..Options::default() };
+    let mut child = crate::spawn::spawn(spec, &opts).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, e.to_string(), None),
+        _ => e,
+    })?;
+    drop(child.take_channel());
+    let stderr = child.take_stderr();
+    let left = deadline.saturating_duration_since(Instant::now());
+    let Some(exit) = child.wait_timeout(left).map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e)))? else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::new(ErrorKind::TimedOut, "it did not finish within the connect timeout", None));
+    };
+    if exit.status == ExitStatus::Exited(0) {
+        return Ok(());
+    }
+    let said = stderr.map(|s| read_some(s.take(4096))).unwrap_or_default();
+    Err(Error::new(ErrorKind::LauncherRefused, format!("{:?}: {}", exit.status, said.trim()), None))
+}
+
+/// What `r` says, up to its end, as text.
+pub(crate) fn read_some(mut r: impl Read) -> String {
+    let mut out = Vec::new();
+    let _ = r.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Removes `path` through `launcher` (as its default user), bounded, best
+/// effort: what a launch left on a far host or in a container when the
+/// shim that would have removed it never ran.
+pub(crate) fn remove_through(launcher: &Launcher, path: &OsStr) {
+    let rm = ProgramSpec {
+        program: "rm".into(),
+        args: vec!["-f".into(), "--".into(), path.to_owned()],
+        ..ProgramSpec::default()
+    };
+    let result = match launcher.as_default_user().wrap(&rm, ExitDetection::Process) {
+        Ok(Some(launched)) => run_bounded(&launched.spec, Instant::now() + Duration::from_secs(10)),
+        Ok(None) => std::fs::remove_file(path).map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e))),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!("could not remove {} through {}: {e}", path.to_string_lossy(), launcher.name());
+    }
+}
