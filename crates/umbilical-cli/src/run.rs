@@ -144,7 +144,8 @@ pub struct RunArgs {
     env_clear: bool,
     /// The program's working directory (it must exist). Through sudo,
     /// doas, runuser, su and pkexec it is kept; through ssh and container
-    /// exec it is refused.
+    /// exec the shim changes to it on the far side (with --no-shim it is
+    /// refused there: those launchers do not pass it).
     #[arg(long, value_name = "DIR")]
     cwd: Option<PathBuf>,
     /// The program and its arguments (after `--`).
@@ -516,12 +517,20 @@ fn time_out(
     Ok(EXIT_TIMEOUT)
 }
 
-/// The polite stop: the chosen signal on Unix; on Windows (no signals) the
-/// program is terminated.
+/// The polite stop: the chosen signal on Unix, then SIGCONT, as
+/// `timeout(1)` does: a stopped program (or a launcher that stopped itself
+/// with it) acts on no signal until resumed, and would outlive every bound.
+/// On Windows (no signals) the program is terminated.
 fn stop(child: &mut Child, signal: i32) -> io::Result<()> {
     match child.signal(signal) {
         Err(e) if e.kind() == io::ErrorKind::Unsupported => child.terminate(),
-        other => other,
+        Err(e) => Err(e),
+        Ok(()) => {
+            if let Some(cont) = umbilical::Signal::Cont.number().filter(|&cont| cont != signal) {
+                let _ = child.signal(cont);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -358,3 +358,66 @@ fn a_bad_shim_path_is_125_naming_the_shim() {
     let out = umbilical(&["run", "--shim", "--", "/nonexistent/umbilical-program"], b"");
     assert_eq!(code(&out), Some(127), "the program's own absence: {}", stderr(&out));
 }
+
+/// Issue 23, item 2: `--timeout` ends a program that stopped itself, as
+/// `timeout(1)` does (coreutils sends SIGCONT after the signal: its
+/// `tests/timeout/timeout.sh` checks a stopped child is still ended). Before,
+/// umbilical sent SIGTERM alone, and a stopped program (or sudo, which stops
+/// itself with its command) outlived every bound. Directly and through each
+/// launcher, with and without the shim; nothing of the program is left.
+#[test]
+fn timeout_ends_a_stopped_program() {
+    for (n, via) in vias("a stopped program under --timeout").into_iter().enumerate() {
+        for shim in [false, true] {
+            let marker = format!("umbilical-stops-itself-{}-{n}-{shim}", std::process::id());
+            let script = format!("kill -STOP $$; : {marker}");
+            // Without --shim through a launcher the default would be the
+            // shim: say --no-shim.
+            // No --kill-after: SIGKILL would end a stopped program without
+            // SIGCONT, hiding what this checks.
+            let before: &[&str] =
+                if shim || via.is_direct() { &["--timeout", "1"] } else { &["--timeout", "1", "--no-shim"] };
+            let cmd = &mut via.command(before, &["--", "sh", "-c", &script], shim);
+            let start = Instant::now();
+            let out = output_within(cmd, b"", LIMIT);
+            let took = start.elapsed();
+            assert_eq!(code(&out), Some(124), "{via:?} shim={shim}: {}", stderr(&out));
+            assert!(took < Duration::from_secs(6), "{via:?} shim={shim}: 124 after {took:?}, bound 1 s + slack");
+            assert!(gone(&marker), "{via:?} shim={shim}: the stopped program outlived umbilical");
+        }
+    }
+}
+
+/// Issue 23, item 1: a signal to umbilical's whole process group (Ctrl-C
+/// in a terminal, `timeout(1)`, a supervisor's group kill) through the shim
+/// ends in the program's own end: 130 for SIGINT, 143 for SIGTERM, as
+/// without the shim. Before, the launcher and the shim sat in the group and
+/// died of it first: 125, "status lost". Directly and through each launcher
+/// set up here, with the shim; nothing of the program is left.
+#[test]
+fn a_group_signal_through_the_shim_reports_the_programs_end() {
+    use std::os::unix::process::CommandExt;
+    for (n, via) in vias("a group signal through the shim").into_iter().enumerate() {
+        for (sig, name, expected) in [(2, "INT", 130), (15, "TERM", 143)] {
+            // `sleep 300.0<pid><n><sig>`: a unique command line that sleep
+            // still reads as about 300 seconds.
+            let marker = format!("300.0{}{n}{sig}", std::process::id());
+            let mut cmd = via.command(&[], &["--", "sleep", &marker], true);
+            cmd.process_group(0).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+            let mut child = cmd.spawn().unwrap();
+            let start = Instant::now();
+            while !running(&format!("sleep {marker}")) {
+                assert!(start.elapsed() < Duration::from_secs(20), "{via:?}: the program never started");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let group = format!("-{}", child.id());
+            let sent = Command::new("kill").args(["-s", name, "--", &group]).status().unwrap();
+            assert!(sent.success(), "kill -s {name} -- {group}");
+            let status = wait_within(&mut child, LIMIT, "umbilical after a group signal");
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+            assert_eq!(status.code(), Some(expected), "{via:?} SIG{name} to the group: {err}");
+            assert!(gone(&format!("sleep {marker}")), "{via:?}: the program outlived umbilical");
+        }
+    }
+}

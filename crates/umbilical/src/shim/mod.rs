@@ -367,6 +367,10 @@ fn supervise(
     grace: Duration,
 ) -> io::Result<i32> {
     let pid = process.pid();
+    // The caller passes a group's signals (a terminal's Ctrl-C, a
+    // supervisor's group kill) on through the link; dying of one here
+    // would only lose the program's status.
+    sys::ignore_group_signals();
     let process = Arc::new(process);
     let ended = Arc::new((Mutex::new(false), Condvar::new()));
     let link_ok = send(&mut stream, &Message::Spawned { pid, host: crate::signal::host() }).is_ok();

@@ -212,6 +212,12 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         kind: opts.kind,
         launcher: outer_launcher,
         detection: ExitDetection::Process,
+        // Where the caller passes signals on itself (the program leads a
+        // group of its own), a group's signal must reach the caller alone:
+        // the launcher dying of it would lose the status. Unless the
+        // launcher may have to prompt on the caller's terminal, which only
+        // the foreground group can read.
+        process_group: opts.process_group && !sys::in_terminal_foreground(),
         ..Options::default()
     };
     tracing::debug!(rendezvous = %rendezvous.path().display(), "rendezvous ready");

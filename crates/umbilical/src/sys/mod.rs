@@ -79,6 +79,8 @@ const _: () = {
     let _: fn(&mut ControlStream, Option<Instant>) = ControlStream::set_read_deadline;
     let _: fn(&ControlStream) = ControlStream::shutdown;
     let _: fn(&Path, Option<&str>) -> Result<(), String> = can_execute_as;
+    let _: fn() -> bool = in_terminal_foreground;
+    let _: fn() = ignore_group_signals;
     let _: fn() -> io::Result<[u8; 16]> = random_token::<16>;
     // Diagnostics.
     let _: fn() -> &'static str = spawn_mechanism;

@@ -62,6 +62,16 @@ pub(crate) fn orphans() -> usize {
     0
 }
 
+/// No process groups or terminal prompts here: never in a terminal's
+/// foreground in the Unix sense.
+pub(crate) fn in_terminal_foreground() -> bool {
+    false
+}
+
+/// Console control events are not group signals; the shim keeps the
+/// defaults.
+pub(crate) fn ignore_group_signals() {}
+
 /// Launchers that switch to a named user are Unix-only; the shim never
 /// runs through one here.
 pub(crate) fn can_execute_as(_path: &std::path::Path, _user: Option<&str>) -> Result<(), String> {
