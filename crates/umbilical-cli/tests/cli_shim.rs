@@ -369,6 +369,19 @@ fn a_bad_shim_path_is_125_naming_the_shim() {
 fn timeout_ends_a_stopped_program() {
     for (n, via) in vias("a stopped program under --timeout").into_iter().enumerate() {
         for shim in [false, true] {
+            let relays_no_cont = via.args.get(1).is_some_and(|v| v.starts_with("su:") || v.starts_with("ssh:"));
+            if !shim && relays_no_cont {
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!(
+                        "SKIP: a stopped program under --timeout through {via:?} --no-shim: su -c runs it in a session of \
+                         its own and ssh ends only its session, and neither resumes it (no SIGCONT reaches it): it stays \
+                         stopped, as docs/cli.md says; with the shim (the default) it ends\n"
+                    )
+                    .as_bytes(),
+                );
+                continue;
+            }
             let marker = format!("umbilical-stops-itself-{}-{n}-{shim}", std::process::id());
             let script = format!("kill -STOP $$; : {marker}");
             // Without --shim through a launcher the default would be the
@@ -405,8 +418,18 @@ fn a_group_signal_through_the_shim_reports_the_programs_end() {
             let mut cmd = via.command(&[], &["--", "sleep", &marker], true);
             cmd.process_group(0).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
             let mut child = cmd.spawn().unwrap();
+            // The program itself, `sleep MARKER`: umbilical's own command
+            // line holds the words too, and signalling it before it caught
+            // the signals would test nothing.
+            let program = format!("sleep\0{marker}\0");
+            let program_runs = || {
+                std::fs::read_dir("/proc")
+                    .unwrap()
+                    .flatten()
+                    .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == program.as_bytes()))
+            };
             let start = Instant::now();
-            while !running(&format!("sleep {marker}")) {
+            while !program_runs() {
                 assert!(start.elapsed() < Duration::from_secs(20), "{via:?}: the program never started");
                 std::thread::sleep(Duration::from_millis(20));
             }

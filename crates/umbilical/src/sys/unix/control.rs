@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// A connected control stream. Writes carry `MSG_NOSIGNAL` (std's
 /// `UnixStream` documents it): a vanished peer is `BrokenPipe`, never a
 /// SIGPIPE.
-pub(crate) struct ControlStream(UnixStream);
+pub(crate) struct ControlStream(UnixStream, Option<Instant>);
 
 /// `shutdown(2)` keeps what the peer has not read yet: a last message
 /// before it still arrives.
@@ -17,7 +17,7 @@ pub(crate) const SHUTDOWN_DISCARDS_UNREAD: bool = false;
 
 impl ControlStream {
     pub(crate) fn from_std(stream: UnixStream) -> Self {
-        ControlStream(stream)
+        ControlStream(stream, None)
     }
 
     /// The socket itself, for the async layer.
@@ -28,12 +28,13 @@ impl ControlStream {
 
     /// The shim's side: `connect(2)` to the socket at `path`.
     pub(crate) fn connect(path: &Path) -> io::Result<Self> {
-        UnixStream::connect(path).map(ControlStream)
+        UnixStream::connect(path).map(ControlStream::from_std)
     }
 
     /// Reads after `deadline` fail with `TimedOut` or `WouldBlock`;
     /// `None` waits for ever (`SO_RCVTIMEO`, socket(7)).
     pub(crate) fn set_read_deadline(&mut self, deadline: Option<Instant>) {
+        self.1 = deadline;
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
         // Fails only for a zero duration, which `max` rules out.
         let _ = self.0.set_read_timeout(timeout);
@@ -54,7 +55,7 @@ impl ControlStream {
 
     /// Another handle on the same stream (`dup(2)`).
     pub(crate) fn try_clone(&self) -> io::Result<Self> {
-        self.0.try_clone().map(ControlStream)
+        self.0.try_clone().map(ControlStream::from_std)
     }
 
     /// Ends the stream for every holder of it (`shutdown(2)`, both ways):
@@ -72,8 +73,23 @@ impl std::os::fd::AsFd for ControlStream {
 }
 
 impl io::Read for ControlStream {
+    /// A signal handler's interruption is resumed, also under a deadline
+    /// (`SO_RCVTIMEO` reads are never restarted by `SA_RESTART`,
+    /// signal(7)), with what is left of the deadline: a caller that catches
+    /// SIGINT must not see its handshake fail with `Interrupted`.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    if self.1.is_some_and(|d| Instant::now() >= d) {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "the control stream's deadline passed"));
+                    }
+                    let deadline = self.1;
+                    self.set_read_deadline(deadline);
+                }
+                other => return other,
+            }
+        }
     }
 }
 
