@@ -5,54 +5,42 @@
 //! around us, Ctrl-C when the program leads its own process group) would
 //! end umbilical and leave the program running, orphaned.
 
-use umbilical::Child;
+use umbilical::{Child, Signal};
 
 /// SIGKILL's number, which `--signal KILL` means on every Unix.
 pub const KILL: i32 = 9;
 
-/// Name ⇄ number, for the signals a user names on the command line.
-#[cfg(unix)]
-const NAMES: &[(&str, i32)] = {
-    use signal_hook::consts::*;
-    &[
-        ("HUP", SIGHUP),
-        ("INT", SIGINT),
-        ("QUIT", SIGQUIT),
-        ("KILL", SIGKILL),
-        ("USR1", SIGUSR1),
-        ("USR2", SIGUSR2),
-        ("PIPE", SIGPIPE),
-        ("ALRM", SIGALRM),
-        ("TERM", SIGTERM),
-        ("CONT", SIGCONT),
-        ("STOP", SIGSTOP),
-        ("TSTP", SIGTSTP),
-        ("WINCH", SIGWINCH),
-    ]
-};
-/// Windows has no signals; the names still parse so that one command line
-/// works everywhere (a timeout then terminates the program).
-#[cfg(not(unix))]
-const NAMES: &[(&str, i32)] =
-    &[("HUP", 1), ("INT", 2), ("QUIT", 3), ("KILL", 9), ("USR1", 10), ("USR2", 12), ("TERM", 15)];
+/// Windows has no signals; the names still parse, to the Unix numbers as
+/// stand-ins, so that one command line works everywhere (a timeout then
+/// terminates the program).
+const WINDOWS_STAND_INS: &[(Signal, i32)] = &[
+    (Signal::Hup, 1),
+    (Signal::Int, 2),
+    (Signal::Quit, 3),
+    (Signal::Kill, 9),
+    (Signal::Usr1, 10),
+    (Signal::Usr2, 12),
+    (Signal::Term, 15),
+];
+
+/// `sig`'s number here, or its stand-in on Windows.
+fn number(sig: Signal) -> Option<i32> {
+    sig.number().or_else(|| WINDOWS_STAND_INS.iter().find(|&&(s, _)| s == sig).map(|&(_, n)| n))
+}
 
 /// Parses `TERM`, `SIGTERM`, `term` or `15`.
 pub fn parse(s: &str) -> Result<i32, String> {
     if let Ok(n) = s.parse::<i32>() {
         return if (1..=64).contains(&n) { Ok(n) } else { Err(format!("no signal number {n}")) };
     }
-    let upper = s.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    NAMES
-        .iter()
-        .find(|(name, _)| *name == bare)
-        .map(|&(_, n)| n)
+    Signal::from_name(s)
+        .and_then(number)
         .ok_or_else(|| format!("unknown signal {s:?} (a name such as TERM, INT, KILL, or a number)"))
 }
 
-/// `TERM` for 15; the number for one without a name here.
+/// `SIGTERM` for 15; the number for one without a name here.
 pub fn name(sig: i32) -> String {
-    NAMES.iter().find(|&&(_, n)| n == sig).map_or_else(|| sig.to_string(), |(name, _)| format!("SIG{name}"))
+    Signal::ALL.into_iter().find(|&s| number(s) == Some(sig)).map_or_else(|| sig.to_string(), |s| s.to_string())
 }
 
 /// Catches the signals to pass on, from before the program starts.

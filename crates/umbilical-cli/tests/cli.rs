@@ -97,9 +97,10 @@ fn an_unwritable_stderr_keeps_the_documented_exit_code() {
     let mut doctor =
         Command::new(UMBILICAL).arg("doctor").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     drop(doctor.stdout.take());
-    let mut err = String::new();
-    doctor.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let err = common::collect(doctor.stderr.take().unwrap());
     let status = common::wait_within(&mut doctor, Duration::from_secs(30), "doctor with a closed stdout");
+    let err = String::from_utf8_lossy(&err.recv_timeout(Duration::from_secs(10)).expect("doctor's stderr closed"))
+        .into_owned();
     assert_eq!(status.code(), Some(0), "doctor into a closed stdout: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }

@@ -436,9 +436,10 @@ fn a_group_signal_through_the_shim_reports_the_programs_end() {
             let group = format!("-{}", child.id());
             let sent = Command::new("kill").args(["-s", name, "--", &group]).status().unwrap();
             assert!(sent.success(), "kill -s {name} -- {group}");
+            let err = common::collect(child.stderr.take().unwrap());
             let status = wait_within(&mut child, LIMIT, "umbilical after a group signal");
-            let mut err = String::new();
-            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+            let err = err.recv_timeout(Duration::from_secs(10)).expect("umbilical's stderr closed after its exit");
+            let err = String::from_utf8_lossy(&err);
             assert_eq!(status.code(), Some(expected), "{via:?} SIG{name} to the group: {err}");
             assert!(gone(&format!("sleep {marker}")), "{via:?}: the program outlived umbilical");
         }

@@ -29,23 +29,26 @@ pub fn output_within(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Output
     std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let collect = |mut from: Box<dyn std::io::Read + Send>| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = from.read_to_end(&mut buf);
-            let _ = tx.send(buf);
-        });
-        rx
-    };
-    let stdout = collect(Box::new(child.stdout.take().unwrap()));
-    let stderr = collect(Box::new(child.stderr.take().unwrap()));
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
     let start = Instant::now();
     let status = wait_within(&mut child, limit, "the command");
     let left = || limit.saturating_sub(start.elapsed()).max(Duration::from_secs(1));
     let stdout = stdout.recv_timeout(left()).expect("its stdout closed within the limit");
     let stderr = stderr.recv_timeout(left()).expect("its stderr closed within the limit");
     Output { status, stdout, stderr }
+}
+
+/// Reads `from` to its end in a thread: the bytes arrive on the receiver,
+/// whose `recv_timeout` bounds a read that something holds open.
+pub fn collect(mut from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = from.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx
 }
 
 /// Waits for `child` at most `limit`; kills it and fails on a hang.

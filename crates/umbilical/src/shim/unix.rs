@@ -200,8 +200,9 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let far_name = super::remote::random_name()
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the far socket: {e}"), Some(e)))?;
     let (outer_launcher, shim_rendezvous) = opts.launcher.around_shim(&rendezvous.path(), &far_name);
-    let shim_rendezvous_far = shim_rendezvous != rendezvous.path().as_os_str();
-    let far_socket = shim_rendezvous.clone();
+    // A socket ssh makes on the far host, which nobody else removes if
+    // the shim never connects to it.
+    let far_socket = (shim_rendezvous != rendezvous.path().as_os_str()).then(|| shim_rendezvous.clone());
     let outer_spec = ProgramSpec {
         program: shim_path.clone().into_os_string(),
         args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), shim_rendezvous],
@@ -260,7 +261,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
             // (255) made no socket, and a session stopped mid-prompt would
             // prompt again.
             let session_ran = matches!(ended, Some(ExitStatus::Exited(code)) if code != 255);
-            if shim_rendezvous_far && session_ran {
+            if let Some(far_socket) = far_socket.filter(|_| session_ran) {
                 super::remote::remove_through(&opts.launcher, &far_socket);
             }
             Err(Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))
