@@ -13,30 +13,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{RUN_LIMIT, UMBILICAL, send, umbilical, wait_within};
-
-/// The engines that answer here, each with its container, and the static
-/// shim; SKIP for what is missing.
-fn engines(what: &str) -> Vec<(&'static str, String, String)> {
-    let skip = |why: &str| {
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("SKIP: {what}: {why}\n").as_bytes());
-    };
-    let Ok(shim) = std::env::var("UMBILICAL_TEST_STATIC_SHIM") else {
-        skip("UMBILICAL_TEST_STATIC_SHIM unset (scripts/test.sh builds it)");
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for (engine, var) in [("docker", "UMBILICAL_TEST_DOCKER_CONTAINER"), ("podman", "UMBILICAL_TEST_PODMAN_CONTAINER")]
-    {
-        match std::env::var(var) {
-            Ok(c) if engine != "docker" || std::env::var("DOCKER_HOST").is_ok() => {
-                found.push((engine, c, shim.clone()))
-            }
-            _ => skip(&format!("{var} unset (scripts/containers.sh start)")),
-        }
-    }
-    found
-}
+use common::{RUN_LIMIT, UMBILICAL, engines, send, umbilical, wait_within};
 
 /// The container's processes as its engine lists them (`docker top`).
 fn top(engine: &str, container: &str) -> String {

@@ -360,3 +360,94 @@ fn the_end_is_seen_through_our_own_handle_when_the_shim_dies() {
     let state = stat.rfind(')').map(|i| &stat[i + 2..i + 3]);
     assert!(state.is_none() || state == Some("Z"), "the program ended: {stat}");
 }
+
+/// The parent pid and state letter of `pid`, from /proc.
+#[cfg(target_os = "linux")]
+fn parent_and_state(pid: u32) -> Option<(u32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat[stat.rfind(')')? + 2..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((rest.next()?.parse().ok()?, state))
+}
+
+/// Issue 23 item 3: the shim stopped (SIGSTOP) while the program runs,
+/// then `kill()` and `wait()`. sudo and runuser stop along with their
+/// command and resume it when resumed: the kill resumes the launcher, the
+/// shim acts on it, and the status is exact. Where the caller cannot
+/// resume the shim (doas and su wait for it without stopping, su in a
+/// session of its own; ssh on the far side), the wait still ends, 5 s
+/// after the kill, as `ShimLost`; resumed, the shim finds the link closed
+/// and ends the program. Before, the wait never ended through any
+/// launcher.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_kill_reaches_a_stopped_shim_or_the_wait_ends_anyway() {
+    let _g = fd_lock();
+    let Some(user) = user("shim: a stopped shim and kill") else { return };
+    for l in std::iter::once(Launcher::Direct).chain(launchers(&user)) {
+        let name = l.name();
+        let mut child = shimmed(&l, &["sleep", "30000"]).spawn().unwrap();
+        let program = child.id().unwrap();
+        let (shim, _) = parent_and_state(program).expect("the program runs");
+        send_signal(shim, rustix::process::Signal::STOP);
+        let start = Instant::now();
+        child.kill().unwrap();
+        let exit = bounded(LIMIT, "wait after a kill with the shim stopped", move || child.wait().unwrap());
+        let took = start.elapsed();
+        // pkexec becomes the shim (it execs): the resume reaches the shim
+        // itself where the caller may signal it, as root here; a user's
+        // caller may not, and gets the bounded ShimLost.
+        let resumable =
+            matches!(l, Launcher::Direct | Launcher::Sudo { .. } | Launcher::Runuser { .. } | Launcher::Pkexec { .. });
+        if resumable {
+            assert_eq!(exit, Exit { status: ExitStatus::Signaled(9), detection: Detection::Shim }, "{name}");
+        } else {
+            assert_eq!(exit, Exit { status: ExitStatus::Unknown, detection: Detection::ShimLost }, "{name}");
+            assert!(took >= Duration::from_secs(5), "{name}: gave up before the shim's 5 s: {took:?}");
+            // Still stopped (this test runs as root, so the kill of the
+            // launcher's group may have reached the shim as well): resumed,
+            // it finds the link closed.
+            send_signal(shim, rustix::process::Signal::CONT);
+        }
+        assert!(took < Duration::from_secs(12), "{name}: the wait after the kill took {took:?}");
+        let until = Instant::now() + Duration::from_secs(15);
+        while parent_and_state(program).is_some_and(|(_, s)| s != 'Z') {
+            assert!(Instant::now() < until, "{name}: the program outlived the kill");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The same through the async API: `kill().await` with the shim stopped
+/// under sudo comes back with the exact status (the launcher resumed), and
+/// through su it comes back too, bounded, as `ShimLost`.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_async_kill_with_the_shim_stopped_comes_back() {
+    let _g = fd_lock();
+    let Some(user) = user("shim: a stopped shim and an async kill") else { return };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for (l, expected) in [
+        (Launcher::Sudo { user: Some(user.clone()), non_interactive: true }, Detection::Shim),
+        (Launcher::Su { user: user.clone() }, Detection::ShimLost),
+    ] {
+        let name = l.name();
+        rt.block_on(async {
+            let child = shimmed(&l, &["sleep", "30000"]).spawn().unwrap();
+            let mut child = umbilical::tokio::Child::from_blocking(child).unwrap();
+            let program = child.id().unwrap();
+            let (shim, _) = parent_and_state(program).expect("the program runs");
+            send_signal(shim, rustix::process::Signal::STOP);
+            let killed = tokio::time::timeout(Duration::from_secs(20), child.kill()).await;
+            send_signal(shim, rustix::process::Signal::CONT);
+            killed.unwrap_or_else(|_| panic!("{name}: kill().await still pending after 20 s")).unwrap();
+            let exit = child.try_wait().unwrap().expect("the end is known after kill().await");
+            assert_eq!(exit.detection, expected, "{name}: {exit:?}");
+        });
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn send_signal(pid: u32, sig: rustix::process::Signal) {
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), sig);
+}

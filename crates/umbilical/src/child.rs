@@ -171,6 +171,15 @@ impl Child {
     /// Windows: `TerminateProcess`, or
     /// `TerminateJobObject` for a kill-on-close job, with exit code 1).
     /// Killing a program that already ended is not an error.
+    ///
+    /// Through the shim, the shim kills the program and reports its end;
+    /// the launcher running the shim is sent SIGCONT too, so that a shim
+    /// stopped under sudo, runuser or doas (which stop along with their
+    /// command, and resume it when resumed) acts on the kill. A wait after
+    /// a kill is bounded: if the shim has not reported 5 seconds after the
+    /// first kill (it is stopped where the caller cannot resume it, or its
+    /// host is unreachable), the launcher is killed and the wait returns
+    /// [`Detection::ShimLost`] with the status unknown.
     pub fn kill(&mut self) -> io::Result<()> {
         // Through the shim, nothing is sent once the shim reported.
         if self.exit.is_some() && self.source.through_shim() {

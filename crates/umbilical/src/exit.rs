@@ -62,6 +62,12 @@ pub enum Detection {
     /// is refused (a Windows process whose DACL forbids it), through ssh (the
     /// program is on another host) and on macOS/BSD, which have no such
     /// handle, the shim's death is taken as the end.
+    ///
+    /// A wait after [`Child::kill`](crate::Child::kill) also ends here when
+    /// the shim has not answered the kill within 5 seconds (stopped out of
+    /// the caller's reach, or on a host that no longer answers): its
+    /// launcher is killed, and the program, if it still runs, is ended by
+    /// the shim once it runs again and finds the link closed.
     ShimLost,
     /// The lifeline read EOF: every process that inherited it has exited.
     Lifeline,

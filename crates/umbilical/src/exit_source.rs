@@ -29,11 +29,25 @@ const ABANDON_CHECK: Duration = Duration::from_millis(100);
 /// caller to read.
 const LAUNCHER_TRAILS_REPORT: Duration = Duration::from_secs(2);
 
+/// How long the shim has to report once it was told to kill the program.
+/// It answers in milliseconds when it runs; past this it is stopped (sudo
+/// stops along with it, and is resumed by every kill, but a launcher that
+/// does not relay SIGCONT leaves it stopped), or its host is unreachable,
+/// and a caller that killed must not wait for ever: the launcher is killed
+/// and the end is [`Detection::ShimLost`]. Generous for an ssh round trip.
+pub(crate) const SHIM_ANSWERS_KILL: Duration = Duration::from_secs(5);
+
+/// How often a launcher is resumed while a kill awaits the shim's answer.
+pub(crate) const RESUME_EVERY: Duration = Duration::from_millis(250);
+
 /// Where a child's end comes from.
 pub(crate) struct ExitSource {
     /// The process umbilical started; `None` once reaped.
     process: Option<sys::Process>,
     how: How,
+    /// Through the shim: when the first kill went to it, from which the
+    /// wait for its report is bounded by [`SHIM_ANSWERS_KILL`].
+    killed_at: Option<Instant>,
 }
 
 /// What shows the program's end.
@@ -58,8 +72,8 @@ pub(crate) enum Readiness {
     /// Turns ready (readable, or signalled on Windows) when the end may
     /// have come: a process handle, a lifeline, the channel's read end.
     Handle(sys::Handle),
-    /// The shim link's published end.
-    Shim(Arc<crate::link::Shared>),
+    /// The shim link's published end, and when a wait gives up on it.
+    Shim(Arc<crate::link::Shared>, Option<Instant>),
     /// Nothing pollable here: look again after a while.
     Poll,
 }
@@ -78,7 +92,7 @@ impl ExitSource {
             Detection::ChannelClosed => How::ChannelClosed(watch),
             _ => How::Process,
         };
-        ExitSource { process: Some(process), how }
+        ExitSource { process: Some(process), how, killed_at: None }
     }
 
     /// The same process (the launcher running the shim), whose program's
@@ -155,21 +169,61 @@ impl ExitSource {
                 (ExitStatus::Unknown, Detection::ChannelClosed)
             }
             How::Shim(link) => {
-                let ended = match link.wait(deadline)? {
-                    None => return Ok(None),
+                let give_up = self.killed_at.map(|k| k + SHIM_ANSWERS_KILL);
+                let bounded = match (deadline, give_up) {
+                    (Some(d), Some(g)) => Some(d.min(g)),
+                    (d, g) => d.or(g),
+                };
+                let reply = match give_up {
+                    None => link.wait(bounded)?,
+                    // Killed: the launcher is resumed again and again while
+                    // the answer is awaited. sudo stops itself only once it
+                    // sees its command stopped, which may be just after the
+                    // kill's own SIGCONT reached it.
+                    Some(_) => loop {
+                        if let Some(p) = &self.process {
+                            p.resume();
+                        }
+                        let slice = Instant::now() + RESUME_EVERY;
+                        let until = bounded.map_or(slice, |b| b.min(slice));
+                        match link.wait(Some(until))? {
+                            Some(ended) => break Some(ended),
+                            None if bounded.is_some_and(|b| Instant::now() >= b) => break None,
+                            None => {}
+                        }
+                    },
+                };
+                let ended = match reply {
                     Some(Ended::Reported(status)) => (status, Detection::Shim),
                     Some(Ended::ProgramGone) => (ExitStatus::Unknown, Detection::ShimLost),
+                    None if give_up.is_some_and(|g| Instant::now() >= g) => {
+                        // Killed, and no answer: the launcher goes (its
+                        // group too); the shim, when it runs again, finds
+                        // the link closed and ends the program.
+                        tracing::warn!("the shim did not answer a kill in time; its launcher is killed");
+                        if let Some(p) = &self.process {
+                            let _ = p.kill();
+                            p.resume();
+                        }
+                        link.abandon();
+                        (ExitStatus::Unknown, Detection::ShimLost)
+                    }
+                    None => return Ok(None),
                 };
                 // The shim (and the launcher around it) exits right after
                 // its report: reap it now, within the caller's deadline and
                 // two seconds, so that a caller that saw the end finds
-                // nothing of ours left (no process, no pidfd).
+                // nothing of ours left (no process, no pidfd). A launcher
+                // that stopped itself with the shim (sudo does) is resumed
+                // first, or it would stay stopped, holding what it holds of
+                // ours (our stderr), long after we are gone.
                 let limit = Instant::now() + LAUNCHER_TRAILS_REPORT;
                 let until = deadline.map_or(limit, |d| d.min(limit));
-                if let Some(p) = &self.process
-                    && matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_))
-                {
-                    self.process = None;
+                if let Some(p) = &self.process {
+                    p.resume();
+                    if matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_)) {
+                        self.process = None;
+                    }
                 }
                 // In band, the session that carried the link ends with it.
                 link.reap_companion(until);
@@ -206,7 +260,7 @@ impl ExitSource {
                 Some(handle) => Readiness::Handle(handle),
                 None => Readiness::Poll,
             },
-            How::Shim(link) => Readiness::Shim(link.ended().clone()),
+            How::Shim(link) => Readiness::Shim(link.ended().clone(), self.gives_up_at()),
             // A lifeline's or a channel's hang-up: readable on Unix;
             // Windows pipes have no such readiness (polled).
             How::Lifeline(Some(handle)) if sys::HANGUP_IS_READABLE => Readiness::Handle(sys::duplicate(handle)?),
@@ -218,21 +272,49 @@ impl ExitSource {
     /// Kills what the program runs as: through the shim, the program
     /// itself (SIGKILL; Windows: terminated); otherwise the process we
     /// started. One that already ended is not an error.
+    ///
+    /// Through the shim the launcher is resumed too (see
+    /// [`sys::Process::resume`]), and from the first kill on, a wait for
+    /// the shim's report is bounded by [`SHIM_ANSWERS_KILL`].
     pub(crate) fn kill(&mut self) -> io::Result<()> {
         match (&mut self.how, &self.process) {
-            (How::Shim(link), _) => link.kill(),
+            (How::Shim(link), launcher) => {
+                let sent = link.kill();
+                if let Some(p) = launcher {
+                    p.resume();
+                }
+                self.killed_at.get_or_insert_with(Instant::now);
+                sent
+            }
             (_, Some(p)) => p.kill(),
             (_, None) => Ok(()),
         }
     }
 
     /// Sends signal `sig` (this host's number): through the shim, by name
-    /// to the program; otherwise to the process we started.
+    /// to the program, and the launcher is resumed so that a shim stopped
+    /// under it acts on it; otherwise to the process we started.
     pub(crate) fn signal(&mut self, sig: i32) -> io::Result<()> {
         match (&mut self.how, &self.process) {
-            (How::Shim(link), _) => link.signal(sig),
+            (How::Shim(link), launcher) => {
+                let sent = link.signal(sig);
+                if let Some(p) = launcher {
+                    p.resume();
+                }
+                sent
+            }
             (_, Some(p)) => p.signal_raw(sig),
             (_, None) => Ok(()),
+        }
+    }
+
+    /// When a wait for the shim's report gives up (a kill went unanswered),
+    /// if it will: the async layer wakes then.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn gives_up_at(&self) -> Option<Instant> {
+        match self.how {
+            How::Shim(_) => self.killed_at.map(|k| k + SHIM_ANSWERS_KILL),
+            _ => None,
         }
     }
 
@@ -260,9 +342,14 @@ impl ExitSource {
 impl Drop for ExitSource {
     fn drop(&mut self) {
         // Through the shim, closing the link ends the program unless it
-        // was detached; it closes before the launcher is handed on.
+        // was detached; it closes before the launcher is handed on, and a
+        // launcher that stopped with its shim is resumed to see it.
+        let through_shim = self.through_shim();
         self.how = How::Process;
         if let Some(process) = self.process.take() {
+            if through_shim {
+                process.resume();
+            }
             // Reaped now if it has exited, else by the one shared reaper.
             sys::adopt(process);
         }

@@ -37,10 +37,15 @@ pub(crate) struct Link {
     ended: Arc<Shared>,
     /// A detach was sent.
     detached: bool,
-    /// In band: the exit of the launcher session that runs the shim. Its
-    /// end without a report means the program lost its channel (the exec
-    /// client was killed): the link is then dropped, and the shim ends the
-    /// program.
+    /// In band: the exit of the launcher session that runs the shim. When
+    /// it ends without a report, the shim is asked whether it lives
+    /// ([`Message::Ping`]): the report may only be held up behind a
+    /// stalled bridge session, or the shim lives on in the container while
+    /// the program lost its channel (the exec client was killed). A
+    /// [`Message::Pong`] means the latter: the link is dropped and the shim
+    /// ends the program; the report means the former. No answer yet is no
+    /// verdict: a stall is waited out (a kill bounds the wait; see
+    /// `exit_source`).
     launcher_exit: Option<sys::Handle>,
     /// In band: the launcher session that carries the link (the bridge),
     /// reaped once the link ends, and the pipe its stderr goes to.
@@ -60,9 +65,9 @@ pub(crate) struct Link {
     stderr_relay: Option<Arc<sys::Drained>>,
 }
 
-/// How long a report may trail the end of the launcher session that ran
-/// the shim: in band, the report comes through another session, so it may
-/// arrive a little after the first one's end.
+/// How long a report may trail the shim's exit (Windows, where the report
+/// is read once the shim's handle is signalled).
+#[cfg(windows)]
 const REPORT_TRAILS_LAUNCHER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long a wait lets an elevated program's relayed stderr trail its
@@ -142,6 +147,16 @@ impl Link {
         self
     }
 
+    /// The shim did not answer in time: the session that carries the link
+    /// (in band) is resumed, should it be stopped, and killed; the link
+    /// closes with the `Link`.
+    pub(crate) fn abandon(&mut self) {
+        if let Some(p) = &self.companion {
+            let _ = p.kill();
+            p.resume();
+        }
+    }
+
     /// Reaps the session that carried the link, which ends once the link
     /// closed, waiting at most until `until`.
     pub(crate) fn reap_companion(&mut self, until: Instant) {
@@ -167,7 +182,7 @@ impl Link {
                 stream: Some(stream),
                 buf,
                 launcher_exit: self.launcher_exit.take(),
-                report_by: None,
+                pinged: false,
                 own: self.own.clone(),
                 awaiting_program: false,
                 ended: self.ended.clone(),
@@ -246,13 +261,15 @@ impl Link {
         let reader = sys::AsyncControlStream::new(stream)?;
         let state = self.ended.clone();
         let watch = self.own.clone();
-        let launcher_exit = match self.launcher_exit.take() {
-            Some(exit) => Some(sys::exit_ready(exit)?),
+        let mut launcher_exit = match self.launcher_exit.take() {
+            // The ping goes out on a handle of its own, as the Reader's
+            // does on its stream.
+            Some(exit) => Some((sys::exit_ready(exit)?, stream_clone(self.writer.as_ref())?)),
             None => None,
         };
         ::tokio::spawn(async move {
-            let report = match &launcher_exit {
-                Some(exit) => report_or_launcher_gone(&reader, buf, exit).await,
+            let report = match &mut launcher_exit {
+                Some((exit, pinger)) => report_or_shim_gone(&reader, buf, exit, pinger).await,
                 None => recv_report_async(&reader, buf).await,
             };
             let result = match report {
@@ -393,6 +410,8 @@ impl Drop for Link {
             }
         }
         if let Some(companion) = self.companion.take() {
+            // Stopped, it would never see the link close.
+            companion.resume();
             sys::adopt(companion);
         }
         // Windows: the shim's wait first (it may still be registering the
@@ -407,17 +426,18 @@ impl Drop for Link {
 
 /// The reader of a link in the process's background thread (Unix): the
 /// report, or the link taken for dropped once the launcher session that
-/// runs the shim ended (in band) and the report did not follow within
-/// [`REPORT_TRAILS_LAUNCHER`]; without a report, the program's own end
-/// where we hold it.
+/// runs the shim ended (in band) and the shim answered a ping instead of
+/// reporting (see [`Link::launcher_exit`]); without a report, the
+/// program's own end where we hold it.
 #[cfg(unix)]
 struct Reader {
     /// Until the report or the link's end.
     stream: Option<sys::ControlStream>,
     buf: Vec<u8>,
     launcher_exit: Option<sys::Handle>,
-    /// Set when the launcher session ended: the report's last chance.
-    report_by: Option<Instant>,
+    /// Set when the launcher session ended and the shim was asked whether
+    /// it lives.
+    pinged: bool,
     own: Option<Arc<sys::OtherProcess>>,
     /// The link ended without a report: waiting for the program itself.
     awaiting_program: bool,
@@ -433,26 +453,30 @@ impl sys::Watch for Reader {
             return;
         }
         fds.extend(self.stream.as_ref().map(|s| s.as_fd().as_raw_fd()));
-        if self.report_by.is_none() {
-            fds.extend(self.launcher_exit.as_ref().map(|e| e.as_raw_fd()));
-        }
+        fds.extend(self.launcher_exit.as_ref().map(|e| e.as_raw_fd()));
     }
 
     fn deadline(&self) -> Option<Instant> {
-        if self.awaiting_program { None } else { self.report_by }
+        None
     }
 
     fn progress(&mut self) -> bool {
         use std::os::fd::AsFd;
         let ready = |fd: std::os::fd::BorrowedFd<'_>| matches!(sys::wait_any(&[fd], Some(Instant::now())), Ok(Some(_)));
         if !self.awaiting_program {
-            if self.report_by.is_none() && self.launcher_exit.as_ref().is_some_and(|e| ready(e.as_fd())) {
-                self.report_by = Some(Instant::now() + REPORT_TRAILS_LAUNCHER);
+            let mut asked = true;
+            if self.launcher_exit.as_ref().is_some_and(|e| ready(e.as_fd())) {
+                self.launcher_exit = None;
+                self.pinged = true;
+                // A frame this small goes out whole, so it never splits a
+                // kill the caller's thread writes on the same socket.
+                asked = self.stream.as_mut().is_some_and(|s| send(s, &Message::Ping).is_ok());
             }
-            match self.read_report() {
-                Some(Some(status)) => return self.finish(Ended::Reported(status)),
-                None if self.report_by.is_none_or(|d| Instant::now() < d) => return false,
-                // The stream failed or closed, or the report is late.
+            match self.read_news() {
+                Some(News::Report(status)) => return self.finish(Ended::Reported(status)),
+                None if asked => return false,
+                // The stream failed or closed, or the shim lives on without
+                // its session.
                 _ => {}
             }
             // Let the shim see the link go now (it ends the program if it
@@ -472,21 +496,19 @@ impl sys::Watch for Reader {
 
 #[cfg(unix)]
 impl Reader {
-    /// What the stream holds now: `Some(Some(status))` for the report,
-    /// `Some(None)` when it failed or closed without one, `None` while it
-    /// may still come.
-    fn read_report(&mut self) -> Option<Option<ExitStatus>> {
+    /// What the stream holds now, `None` while nothing has been decided.
+    fn read_news(&mut self) -> Option<News> {
         let stream = self.stream.as_ref()?;
         loop {
-            if let Some(found) = take_report(&mut self.buf) {
-                return Some(found);
+            if let Some(news) = take_news(&mut self.buf) {
+                return Some(news);
             }
             let mut chunk = [0u8; 1024];
             match stream.try_read(&mut chunk) {
-                Ok(0) => return Some(None),
+                Ok(0) => return Some(News::Broken),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                Err(_) => return Some(None),
+                Err(_) => return Some(News::Broken),
             }
         }
     }
@@ -504,28 +526,49 @@ impl Reader {
     }
 }
 
-/// The async form of [`Reader`]'s watch of the launcher session and the report: the report, or
-/// `None` once the launcher session ended and the report did not follow
-/// within [`REPORT_TRAILS_LAUNCHER`].
+/// The async form of [`Reader`]'s watch of the launcher session and the
+/// report: the report, or `None` once the launcher session ended and the
+/// shim answered the ping instead (or the link broke).
 #[cfg(feature = "tokio")]
-async fn report_or_launcher_gone(
+async fn report_or_shim_gone(
     reader: &sys::AsyncControlStream,
-    buf: Vec<u8>,
+    mut buf: Vec<u8>,
     exit: &sys::ExitReady,
+    pinger: &mut sys::ControlStream,
 ) -> Option<ExitStatus> {
-    let mut report = std::pin::pin!(recv_report_async(reader, buf));
-    let mut gone = std::pin::pin!(exit.changed());
-    let launcher_ended = std::future::poll_fn(|cx| {
-        if let std::task::Poll::Ready(r) = report.as_mut().poll(cx) {
-            return std::task::Poll::Ready(Some(r));
+    let news = {
+        let mut news = std::pin::pin!(recv_news_async(reader, &mut buf));
+        let mut gone = std::pin::pin!(exit.changed());
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(n) = news.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Some(n));
+            }
+            gone.as_mut().poll(cx).map(|_| None)
+        })
+        .await
+    };
+    let news = match news {
+        Some(news) => news,
+        None => {
+            // A few bytes into a socket nobody else writes to while this
+            // runs but a kill: they go out whole.
+            if send(pinger, &Message::Ping).is_err() {
+                return None;
+            }
+            recv_news_async(reader, &mut buf).await
         }
-        gone.as_mut().poll(cx).map(|_| None)
-    })
-    .await;
-    match launcher_ended {
-        Some(r) => r,
-        None => ::tokio::time::timeout(REPORT_TRAILS_LAUNCHER, report).await.ok().flatten(),
+    };
+    reader.shutdown();
+    match news {
+        News::Report(status) => Some(status),
+        News::Alive | News::Broken => None,
     }
+}
+
+/// A second handle on the link's stream (the writer's), for the ping.
+#[cfg(feature = "tokio")]
+fn stream_clone(writer: Option<&sys::ControlStream>) -> io::Result<sys::ControlStream> {
+    writer.ok_or_else(|| io::Error::other("the shim link has no writer"))?.try_clone()
 }
 
 /// The shim's end as the reader published it, for blocking and async
@@ -552,16 +595,26 @@ impl Shared {
     }
 }
 
-/// The report among the messages read so far: `Some(Some(status))`,
-/// `Some(None)` when they cannot be decoded, `None` while it may still
-/// come. Earlier messages are consumed.
-fn take_report(buf: &mut Vec<u8>) -> Option<Option<ExitStatus>> {
+/// What the shim said that decides the wait.
+enum News {
+    /// Its report.
+    Report(ExitStatus),
+    /// Its answer to a ping: it runs and has not reported.
+    Alive,
+    /// The stream failed or closed, or spoke nonsense.
+    Broken,
+}
+
+/// The deciding news among the messages read so far, `None` while it may
+/// still come. Earlier messages are consumed.
+fn take_news(buf: &mut Vec<u8>) -> Option<News> {
     loop {
         match crate::protocol::take_message(buf) {
-            Ok(Some(Message::Exited { status })) => return Some(Some(status.into())),
+            Ok(Some(Message::Exited { status })) => return Some(News::Report(status.into())),
+            Ok(Some(Message::Pong)) => return Some(News::Alive),
             Ok(Some(_)) => continue,
             Ok(None) => return None,
-            Err(_) => return Some(None),
+            Err(_) => return Some(News::Broken),
         }
     }
 }
@@ -587,20 +640,33 @@ fn recv_report(stream: &mut sys::ControlStream, buf: &mut Vec<u8>) -> Option<Exi
 #[cfg(feature = "tokio")]
 async fn recv_report_async(stream: &sys::AsyncControlStream, mut buf: Vec<u8>) -> Option<ExitStatus> {
     let status = loop {
-        if let Some(found) = take_report(&mut buf) {
-            break found;
-        }
-        if stream.readable().await.is_err() {
-            break None;
-        }
-        let mut chunk = [0u8; 1024];
-        match stream.try_read(&mut chunk) {
-            Ok(0) => break None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => break None,
+        match recv_news_async(stream, &mut buf).await {
+            News::Report(status) => break Some(status),
+            // Nobody asked: not an answer to anything.
+            News::Alive => continue,
+            News::Broken => break None,
         }
     };
     stream.shutdown();
     status
+}
+
+/// Reads messages on the reactor until one decides the wait.
+#[cfg(feature = "tokio")]
+async fn recv_news_async(stream: &sys::AsyncControlStream, buf: &mut Vec<u8>) -> News {
+    loop {
+        if let Some(news) = take_news(buf) {
+            return news;
+        }
+        if stream.readable().await.is_err() {
+            return News::Broken;
+        }
+        let mut chunk = [0u8; 1024];
+        match stream.try_read(&mut chunk) {
+            Ok(0) => return News::Broken,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return News::Broken,
+        }
+    }
 }

@@ -23,7 +23,7 @@ use crate::signal::{Signal, WireSignal};
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"UMBL";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 /// The largest payload accepted: bounds memory on hostile input, and
 /// admits every spawn request an OS can run. Linux caps a program's
 /// arguments plus environment at 6 MiB whatever the stack limit (3/4 of
@@ -146,6 +146,15 @@ pub enum Message {
     /// its child without kill-on-drop); when the control stream closes, let
     /// the program run on.
     Detach,
+    /// Parent → shim: are you there? The shim answers [`Message::Pong`] at
+    /// once while it supervises the program. Asked in band when the
+    /// session running the shim ended without a report: a report held up
+    /// behind a stalled bridge session is then told apart from a shim that
+    /// lives on without its session (version 5).
+    Ping,
+    /// Shim → parent: the answer to [`Message::Ping`]: the shim runs and
+    /// has not reported yet.
+    Pong,
     /// Parent → Windows shim, after the request: the channel's pipes to
     /// open by name (UTF-16LE bytes), so no byte is relayed through the
     /// shim. Unix shims get the channel as their own stdin/stdout instead.
@@ -248,6 +257,8 @@ mod ty {
     pub const STDIO: u8 = 8;
     pub const WELCOME: u8 = 9;
     pub const DETACH: u8 = 10;
+    pub const PING: u8 = 11;
+    pub const PONG: u8 = 12;
 }
 
 /// Encodes one message as a frame.
@@ -338,6 +349,8 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
         }
         Message::PidConfirmed => ty::PID_CONFIRMED,
         Message::Detach => ty::DETACH,
+        Message::Ping => ty::PING,
+        Message::Pong => ty::PONG,
         Message::Stdio { stdin, stdout, stderr, default_cwd } => {
             put_bytes(&mut p, stdin);
             put_bytes(&mut p, stdout);
@@ -455,6 +468,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
         }
         ty::PID_CONFIRMED => Message::PidConfirmed,
         ty::DETACH => Message::Detach,
+        ty::PING => Message::Ping,
+        ty::PONG => Message::Pong,
         ty::STDIO => {
             let stdin = r.bytes()?;
             let stdout = r.bytes()?;
@@ -576,6 +591,8 @@ mod tests {
             (any::<u32>(), bytes()).prop_map(|(shim_pid, token)| Message::Hello { shim_pid, token }),
             bytes().prop_map(|token| Message::Welcome { token }),
             Just(Message::Detach),
+            Just(Message::Ping),
+            Just(Message::Pong),
             (
                 bytes(),
                 prop::collection::vec(bytes(), 0..5),

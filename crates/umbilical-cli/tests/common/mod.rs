@@ -174,3 +174,26 @@ pub fn send(pid: u32, sig: i32) {
 pub fn libc_usr1() -> i32 {
     if cfg!(any(target_os = "macos", target_os = "freebsd")) { 30 } else { 10 }
 }
+
+/// The engines that answer here, each with its container, and the static
+/// shim; SKIP for what is missing.
+pub fn engines(what: &str) -> Vec<(&'static str, String, String)> {
+    let skip = |why: &str| {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("SKIP: {what}: {why}\n").as_bytes());
+    };
+    let Ok(shim) = std::env::var("UMBILICAL_TEST_STATIC_SHIM") else {
+        skip("UMBILICAL_TEST_STATIC_SHIM unset (scripts/test.sh builds it)");
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for (engine, var) in [("docker", "UMBILICAL_TEST_DOCKER_CONTAINER"), ("podman", "UMBILICAL_TEST_PODMAN_CONTAINER")]
+    {
+        match std::env::var(var) {
+            Ok(c) if engine != "docker" || std::env::var("DOCKER_HOST").is_ok() => {
+                found.push((engine, c, shim.clone()))
+            }
+            _ => skip(&format!("{var} unset (scripts/containers.sh start)")),
+        }
+    }
+    found
+}

@@ -386,10 +386,14 @@ fn supervise(
             }
             Err(_) => false,
         };
+    // The report and the answers to pings go out on the one stream from
+    // two threads: whole frames, one at a time.
+    let mut control = stream.try_clone()?;
+    let writer = Arc::new(Mutex::new(stream));
     let watcher = {
         let process = process.clone();
         let ended = ended.clone();
-        let mut control = stream.try_clone()?;
+        let writer = writer.clone();
         // Kill requests arrive while the program runs; the thread ends with
         // the stream. It takes over the bytes already read: a kill sent
         // right after the confirmation may have arrived with it.
@@ -408,6 +412,10 @@ fn supervise(
                             Err(why) => say(format_args!("umbilical shim: kill request refused: {why}")),
                         },
                         Message::Detach => detached = true,
+                        Message::Ping => {
+                            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+                            let _ = send(&mut *w, &Message::Pong);
+                        }
                         _ => {}
                     }
                 }
@@ -437,7 +445,8 @@ fn supervise(
         ExitStatus::Unknown => (WireStatus::Exited(125), 125),
     };
     // A caller that is gone cannot hear the report; the code still says it.
-    let _ = send(&mut stream, &Message::Exited { status: wire });
+    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = send(&mut *w, &Message::Exited { status: wire });
     Ok(code)
 }
 

@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::tokio::io::{AsyncRead, ReadBuf};
 
@@ -41,8 +41,9 @@ pub struct Child {
 enum ExitWatch {
     /// A handle that turns ready when the end may have come.
     Ready(sys::ExitReady),
-    /// The shim link's published end.
-    Shim(Arc<crate::link::Shared>),
+    /// The shim link's published end, and when a wait gives up on it (a
+    /// kill the shim did not answer).
+    Shim(Arc<crate::link::Shared>, Option<Instant>),
     /// Nothing pollable (no pidfd here): look again after this long.
     Backoff(Duration),
 }
@@ -51,8 +52,15 @@ impl ExitWatch {
     async fn changed(&mut self) -> io::Result<()> {
         match self {
             ExitWatch::Ready(ready) => ready.changed().await,
-            ExitWatch::Shim(shared) => {
+            ExitWatch::Shim(shared, None) => {
                 shared.notify.notified().await;
+                Ok(())
+            }
+            ExitWatch::Shim(shared, Some(give_up)) => {
+                // A kill awaits the shim's answer: look again (a look
+                // resumes the launcher) every little while until then.
+                let next = (*give_up).min(Instant::now() + crate::exit_source::RESUME_EVERY);
+                let _ = ::tokio::time::timeout_at(next.into(), shared.notify.notified()).await;
                 Ok(())
             }
             ExitWatch::Backoff(nap) => {
@@ -169,7 +177,7 @@ impl Child {
     fn watch(&self) -> io::Result<ExitWatch> {
         Ok(match self.inner.readiness()? {
             Some(Readiness::Handle(h)) => ExitWatch::Ready(sys::exit_ready(h)?),
-            Some(Readiness::Shim(shared)) => ExitWatch::Shim(shared),
+            Some(Readiness::Shim(shared, give_up)) => ExitWatch::Shim(shared, give_up),
             Some(Readiness::Poll) | None => ExitWatch::Backoff(Duration::from_millis(1)),
         })
     }
@@ -177,6 +185,9 @@ impl Child {
     /// Starts killing the program, as [`crate::Child::kill`], without
     /// waiting for it to end.
     pub fn start_kill(&mut self) -> io::Result<()> {
+        // Through the shim a kill bounds the wait for its report: a watch
+        // made before it is made again, with that bound.
+        drop(self.exit.take());
         self.inner.kill()
     }
 

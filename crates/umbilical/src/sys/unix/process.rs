@@ -293,6 +293,18 @@ impl Process {
         self.signal(Signal::KILL)
     }
 
+    /// Resumes the process (its group, if it leads one) should it be
+    /// stopped: SIGCONT. Launchers such as sudo stop themselves when their
+    /// command stops and resume it when resumed, so this is how a shim that
+    /// was stopped gets to act on a kill, and how a launcher that stopped
+    /// along gets to reap it and exit. Best effort: a process that ended,
+    /// or that this user may not signal, is left as it is.
+    ///
+    /// OS reference: kill(2) with SIGCONT.
+    pub(crate) fn resume(&self) {
+        let _ = self.signal(Signal::CONT);
+    }
+
     /// Sends signal `sig`: the shim's way to stop the program, the same
     /// call on every OS (Windows terminates whatever `sig` says).
     pub(crate) fn signal_or_terminate(&self, sig: i32) -> io::Result<()> {

@@ -117,6 +117,11 @@ impl Process {
         Err(io::Error::new(io::ErrorKind::Unsupported, "signals are Unix-only"))
     }
 
+    /// Windows has no stopped state a caller could lift with a signal (a
+    /// suspended process stays suspended until its own threads are
+    /// resumed): nothing to do.
+    pub(crate) fn resume(&self) {}
+
     /// `TerminateProcess` (or `TerminateJobObject` for a job), exit code 1.
     /// A process that already ended is not an error.
     ///
