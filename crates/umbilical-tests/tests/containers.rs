@@ -343,3 +343,165 @@ fn no_writable_place_for_the_shim() {
     assert!(text.contains("read-only") || text.contains("read only"), "the engine's reason is kept: {text}");
     assert!(our_children_with("--umbilical-").is_empty(), "no session was started");
 }
+
+/// A container of the suite's image made for one test, removed when
+/// dropped (`rm -f`, bounded): for states the shared containers must not
+/// be put in (a /tmp anyone may rename in, a stopped container).
+struct Scratch {
+    client: &'static str,
+    name: String,
+}
+
+impl Scratch {
+    fn new(engine: Engine, like: &str, what: &str) -> Scratch {
+        let client = if engine == Engine::Docker { "docker" } else { "podman" };
+        let name = format!("umb-test-scratch-{}-{what}", std::process::id());
+        let image = Self::run(client, &["inspect", "--format", "{{.Config.Image}}", like]);
+        let mut args = vec!["run", "-d", "--network", "none"];
+        if engine == Engine::Podman {
+            // As scripts/containers.sh starts podman's (crun fails here).
+            args.splice(0..0, ["--runtime", "runc"]);
+            args.extend(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000"]);
+        }
+        args.extend(["--name", &name, image.trim(), "sleep", "600"]);
+        let scratch = Scratch { client, name: name.clone() };
+        Self::run(client, &args);
+        scratch
+    }
+
+    /// `client ARGS`, bounded by timeout(1); its stdout. Fails the test if
+    /// it fails.
+    fn run(client: &str, args: &[&str]) -> String {
+        let out = std::process::Command::new("timeout").arg("60").arg(client).args(args).output().unwrap();
+        assert!(out.status.success(), "{client} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn exec(&self, user: &str, script: &str) -> String {
+        Self::run(self.client, &["exec", "-u", user, &self.name, "sh", "-c", script])
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("timeout")
+            .args(["60", self.client, "rm", "-f", &self.name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Issue 23 item 5: a container whose /tmp any user may rename in (mode
+/// 0777, no sticky bit), with a user of the container (uid 1000) racing to
+/// replace every `/tmp/umbilical-*` with a payload. The copied shim would
+/// run as the container's root: before, the payload ran as uid 0 in 9 of
+/// 10 launches, also with a target user (the bridge runs as the default
+/// user). Now nothing is copied: the launch fails with `ShimFailed`
+/// naming the sticky bit and what to do, with and without a user, and the
+/// payload never runs. A /tmp owned by that user (sticky, but its owner
+/// may remove anything in it) is refused the same way; made root's and
+/// sticky again, the same container works.
+#[test]
+fn a_tmp_others_may_rename_in_is_refused_and_the_racer_gets_nothing() {
+    let _serial = one_at_a_time();
+    let Some(shim) = static_shim("the shim: a /tmp without the sticky bit") else { return };
+    for (engine, c) in engines("the shim: a /tmp without the sticky bit") {
+        let scratch = Scratch::new(engine, &c, "nosticky");
+        scratch.exec("0", "chmod 0777 /tmp");
+        // The racer: uid 1000, for at most 20 s, swaps in a script that
+        // leaves a mark as whoever runs it.
+        std::process::Command::new("timeout")
+            .args(["60", scratch.client, "exec", "-d", "-u", "1000", &scratch.name, "sh", "-c"])
+            .arg(
+                "printf '#!/bin/sh\\nid -u > /tmp/pwned\\n' > /tmp/payload; chmod 755 /tmp/payload; \
+                 i=0; while [ $i -lt 20000 ]; do for f in /tmp/umbilical-*; do [ -f \"$f\" ] && \
+                 case \"$f\" in *.sock) ;; *) cp /tmp/payload \"$f.x\" && mv -f \"$f.x\" \"$f\";; esac; done; \
+                 i=$((i+1)); done",
+            )
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        for user in [None, Some("1000")] {
+            for _ in 0..3 {
+                let mut cmd = shim_exec(engine, &scratch.name, &shim, &["id", "-u"]);
+                cmd.launcher(Launcher::ContainerExec {
+                    engine,
+                    target: scratch.name.clone(),
+                    user: user.map(String::from),
+                });
+                let err = cmd.spawn().expect_err("a /tmp others may rename in is refused");
+                assert_eq!(err.kind(), ErrorKind::ShimFailed, "{engine:?} user {user:?}: {err}");
+                let said = err.to_string();
+                assert!(
+                    said.contains("/tmp") && said.contains("sticky") && said.contains("shim_path"),
+                    "{engine:?}: the error says why and what to do: {said}"
+                );
+            }
+        }
+        let listing = scratch.exec("0", "ls /tmp");
+        assert!(!listing.contains("pwned"), "{engine:?}: the payload ran: {listing}");
+        assert!(!listing.contains("umbilical-"), "{engine:?}: nothing was copied: {listing}");
+        if engine == Engine::Docker {
+            scratch.exec("0", "chown 1000 /tmp && chmod 1777 /tmp");
+            let err = shim_exec(engine, &scratch.name, &shim, &["true"]).spawn().expect_err("a user's /tmp is refused");
+            assert!(err.to_string().contains("uid 1000"), "{engine:?}: {err}");
+            scratch.exec("0", "chown 0 /tmp");
+        } else {
+            skip(
+                "the shim: a /tmp owned by a container user, via podman",
+                "podman's archive gives every entry to the user running podman, so only the mode is judged there \
+                 (docs/SECURITY.md)",
+            );
+        }
+        scratch.exec("0", "chmod 1777 /tmp");
+        let exit = shim_exec(engine, &scratch.name, &shim, &["true"]).spawn().unwrap().wait().unwrap();
+        assert_eq!(exit.status, ExitStatus::Exited(0), "{engine:?}: root's sticky /tmp takes the shim");
+    }
+}
+
+/// Issue 23 item 6: a stopped container is refused before anything is
+/// copied (before, each attempt left a 1.8 MB copy in it, which nothing in
+/// a stopped container can remove); and a caller killed with SIGKILL at
+/// any moment of the copy leaves no copy in a running container (before:
+/// docker 1 of 5 timings, podman 3 of 5). The copy is made by a janitor
+/// of the caller's that removes it unless the bridge took it over.
+#[test]
+fn no_copy_is_left_in_a_stopped_container_or_by_a_killed_caller() {
+    let _serial = one_at_a_time();
+    let Some(shim) = static_shim("the shim: a stopped container, a killed caller") else { return };
+    for (engine, c) in engines("the shim: a stopped container, a killed caller") {
+        let scratch = Scratch::new(engine, &c, "stopped");
+        Scratch::run(scratch.client, &["stop", "-t", "0", &scratch.name]);
+        for _ in 0..2 {
+            let err = shim_exec(engine, &scratch.name, &shim, &["true"]).spawn().expect_err("a stopped container");
+            assert_eq!(err.kind(), ErrorKind::LauncherRefused, "{engine:?}: {err}");
+            assert!(err.to_string().contains("does not run"), "{engine:?}: {err}");
+        }
+        Scratch::run(scratch.client, &["start", &scratch.name]);
+        assert_eq!(our_files(engine, &scratch.name), Vec::<String>::new(), "{engine:?}: nothing was copied");
+        // The caller killed at each moment of the placement: the three
+        // looks, the copy, the bridge's start, the handshake.
+        for delay_ms in [0u64, 40, 80, 120, 160, 200, 260, 330] {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_umbilical-test-helper"))
+                .args(["shimmed-in", if engine == Engine::Docker { "docker" } else { "podman" }])
+                .args([&scratch.name, &shim])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let _ = child.kill();
+            let _ = child.wait();
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            while !our_files(engine, &scratch.name).is_empty() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            assert_eq!(
+                our_files(engine, &scratch.name),
+                Vec::<String>::new(),
+                "{engine:?}: the caller killed {delay_ms} ms in left a copy"
+            );
+        }
+    }
+}

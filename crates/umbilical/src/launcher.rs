@@ -442,22 +442,72 @@ impl Launcher {
     /// path) to `inside` in the container (`docker cp`, `podman cp`,
     /// `kubectl cp`, which needs `tar` in the container).
     pub(crate) fn copy_into(&self, host: &std::path::Path, inside: &str) -> Result<Vec<OsString>, Error> {
-        let Launcher::ContainerExec { engine, target, .. } = self else {
-            return Err(Error::new(ErrorKind::InvalidInput, format!("{} copies no file", self.name()), None));
-        };
-        let invalid = |what: String| Err(Error::new(ErrorKind::InvalidInput, format!("{}: {what}", self.name()), None));
-        if target.is_empty() || target.starts_with('-') {
-            return invalid(format!("container {target:?} is empty or looks like an option"));
-        }
+        let (program, target) = self.engine_and_target("copies no file")?;
         if !host.is_absolute() {
-            return invalid(format!("the file to copy, {}, is not an absolute path", host.display()));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{}: the file to copy, {}, is not an absolute path", self.name(), host.display()),
+                None,
+            ));
+        }
+        Ok(vec![program.into(), "cp".into(), host.as_os_str().to_owned(), format!("{target}:{inside}").into()])
+    }
+
+    /// Container exec: the argv that writes to its stdout a tar archive
+    /// whose first entry is the directory `inside` itself, with its mode
+    /// and owner: `docker cp C:DIR -`, `podman cp C:DIR -` (which read a
+    /// stopped container too); through kubectl, `tar` in the pod (which
+    /// `kubectl cp` needs anyway). With it, whether the archive gives the
+    /// owner as it is in the container: podman's gives every entry to the
+    /// user running podman (seen here: a /tmp of uid 1000 comes out as 0),
+    /// so only its mode can be judged.
+    pub(crate) fn archive_of(&self, inside: &str) -> Result<(Vec<OsString>, bool), Error> {
+        let (program, target) = self.engine_and_target("reads no directory")?;
+        if program != "kubectl" {
+            let argv = vec![program.into(), "cp".into(), format!("{target}:{inside}").into(), "-".into()];
+            return Ok((argv, program == "docker"));
+        }
+        let tar = ProgramSpec {
+            program: "tar".into(),
+            args: ["cf", "-", "--no-recursion", inside].map(OsString::from).to_vec(),
+            ..ProgramSpec::default()
+        };
+        let wrapped = self.as_default_user().wrap(&tar, ExitDetection::Process)?.expect("container exec is a launcher");
+        Ok((std::iter::once(wrapped.spec.program).chain(wrapped.spec.args).collect(), true))
+    }
+
+    /// Container exec: the argv that prints `true` when the container
+    /// runs (`docker container inspect`, `podman container inspect`).
+    /// `None` through kubectl: its copy is an exec, which fails before
+    /// anything is written when the pod does not run.
+    pub(crate) fn running_probe(&self) -> Option<Vec<OsString>> {
+        let (program, target) = self.engine_and_target("has no container").ok()?;
+        (program != "kubectl").then(|| {
+            [program, "container", "inspect", "--format", "{{.State.Running}}", "--", target]
+                .map(OsString::from)
+                .to_vec()
+        })
+    }
+
+    /// Container exec: its engine's program and a target that cannot read
+    /// as an option.
+    fn engine_and_target(&self, otherwise: &str) -> Result<(&'static str, &str), Error> {
+        let Launcher::ContainerExec { engine, target, .. } = self else {
+            return Err(Error::new(ErrorKind::InvalidInput, format!("{} {otherwise}", self.name()), None));
+        };
+        if target.is_empty() || target.starts_with('-') {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{}: container {target:?} is empty or looks like an option", self.name()),
+                None,
+            ));
         }
         let program = match engine {
             Engine::Docker => "docker",
             Engine::Podman => "podman",
             Engine::Kubectl => "kubectl",
         };
-        Ok(vec![program.into(), "cp".into(), host.as_os_str().to_owned(), format!("{target}:{inside}").into()])
+        Ok((program, target))
     }
 }
 
@@ -856,5 +906,34 @@ mod tests {
             "a relative host path could read as an option"
         );
         assert!(Launcher::Direct.copy_into(std::path::Path::new("/opt/shim"), "/tmp/x").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn reads_a_containers_directory_and_state() {
+        let on =
+            |engine, target: &str| Launcher::ContainerExec { engine, target: target.into(), user: Some("app".into()) };
+        let archive = |l: Launcher, dir| l.archive_of(dir).unwrap();
+        assert_eq!(
+            archive(on(Engine::Docker, "web"), "/tmp"),
+            (["docker", "cp", "web:/tmp", "-"].map(OsString::from).to_vec(), true)
+        );
+        assert_eq!(
+            archive(on(Engine::Podman, "web"), "/"),
+            (["podman", "cp", "web:/", "-"].map(OsString::from).to_vec(), false)
+        );
+        assert_eq!(
+            archive(on(Engine::Kubectl, "prod/api-0"), "/tmp").0,
+            ["kubectl", "exec", "-i", "-n", "prod", "api-0", "--", "tar", "cf", "-", "--no-recursion", "/tmp"],
+            "as the pod's default user: kubectl has no user option"
+        );
+        assert_eq!(on(Engine::Docker, "-H").archive_of("/tmp").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            on(Engine::Docker, "web").running_probe().unwrap(),
+            ["docker", "container", "inspect", "--format", "{{.State.Running}}", "--", "web"]
+        );
+        assert_eq!(on(Engine::Kubectl, "api-0").running_probe(), None);
+        assert_eq!(Launcher::Direct.running_probe(), None);
+        assert!(Launcher::Direct.archive_of("/tmp").is_err());
     }
 }

@@ -127,6 +127,21 @@ fn main() {
         "signal-storm" => signal_storm(num(1) as usize),
         #[cfg(target_os = "linux")]
         "clone-refused" => clone_refused(),
+        // A caller of the library in a container: starts `sleep 60000` in
+        // container C of ENGINE (docker or podman) through the static shim
+        // SHIM copied in, and waits to be killed.
+        #[cfg(unix)]
+        "shimmed-in" => {
+            let engine = if arg(1) == "docker" { umbilical::Engine::Docker } else { umbilical::Engine::Podman };
+            let mut cmd = umbilical::Command::new("sleep");
+            cmd.arg("60000")
+                .launcher(umbilical::Launcher::ContainerExec { engine, target: arg(2).into(), user: None })
+                .shim(true)
+                .shim_source(arg(3))
+                .caller_gone_grace(Duration::from_millis(500));
+            let _child = cmd.spawn().unwrap_or_else(|e| die(&format!("spawn in the container: {e}")));
+            std::thread::sleep(Duration::from_secs(60));
+        }
         // A caller of the library: starts `sleep 60000` through the shim
         // (this binary) with a caller-gone grace of GRACE_MS, prints the
         // program's pid, and waits to be killed.

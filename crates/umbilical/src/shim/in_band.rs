@@ -6,7 +6,9 @@
 //! session's stdin and stdout. So:
 //! 1. Through container exec, the shim is copied in (`docker cp` of a
 //!    static build to `/tmp/umbilical-<random>`), unless `shim_path` names
-//!    one already there.
+//!    one already there; only into a running container whose `/tmp` no
+//!    other user can rename in, and removed on every path
+//!    ([`placement`]).
 //! 2. A first session runs the shim as a **bridge**: it listens on a socket
 //!    next to it that only its user may connect to, says it is ready, and
 //!    relays that socket to the session's stdin/stdout, which is a
@@ -29,14 +31,14 @@
 //! that news: when the caller dies, the bridge's stdin ends, the link drops,
 //! and the shim ends the program after the grace. When the shim's own
 //! session dies while the caller lives (its exec client killed), the caller
-//! sees that launcher end without a report and drops the link itself
-//! (`Link::in_band`). The program's stderr stays its own: nothing is framed
+//! sees that launcher end without a report, asks the shim whether it lives,
+//! and on its answer drops the link itself (`Link::in_band`). The program's stderr stays its own: nothing is framed
 //! or relayed.
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::token::Token;
@@ -51,6 +53,9 @@ use crate::protocol::{Message, recv, send};
 use crate::spec::ProgramSpec;
 use crate::sys;
 
+mod placement;
+
+use placement::{Placed, place};
 /// Starts the program through the shim with an in-band link.
 pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
     let fail = |kind, what: &str, source| Error::cannot_start(&spec.program, kind, what, source);
@@ -65,15 +70,12 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let deadline = Instant::now() + opts.connect_timeout;
     let name = super::remote::random_name()
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the bridge's socket: {e}"), Some(e)))?;
-    let placed = place(opts, &name, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+    let mut placed = place(opts, &name, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
     let socket = format!("/tmp/umbilical-{name}.sock");
-    let bridge = match start_bridge(opts, &placed, &socket, deadline) {
-        Ok(bridge) => bridge,
-        Err(e) => {
-            placed.remove_unused(opts);
-            return Err(fail(e.kind(), &e.to_string(), None));
-        }
-    };
+    // Failing here, the copy goes with `placed`.
+    let bridge = start_bridge(opts, &placed, &socket, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+    // The bridge runs: it removes the copy when it ends.
+    placed.hand_over();
     tracing::info!(launcher = %launcher, socket, "the shim's bridge is listening");
     let outer_spec = ProgramSpec {
         program: placed.shim.clone().into_os_string(),
@@ -125,68 +127,6 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     }
 }
 
-/// Where the shim is for the launcher's sessions.
-struct Placed {
-    /// Its path where the launcher runs it.
-    shim: PathBuf,
-    /// Set when we copied it there: the bridge removes it.
-    copied: bool,
-}
-
-impl Placed {
-    /// The bridge never ran, so nobody removed the copy: an `rm -f` through
-    /// the launcher, bounded, best effort.
-    fn remove_unused(&self, opts: &Options) {
-        if self.copied {
-            super::remote::remove_through(&opts.launcher, self.shim.as_os_str());
-        }
-    }
-}
-
-/// Puts the shim where the launcher's sessions can run it: through
-/// container exec a copy of [`Options::shim_source`] unless `shim_path`
-/// names one inside; through ssh `shim_path` (or this executable's path)
-/// on the far host, as with a forwarded link.
-fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error> {
-    if opts.launcher.capabilities().shim_route != ShimRoute::InBandCopied || opts.shim_path.is_some() {
-        return Ok(Placed { shim: opts.shim_program()?, copied: false });
-    }
-    let source = opts.shim_source()?;
-    let source = std::fs::canonicalize(&source).map_err(|e| {
-        Error::new(ErrorKind::ShimFailed, format!("cannot find the shim {}: {e}", source.display()), Some(e))
-    })?;
-    match super::elf::linkage(&source) {
-        super::elf::Linkage::Static => {}
-        super::elf::Linkage::Dynamic => tracing::warn!(
-            "the shim {} is dynamically linked: it runs only in an image that has its C library",
-            source.display()
-        ),
-        super::elf::Linkage::NotElf => {
-            return Err(Error::new(
-                ErrorKind::ShimFailed,
-                format!("the shim {} is not a Linux (ELF) executable, which a container needs", source.display()),
-                None,
-            ));
-        }
-    }
-    let inside = format!("/tmp/umbilical-{name}");
-    let copy = opts.launcher.copy_into(&source, &inside)?;
-    let spec = ProgramSpec { program: copy[0].clone(), args: copy[1..].to_vec(), ..ProgramSpec::default() };
-    tracing::debug!(argv = ?copy, "copying the shim into the container");
-    super::remote::run_bounded(&spec, deadline).map_err(|e| {
-        Error::new(
-            e.kind(),
-            format!(
-                "{} could not copy the shim into the container ({e}); a missing or stopped container, or an image \
-                 with no writable /tmp: put a shim in the image and name it with shim_path",
-                opts.launcher.name()
-            ),
-            None,
-        )
-    })?;
-    Ok(Placed { shim: inside.into(), copied: true })
-}
-
 /// The bridge's session: its link stream, its launcher process and the
 /// pipe its stderr goes to (kept open while the link lives, so that a late
 /// word from the engine's client is no broken pipe).
@@ -200,7 +140,7 @@ struct Bridge {
 fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant) -> Result<Bridge, Error> {
     let launcher = opts.launcher.name();
     let mut args = vec![super::SHIM_ARG.into(), super::BRIDGE_FLAG.into(), socket.into()];
-    if placed.copied {
+    if placed.copied() {
         args.extend([super::REMOVE_FLAG.into(), placed.shim.clone().into_os_string()]);
     }
     if let Some(user) = opts.launcher.target_user() {
@@ -212,29 +152,8 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
         .as_default_user()
         .wrap(&spec, ExitDetection::Process)?
         .expect("ssh and container exec are launchers");
-    let io_fail = |what: &str| {
-        let what = what.to_string();
-        move |e: io::Error| Error::new(ErrorKind::Io, format!("{what}: {e}"), Some(e))
-    };
-    let (ours, theirs) = sys::socket_pair().map_err(io_fail("cannot create the bridge's stream"))?;
-    let (err_read, err_write) = sys::inbound_pipe().map_err(io_fail("cannot create the bridge's stderr pipe"))?;
-    let request = sys::Request {
-        spec: &launched.spec,
-        stdin: &theirs,
-        stdout: &theirs,
-        stderr: sys::StderrTarget::To(&err_write),
-        lifeline: None,
-        force_fork: false,
-        // As the shim's session: out of the caller's group.
-        process_group: opts.process_group,
-        no_window: false,
-        kill_on_close_job: false,
-    };
-    let process = sys::spawn(&request).map_err(|e| match e.kind {
-        ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, format!("{launcher}: {}", e.what), e.source),
-        kind => Error::new(kind, e.what, e.source),
-    })?;
-    drop((theirs, err_write));
+    // As the shim's session: out of the caller's group.
+    let (ours, process, err_read) = super::remote::spawn_on_stream(&launched.spec, opts.process_group, &launcher)?;
     let mut ready = [0u8; 1];
     let got = sys::read_exact_until(&ours, &mut ready, deadline);
     if got.is_ok() && ready[0] == super::bridge::READY {

@@ -337,17 +337,7 @@ fn start_program(
     stdout: &sys::Handle,
     stderr: sys::StderrTarget<'_>,
 ) -> io::Result<Result<sys::Process, i32>> {
-    let request = sys::Request {
-        spec,
-        stdin,
-        stdout,
-        stderr,
-        lifeline: None,
-        force_fork: false,
-        process_group: requested.process_group,
-        no_window: false,
-        kill_on_close_job: false,
-    };
+    let request = sys::Request::plain(spec, stdin, stdout, stderr, requested.process_group);
     match sys::spawn(&request) {
         Ok(process) => Ok(Ok(process)),
         Err(e) => report_spawn_failure(stream, e).map(Err),

@@ -52,21 +52,45 @@ pub(crate) fn read_some(mut r: impl Read) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Removes `path` through `launcher` (as its default user), bounded, best
-/// effort: what a launch left on a far host or in a container when the
-/// shim that would have removed it never ran.
-pub(crate) fn remove_through(launcher: &Launcher, path: &OsStr) {
+/// The command that removes `path` through `launcher`, as its default
+/// user (`rm -f -- PATH` there); `rm` here with no launcher.
+pub(crate) fn remove_spec(launcher: &Launcher, path: &OsStr) -> Result<ProgramSpec, Error> {
     let rm = ProgramSpec {
         program: "rm".into(),
         args: vec!["-f".into(), "--".into(), path.to_owned()],
         ..ProgramSpec::default()
     };
-    let result = match launcher.as_default_user().wrap(&rm, ExitDetection::Process) {
-        Ok(Some(launched)) => run_bounded(&launched.spec, Instant::now() + Duration::from_secs(10)),
-        Ok(None) => std::fs::remove_file(path).map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e))),
-        Err(e) => Err(e),
-    };
+    Ok(launcher.as_default_user().wrap(&rm, ExitDetection::Process)?.map_or(rm, |launched| launched.spec))
+}
+
+/// Removes `path` through `launcher` (as its default user), bounded, best
+/// effort: what a launch left on a far host or in a container when the
+/// shim that would have removed it never ran.
+pub(crate) fn remove_through(launcher: &Launcher, path: &OsStr) {
+    let result =
+        remove_spec(launcher, path).and_then(|spec| run_bounded(&spec, Instant::now() + Duration::from_secs(10)));
     if let Err(e) = result {
         tracing::warn!("could not remove {} through {}: {e}", path.to_string_lossy(), launcher.name());
     }
+}
+
+/// Starts `spec` (a launcher session, or one of its helper commands) with
+/// its stdin and stdout on a stream of ours and its stderr on a pipe of
+/// ours; in a process group of its own when `apart`. `launcher` names it
+/// in errors.
+pub(crate) fn spawn_on_stream(
+    spec: &ProgramSpec,
+    apart: bool,
+    launcher: &str,
+) -> Result<(std::os::fd::OwnedFd, sys::Process, sys::Handle), Error> {
+    let io_fail = |what: &'static str| move |e: io::Error| Error::new(ErrorKind::Io, format!("{what}: {e}"), Some(e));
+    let (ours, theirs) = sys::socket_pair().map_err(io_fail("cannot create a session's stream"))?;
+    let (err_read, err_write) = sys::inbound_pipe().map_err(io_fail("cannot create a session's stderr pipe"))?;
+    let request = sys::Request::plain(spec, &theirs, &theirs, sys::StderrTarget::To(&err_write), apart);
+    let process = sys::spawn(&request).map_err(|e| match e.kind {
+        ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, format!("{launcher}: {}", e.what), e.source),
+        kind => Error::new(kind, e.what, e.source),
+    })?;
+    drop((theirs, err_write));
+    Ok((ours, process, err_read))
 }

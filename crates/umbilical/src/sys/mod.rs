@@ -127,6 +127,30 @@ pub(crate) struct Request<'a> {
     pub kill_on_close_job: bool,
 }
 
+impl<'a> Request<'a> {
+    /// A request with no lifeline, spawned the fastest way, no window and
+    /// no job: what the shim's helpers and sessions need.
+    pub(crate) fn plain(
+        spec: &'a ProgramSpec,
+        stdin: &'a Handle,
+        stdout: &'a Handle,
+        stderr: StderrTarget<'a>,
+        process_group: bool,
+    ) -> Request<'a> {
+        Request {
+            spec,
+            stdin,
+            stdout,
+            stderr,
+            lifeline: None,
+            force_fork: false,
+            process_group,
+            no_window: false,
+            kill_on_close_job: false,
+        }
+    }
+}
+
 /// Why a spawn failed; the portable layer adds the program's name.
 #[derive(Debug)]
 pub(crate) struct SpawnError {

@@ -1,0 +1,510 @@
+//! Where the in-band shim is for the launcher's sessions, and, when we
+//! copy it into a container, that nobody else can replace it and that it
+//! goes away on every path.
+//!
+//! The copy runs as the container's default user (root, as a rule), so a
+//! user of the container who can replace it before it runs owns the
+//! container. It goes to `/tmp/umbilical-<random>` only where `/` and
+//! `/tmp` are root's and no one else can rename what is in them: not
+//! writable by group or others, or sticky. Both are read, before anything
+//! is copied, from the first entry of the engine's own archive of the
+//! directory (`docker cp C:/tmp -`), which needs nothing in the image. An
+//! image whose `/tmp` is world-writable without the sticky bit is refused
+//! with what to do instead (a shim in the image, named by `shim_path`).
+//!
+//! A copy nobody runs is removed: a stopped container is refused before
+//! the copy (nothing in it could remove it), and the copy is made by a
+//! janitor, a `sh` of the caller's in a process group of its own, which
+//! removes the copy through the launcher unless the caller tells it that
+//! the bridge (which removes its own copy when it ends) runs. A caller
+//! killed during the copy, or failing after it, closes the janitor's
+//! stdin without that word, and the copy goes.
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind};
+use crate::exit::ExitStatus;
+use crate::launcher::{ShimRoute, shell_command};
+use crate::options::Options;
+use crate::shim::remote::{read_some, spawn_on_stream};
+use crate::spec::ProgramSpec;
+use crate::sys;
+
+/// What the janitor prints once the copy is in place.
+const COPIED: &[u8] = b"copied\n";
+/// What tells the janitor that the bridge owns the copy now.
+const KEEP: &[u8] = b"keep\n";
+/// The most of an archive read for its first entry: a PAX header or two
+/// and the entry's own.
+const ARCHIVE_PREFIX: usize = 64 << 10;
+
+/// Where the shim is for the launcher's sessions.
+pub(super) struct Placed {
+    /// Its path where the launcher runs it.
+    pub(super) shim: PathBuf,
+    /// When we copied it there: what removes it until the bridge runs.
+    janitor: Option<Janitor>,
+}
+
+impl Placed {
+    /// Whether we copied the shim there (and the bridge must remove it).
+    pub(super) fn copied(&self) -> bool {
+        self.janitor.is_some()
+    }
+
+    /// The bridge runs and removes the copy when it ends: the janitor
+    /// exits without removing it.
+    pub(super) fn hand_over(&mut self) {
+        if let Some(mut janitor) = self.janitor.take() {
+            let _ = janitor.stream.write_all(KEEP);
+        }
+    }
+}
+
+/// The `sh` that copied the shim in and removes it unless told not to.
+struct Janitor {
+    stream: UnixStream,
+    process: Option<sys::Process>,
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        // Its stdin ends here: it removes the copy unless it read KEEP.
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(process) = self.process.take() {
+            sys::adopt(process);
+        }
+    }
+}
+
+/// Puts the shim where the launcher's sessions can run it: through
+/// container exec a copy of [`Options::shim_source`] unless `shim_path`
+/// names one inside; through ssh `shim_path` (or this executable's path)
+/// on the far host, as with a forwarded link.
+pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error> {
+    if opts.launcher.capabilities().shim_route != ShimRoute::InBandCopied || opts.shim_path.is_some() {
+        return Ok(Placed { shim: opts.shim_program()?, janitor: None });
+    }
+    let source = opts.shim_source()?;
+    let source = std::fs::canonicalize(&source).map_err(|e| {
+        Error::new(ErrorKind::ShimFailed, format!("cannot find the shim {}: {e}", source.display()), Some(e))
+    })?;
+    match crate::shim::elf::linkage(&source) {
+        crate::shim::elf::Linkage::Static => {}
+        crate::shim::elf::Linkage::Dynamic => tracing::warn!(
+            "the shim {} is dynamically linked: it runs only in an image that has its C library",
+            source.display()
+        ),
+        crate::shim::elf::Linkage::NotElf => {
+            return Err(Error::new(
+                ErrorKind::ShimFailed,
+                format!("the shim {} is not a Linux (ELF) executable, which a container needs", source.display()),
+                None,
+            ));
+        }
+    }
+    check_container(opts, deadline)?;
+    let inside = format!("/tmp/umbilical-{name}");
+    let janitor = copy_with_janitor(opts, &source, &inside, deadline)?;
+    Ok(Placed { shim: inside.into(), janitor: Some(janitor) })
+}
+
+/// Refuses a container that does not run, or whose `/` or `/tmp` another
+/// user could rename our copy out of. One look at a time: docker holds
+/// the container while it streams an archive we do not read on, and an
+/// inspect started beside it waits for it (seen here: a deadlock until
+/// the connect timeout).
+fn check_container(opts: &Options, deadline: Instant) -> Result<(), Error> {
+    let launcher = opts.launcher.name();
+    if let Some(argv) = opts.launcher.running_probe() {
+        let (out, status, said) = Capture::start(&argv)?.finish(deadline, |_| false)?;
+        if status != Some(ExitStatus::Exited(0)) || out.trim_ascii() != b"true" {
+            let said = if said.trim().is_empty() { String::from_utf8_lossy(&out).trim().to_string() } else { said };
+            return Err(Error::new(
+                ErrorKind::LauncherRefused,
+                format!(
+                    "{launcher}: the container does not run ({}), so nothing could remove a shim copied into it; \
+                     nothing was copied",
+                    said.trim()
+                ),
+                None,
+            ));
+        }
+    }
+    for dir in ["/tmp", "/"] {
+        let (argv, owners_kept) = opts.launcher.archive_of(dir)?;
+        let capture = Capture::start(&argv)?;
+        let (out, status, said) = capture.finish(deadline, |bytes| first_entry(bytes).is_some())?;
+        let entry = match first_entry(&out) {
+            Some(Ok(entry)) => entry,
+            Some(Err(why)) => {
+                return Err(unsafe_place(&launcher, dir, &format!("its archive could not be read: {why}")));
+            }
+            None => {
+                return Err(Error::new(
+                    ErrorKind::LauncherRefused,
+                    format!(
+                        "{launcher}: cannot read the container's {dir} ({}: {}): no such container, or an image \
+                         with no {dir}",
+                        status.map_or_else(|| "no status".into(), |s| format!("{s:?}")),
+                        said.trim()
+                    ),
+                    None,
+                ));
+            }
+        };
+        if let Err(why) = judge(&entry, owners_kept) {
+            return Err(unsafe_place(&launcher, dir, &why));
+        }
+    }
+    Ok(())
+}
+
+fn unsafe_place(launcher: &str, dir: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::ShimFailed,
+        format!(
+            "{launcher}: the container's {dir} {why}: a shim copied there could be replaced by another user of the \
+             container before it runs as its default user; nothing was copied. Put a shim in the image and name it \
+             with shim_path (CLI --shim-path), or make {dir} root's and sticky (chmod 1777)"
+        ),
+        None,
+    )
+}
+
+/// Whether a directory keeps what root puts in it: root's (where the
+/// archive kept its owner), and not writable by group or others unless
+/// sticky; `Err` says why not.
+fn judge(entry: &Entry, owner_known: bool) -> Result<(), String> {
+    if entry.kind != b'5' {
+        return Err(format!("is not a plain directory (tar type {:?})", entry.kind as char));
+    }
+    if owner_known && entry.uid != 0 {
+        return Err(format!("belongs to uid {}, not root", entry.uid));
+    }
+    if entry.mode & 0o022 != 0 && entry.mode & 0o1000 == 0 {
+        return Err(format!("is writable by other users without the sticky bit (mode {:04o})", entry.mode & 0o7777));
+    }
+    Ok(())
+}
+
+/// What an archive's first entry says of itself.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Its permission bits, with set-id and sticky.
+    pub(crate) mode: u32,
+    /// Its owner.
+    pub(crate) uid: u64,
+    /// Its tar type flag (`b'5'`: a directory).
+    pub(crate) kind: u8,
+}
+
+/// The first entry of the tar archive `bytes` starts with (PAX and GNU
+/// long-name headers before it read or skipped): `None` while more bytes
+/// are needed, `Err` for what is not a tar archive.
+pub(crate) fn first_entry(bytes: &[u8]) -> Option<Result<Entry, &'static str>> {
+    let mut at = 0;
+    let mut pax_uid = None;
+    loop {
+        let header = bytes.get(at..at + 512)?;
+        if header.iter().all(|&b| b == 0) {
+            return Some(Err("an empty archive"));
+        }
+        if !checksum_ok(header) {
+            return Some(Err("a header with a bad checksum"));
+        }
+        let size = match octal(&header[124..136]) {
+            Some(size) => size,
+            None => return Some(Err("a header with a bad size")),
+        };
+        let kind = header[156];
+        match kind {
+            b'x' | b'g' | b'L' | b'K' => {
+                let Ok(size) = usize::try_from(size) else { return Some(Err("a header with a huge size")) };
+                let data_end = at.checked_add(512)?.checked_add(size)?;
+                if data_end > ARCHIVE_PREFIX {
+                    return Some(Err("extended headers too long"));
+                }
+                let data = bytes.get(at + 512..data_end)?;
+                if kind == b'x' {
+                    pax_uid = pax_record(data, "uid").or(pax_uid);
+                }
+                at += 512 + size.div_ceil(512) * 512;
+            }
+            _ => {
+                let Some(mode) = octal(&header[100..108]) else { return Some(Err("a header with a bad mode")) };
+                let uid = match pax_uid {
+                    Some(uid) => uid,
+                    None => match numeric(&header[108..116]) {
+                        Some(uid) => uid,
+                        None => return Some(Err("a header with a bad uid")),
+                    },
+                };
+                return Some(Ok(Entry {
+                    mode: (mode & 0o7777) as u32,
+                    uid,
+                    kind: if kind == 0 { b'0' } else { kind },
+                }));
+            }
+        }
+    }
+}
+
+/// A tar header's checksum: the sum of its bytes with the checksum field
+/// read as spaces.
+fn checksum_ok(header: &[u8]) -> bool {
+    let Some(stored) = octal(&header[148..156]) else { return false };
+    let sum: u64 =
+        header.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
+    sum == stored
+}
+
+/// An octal field, NUL- or space-terminated.
+fn octal(field: &[u8]) -> Option<u64> {
+    let digits: &[u8] = field.split(|&b| b == 0 || b == b' ').find(|part| !part.is_empty()).unwrap_or(b"0");
+    let text = std::str::from_utf8(digits).ok()?;
+    u64::from_str_radix(text, 8).ok()
+}
+
+/// A numeric field: octal, or GNU base-256 (high bit set) for large ids.
+fn numeric(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|&b| b & 0x80 != 0) {
+        let mut n: u64 = u64::from(field[0] & 0x7f);
+        for &b in &field[1..] {
+            n = n.checked_mul(256)?.checked_add(u64::from(b))?;
+        }
+        return Some(n);
+    }
+    octal(field)
+}
+
+/// A PAX record's value (`LEN KEY=VALUE\n` records) as a number.
+fn pax_record(data: &[u8], key: &str) -> Option<u64> {
+    let text = std::str::from_utf8(data).ok()?;
+    text.lines().find_map(|line| {
+        let (_, record) = line.split_once(' ')?;
+        let (k, v) = record.split_once('=')?;
+        if k == key { v.trim().parse().ok() } else { None }
+    })
+}
+
+/// A helper command of the engine's, its stdout read by us.
+struct Capture {
+    stream: UnixStream,
+    stderr: sys::Handle,
+    process: sys::Process,
+}
+
+impl Capture {
+    fn start(argv: &[OsString]) -> Result<Capture, Error> {
+        let spec = ProgramSpec { program: argv[0].clone(), args: argv[1..].to_vec(), ..ProgramSpec::default() };
+        let (stream, process, stderr) = spawn_on_stream(&spec, false, &spec.program.to_string_lossy())?;
+        Ok(Capture { stream: UnixStream::from(stream), stderr, process })
+    }
+
+    /// What it printed, until its end, `enough` of it, [`ARCHIVE_PREFIX`]
+    /// bytes or `deadline`; its status if it ended, and what it said.
+    fn finish(
+        mut self,
+        deadline: Instant,
+        enough: impl Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<u8>, Option<ExitStatus>, String), Error> {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let mut timed_out = false;
+        while !enough(&out) && out.len() < ARCHIVE_PREFIX {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                timed_out = true;
+                break;
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    timed_out = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        // The rest of an archive is not wanted: it ends with its stream.
+        drop(self.stream);
+        let status = match self.process.wait_deadline(Some(Instant::now() + Duration::from_secs(2))) {
+            Ok(Some(status)) => Some(status),
+            _ => {
+                let _ = self.process.kill();
+                let _ = self.process.wait();
+                None
+            }
+        };
+        let said = read_some(std::fs::File::from(self.stderr).take(4096));
+        if timed_out && !enough(&out) {
+            return Err(Error::new(
+                ErrorKind::TimedOut,
+                "looking into the container did not finish within the connect timeout".to_string(),
+                None,
+            ));
+        }
+        Ok((out, status, said))
+    }
+}
+
+/// Copies `source` to `inside` through the janitor, and waits (bounded)
+/// until the copy is in place.
+fn copy_with_janitor(
+    opts: &Options,
+    source: &std::path::Path,
+    inside: &str,
+    deadline: Instant,
+) -> Result<Janitor, Error> {
+    let launcher = opts.launcher.name();
+    let copy = opts.launcher.copy_into(source, inside)?;
+    let remove = crate::shim::remote::remove_spec(&opts.launcher, inside.as_ref())?;
+    let quoted = |program: &std::ffi::OsStr, args: &[OsString]| {
+        shell_command(program, args)
+            .map_err(|why| Error::new(ErrorKind::InvalidInput, format!("{launcher}: the shim's copy: {why}"), None))
+    };
+    let copy = quoted(&copy[0], &copy[1..])?;
+    let remove = quoted(&remove.program, &remove.args)?;
+    // SIGPIPE ignored: a caller gone before it heard "copied" must not
+    // take the removal with it.
+    let script = format!(
+        "trap '' PIPE\n{copy} || exit 1\nprintf 'copied\\n'\nexec 2>/dev/null\nIFS= read -r word\n\
+         [ \"$word\" = keep ] && exit 0\n{remove} >/dev/null 2>&1\n"
+    );
+    tracing::debug!(copy, remove, "copying the shim into the container");
+    let sh = ProgramSpec { program: "sh".into(), args: vec!["-c".into(), script.into()], ..ProgramSpec::default() };
+    let (stream, process, stderr) = spawn_on_stream(&sh, true, "sh")?;
+    let mut stream = UnixStream::from(stream);
+    let mut janitor = Janitor {
+        stream: stream.try_clone().map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e)))?,
+        process: None,
+    };
+    let mut heard = Vec::new();
+    let mut chunk = [0u8; 64];
+    let outcome = loop {
+        if heard.starts_with(COPIED) {
+            break Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Err(ErrorKind::TimedOut);
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut chunk) {
+            Ok(0) => break Err(ErrorKind::LauncherRefused),
+            Ok(n) => heard.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                break Err(ErrorKind::TimedOut);
+            }
+            Err(_) => break Err(ErrorKind::LauncherRefused),
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            janitor.process = Some(process);
+            drop(stderr);
+            Ok(janitor)
+        }
+        Err(kind) => {
+            // Closing its stdin (with the janitor) has it remove whatever
+            // of the copy landed.
+            drop(janitor);
+            drop(stream);
+            let status = match process.wait_deadline(Some(Instant::now() + Duration::from_secs(10))) {
+                Ok(Some(status)) => format!("{status:?}"),
+                _ => {
+                    sys::adopt(process);
+                    "did not end".into()
+                }
+            };
+            let said = read_some(std::fs::File::from(stderr).take(4096));
+            let why = if kind == ErrorKind::TimedOut {
+                "it did not finish within the connect timeout".into()
+            } else {
+                format!("{status}: {}", said.trim())
+            };
+            Err(Error::new(
+                kind,
+                format!(
+                    "{launcher} could not copy the shim into the container ({why}); an image with no writable /tmp: \
+                     put a shim in the image and name it with shim_path"
+                ),
+                None,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ustar header for `name` with `mode`, `uid` and type `kind`.
+    fn header(name: &str, mode: u32, uid: u64, kind: u8, size: usize) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(format!("{mode:07o}").as_bytes());
+        h[108..115].copy_from_slice(format!("{uid:07o}").as_bytes());
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+        h[156] = kind;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        h
+    }
+
+    #[test]
+    fn the_first_entry_of_an_archive() {
+        let tmp = header("tmp/", 0o1777, 0, b'5', 0);
+        assert_eq!(first_entry(&tmp), Some(Ok(Entry { mode: 0o1777, uid: 0, kind: b'5' })));
+        assert_eq!(first_entry(&tmp[..300]), None, "more bytes are needed");
+        assert_eq!(first_entry(&[0u8; 1024]), Some(Err("an empty archive")));
+        let mut bad = tmp.clone();
+        bad[100] = b'7';
+        assert_eq!(first_entry(&bad), Some(Err("a header with a bad checksum")));
+        // A PAX header first, whose uid overrides the entry's.
+        let record = "13 uid=70000\n";
+        let mut archive = header("PaxHeaders/tmp", 0o644, 0, b'x', record.len());
+        let mut data = record.as_bytes().to_vec();
+        data.resize(512, 0);
+        archive.extend(data);
+        archive.extend(header("tmp/", 0o755, 0, b'5', 0));
+        assert_eq!(first_entry(&archive), Some(Ok(Entry { mode: 0o755, uid: 70000, kind: b'5' })));
+        assert_eq!(first_entry(&archive[..600]), None);
+    }
+
+    #[test]
+    fn a_directory_is_safe_when_root_keeps_it() {
+        let dir = |mode, uid| Entry { mode, uid, kind: b'5' };
+        assert_eq!(judge(&dir(0o1777, 0), true), Ok(()), "a sticky /tmp");
+        assert_eq!(judge(&dir(0o755, 0), true), Ok(()), "root's /");
+        assert!(judge(&dir(0o777, 0), true).unwrap_err().contains("without the sticky bit (mode 0777)"));
+        assert!(judge(&dir(0o775, 0), true).unwrap_err().contains("sticky"), "group-writable too");
+        assert!(
+            judge(&dir(0o1777, 1000), true).unwrap_err().contains("uid 1000"),
+            "its owner may remove anything in it"
+        );
+        assert_eq!(judge(&dir(0o1777, 1000), false), Ok(()), "an owner the archive does not keep is not judged");
+        assert!(judge(&dir(0o777, 1000), false).unwrap_err().contains("sticky"), "the mode still is");
+        assert!(judge(&Entry { mode: 0o777, uid: 0, kind: b'2' }, true).unwrap_err().contains("not a plain directory"));
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, the reader answers without panicking.
+        #[test]
+        fn any_bytes_get_an_answer(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let _ = first_entry(&bytes);
+        }
+    }
+}
