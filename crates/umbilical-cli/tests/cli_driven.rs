@@ -334,3 +334,78 @@ fn bad_input_and_broken_output() {
     assert_eq!(out.stdout, b"xxx");
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A person at a terminal pressing Ctrl-C (issue 23, item 1 at the
+/// terminal): Python's `pty.fork()` runs `umbilical run` as the
+/// foreground of a fresh pseudo-terminal, waits for the program, and
+/// writes `^C` to the terminal, which sends SIGINT to the foreground
+/// group. The program must die of it and umbilical exit 130, directly and
+/// through each launcher with the shim; nothing of the program is left.
+/// Before, through ssh the client sat in that group and died of the
+/// Ctrl-C, taking the link along: 125, "status lost". Now ssh runs in a
+/// group of its own and holds the terminal only until the shim connected
+/// (so that it could still ask for a password).
+#[test]
+fn ctrl_c_at_a_terminal_reaches_the_program() {
+    let Ok(python) = which("python3") else {
+        let _ = writeln!(std::io::stderr(), "SKIP: Ctrl-C at a terminal: python3 not found");
+        return;
+    };
+    let script = r#"
+import os, pty, select, sys, time
+marker, argv = b"sleep\0" + sys.argv[1].encode() + b"\0", sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+def runs():
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and open("/proc/%s/cmdline" % p, "rb").read() == marker:
+                return True
+        except OSError:
+            pass
+    return False
+out, until = b"", time.time() + 30
+def drain(wait):
+    global out
+    r, _, _ = select.select([fd], [], [], wait)
+    if r:
+        try:
+            out += os.read(fd, 4096)
+        except OSError:
+            pass
+while not runs():
+    if time.time() > until:
+        os.kill(pid, 9); os.waitpid(pid, 0)
+        print("never started: %r" % out); sys.exit(3)
+    drain(0.05)
+time.sleep(0.3)
+os.write(fd, b"\x03")
+until = time.time() + 30
+while True:
+    wpid, status = os.waitpid(pid, os.WNOHANG)
+    if wpid:
+        break
+    if time.time() > until:
+        os.kill(pid, 9); os.waitpid(pid, 0)
+        print("still running 30 s after ^C: %r" % out); sys.exit(4)
+    drain(0.1)
+print("exit=%s %r" % (os.waitstatus_to_exitcode(status), out))
+"#;
+    for (n, via) in vias("Ctrl-C at a terminal").into_iter().enumerate() {
+        // `sleep 300.0<pid><n>`: a command line of its own that sleep
+        // still reads as about 300 seconds.
+        let duration = format!("300.0{}{n}", std::process::id());
+        let mut cmd = Command::new(&python);
+        cmd.args(["-c", script, &duration, UMBILICAL, "run"])
+            .args(&via.args)
+            .args(["--shim", "--", "sleep", &duration]);
+        if let Some(path) = &via.path {
+            cmd.env("PATH", path);
+        }
+        let out = common::output_within(&mut cmd, b"", LIMIT);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.starts_with("exit=130 "), "{via:?}: {said} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(gone(&format!("sleep {duration}")), "{via:?}: the program outlived the Ctrl-C");
+    }
+}

@@ -8,6 +8,8 @@
 //!   ended meanwhile): the program's own status (7) comes through.
 //! - With `--timeout 2 --kill-after 1`, the part stays stopped: umbilical
 //!   exits 124 within a bound, whatever was stopped.
+//! - The first process umbilical starts, stopped the moment it appears
+//!   (before the shim connected), with `--timeout 2`: 124 within a bound.
 //!
 //! Either way umbilical's stderr reaches EOF right after it exits (before,
 //! a sudo that stopped itself along with the shim held it for good), and
@@ -189,10 +191,82 @@ fn stopped_run(via: &Via, extra: &[&str], part: &str, timeout: bool, marker: &st
     failures
 }
 
-/// Every part, with and without --timeout, through `via`.
+/// The descendants of `pid`, from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let all: Vec<(u32, u32)> = all_pids().into_iter().filter_map(|p| stat(p).map(|(_, parent)| (p, parent))).collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(all.iter().filter(|&&(_, pp)| pp == parent).map(|&(p, _)| p));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// The first process umbilical starts (the launcher, or the engine's
+/// first look into a container) stopped the moment it appears, before the
+/// shim could connect, with `--timeout 2`: the handshake's bound ends the
+/// run (124), and nothing it started is left, stopped or not.
+fn stopped_at_start(via: &Via, extra: &[&str], marker: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut before = extra.to_vec();
+    before.extend(["--timeout", "2"]);
+    let script = format!("sleep 30; : {marker}");
+    let mut cmd = via.command(&before, &["--", "sh", "-c", &script], true);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start umbilical");
+    let err = collect(child.stderr.take().unwrap());
+    let what = format!("{via:?} its first process stopped at start");
+    let start = Instant::now();
+    let first = loop {
+        if let Some(&p) = descendants(child.id()).first() {
+            break Some(p);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        std::thread::yield_now();
+    };
+    let Some(first) = first else {
+        let _ = wait_within(&mut child, Duration::from_secs(60), &what);
+        return vec![format!("{what}: umbilical started nothing within 10 s")];
+    };
+    signal(first, "STOP");
+    let seen = descendants(child.id());
+    let _cleanup = Cleanup(seen.iter().copied().chain([first]).collect());
+    let status = wait_within(&mut child, Duration::from_secs(60), &what);
+    let took = start.elapsed();
+    let said = match err.recv_timeout(Duration::from_secs(10)) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => {
+            failures.push(format!("{what}: umbilical's stderr did not reach EOF within 10 s of its exit"));
+            String::new()
+        }
+    };
+    if status.code() != Some(124) {
+        failures.push(format!("{what}: exit {:?}, expected 124: {said}", status.code()));
+    }
+    if took > Duration::from_secs(12) {
+        failures.push(format!("{what}: 124 only after {took:?}"));
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while seen.iter().chain([&first]).any(|&p| alive(p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in seen.iter().chain([&first]).copied().filter(|&p| alive(p)) {
+        let line = cmdline(p).map(|c| String::from_utf8_lossy(&c).replace('\0', " ")).unwrap_or_default();
+        failures.push(format!("{what}: {p} ({line}) outlived umbilical"));
+    }
+    failures
+}
+
+/// Every part, with and without --timeout, through `via`, and the first
+/// process stopped at the start.
 fn every_part(via: Via, extra: Vec<String>, n: usize) -> Vec<String> {
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let mut failures = Vec::new();
+    let mut failures = stopped_at_start(&via, &extra, &format!("umbilical-stopped-{}-{n}-start", std::process::id()));
     for (k, part) in ["program", "shim", "launcher", "bridge"].into_iter().enumerate() {
         for timeout in [false, true] {
             let marker = format!("umbilical-stopped-{}-{n}-{k}-{timeout}", std::process::id());

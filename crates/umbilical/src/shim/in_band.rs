@@ -35,7 +35,7 @@
 //! and on its answer drops the link itself (`Link::in_band`). The program's stderr stays its own: nothing is framed
 //! or relayed.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -170,7 +170,7 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
             None
         }
     };
-    let said = super::remote::read_some(std::fs::File::from(err_read).take(4096));
+    let said = super::remote::said_on(err_read);
     let said = said.trim();
     if timed {
         return Err(timed_out(&launcher, "the shim's bridge did not start"));

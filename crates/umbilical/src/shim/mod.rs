@@ -337,6 +337,12 @@ fn start_program(
     stdout: &sys::Handle,
     stderr: sys::StderrTarget<'_>,
 ) -> io::Result<Result<sys::Process, i32>> {
+    // The caller passes a group's signals (a terminal's Ctrl-C, a
+    // supervisor's group kill, the SIGTERM that ends a launcher whose
+    // handshake failed) on through the link; dying of one here would lose
+    // the program's status, or orphan a program just started. Ignored from
+    // before the spawn on: the program starts with default dispositions.
+    sys::ignore_group_signals();
     let request = sys::Request::plain(spec, stdin, stdout, stderr, requested.process_group);
     match sys::spawn(&request) {
         Ok(process) => Ok(Ok(process)),
@@ -357,10 +363,6 @@ fn supervise(
     grace: Duration,
 ) -> io::Result<i32> {
     let pid = process.pid();
-    // The caller passes a group's signals (a terminal's Ctrl-C, a
-    // supervisor's group kill) on through the link; dying of one here
-    // would only lose the program's status.
-    sys::ignore_group_signals();
     let process = Arc::new(process);
     let ended = Arc::new((Mutex::new(false), Condvar::new()));
     let link_ok = send(&mut stream, &Message::Spawned { pid, host: crate::signal::host() }).is_ok();

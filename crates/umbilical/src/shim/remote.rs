@@ -74,10 +74,34 @@ pub(crate) fn remove_through(launcher: &Launcher, path: &OsStr) {
     }
 }
 
+/// What a helper said on its stderr (a stream from
+/// [`spawn_on_stream`]), up to 4 KiB, read until its end or for 1 s at
+/// most: something the helper started may hold it open after it is gone.
+pub(crate) fn said_on(stderr: sys::Handle) -> String {
+    let mut stream = std::os::unix::net::UnixStream::from(stderr);
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while out.len() < 4096 {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    out.truncate(4096);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Starts `spec` (a launcher session, or one of its helper commands) with
-/// its stdin and stdout on a stream of ours and its stderr on a pipe of
-/// ours; in a process group of its own when `apart`. `launcher` names it
-/// in errors.
+/// its stdin and stdout on a stream of ours and its stderr on another
+/// (read with [`said_on`], bounded); in a process group of its own when
+/// `apart`. `launcher` names it in errors.
 pub(crate) fn spawn_on_stream(
     spec: &ProgramSpec,
     apart: bool,
@@ -85,7 +109,7 @@ pub(crate) fn spawn_on_stream(
 ) -> Result<(std::os::fd::OwnedFd, sys::Process, sys::Handle), Error> {
     let io_fail = |what: &'static str| move |e: io::Error| Error::new(ErrorKind::Io, format!("{what}: {e}"), Some(e));
     let (ours, theirs) = sys::socket_pair().map_err(io_fail("cannot create a session's stream"))?;
-    let (err_read, err_write) = sys::inbound_pipe().map_err(io_fail("cannot create a session's stderr pipe"))?;
+    let (err_read, err_write) = sys::socket_pair().map_err(io_fail("cannot create a session's stderr stream"))?;
     let request = sys::Request::plain(spec, &theirs, &theirs, sys::StderrTarget::To(&err_write), apart);
     let process = sys::spawn(&request).map_err(|e| match e.kind {
         ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, format!("{launcher}: {}", e.what), e.source),

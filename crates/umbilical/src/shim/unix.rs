@@ -208,6 +208,8 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), shim_rendezvous],
         ..ProgramSpec::default()
     };
+    let in_foreground = opts.process_group && sys::in_terminal_foreground();
+    let client_is_link = caps.shim_route == ShimRoute::Forwarded;
     let outer_opts = Options {
         stderr: opts.stderr,
         kind: opts.kind,
@@ -217,8 +219,12 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         // group of its own), a group's signal must reach the caller alone:
         // the launcher dying of it would lose the status. Unless the
         // launcher may have to prompt on the caller's terminal, which only
-        // the foreground group can read.
-        process_group: opts.process_group && !sys::in_terminal_foreground(),
+        // the foreground group can read: then it stays in the caller's
+        // group, where a Ctrl-C does no harm to a launcher that is not the
+        // link (sudo passes a terminal's signal on to nobody, and the shim
+        // ignores it), or, for ssh, whose client is the link, gets a group
+        // of its own and the terminal on loan until the shim connected.
+        process_group: opts.process_group && (!in_foreground || client_is_link),
         ..Options::default()
     };
     tracing::debug!(rendezvous = %rendezvous.path().display(), "rendezvous ready");
@@ -234,6 +240,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         _ => e,
     })?;
     let launcher_pid = child.id().unwrap_or(0);
+    let loan = (in_foreground && client_is_link).then(|| sys::TerminalLoan::lend(launcher_pid)).flatten();
     let handshake = Handshake {
         launcher: &launcher,
         deadline,
@@ -242,6 +249,8 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         remote: caps.foreign_pids,
     };
     let link = connect(&mut rendezvous, handshake, launcher_pid, detaches, &mut child, &shim_path);
+    // The shim connected (or never will): no prompt comes after this.
+    drop(loan);
     drop(rendezvous);
     match link {
         Ok(link) => Ok(child.into_shim(link, opts.kill_on_drop)),

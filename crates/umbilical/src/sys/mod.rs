@@ -82,6 +82,7 @@ const _: () = {
     let _: fn(&Path, Option<&str>) -> Result<(), String> = can_execute_as;
     let _: fn() -> bool = in_terminal_foreground;
     let _: fn() = ignore_group_signals;
+    let _: fn(u32) -> Option<TerminalLoan> = TerminalLoan::lend;
     let _: fn() -> io::Result<[u8; 16]> = random_token::<16>;
     // Diagnostics.
     let _: fn() -> &'static str = spawn_mechanism;

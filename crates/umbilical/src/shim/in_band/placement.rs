@@ -30,7 +30,7 @@ use crate::error::{Error, ErrorKind};
 use crate::exit::ExitStatus;
 use crate::launcher::{ShimRoute, shell_command};
 use crate::options::Options;
-use crate::shim::remote::{read_some, spawn_on_stream};
+use crate::shim::remote::{said_on, spawn_on_stream};
 use crate::spec::ProgramSpec;
 use crate::sys;
 
@@ -336,15 +336,18 @@ impl Capture {
         }
         // The rest of an archive is not wanted: it ends with its stream.
         drop(self.stream);
-        let status = match self.process.wait_deadline(Some(Instant::now() + Duration::from_secs(2))) {
+        let grace = if timed_out { Duration::ZERO } else { Duration::from_secs(2) };
+        let status = match self.process.wait_deadline(Some(Instant::now() + grace)) {
             Ok(Some(status)) => Some(status),
             _ => {
                 let _ = self.process.kill();
-                let _ = self.process.wait();
+                if !matches!(self.process.wait_deadline(Some(Instant::now() + Duration::from_secs(2))), Ok(Some(_))) {
+                    sys::adopt(self.process);
+                }
                 None
             }
         };
-        let said = read_some(std::fs::File::from(self.stderr).take(4096));
+        let said = said_on(self.stderr);
         if timed_out && !enough(&out) {
             return Err(Error::new(
                 ErrorKind::TimedOut,
@@ -426,7 +429,7 @@ fn copy_with_janitor(
                     "did not end".into()
                 }
             };
-            let said = read_some(std::fs::File::from(stderr).take(4096));
+            let said = said_on(stderr);
             let why = if kind == ErrorKind::TimedOut {
                 "it did not finish within the connect timeout".into()
             } else {

@@ -21,7 +21,7 @@ pub(crate) use background::{Watch, adopt, orphans, watch};
 pub(crate) use bridge::{accept_or_hangup, listen_private, relay};
 pub(crate) use control::{ControlStream, OtherProcess, SHUTDOWN_DISCARDS_UNREAD};
 pub(crate) use fd::{force_sigpipe_guard, inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
-pub(crate) use group_signals::{ignore_group_signals, in_terminal_foreground};
+pub(crate) use group_signals::{TerminalLoan, ignore_group_signals, in_terminal_foreground};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready};

@@ -68,6 +68,16 @@ pub(crate) fn in_terminal_foreground() -> bool {
     false
 }
 
+/// No terminal foreground to lend (see the Unix `TerminalLoan`).
+pub(crate) struct TerminalLoan;
+
+impl TerminalLoan {
+    /// Never lent here.
+    pub(crate) fn lend(_group: u32) -> Option<TerminalLoan> {
+        None
+    }
+}
+
 /// Console control events are not group signals; the shim keeps the
 /// defaults.
 pub(crate) fn ignore_group_signals() {}
