@@ -52,7 +52,6 @@ pub enum ChannelKind {
 
 impl ChannelKind {
     /// Whether the parent's ends are sockets.
-    #[cfg(unix)]
     pub(crate) fn is_socket(self) -> bool {
         matches!(self, ChannelKind::Socket | ChannelKind::SharedSocket)
     }
@@ -89,10 +88,9 @@ pub struct WriteHalf {
 
 enum WriteEnd {
     /// A socket of its own (`ChannelKind::Socket`); `shut` once half-closed.
-    #[cfg(unix)]
+    /// Never made where the OS has no socket channel (`sys::HAS_SOCKETS`).
     Socket { handle: Handle, shut: bool },
     /// The socket shared with the read half (`ChannelKind::SharedSocket`).
-    #[cfg(unix)]
     Shared { end: Arc<ReadEnd>, shut: bool },
     /// The parent's write pipe; `None` once closed.
     Pipe(Option<Handle>),
@@ -193,7 +191,6 @@ impl Channel {
     pub fn pair(kind: ChannelKind) -> io::Result<(Channel, ChildEnd)> {
         let kind = if sys::HAS_SOCKETS { kind } else { ChannelKind::Pipes };
         match kind {
-            #[cfg(unix)]
             ChannelKind::Socket => {
                 let (parent_write, child_stdin) = sys::socket_pair()?;
                 let (parent_read, child_stdout) = sys::socket_pair()?;
@@ -203,7 +200,6 @@ impl Channel {
                 };
                 Ok((channel, ChildEnd { stdin: child_stdin, stdout: Some(child_stdout) }))
             }
-            #[cfg(unix)]
             ChannelKind::SharedSocket => {
                 let (parent, child) = sys::socket_pair()?;
                 let end = Arc::new(ReadEnd::new(parent, kind));
@@ -317,7 +313,6 @@ impl std::os::windows::io::AsHandle for ReadHalf {
 impl Drop for ReadHalf {
     fn drop(&mut self) {
         self.end.abandoned.store(true, Ordering::Release);
-        #[cfg(unix)]
         if self.end.kind.is_socket() && !self.end.watched.load(Ordering::Acquire) {
             let _ = sys::shutdown(&self.end.handle, false);
         }
@@ -328,9 +323,7 @@ impl WriteHalf {
     /// Half-closes; see [`Channel::shutdown_write`].
     pub fn shutdown(&mut self) -> io::Result<()> {
         match &mut self.inner {
-            #[cfg(unix)]
             WriteEnd::Socket { handle, shut } => half_close_socket(handle, shut),
-            #[cfg(unix)]
             WriteEnd::Shared { end, shut } => half_close_socket(&end.handle, shut),
             WriteEnd::Pipe(handle) => {
                 drop(handle.take());
@@ -341,9 +334,7 @@ impl WriteHalf {
 
     pub(crate) fn handle(&self) -> Option<&Handle> {
         match &self.inner {
-            #[cfg(unix)]
             WriteEnd::Socket { handle, .. } => Some(handle),
-            #[cfg(unix)]
             WriteEnd::Shared { end, .. } => Some(&end.handle),
             WriteEnd::Pipe(handle) => handle.as_ref(),
         }
@@ -352,11 +343,7 @@ impl WriteHalf {
     /// Whether writes go to the read half's own handle (a shared socket).
     #[cfg(feature = "tokio")]
     pub(crate) fn shares_read_handle(&self) -> bool {
-        #[cfg(unix)]
-        if let WriteEnd::Shared { .. } = self.inner {
-            return true;
-        }
-        false
+        matches!(self.inner, WriteEnd::Shared { .. })
     }
 
     /// The descriptor writes go to, or `None` after a pipe was closed.
@@ -374,9 +361,7 @@ impl WriteHalf {
 
     fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
         match &self.inner {
-            #[cfg(unix)]
             WriteEnd::Socket { handle, .. } => sys::send(handle, buf),
-            #[cfg(unix)]
             WriteEnd::Shared { end, .. } => sys::send(&end.handle, buf),
             WriteEnd::Pipe(Some(handle)) => sys::write_pipe(handle, buf),
             WriteEnd::Pipe(None) => {
@@ -387,7 +372,6 @@ impl WriteHalf {
 }
 
 /// `shutdown(SHUT_WR)` once; again is a no-op.
-#[cfg(unix)]
 fn half_close_socket(handle: &Handle, shut: &mut bool) -> io::Result<()> {
     if !*shut {
         sys::shutdown(handle, true)?;

@@ -623,12 +623,18 @@ fn take_news(buf: &mut Vec<u8>) -> Option<News> {
 /// stream failed or closed first.
 #[cfg(windows)]
 fn recv_report(stream: &mut sys::ControlStream, buf: &mut Vec<u8>) -> Option<ExitStatus> {
-    use crate::protocol::recv;
+    use std::io::Read;
     loop {
-        match recv(stream, buf) {
-            Ok(Message::Exited { status }) => return Some(status.into()),
-            Ok(_) => continue,
-            Err(_) => return None,
+        match take_news(buf) {
+            Some(News::Report(status)) => return Some(status),
+            Some(News::Broken) => return None,
+            // Nobody asked: not an answer to anything.
+            Some(News::Alive) | None => {}
+        }
+        let mut chunk = [0u8; 1024];
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
 }

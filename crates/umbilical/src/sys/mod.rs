@@ -6,7 +6,7 @@
 //!
 //! What every backend provides:
 //! - `Handle`: an owned descriptor (Unix fd, Windows `HANDLE`);
-//! - `HAS_SOCKETS`, and on Unix `socket_pair`, `send`, `shutdown`;
+//! - `HAS_SOCKETS`, and `socket_pair`, `send`, `shutdown` (Windows: `Unsupported`, never asked);
 //! - `pipes()` for a two-pipe channel, `inbound_pipe()` for stderr and the
 //!   lifeline; `read`, `write_pipe`;
 //! - `wait_eof` (lifeline) and `wait_closed` (channel-closed detection);
@@ -48,6 +48,9 @@ const _: () = {
     let _: Option<i32> = TERMINATE_SIGNAL;
     let _: Option<[i32; 13]> = SIGNAL_NUMBERS;
     // The channel and the pipes.
+    let _: fn() -> io::Result<(Handle, Handle)> = socket_pair;
+    let _: fn(&Handle, &[u8]) -> io::Result<usize> = send;
+    let _: fn(&Handle, bool) -> io::Result<()> = shutdown;
     let _: fn() -> io::Result<Pipes> = pipes;
     let _: fn() -> io::Result<(Handle, Handle)> = inbound_pipe;
     let _: fn(&Handle, &mut [u8]) -> io::Result<usize> = read;

@@ -45,6 +45,27 @@ pub(crate) const HANGUP_IS_READABLE: bool = false;
 /// No socket channel on Windows; see the module docs.
 pub(crate) const HAS_SOCKETS: bool = false;
 
+/// No socket channel here (`HAS_SOCKETS` is false, so the channel never
+/// asks): a socket inherited by a program breaks under Layered Service
+/// Providers, which is why the channel is two pipes.
+pub(crate) fn socket_pair() -> std::io::Result<(Handle, Handle)> {
+    Err(no_socket_channel())
+}
+
+/// See [`socket_pair`]: there is no socket to send on.
+pub(crate) fn send(_socket: &Handle, _buf: &[u8]) -> std::io::Result<usize> {
+    Err(no_socket_channel())
+}
+
+/// See [`socket_pair`]: there is no socket to shut down.
+pub(crate) fn shutdown(_socket: &Handle, _write: bool) -> std::io::Result<()> {
+    Err(no_socket_channel())
+}
+
+fn no_socket_channel() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::Unsupported, "no socket channel on Windows: the channel is two pipes")
+}
+
 /// No signals: a stop is `TerminateProcess`.
 pub(crate) const TERMINATE_SIGNAL: Option<i32> = None;
 
