@@ -291,10 +291,18 @@ impl Command {
     /// -p umbilical --bin umbilical-shim --target x86_64-unknown-linux-gnu`.
     ///
     /// The copy goes to `/tmp/umbilical-<random>` inside the container
-    /// (`docker cp`, `podman cp`, `kubectl cp`), and is removed as soon as
-    /// the shim runs (by the bridge; by an `rm -f` exec if the shim never
-    /// ran). An image with no writable `/tmp` cannot take it: the engine
-    /// refuses the copy, and the spawn fails with
+    /// (`docker cp`, `podman cp`, `kubectl cp`), and is removed once the
+    /// shim ends (by the bridge), or by a janitor of the caller's (an `rm
+    /// -f` exec) if the shim never ran or the caller died during the copy.
+    /// It goes there only if the container runs and its `/` and `/tmp` are
+    /// root's and not writable by others unless sticky (read from the
+    /// engine's archive of them; podman's keeps no owners, so there the
+    /// mode alone): in a `/tmp` anyone may rename in, another user of the
+    /// container could swap the copy before it runs as the container's
+    /// root. Otherwise the spawn fails with [`ErrorKind::ShimFailed`] (a
+    /// stopped container: [`ErrorKind::LauncherRefused`]) before anything
+    /// is copied. An image with no writable `/tmp` cannot take it either:
+    /// the engine refuses the copy, and the spawn fails with
     /// [`ErrorKind::LauncherRefused`] naming the engine's message (as for a
     /// missing container); put a shim in the image and name it with
     /// [`Command::shim_path`]. A file that is not an ELF executable fails
@@ -316,8 +324,15 @@ impl Command {
     ///
     /// The caveat of a group of its own: the terminal's Ctrl-C and Ctrl-\\
     /// (sent to the foreground group) no longer reach the program directly;
-    /// the caller forwards them (the `umbilical` CLI does). Off by default,
-    /// as in std. Windows: no effect.
+    /// the caller forwards them (the `umbilical` CLI does). Through the
+    /// shim the launcher gets a group of its own too, unless the caller is
+    /// its terminal's foreground and the launcher may prompt there (sudo,
+    /// doas, su, pkexec stay in the caller's group); ssh, whose client
+    /// carries the link, is then lent the terminal's foreground until the
+    /// shim connected: a caller that reads the terminal meanwhile from
+    /// another thread is stopped by SIGTTIN, as a background job reading it
+    /// would be (the shell's `fg` resumes it). Off by default, as in std.
+    /// Windows: no effect.
     pub fn process_group(&mut self, on: bool) -> &mut Self {
         self.opts.process_group = on;
         self
