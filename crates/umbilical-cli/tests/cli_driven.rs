@@ -87,10 +87,7 @@ fn line_by_line_round_trips() {
 /// kind, directly and through the shim (issue #8: 80 of 80 deadlocked).
 #[test]
 fn driven_from_python() {
-    let Ok(python) = which("python3") else {
-        let _ = writeln!(std::io::stderr(), "SKIP: driven from Python: python3 not found");
-        return;
-    };
+    let Some(python) = python3("driven from Python") else { return };
     let script = r#"
 import subprocess, sys
 exe, kind, shim = sys.argv[1], sys.argv[2], sys.argv[3] == "shim"
@@ -124,6 +121,15 @@ print("ok")
             assert!(status.success() && out.trim() == "ok", "{kind} {shim}: {status:?}\n{out}\n{err}");
         }
     }
+}
+
+/// python3 on `PATH`, or a SKIP for `what` saying it is missing.
+fn python3(what: &str) -> Option<std::path::PathBuf> {
+    let found = which("python3").ok();
+    if found.is_none() {
+        let _ = writeln!(std::io::stderr(), "SKIP: {what}: python3 not found");
+    }
+    found
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
@@ -347,10 +353,7 @@ fn bad_input_and_broken_output() {
 /// (so that it could still ask for a password).
 #[test]
 fn ctrl_c_at_a_terminal_reaches_the_program() {
-    let Ok(python) = which("python3") else {
-        let _ = writeln!(std::io::stderr(), "SKIP: Ctrl-C at a terminal: python3 not found");
-        return;
-    };
+    let Some(python) = python3("Ctrl-C at a terminal") else { return };
     let script = r#"
 import os, pty, select, sys, time
 marker, argv = b"sleep\0" + sys.argv[1].encode() + b"\0", sys.argv[2:]

@@ -141,8 +141,7 @@ fn stopped_run(via: &Via, extra: &[&str], part: &str, timeout: bool, marker: &st
     let Some(&(_, target)) = found.iter().find(|(name, _)| *name == part) else {
         // Not a part of this run (no launcher process directly or through
         // doas, which becomes the shim; a bridge only in a container).
-        let status = wait_within(&mut child, Duration::from_secs(60), &what);
-        let _ = status;
+        let _ = wait_within(&mut child, Duration::from_secs(60), &what);
         return failures;
     };
     signal(target, "STOP");

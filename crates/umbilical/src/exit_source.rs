@@ -135,6 +135,7 @@ impl ExitSource {
     /// without blocking) for the end: its status and the detection that saw
     /// it, or `None` if it has not come yet.
     pub(crate) fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<(ExitStatus, Detection)>> {
+        let give_up = self.gives_up_at();
         let ended = match &mut self.how {
             How::Process => {
                 let Some(process) = self.process.as_ref() else {
@@ -169,7 +170,6 @@ impl ExitSource {
                 (ExitStatus::Unknown, Detection::ChannelClosed)
             }
             How::Shim(link) => {
-                let give_up = self.killed_at.map(|k| k + SHIM_ANSWERS_KILL);
                 let bounded = match (deadline, give_up) {
                     (Some(d), Some(g)) => Some(d.min(g)),
                     (d, g) => d.or(g),
@@ -203,7 +203,6 @@ impl ExitSource {
                         tracing::warn!("the shim did not answer a kill in time; its launcher is killed");
                         if let Some(p) = &self.process {
                             let _ = p.kill();
-                            p.resume();
                         }
                         link.abandon();
                         (ExitStatus::Unknown, Detection::ShimLost)
@@ -278,11 +277,9 @@ impl ExitSource {
     /// the shim's report is bounded by [`SHIM_ANSWERS_KILL`].
     pub(crate) fn kill(&mut self) -> io::Result<()> {
         match (&mut self.how, &self.process) {
-            (How::Shim(link), launcher) => {
+            (How::Shim(link), _) => {
                 let sent = link.kill();
-                if let Some(p) = launcher {
-                    p.resume();
-                }
+                self.resume_launcher();
                 self.killed_at.get_or_insert_with(Instant::now);
                 sent
             }
@@ -296,11 +293,9 @@ impl ExitSource {
     /// under it acts on it; otherwise to the process we started.
     pub(crate) fn signal(&mut self, sig: i32) -> io::Result<()> {
         match (&mut self.how, &self.process) {
-            (How::Shim(link), launcher) => {
+            (How::Shim(link), _) => {
                 let sent = link.signal(sig);
-                if let Some(p) = launcher {
-                    p.resume();
-                }
+                self.resume_launcher();
                 sent
             }
             (_, Some(p)) => p.signal_raw(sig),
@@ -308,14 +303,18 @@ impl ExitSource {
         }
     }
 
-    /// When a wait for the shim's report gives up (a kill went unanswered),
-    /// if it will: the async layer wakes then.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn gives_up_at(&self) -> Option<Instant> {
-        match self.how {
-            How::Shim(_) => self.killed_at.map(|k| k + SHIM_ANSWERS_KILL),
-            _ => None,
+    /// Resumes the process we started (through the shim, its launcher),
+    /// should it be stopped; see [`sys::Process::resume`].
+    fn resume_launcher(&self) {
+        if let Some(p) = &self.process {
+            p.resume();
         }
+    }
+
+    /// When a wait for the shim's report gives up (a kill went unanswered),
+    /// if it will (only a kill through the shim sets `killed_at`).
+    fn gives_up_at(&self) -> Option<Instant> {
+        self.killed_at.map(|k| k + SHIM_ANSWERS_KILL)
     }
 
     /// Through the shim, once the end is known: the launcher process is

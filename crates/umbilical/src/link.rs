@@ -148,12 +148,11 @@ impl Link {
     }
 
     /// The shim did not answer in time: the session that carries the link
-    /// (in band) is resumed, should it be stopped, and killed; the link
-    /// closes with the `Link`.
+    /// (in band) is killed, stopped or not; the link closes with the
+    /// `Link`.
     pub(crate) fn abandon(&mut self) {
         if let Some(p) = &self.companion {
             let _ = p.kill();
-            p.resume();
         }
     }
 

@@ -162,14 +162,7 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
     }
     let timed = matches!(&got, Err(e) if e.kind() == io::ErrorKind::TimedOut);
     drop(ours);
-    let status = match process.wait_deadline(Some(Instant::now() + Duration::from_secs(2))) {
-        Ok(Some(status)) => Some(status),
-        _ => {
-            let _ = process.kill();
-            let _ = process.wait();
-            None
-        }
-    };
+    let status = super::remote::reap_within(process, Duration::from_secs(2));
     let said = super::remote::said_on(err_read);
     let said = said.trim();
     if timed {

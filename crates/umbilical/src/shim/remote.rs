@@ -79,23 +79,49 @@ pub(crate) fn remove_through(launcher: &Launcher, path: &OsStr) {
 /// most: something the helper started may hold it open after it is gone.
 pub(crate) fn said_on(stderr: sys::Handle) -> String {
     let mut stream = std::os::unix::net::UnixStream::from(stderr);
-    let until = Instant::now() + Duration::from_secs(1);
+    let (mut out, _) = read_within(&mut stream, Instant::now() + Duration::from_secs(1), 4096, |_| false);
+    out.truncate(4096);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads `stream` until its end, `enough` of what came, `limit` bytes or
+/// `deadline`: what came, and whether the deadline cut it short.
+pub(crate) fn read_within(
+    stream: &mut std::os::unix::net::UnixStream,
+    deadline: Instant,
+    limit: usize,
+    enough: impl Fn(&[u8]) -> bool,
+) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while out.len() < 4096 {
-        let left = until.saturating_duration_since(Instant::now());
+    let mut chunk = [0u8; 8192];
+    while !enough(&out) && out.len() < limit {
+        let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            break;
+            return (out, true);
         }
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return (out, true),
             Err(_) => break,
         }
     }
-    out.truncate(4096);
-    String::from_utf8_lossy(&out).into_owned()
+    (out, false)
+}
+
+/// Reaps a helper or session that should be ending: its status if it
+/// exits within `grace`; else it is killed (None), and left to the shared
+/// reaper should even that not end it within 2 s.
+pub(crate) fn reap_within(process: sys::Process, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = process.wait_deadline(Some(Instant::now() + grace)) {
+        return Some(status);
+    }
+    let _ = process.kill();
+    if !matches!(process.wait_deadline(Some(Instant::now() + Duration::from_secs(2))), Ok(Some(_))) {
+        sys::adopt(process);
+    }
+    None
 }
 
 /// Starts `spec` (a launcher session, or one of its helper commands) with

@@ -21,7 +21,7 @@
 //! stdin without that word, and the copy goes.
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use crate::error::{Error, ErrorKind};
 use crate::exit::ExitStatus;
 use crate::launcher::{ShimRoute, shell_command};
 use crate::options::Options;
-use crate::shim::remote::{said_on, spawn_on_stream};
+use crate::shim::remote::{read_within, reap_within, said_on, spawn_on_stream};
 use crate::spec::ProgramSpec;
 use crate::sys;
 
@@ -73,8 +73,8 @@ struct Janitor {
 
 impl Drop for Janitor {
     fn drop(&mut self) {
-        // Its stdin ends here: it removes the copy unless it read KEEP.
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        // Its stdin ends with the stream, closed after this: it removes
+        // the copy unless it read KEEP.
         if let Some(process) = self.process.take() {
             sys::adopt(process);
         }
@@ -313,40 +313,11 @@ impl Capture {
         deadline: Instant,
         enough: impl Fn(&[u8]) -> bool,
     ) -> Result<(Vec<u8>, Option<ExitStatus>, String), Error> {
-        let mut out = Vec::new();
-        let mut chunk = [0u8; 8192];
-        let mut timed_out = false;
-        while !enough(&out) && out.len() < ARCHIVE_PREFIX {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                timed_out = true;
-                break;
-            }
-            let _ = self.stream.set_read_timeout(Some(left));
-            match self.stream.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    timed_out = true;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
+        let (out, timed_out) = read_within(&mut self.stream, deadline, ARCHIVE_PREFIX, &enough);
         // The rest of an archive is not wanted: it ends with its stream.
         drop(self.stream);
         let grace = if timed_out { Duration::ZERO } else { Duration::from_secs(2) };
-        let status = match self.process.wait_deadline(Some(Instant::now() + grace)) {
-            Ok(Some(status)) => Some(status),
-            _ => {
-                let _ = self.process.kill();
-                if !matches!(self.process.wait_deadline(Some(Instant::now() + Duration::from_secs(2))), Ok(Some(_))) {
-                    sys::adopt(self.process);
-                }
-                None
-            }
-        };
+        let status = reap_within(self.process, grace);
         let said = said_on(self.stderr);
         if timed_out && !enough(&out) {
             return Err(Error::new(
@@ -386,65 +357,34 @@ fn copy_with_janitor(
     let sh = ProgramSpec { program: "sh".into(), args: vec!["-c".into(), script.into()], ..ProgramSpec::default() };
     let (stream, process, stderr) = spawn_on_stream(&sh, true, "sh")?;
     let mut stream = UnixStream::from(stream);
-    let mut janitor = Janitor {
-        stream: stream.try_clone().map_err(|e| Error::new(ErrorKind::Io, e.to_string(), Some(e)))?,
-        process: None,
-    };
-    let mut heard = Vec::new();
-    let mut chunk = [0u8; 64];
-    let outcome = loop {
-        if heard.starts_with(COPIED) {
-            break Ok(());
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break Err(ErrorKind::TimedOut);
-        }
-        let _ = stream.set_read_timeout(Some(left));
-        match stream.read(&mut chunk) {
-            Ok(0) => break Err(ErrorKind::LauncherRefused),
-            Ok(n) => heard.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                break Err(ErrorKind::TimedOut);
-            }
-            Err(_) => break Err(ErrorKind::LauncherRefused),
-        }
-    };
-    match outcome {
-        Ok(()) => {
-            janitor.process = Some(process);
-            drop(stderr);
-            Ok(janitor)
-        }
-        Err(kind) => {
-            // Closing its stdin (with the janitor) has it remove whatever
-            // of the copy landed.
-            drop(janitor);
-            drop(stream);
-            let status = match process.wait_deadline(Some(Instant::now() + Duration::from_secs(10))) {
-                Ok(Some(status)) => format!("{status:?}"),
-                _ => {
-                    sys::adopt(process);
-                    "did not end".into()
-                }
-            };
-            let said = said_on(stderr);
-            let why = if kind == ErrorKind::TimedOut {
-                "it did not finish within the connect timeout".into()
-            } else {
-                format!("{status}: {}", said.trim())
-            };
-            Err(Error::new(
-                kind,
-                format!(
-                    "{launcher} could not copy the shim into the container ({why}); an image with no writable /tmp: \
-                     put a shim in the image and name it with shim_path"
-                ),
-                None,
-            ))
-        }
+    let (heard, timed_out) = read_within(&mut stream, deadline, COPIED.len(), |b| b.starts_with(COPIED));
+    if heard.starts_with(COPIED) {
+        drop(stderr);
+        return Ok(Janitor { stream, process: Some(process) });
     }
+    // Closing its stdin has it remove whatever of the copy landed.
+    drop(stream);
+    let status = match process.wait_deadline(Some(Instant::now() + Duration::from_secs(10))) {
+        Ok(Some(status)) => format!("{status:?}"),
+        _ => {
+            sys::adopt(process);
+            "did not end".into()
+        }
+    };
+    let said = said_on(stderr);
+    let (kind, why) = if timed_out {
+        (ErrorKind::TimedOut, "it did not finish within the connect timeout".to_string())
+    } else {
+        (ErrorKind::LauncherRefused, format!("{status}: {}", said.trim()))
+    };
+    Err(Error::new(
+        kind,
+        format!(
+            "{launcher} could not copy the shim into the container ({why}); an image with no writable /tmp: \
+             put a shim in the image and name it with shim_path"
+        ),
+        None,
+    ))
 }
 
 #[cfg(test)]
