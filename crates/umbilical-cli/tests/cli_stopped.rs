@@ -8,8 +8,9 @@
 //!   ended meanwhile): the program's own status (7) comes through.
 //! - With `--timeout 2 --kill-after 1`, the part stays stopped: umbilical
 //!   exits 124 within a bound, whatever was stopped.
-//! - The first process umbilical starts, stopped the moment it appears
-//!   (before the shim connected), with `--timeout 2`: 124 within a bound.
+//! - The first process umbilical starts, stopped the moment it runs its
+//!   own program (before the shim connected), with `--timeout 2`: 124
+//!   within a bound.
 //!
 //! Either way umbilical's stderr reaches EOF right after it exits (before,
 //! a sudo that stopped itself along with the shim held it for good), and
@@ -219,8 +220,14 @@ fn stopped_at_start(via: &Via, extra: &[&str], marker: &str) -> Vec<String> {
     let err = collect(child.stderr.take().unwrap());
     let what = format!("{via:?} its first process stopped at start");
     let start = Instant::now();
+    // Once it runs its own program: stopped between the fork and the exec,
+    // a vfork child keeps umbilical's spawning thread waiting, as it would
+    // std's (posix_spawn), and that is not the phase this looks at.
+    let own = cmdline(child.id());
     let first = loop {
-        if let Some(&p) = descendants(child.id()).first() {
+        let execed =
+            descendants(child.id()).into_iter().find(|&p| cmdline(p).is_some_and(|c| Some(&c) != own.as_ref()));
+        if let Some(p) = execed {
             break Some(p);
         }
         if start.elapsed() > Duration::from_secs(10) {
