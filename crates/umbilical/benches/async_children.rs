@@ -189,10 +189,27 @@ mod imp {
 
     fn run_one(which: &str, n: usize) -> Figures {
         let me = std::env::current_exe().expect("current_exe");
-        let out = std::process::Command::new(me)
-            .args(["--one", which, &n.to_string()])
-            .output()
-            .expect("run one measurement");
+        let measure = || {
+            std::process::Command::new(&me)
+                .args(["--one", which, &n.to_string()])
+                .output()
+                .expect("run one measurement")
+        };
+        let mut out = measure();
+        // Wine's CreateProcess fails now and then with ERROR_INTERNAL_ERROR
+        // (1359) under a hundred concurrent spawns; seen once in the
+        // baseline's round. The baseline's round is measured again, and
+        // says so; ours never is: a failure of ours fails the benchmark.
+        if !out.status.success() && which == "tokio" && cfg!(windows) {
+            eprintln!(
+                "RETRY: the tokio::process round failed under Wine, measured again: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .find(|l| l.contains("spawn"))
+                    .unwrap_or("(no spawn error printed)")
+            );
+            out = measure();
+        }
         assert!(out.status.success(), "{which}: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout).expect("figures");
         let v: Vec<f64> = text.split_whitespace().map(|s| s.parse().expect("a figure")).collect();
