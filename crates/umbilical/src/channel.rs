@@ -1,8 +1,11 @@
 //! The parent's end of the duplex byte stream.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::cutoff::Cutoff;
 
 use crate::sys;
 use crate::sys::Handle;
@@ -66,6 +69,10 @@ pub(crate) struct ReadEnd {
     pub(crate) watched: AtomicBool,
     /// The caller dropped its reading half; a watcher must drain instead.
     pub(crate) abandoned: AtomicBool,
+    /// Where reads stop after the program's end (`Command::wait_delay`).
+    pub(crate) cutoff: OnceLock<Arc<Cutoff>>,
+    /// A read ended at the cutoff, not at the program's end of file.
+    pub(crate) truncated: AtomicBool,
 }
 
 /// The reading half of a [`Channel`]: the program's stdout.
@@ -271,11 +278,25 @@ impl Channel {
 
 impl ReadEnd {
     fn new(handle: Handle, kind: ChannelKind) -> Self {
-        ReadEnd { handle, kind, watched: AtomicBool::new(false), abandoned: AtomicBool::new(false) }
+        ReadEnd {
+            handle,
+            kind,
+            watched: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            cutoff: OnceLock::new(),
+            truncated: AtomicBool::new(false),
+        }
     }
 }
 
 impl ReadHalf {
+    /// Whether reads stopped at the [`wait_delay`](crate::Command::wait_delay)
+    /// cutoff, with the program's side still open (held by something it
+    /// left running): what the program wrote after the cutoff was not read.
+    pub fn truncated(&self) -> bool {
+        self.end.truncated.load(Ordering::Acquire)
+    }
+
     /// The descriptor reads come from (for `poll`, or an event loop).
     #[cfg(unix)]
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
@@ -293,6 +314,10 @@ impl ReadHalf {
 impl ReadHalf {
     pub(crate) fn kind(&self) -> ChannelKind {
         self.end.kind
+    }
+
+    pub(crate) fn end(&self) -> &ReadEnd {
+        &self.end
     }
 }
 
@@ -330,6 +355,68 @@ impl WriteHalf {
                 Ok(())
             }
         }
+    }
+
+    /// Waits until the program has closed its stdin — every process
+    /// holding the read side closed it, or ended — without writing, at
+    /// most `timeout` (`None`: no limit). `Ok(true)` once closed,
+    /// `Ok(false)` when the time ran out.
+    ///
+    /// A program that reads nothing and exits is seen here at its exit; one
+    /// that closes fd 0 and runs on (`exec 0<&-`) is seen at the close. How:
+    /// a hang-up of the pipe or socket (`poll`), or on Windows the pipe's
+    /// state (`NtQueryInformationFile`, looked at every 10–50 ms).
+    ///
+    /// # Caveats
+    /// - [`ChannelKind::SharedSocket`]: the program's stdin is its stdout
+    ///   too, so closing only one of them is not seen; its end is.
+    /// - After a pipe channel was half-closed our end is gone and nothing
+    ///   can be seen: [`io::ErrorKind::InvalidInput`].
+    /// - Windows: a handle that may not read its own state gives
+    ///   [`io::ErrorKind::Unsupported`].
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::time::Duration;
+    /// use umbilical::Command;
+    ///
+    /// let mut child = Command::new("sh").args(["-c", "exec 0<&-; exec sleep 5"]).kill_on_drop(true).spawn()?;
+    /// let channel = child.channel().unwrap();
+    /// assert!(channel.writer().wait_closed(Some(Duration::from_secs(5)))?);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_closed(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        let Some(handle) = self.handle() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the channel's write pipe was closed by the half-close: its reader's close cannot be seen",
+            ));
+        };
+        sys::wait_readers_gone(handle, timeout.map(|t| Instant::now() + t))
+    }
+
+    /// Writes all of `buf` unless the program's side went away (then
+    /// `Ok(())`: Python's `communicate()` ignores a broken pipe too) or
+    /// `cutoff` passed (`Ok(())` too: the program has ended and nobody
+    /// reads).
+    pub(crate) fn feed(&mut self, mut buf: &[u8], cutoff: Option<&Cutoff>) -> io::Result<()> {
+        let socket = !matches!(self.inner, WriteEnd::Pipe(_));
+        while !buf.is_empty() {
+            let written = match (cutoff, self.handle()) {
+                (Some(cutoff), Some(handle)) => cutoff.write(handle, buf, socket),
+                _ => self.write_impl(buf).map(Some),
+            };
+            match written {
+                Ok(Some(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Some(n)) => buf = &buf[n..],
+                Ok(None) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn handle(&self) -> Option<&Handle> {
@@ -388,7 +475,10 @@ impl Drop for WriteHalf {
 
 impl Read for &ReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::read(&self.end.handle, buf)
+        match self.end.cutoff.get() {
+            Some(cutoff) => cutoff.read(&self.end.handle, buf, &self.end.truncated),
+            None => sys::read(&self.end.handle, buf),
+        }
     }
 }
 

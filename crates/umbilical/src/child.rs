@@ -2,9 +2,12 @@
 
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ReadEnd};
+use crate::communicate::Output;
+use crate::cutoff::Cutoff;
 use crate::exit::{Detection, Exit};
 use crate::exit_source::ExitSource;
 #[cfg(feature = "tokio")]
@@ -56,6 +59,9 @@ pub struct Child {
     exit: Option<Exit>,
     /// Kill the program if it still runs when this is dropped.
     pub(crate) kill_on_drop: bool,
+    /// Where reads of the output stop after the end
+    /// ([`Command::wait_delay`](crate::Command::wait_delay)).
+    cutoff: Option<Arc<Cutoff>>,
 }
 
 impl Child {
@@ -75,7 +81,29 @@ impl Child {
             source: ExitSource::new(process, detection, lifeline, watch),
             exit: None,
             kill_on_drop: false,
+            cutoff: None,
         }
+    }
+
+    /// Reads of the channel and stderr stop `delay` after the end is seen.
+    pub(crate) fn with_wait_delay(mut self, delay: Option<Duration>) -> Self {
+        if let Some(delay) = delay {
+            let cutoff = Cutoff::new(delay);
+            if let Some(channel) = &self.channel {
+                let _ = channel.read_end().cutoff.set(cutoff.clone());
+            }
+            if let Some(stderr) = &mut self.stderr {
+                stderr.cutoff = Some(cutoff.clone());
+            }
+            self.cutoff = Some(cutoff);
+        }
+        self
+    }
+
+    /// The wait-delay cutoff, for the async `communicate`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn cutoff(&self) -> Option<&Arc<Cutoff>> {
+        self.cutoff.as_ref()
     }
 
     /// This child (the launcher running the shim) now stands for the
@@ -240,6 +268,83 @@ impl Child {
         }
     }
 
+    /// Stops the program: asks it to end ([`Child::terminate`]), gives it
+    /// `grace` to do so, then kills it ([`Child::kill`]), and returns its
+    /// exit — the `--timeout`/`--kill-after` of the CLI, and what
+    /// `systemctl stop` does. A program that had already ended is not
+    /// signalled (nothing is sent once it was reaped); its exit is
+    /// returned.
+    ///
+    /// Through the shim both steps happen on the far side, as the user the
+    /// program runs as. On Windows the first step is the kill itself (see
+    /// [`Child::terminate`]), so `grace` is not waited.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::time::Duration;
+    /// use umbilical::{Command, ExitStatus};
+    ///
+    /// // A program that ignores SIGTERM is killed after the grace.
+    /// let mut child = Command::new("sh").args(["-c", "trap '' TERM; exec sleep 30"]).spawn()?;
+    /// let exit = child.stop(Duration::from_millis(200))?;
+    /// assert_eq!(exit.status, ExitStatus::Signaled(9));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stop(&mut self, grace: Duration) -> io::Result<Exit> {
+        if let Some(exit) = self.try_wait()? {
+            return Ok(exit);
+        }
+        self.terminate()?;
+        if let Some(exit) = self.wait_timeout(grace)? {
+            return Ok(exit);
+        }
+        self.kill()?;
+        self.wait()
+    }
+
+    /// Feeds `input` to the program and half-closes, while reading all it
+    /// writes to the channel (and to stderr when
+    /// [`Piped`](crate::Stderr::Piped)), then waits for its end: Python's
+    /// `Popen.communicate()`. The three go on at once (a thread each for
+    /// the input and stderr), so a program that writes a lot before it
+    /// reads, or reads a lot before it writes, never deadlocks with us. A
+    /// program that stops reading early is not an error: the rest of the
+    /// input is dropped, as Python does.
+    ///
+    /// The output ends when every holder of the program's side closed it;
+    /// with [`Command::wait_delay`](crate::Command::wait_delay) it ends at
+    /// most that long after the program itself did, and
+    /// [`Output::truncated`] says a background child was still holding it.
+    ///
+    /// Takes the channel and stderr: it is an error
+    /// ([`io::ErrorKind::InvalidInput`]) if the channel was already taken.
+    /// Bytes already read from them by the caller are not in the output.
+    ///
+    /// ```
+    /// use umbilical::Command;
+    ///
+    /// let mut child = Command::new("sort").spawn()?;
+    /// let output = child.communicate(b"pear\napple\n")?;
+    /// assert_eq!(output.stdout, b"apple\npear\n");
+    /// assert!(output.exit.success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn communicate(&mut self, input: &[u8]) -> io::Result<Output> {
+        let channel = self.take_channel().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "communicate: the channel was taken from the child")
+        })?;
+        let read_stderr = self.take_stderr().map(|mut stderr| {
+            move || {
+                let mut bytes = Vec::new();
+                stderr.read_to_end(&mut bytes)?;
+                Ok((bytes, stderr.truncated()))
+            }
+        });
+        let cutoff = self.cutoff.clone();
+        crate::communicate::communicate(channel, input, cutoff, read_stderr, || self.wait())
+    }
+
     fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<Exit>> {
         if let Some(exit) = self.exit {
             // A `try_wait` saw the end first: this wait still lets an
@@ -252,6 +357,9 @@ impl Child {
             self.source.settle(deadline);
         }
         self.detection = detection;
+        if let Some(cutoff) = &self.cutoff {
+            cutoff.program_ended();
+        }
         let exit = Exit { status, detection };
         tracing::info!(pid = self.pid, status = ?exit.status, detection = ?exit.detection, "the program's end observed");
         self.exit = Some(exit);
@@ -284,20 +392,50 @@ impl std::fmt::Debug for Child {
 }
 
 /// The read end of the program's stderr pipe ([`Stderr::Piped`](crate::Stderr::Piped)).
-#[derive(Debug)]
 pub struct ChildStderr {
     handle: Handle,
+    /// Where reads stop after the end (`Command::wait_delay`).
+    cutoff: Option<Arc<Cutoff>>,
+    truncated: AtomicBool,
 }
 
 impl ChildStderr {
     pub(crate) fn new(handle: Handle) -> Self {
-        ChildStderr { handle }
+        ChildStderr { handle, cutoff: None, truncated: AtomicBool::new(false) }
+    }
+
+    /// Whether reads stopped at the [`wait_delay`](crate::Command::wait_delay)
+    /// cutoff with the pipe still held open, as
+    /// [`ReadHalf::truncated`](crate::ReadHalf::truncated).
+    pub fn truncated(&self) -> bool {
+        self.truncated.load(Ordering::Acquire)
+    }
+
+    /// The wait-delay cutoff, for the async layer.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn cutoff(&self) -> Option<&Arc<Cutoff>> {
+        self.cutoff.as_ref()
+    }
+
+    /// Marks a read cut at the cutoff (the async layer).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn mark_truncated(&self) {
+        self.truncated.store(true, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for ChildStderr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildStderr").field("truncated", &self.truncated()).finish_non_exhaustive()
     }
 }
 
 impl Read for ChildStderr {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::read(&self.handle, buf)
+        match &self.cutoff {
+            Some(cutoff) => cutoff.read(&self.handle, buf, &self.truncated),
+            None => sys::read(&self.handle, buf),
+        }
     }
 }
 

@@ -247,6 +247,92 @@ impl Command {
         self
     }
 
+    /// Go's `WaitDelay`: once a wait has seen the program's end, its output
+    /// (the channel's read half, and stderr when piped) is read for at most
+    /// `delay` more; then reads return end of file and say they were cut
+    /// ([`ReadHalf::truncated`](crate::ReadHalf::truncated),
+    /// [`ChildStderr::truncated`](crate::ChildStderr::truncated),
+    /// [`Output::truncated`](crate::Output::truncated)). Writes that
+    /// [`Child::communicate`](crate::Child::communicate) still has to make
+    /// stop then too.
+    ///
+    /// Why: a program that leaves a background child holding its stdout
+    /// (`sh -c 'daemon & echo started'`) has ended, but a reader waits for
+    /// that child too, for as long as it lives (go#23019, go#50436). A
+    /// `delay` of zero stops at once; what the program wrote before its end
+    /// and is still unread is read first only within `delay`, so give it
+    /// the time a reader needs to catch up.
+    ///
+    /// Default: no limit (reads end when every holder closed the output, as
+    /// in std). The end is seen by [`Child::wait`](crate::Child::wait) and
+    /// its siblings, [`Child::stop`](crate::Child::stop) and
+    /// `communicate` (which waits while it reads); a caller reading the
+    /// channel by hand should wait in another thread (or task). A blocking
+    /// reader already waiting in another thread notices the cutoff within
+    /// 0.1 s; a task, at once.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::time::Duration;
+    /// use umbilical::Command;
+    ///
+    /// let mut child = Command::new("sh")
+    ///     .args(["-c", "sleep 3 2>/dev/null & echo started"])
+    ///     .wait_delay(Duration::from_millis(300))
+    ///     .spawn()?;
+    /// let output = child.communicate(b"")?; // not 3 s
+    /// assert_eq!(output.stdout, b"started\n");
+    /// assert!(output.truncated && output.exit.success());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_delay(&mut self, delay: Duration) -> &mut Self {
+        self.opts.wait_delay = Some(delay);
+        self
+    }
+
+    /// Kill the program when the caller's process ends, however it ends
+    /// (even SIGKILL, or a crash), so a helper never outlives the program
+    /// that needed it.
+    ///
+    /// - **Linux**: `PR_SET_PDEATHSIG` (SIGKILL), set in the child before
+    ///   it runs the program. Linux fires it when the *thread* that
+    ///   spawned the child ends, so these spawns are made from one thread
+    ///   of umbilical's that lives as long as the process
+    ///   (`umbilical-spawner`): a program started from a short-lived
+    ///   thread does not die with it. A caller that died before the child
+    ///   set it up is noticed (the child's parent is then no longer us)
+    ///   and the child ends itself.
+    /// - **FreeBSD**: `procctl(PROC_PDEATHSIG_CTL)`, the same.
+    /// - **Windows**: a job object that kills on close, as
+    ///   [`kill_on_close_job`](Command) (the whole job ends with the
+    ///   caller's last handle).
+    /// - **macOS and the other BSDs**: nothing in the kernel does this for
+    ///   a direct child; a spawn with this set fails with
+    ///   [`ErrorKind::InvalidInput`] rather than promise it.
+    /// - **Through the shim** (any OS, any launcher): this is always on —
+    ///   the shim ends the program when its link to the caller drops
+    ///   (SIGTERM, then SIGKILL after
+    ///   [`caller_gone_grace`](Command::caller_gone_grace)).
+    ///
+    /// It acts on the process umbilical starts. Through a launcher without
+    /// the shim that is the launcher, and Linux clears the setting when a
+    /// set-user-ID program such as sudo starts: use the shim there.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// use umbilical::Command;
+    ///
+    /// let mut child = Command::new("sleep").arg("30").kill_on_parent_death(true).spawn()?;
+    /// # child.kill()?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn kill_on_parent_death(&mut self, on: bool) -> &mut Self {
+        self.opts.kill_on_parent_death = on;
+        self
+    }
+
     /// The shim program: a binary that calls
     /// [`shim::run_if_invoked`](crate::shim::run_if_invoked) (the
     /// `umbilical` CLI and the `umbilical-shim` binary do). Defaults to the
@@ -369,11 +455,12 @@ impl Command {
                 None,
             ));
         }
-        if self.shim_choice().used {
+        let child = if self.shim_choice().used {
             crate::shim::spawn(&self.spec, &self.opts)
         } else {
             crate::spawn::spawn(&self.spec, &self.opts)
-        }
+        }?;
+        Ok(child.with_wait_delay(self.opts.wait_delay))
     }
 
     /// Starts the program for tokio (feature `tokio`): the same start as
@@ -417,7 +504,7 @@ impl Command {
                     Some(e),
                 )
             })?;
-            child
+            child.with_wait_delay(self.opts.wait_delay)
         } else {
             self.spawn()?
         };

@@ -120,6 +120,8 @@
 mod channel;
 mod child;
 mod command;
+mod communicate;
+mod cutoff;
 mod error;
 mod exit;
 mod exit_source;
@@ -140,6 +142,7 @@ pub mod tokio;
 pub use channel::{Channel, ChannelKind, ChildEnd, ReadHalf, WriteHalf};
 pub use child::{Child, ChildStderr};
 pub use command::Command;
+pub use communicate::Output;
 pub use error::{Error, ErrorKind, Result};
 pub use exit::{Detection, Exit, ExitDetection, ExitStatus};
 pub use launcher::{Capabilities, Engine, Launcher, ShimRoute, sh_quote};

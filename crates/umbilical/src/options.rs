@@ -104,6 +104,11 @@ pub(crate) struct Options {
     pub(crate) no_window: bool,
     /// Windows: a kill-on-close job.
     pub(crate) kill_on_close_job: bool,
+    /// Kill the program when the caller's process ends.
+    pub(crate) kill_on_parent_death: bool,
+    /// After the end, how long the output may still be read (Go's
+    /// `WaitDelay`); `None`: until every holder closed it.
+    pub(crate) wait_delay: Option<Duration>,
 }
 
 impl Default for Options {
@@ -125,6 +130,8 @@ impl Default for Options {
             process_group: false,
             no_window: false,
             kill_on_close_job: false,
+            kill_on_parent_death: false,
+            wait_delay: None,
         }
     }
 }

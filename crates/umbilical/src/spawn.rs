@@ -62,6 +62,7 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
         process_group: opts.process_group,
         no_window: opts.no_window,
         kill_on_close_job: opts.kill_on_close_job,
+        kill_on_parent_death: opts.kill_on_parent_death,
     };
     tracing::debug!(
         argv = ?std::iter::once(&started.program).chain(&started.args).collect::<Vec<_>>(),

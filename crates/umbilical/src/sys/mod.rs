@@ -9,7 +9,9 @@
 //! - `HAS_SOCKETS`, and `socket_pair`, `send`, `shutdown` (Windows: `Unsupported`, never asked);
 //! - `pipes()` for a two-pipe channel, `inbound_pipe()` for stderr and the
 //!   lifeline; `read`, `write_pipe`;
-//! - `wait_eof` (lifeline) and `wait_closed` (channel-closed detection);
+//! - `read_until`, `write_until` (with a deadline: `Command::wait_delay`);
+//! - `wait_eof` (lifeline), `wait_closed` (channel-closed detection) and
+//!   `wait_readers_gone` (the program closed its stdin);
 //! - `spawn(&Request) -> Process`, and `Process` to wait for and kill it;
 //! - `spawn_mechanism()`, `exit_mechanism()` for diagnostics.
 
@@ -54,6 +56,11 @@ const _: () = {
     let _: fn() -> io::Result<Pipes> = pipes;
     let _: fn() -> io::Result<(Handle, Handle)> = inbound_pipe;
     let _: fn(&Handle, &mut [u8]) -> io::Result<usize> = read;
+    type ReadUntil = fn(&Handle, &mut [u8], Option<Instant>) -> io::Result<Option<usize>>;
+    let _: ReadUntil = read_until;
+    let _: fn(&Handle, Option<Instant>) -> io::Result<bool> = wait_readers_gone;
+    type WriteUntil = fn(&Handle, &[u8], bool, Option<Instant>) -> io::Result<Option<usize>>;
+    let _: WriteUntil = write_until;
     let _: fn(&Handle, &[u8]) -> io::Result<usize> = write_pipe;
     let _: fn(&Handle, Option<Instant>) -> io::Result<bool> = wait_eof;
     let _: fn(&Handle, Option<Instant>) -> io::Result<bool> = wait_closed;
@@ -129,6 +136,10 @@ pub(crate) struct Request<'a> {
     /// Windows: put the program in a job object that kills it when closed.
     #[cfg_attr(unix, allow(dead_code))]
     pub kill_on_close_job: bool,
+    /// Kill the program when this process ends (Linux, FreeBSD: a
+    /// parent-death signal; Windows: a kill-on-close job; refused
+    /// elsewhere).
+    pub kill_on_parent_death: bool,
 }
 
 impl<'a> Request<'a> {
@@ -151,6 +162,7 @@ impl<'a> Request<'a> {
             process_group,
             no_window: false,
             kill_on_close_job: false,
+            kill_on_parent_death: false,
         }
     }
 }

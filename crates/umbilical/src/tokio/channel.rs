@@ -35,6 +35,8 @@ pub struct Channel {
 /// [`crate::ReadHalf`] does.
 pub struct ReadHalf {
     io: sys::Registered<crate::ReadHalf>,
+    /// The wait-delay cutoff's timer, once its moment is known.
+    cut_timer: Option<Pin<Box<::tokio::time::Sleep>>>,
 }
 
 /// The writing half of an async [`Channel`]: the program's stdin.
@@ -105,7 +107,10 @@ impl Channel {
     /// runtime (it panics otherwise, as tokio's own I/O types do).
     pub fn from_blocking(channel: crate::Channel) -> io::Result<Channel> {
         let (read, write) = channel.split();
-        Ok(Channel { read: ReadHalf { io: sys::Registered::new(read)? }, write: WriteHalf::from_blocking(write)? })
+        Ok(Channel {
+            read: ReadHalf { io: sys::Registered::new(read)?, cut_timer: None },
+            write: WriteHalf::from_blocking(write)?,
+        })
     }
 
     /// Takes the channel off the reactor and makes its descriptors
@@ -144,6 +149,31 @@ impl WriteHalf {
         }
     }
 
+    /// Completes once the program has closed its stdin (every holder of
+    /// the read side closed it, or ended), without writing: the async
+    /// [`crate::WriteHalf::wait_closed`], with its caveats. Wrap it in
+    /// `tokio::time::timeout` for a deadline. Cancel-safe. On Unix it is a
+    /// readiness of the reactor; on Windows the pipe's state is looked at
+    /// every 10–50 ms.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let mut child = umbilical::Command::new("head").args(["-c", "1"]).spawn_async().await?;
+    /// let (_, mut writer) = child.take_channel().unwrap().split();
+    /// // ... write when asked; learn without writing that `head` stopped reading:
+    /// writer.closed().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn closed(&self) -> io::Result<()> {
+        match &self.state {
+            WriteState::Open(io) => sys::readers_gone(io.get_ref().handle()).await,
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the channel's write side was shut down: its reader's close cannot be seen",
+            )),
+        }
+    }
+
     /// Half-closes now, as the blocking [`crate::WriteHalf::shutdown`]
     /// does (what `poll_shutdown` does, without a context).
     pub fn shutdown_now(&mut self) -> io::Result<()> {
@@ -170,9 +200,27 @@ impl Drop for WriteHalf {
     }
 }
 
+impl ReadHalf {
+    /// Whether reads stopped at the
+    /// [`wait_delay`](crate::Command::wait_delay) cutoff; see
+    /// [`crate::ReadHalf::truncated`].
+    pub fn truncated(&self) -> bool {
+        self.io.get_ref().truncated()
+    }
+}
+
 impl AsyncRead for ReadHalf {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().io.poll_read(cx, buf)
+        let this = self.get_mut();
+        let end = this.io.get_ref().end();
+        if let Some(cutoff) = end.cutoff.get()
+            && cutoff.poll_passed(cx, &mut this.cut_timer)
+        {
+            // End of file at the cutoff.
+            end.truncated.store(true, std::sync::atomic::Ordering::Release);
+            return Poll::Ready(Ok(()));
+        }
+        this.io.poll_read(cx, buf)
     }
 }
 

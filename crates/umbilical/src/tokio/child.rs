@@ -197,6 +197,34 @@ impl Child {
         self.wait().await.map(drop)
     }
 
+    /// Stops the program: [`terminate`](Child::terminate), up to `grace`
+    /// for it to end, then [`kill`](Child::kill); returns its exit. The
+    /// async [`crate::Child::stop`], with its details.
+    pub async fn stop(&mut self, grace: Duration) -> io::Result<Exit> {
+        if let Some(exit) = self.try_wait()? {
+            return Ok(exit);
+        }
+        self.terminate()?;
+        if let Ok(ended) = ::tokio::time::timeout(grace, self.wait()).await {
+            return ended;
+        }
+        self.start_kill()?;
+        self.wait().await
+    }
+
+    /// Feeds `input` and half-closes, reads all the output (and stderr
+    /// when piped) and waits for the end, all at once on this task: the
+    /// async [`crate::Child::communicate`], with its details. No thread is
+    /// started.
+    pub async fn communicate(&mut self, input: &[u8]) -> io::Result<crate::Output> {
+        super::communicate::communicate(self, input).await
+    }
+
+    /// The wait-delay cutoff, for `communicate`.
+    pub(crate) fn cutoff(&self) -> Option<Arc<crate::cutoff::Cutoff>> {
+        self.inner.cutoff().cloned()
+    }
+
     /// Sends signal `sig`; see [`crate::Child::signal`].
     pub fn signal(&mut self, sig: i32) -> io::Result<()> {
         self.inner.signal(sig)
@@ -218,12 +246,21 @@ impl std::fmt::Debug for Child {
 /// ([`Stderr::Piped`](crate::Stderr::Piped)).
 pub struct ChildStderr {
     io: sys::Registered<crate::ChildStderr>,
+    /// The wait-delay cutoff's timer, once its moment is known.
+    cut_timer: Option<Pin<Box<::tokio::time::Sleep>>>,
 }
 
 impl ChildStderr {
     /// Puts a blocking stderr pipe on the reactor.
     pub fn from_blocking(inner: crate::ChildStderr) -> io::Result<ChildStderr> {
-        Ok(ChildStderr { io: sys::Registered::new(inner)? })
+        Ok(ChildStderr { io: sys::Registered::new(inner)?, cut_timer: None })
+    }
+
+    /// Whether reads stopped at the
+    /// [`wait_delay`](crate::Command::wait_delay) cutoff; see
+    /// [`crate::ChildStderr::truncated`].
+    pub fn truncated(&self) -> bool {
+        self.io.get_ref().truncated()
     }
 
     /// Takes it off the reactor, blocking again (Unix; see
@@ -236,7 +273,15 @@ impl ChildStderr {
 
 impl AsyncRead for ChildStderr {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().io.poll_read(cx, buf)
+        let this = self.get_mut();
+        let inner = this.io.get_ref();
+        if let Some(cutoff) = inner.cutoff()
+            && cutoff.poll_passed(cx, &mut this.cut_timer)
+        {
+            inner.mark_truncated();
+            return Poll::Ready(Ok(()));
+        }
+        this.io.poll_read(cx, buf)
     }
 }
 

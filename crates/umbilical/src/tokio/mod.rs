@@ -100,6 +100,7 @@
 
 mod channel;
 mod child;
+mod communicate;
 
 pub use channel::{Channel, ReadHalf, WriteHalf};
 pub use child::{Child, ChildStderr};

@@ -14,6 +14,7 @@ mod reactor;
 mod rendezvous;
 mod resolve;
 mod spawn;
+mod spawner;
 mod wait;
 
 pub(crate) use access::can_execute_as;
@@ -24,10 +25,10 @@ pub(crate) use fd::{force_sigpipe_guard, inbound_pipe, pipes, read, send, shutdo
 pub(crate) use group_signals::{TerminalLoan, ignore_group_signals, in_terminal_foreground};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
-pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready};
+pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
 pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
-pub(crate) use wait::{read_exact_until, wait_any, wait_closed, wait_eof};
+pub(crate) use wait::{read_exact_until, read_until, wait_any, wait_closed, wait_eof, wait_readers_gone, write_until};
 
 /// An owned descriptor.
 pub(crate) type Handle = std::os::fd::OwnedFd;

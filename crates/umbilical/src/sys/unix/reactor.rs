@@ -179,3 +179,22 @@ impl AsyncControlStream {
         let _ = rustix::net::shutdown(self.0.as_fd(), rustix::net::Shutdown::Both);
     }
 }
+
+/// Waits on the reactor until nobody reads what is written to `fd` any
+/// more (see `wait_readers_gone`).
+///
+/// A duplicate is registered on its own: its readiness is cleared after
+/// each look without touching the writer's registration (clearing that
+/// one could leave a pending write asleep on a writable descriptor). A
+/// pipe turns writable again each time its reader reads, so each of those
+/// costs one look; a hang-up is an edge of its own.
+pub(crate) async fn readers_gone(fd: &OwnedFd) -> io::Result<()> {
+    let watch = Registered::register(duplicate(fd)?, Interest::WRITABLE)?;
+    loop {
+        let mut ready = watch.0.writable().await?;
+        if super::wait::wait_readers_gone(watch.get_ref(), Some(std::time::Instant::now()))? {
+            return Ok(());
+        }
+        ready.clear_ready();
+    }
+}

@@ -111,10 +111,27 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
             StderrTarget::To(h) => Stderr::Fd(h.as_fd()),
         },
         lifeline: req.lifeline.map(AsFd::as_fd),
-        force_fork: req.force_fork,
+        // The fork path: `posix_spawn` has no way to ask for it.
+        force_fork: req.force_fork || (req.kill_on_parent_death && !cfg!(target_os = "linux")),
         process_group: req.process_group,
+        parent_death: req.kill_on_parent_death.then(|| rustix::process::getpid().as_raw_nonzero().get()),
     };
-    match spawn_plan(&plan) {
+    if req.kill_on_parent_death && !PARENT_DEATH {
+        return Err(SpawnError::new(
+            ErrorKind::InvalidInput,
+            "kill_on_parent_death is not available on this OS (Linux and FreeBSD only); \
+             through the shim, the shim ends the program when the caller is gone",
+            None,
+        ));
+    }
+    let spawned = if plan.parent_death.is_some() && cfg!(target_os = "linux") {
+        // Linux ties the parent-death signal to the spawning thread: a
+        // program started from a short-lived thread would die with it.
+        super::spawner::run(|| spawn_plan(&plan)).unwrap_or_else(|e| Err(Failure::Setup(e)))
+    } else {
+        spawn_plan(&plan)
+    };
+    match spawned {
         Ok(pid) => Ok(Process::open(pid, req.process_group)),
         Err(Failure::Chdir(e)) => Err(SpawnError::new(
             ErrorKind::InvalidInput,
@@ -150,7 +167,12 @@ struct Plan<'a> {
     force_fork: bool,
     /// Make the program the leader of a new process group.
     process_group: bool,
+    /// Kill the program when this process (whose pid it is) ends.
+    parent_death: Option<libc::pid_t>,
 }
+
+/// Whether the program can be killed when its parent ends.
+const PARENT_DEATH: bool = cfg!(any(target_os = "linux", target_os = "freebsd"));
 
 /// Which step failed, so callers can tell a bad working directory from a
 /// bad program.

@@ -14,6 +14,8 @@ pub(crate) enum Until {
     Readable,
     /// Hang-up only: every peer is gone. Buffered data does not wake it.
     HangUp,
+    /// Writable (room for a write, or nobody reads any more).
+    Writable,
 }
 
 /// Waits until `fd` reaches the state, or the deadline passes. Returns
@@ -26,6 +28,7 @@ pub(crate) fn wait_fd(fd: BorrowedFd<'_>, until: Until, deadline: Option<Instant
         // HUP and ERR are always reported; asking for nothing else means
         // unread data does not end the wait.
         Until::HangUp => PollFlags::empty(),
+        Until::Writable => PollFlags::OUT,
     };
     loop {
         let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
@@ -34,7 +37,7 @@ pub(crate) fn wait_fd(fd: BorrowedFd<'_>, until: Until, deadline: Option<Instant
             Ok(0) => return Ok(false),
             Ok(_) => {
                 let got = fds[0].revents();
-                if got.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL | PollFlags::IN) {
+                if got.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL | PollFlags::IN | PollFlags::OUT) {
                     return Ok(true);
                 }
             }
@@ -119,4 +122,43 @@ pub(crate) fn wait_any(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io:
             return Ok(None);
         }
     }
+}
+
+/// Reads what is there, waiting at most until `deadline` for something;
+/// `Ok(None)` when the deadline passed first.
+///
+/// OS reference: poll(2), read(2).
+pub(crate) fn read_until(fd: &OwnedFd, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<Option<usize>> {
+    if !wait_fd(fd.as_fd(), Until::Readable, deadline)? {
+        return Ok(None);
+    }
+    super::fd::read(fd, buf).map(Some)
+}
+
+/// Waits until nobody reads what is written to `fd` any more (a pipe's
+/// readers all closed it: `POLLERR`; a socket's peer closed: `POLLHUP`),
+/// without writing.
+///
+/// OS reference: poll(2).
+pub(crate) fn wait_readers_gone(fd: &OwnedFd, deadline: Option<Instant>) -> io::Result<bool> {
+    wait_fd(fd.as_fd(), Until::HangUp, deadline)
+}
+
+/// Writes part of `buf` once there is room, waiting at most until
+/// `deadline`; `Ok(None)` when the deadline passed first. At most one page
+/// is written: after `POLLOUT` that much goes into a pipe (a free slot)
+/// or a socket (a quarter of its buffer free) without blocking.
+///
+/// OS reference: poll(2), write(2), send(2).
+pub(crate) fn write_until(
+    fd: &OwnedFd,
+    buf: &[u8],
+    socket: bool,
+    deadline: Option<Instant>,
+) -> io::Result<Option<usize>> {
+    if !wait_fd(fd.as_fd(), Until::Writable, deadline)? {
+        return Ok(None);
+    }
+    let part = &buf[..buf.len().min(4096)];
+    if socket { super::fd::send(fd, part) } else { super::fd::write_pipe(fd, part) }.map(Some)
 }

@@ -128,6 +128,24 @@ pub(crate) fn read(h: &OwnedHandle, buf: &mut [u8]) -> io::Result<usize> {
     Ok(read_until(h, buf, None)?.unwrap_or(0))
 }
 
+/// Writes to a pipe, waiting at most until `deadline` (then cancelled:
+/// `Ok(None)`, or what was written before). No sockets here: `_socket`
+/// is always `false`.
+///
+/// OS reference: WriteFile, CancelIoEx (Microsoft Learn).
+pub(crate) fn write_until(
+    h: &OwnedHandle,
+    buf: &[u8],
+    _socket: bool,
+    deadline: Option<Instant>,
+) -> io::Result<Option<usize>> {
+    let ptr = buf.as_ptr();
+    let len = chunk(buf.len());
+    // SAFETY: `buf` outlives the operation (see `overlapped`).
+    let n = overlapped(h, deadline, |handle, ov| unsafe { WriteFile(handle, ptr, len, std::ptr::null_mut(), ov) })?;
+    Ok(n.map(|n| n as usize))
+}
+
 /// Writes to a pipe; a reader that went away is
 /// [`io::ErrorKind::BrokenPipe`] (`ERROR_NO_DATA`/`ERROR_BROKEN_PIPE`).
 ///

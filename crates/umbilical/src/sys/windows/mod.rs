@@ -22,18 +22,18 @@ mod wait;
 pub use diag::WinsockProvider;
 pub(crate) use diag::{is_wine, os_version, winsock_catalog};
 pub(crate) use elevate::{ElevateError, run_elevated};
-pub(crate) use handle::{read, write_pipe};
+pub(crate) use handle::{read, read_until, write_pipe, write_until};
 pub(crate) use on_signal::{OnSignal, on_signal};
 pub(crate) use pipe::{
     Direction, accept_client, inbound_pipe, open_client, pipes, random_token, server as pipe_server,
 };
 pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
-pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready};
+pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
 pub(crate) use rendezvous::{ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, shim_auth_mechanism};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use stderr_relay::{Drained, relay_to_stderr};
-pub(crate) use wait::{wait_closed, wait_eof};
+pub(crate) use wait::{wait_closed, wait_eof, wait_readers_gone};
 
 /// An owned handle.
 pub(crate) type Handle = std::os::windows::io::OwnedHandle;

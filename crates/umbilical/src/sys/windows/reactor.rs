@@ -149,3 +149,15 @@ impl ExitReady {
         Ok(())
     }
 }
+
+/// Waits until the other end of the pipe `h` is closed (see
+/// `wait_readers_gone`): its state polled from a timer, 10 ms backing off
+/// to 50 ms, since a pipe's writer has no readiness for it.
+pub(crate) async fn readers_gone(h: &OwnedHandle) -> io::Result<()> {
+    let mut nap = std::time::Duration::from_millis(10);
+    while !super::wait::readers_gone(h)? {
+        tokio::time::sleep(nap).await;
+        nap = (nap * 2).min(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}

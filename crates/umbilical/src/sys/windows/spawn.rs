@@ -120,7 +120,7 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         }
     }
 
-    let job = if req.kill_on_close_job {
+    let job = if req.kill_on_close_job || req.kill_on_parent_death {
         Some(kill_on_close_job().map_err(|e| setup("cannot create the job object", e))?)
     } else {
         None

@@ -42,6 +42,11 @@ pub(super) struct Setup<'a> {
 /// Only in the child, before `execve`, with the parent's data still valid.
 pub(super) unsafe fn exec(s: &Setup<'_>) -> (i32, i32) {
     let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    if let Some(parent) = s.plan.parent_death
+        && !die_with(parent)
+    {
+        return (STAGE_SETUP, errno());
+    }
     if s.plan.process_group {
         // SAFETY: async-signal-safe; acts on this (child) process only.
         if unsafe { libc::setpgid(0, 0) } != 0 {
@@ -185,4 +190,43 @@ unsafe fn close_from(first: c_int, keep: Option<RawFd>, limit: c_int) {
             unsafe { libc::close(fd) };
         }
     }
+}
+
+/// Asks for SIGKILL when the parent goes, then checks that the parent is
+/// still `parent`: one that died before the request was made has already
+/// handed this child to another process, and the signal would never come,
+/// so the child ends itself. `false` if the request was refused (errno).
+///
+/// Linux: `prctl(PR_SET_PDEATHSIG)`, which fires when the *thread* that
+/// started the child ends (the caller spawns from a thread that lives as
+/// long as the process). FreeBSD: `procctl(PROC_PDEATHSIG_CTL)`, which
+/// fires when the parent process ends.
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+fn die_with(parent: libc::pid_t) -> bool {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(2) with PR_SET_PDEATHSIG and a signal number; it
+    // changes this (child) process's attribute only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    #[cfg(target_os = "freebsd")]
+    let rc = {
+        let mut sig: c_int = libc::SIGKILL;
+        // SAFETY: procctl(2) on this process (P_PID, 0) with a pointer to
+        // a live int, as PROC_PDEATHSIG_CTL takes.
+        unsafe { libc::procctl(libc::P_PID, 0, libc::PROC_PDEATHSIG_CTL, (&raw mut sig).cast()) }
+    };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: getppid(2) has no preconditions.
+    if unsafe { libc::getppid() } != parent {
+        // SAFETY: raise(3) of SIGKILL on this process, which ends here.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    true
+}
+
+/// Elsewhere the spawn refuses the request before a child starts.
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+fn die_with(_parent: libc::pid_t) -> bool {
+    false
 }
