@@ -329,3 +329,93 @@ fn sigpipe_default_host_dead_shim() {
     assert!(out.status.success(), "the host died: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kill: Ok(()); wait: Ok(Unknown)");
 }
+
+/// `test_communicate_stdin`: the input reaches the program, which checks
+/// it (here: counts it) before it ends.
+#[test]
+fn communicate_stdin() {
+    let _lock = fd_lock();
+    for kind in kinds() {
+        let mut child = helper(&["count"]).channel_kind(kind).spawn().unwrap();
+        let out = bounded(LIMIT, "communicate", move || child.communicate(b"pear").unwrap());
+        assert_eq!(out.stdout, b"4\n", "{kind:?}");
+        assert!(out.exit.success() && !out.truncated);
+    }
+}
+
+/// `test_communicate_stdout` and `test_communicate_stderr`: each stream
+/// comes back whole and apart; stderr is `None` when it is not piped.
+#[test]
+fn communicate_stdout_and_stderr() {
+    let _lock = fd_lock();
+    let mut child = helper(&["stderr", "pineapple"]).stderr(Stderr::Piped).spawn().unwrap();
+    let out = bounded(LIMIT, "communicate", move || child.communicate(b"").unwrap());
+    assert_eq!(out.stdout, b"out");
+    assert_eq!(out.stderr.as_deref(), Some(&b"pineapple"[..]));
+    let mut child = helper(&["stderr", "pineapple"]).stderr(Stderr::Null).spawn().unwrap();
+    let out = bounded(LIMIT, "communicate", move || child.communicate(b"").unwrap());
+    assert_eq!((out.stdout.as_slice(), out.stderr), (&b"out"[..], None));
+}
+
+/// `test_communicate_pipe_buf` (and `test_communicate` with large data):
+/// input and output much larger than any buffer, at once, never deadlock —
+/// the program writes while we still write.
+#[test]
+fn communicate_pipe_buf() {
+    let _lock = fd_lock();
+    for kind in kinds() {
+        let input = pattern(8 << 20, 11);
+        let expected = input.clone();
+        let mut child = helper(&["echo"]).channel_kind(kind).spawn().unwrap();
+        let out = bounded(LIMIT, "communicate 8 MiB both ways", move || child.communicate(&input).unwrap());
+        assert!(out.stdout == expected, "{kind:?}: byte-exact");
+        assert!(out.exit.success());
+    }
+}
+
+/// `test_communicate_epipe` through `communicate` itself: a program that
+/// exits without reading its input is not an error (Python ignores the
+/// broken pipe), and its end is reported.
+#[test]
+fn communicate_epipe_ignored() {
+    let _lock = fd_lock();
+    for kind in kinds() {
+        let mut child = helper(&["exit", "5"]).channel_kind(kind).spawn().unwrap();
+        let out = bounded(LIMIT, "communicate", move || child.communicate(&[b'x'; 4 << 20]).unwrap());
+        assert_eq!(out.exit.status, ExitStatus::Exited(5), "{kind:?}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+/// `test_communicate_returns`: with nothing to feed and nothing written,
+/// `communicate` returns the end with empty output.
+#[test]
+fn communicate_returns() {
+    let _lock = fd_lock();
+    let mut child = helper(&["exit", "0"]).stderr(Stderr::Piped).spawn().unwrap();
+    let out = bounded(LIMIT, "communicate", move || child.communicate(b"").unwrap());
+    assert_eq!((out.stdout.len(), out.stderr.map(|e| e.len())), (0, Some(0)));
+    assert!(out.exit.success());
+}
+
+/// `test_writes_before_communicate`: what the caller wrote before goes
+/// first, then `communicate`'s input.
+#[test]
+fn writes_before_communicate() {
+    let _lock = fd_lock();
+    let mut child = helper(&["echo"]).spawn().unwrap();
+    child.channel().unwrap().write_all(b"banana").unwrap();
+    let out = bounded(LIMIT, "communicate", move || child.communicate(b"split").unwrap());
+    assert_eq!(out.stdout, b"bananasplit");
+}
+
+/// `test_communicate` after the channel was taken: an error, not a panic
+/// or a hang (Python raises on a closed stdin).
+#[test]
+fn communicate_without_the_channel() {
+    let _lock = fd_lock();
+    let mut child = helper(&["exit", "0"]).spawn().unwrap();
+    drop(child.take_channel());
+    assert_eq!(child.communicate(b"").unwrap_err().kind(), IoKind::InvalidInput);
+    assert!(child.wait().unwrap().success());
+}

@@ -155,3 +155,122 @@ fn grandchild_holding_stdout() {
         assert_eq!(out, "still here", "{kind:?}");
     }
 }
+
+/// `TestWaitInterrupt/Wait` (the control case): with no wait delay,
+/// `communicate` waits for the program and everything it wrote, and says
+/// nothing was cut.
+#[test]
+fn wait_interrupt_wait() {
+    let _lock = fd_lock();
+    let child = helper(&["leave-prober", "0", "50"]).stderr(Stderr::Piped).spawn().unwrap();
+    let out = bounded_communicate(child, b"");
+    assert!(out.exit.success());
+    assert!(!out.truncated, "nothing is cut without a wait delay");
+    assert!(!out.stdout.is_empty() && out.stderr.is_some_and(|e| !e.is_empty()), "the prober's bytes arrive");
+}
+
+/// `TestWaitInterrupt/Exit-hang`: the program exits 0 and leaves a child
+/// writing to its stdout and stderr for ten minutes (here 20 s). With a
+/// wait delay of 10 ms, `communicate` returns soon after the exit, with a
+/// success and the output marked truncated (Go's `ErrWaitDelay`).
+#[test]
+fn wait_interrupt_exit_hang() {
+    let _lock = fd_lock();
+    let started = std::time::Instant::now();
+    let mut cmd = helper(&["leave-prober", "0", "20000"]);
+    cmd.stderr(Stderr::Piped).wait_delay(std::time::Duration::from_millis(10));
+    let out = bounded_communicate(cmd.spawn().unwrap(), b"");
+    assert!(out.exit.success(), "{:?}", out.exit);
+    assert!(out.truncated, "the prober still held the output");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "not the prober's 20 s: {:?}", started.elapsed());
+}
+
+/// `TestWaitInterrupt/SIGKILL-hang`: the program is killed and leaves a
+/// child writing to its output. The end is the kill's, and the output is
+/// cut after the wait delay instead of waiting for the child.
+#[test]
+fn wait_interrupt_sigkill_hang() {
+    let _lock = fd_lock();
+    let mut cmd = helper(&["leave-prober", "stay", "20000"]);
+    cmd.stderr(Stderr::Piped).wait_delay(std::time::Duration::from_millis(10));
+    let mut child = cmd.spawn().unwrap();
+    // The prober is running once its first byte is here.
+    let mut first = [0u8; 1];
+    child.channel().unwrap().read_exact(&mut first).unwrap();
+    child.kill().unwrap();
+    let out = bounded_communicate(child, b"");
+    assert!(!out.exit.success(), "{:?}", out.exit);
+    if cfg!(unix) {
+        assert_eq!(out.exit.status, ExitStatus::Signaled(9));
+    }
+    assert!(out.truncated);
+}
+
+/// `TestWaitInterrupt/SIGINT-ignored`: a program that ignores the polite
+/// signal is killed once the grace is over (`stop`).
+#[cfg(unix)]
+#[test]
+fn wait_interrupt_sigint_ignored() {
+    let _lock = fd_lock();
+    let mut child =
+        umbilical::Command::new("sh").args(["-c", "trap '' TERM; echo ready; exec sleep 600"]).spawn().unwrap();
+    wait_ready(&mut child);
+    let started = std::time::Instant::now();
+    let exit = child.stop(std::time::Duration::from_millis(10)).unwrap();
+    assert_eq!(exit.status, ExitStatus::Signaled(9));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// `TestWaitInterrupt/SIGINT-handled`: a program that handles the polite
+/// signal and exits 0 is reported with its own status, and is not killed.
+#[cfg(unix)]
+#[test]
+fn wait_interrupt_sigint_handled() {
+    let _lock = fd_lock();
+    let mut child = umbilical::Command::new("sh")
+        .args(["-c", "trap 'exit 0' TERM; echo ready; sleep 600 & wait"])
+        .process_group(true)
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child);
+    let exit = child.stop(std::time::Duration::from_secs(30)).unwrap();
+    assert_eq!(exit.status, ExitStatus::Exited(0));
+}
+
+/// `TestCancelErrors/success after ErrProcessDone`: stopping a program that
+/// already ended signals nothing and reports its own end.
+#[test]
+fn cancel_after_process_done() {
+    let _lock = fd_lock();
+    let mut child = helper(&["exit", "3"]).spawn().unwrap();
+    let mut rest = Vec::new();
+    child.channel().unwrap().read_to_end(&mut rest).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(child.stop(std::time::Duration::ZERO).unwrap().status, ExitStatus::Exited(3));
+    // Again: still its own end, nothing sent.
+    assert_eq!(child.stop(std::time::Duration::ZERO).unwrap().status, ExitStatus::Exited(3));
+}
+
+/// `TestCancelErrors/killed after error`: a program that does not end on
+/// the polite request (here: it is not even asked, on Windows) is killed,
+/// and the end is the kill's, with no error of ours.
+#[test]
+fn cancel_killed_after_grace() {
+    let _lock = fd_lock();
+    let mut child = helper(&["sleep", "60000"]).spawn().unwrap();
+    let exit = child.stop(std::time::Duration::from_millis(1)).unwrap();
+    assert!(!exit.success(), "{exit:?}");
+}
+
+/// Reads `ready\n` from the program.
+#[cfg(unix)]
+fn wait_ready(child: &mut umbilical::Child) {
+    let mut line = [0u8; 6];
+    child.channel().unwrap().read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"ready\n");
+}
+
+/// `communicate`, failing the test instead of hanging.
+fn bounded_communicate(mut child: umbilical::Child, input: &'static [u8]) -> umbilical::Output {
+    bounded(LIMIT, "communicate", move || child.communicate(input).unwrap())
+}

@@ -58,6 +58,11 @@
 //! - `relay-stderr N [async]` (Windows): an elevated program writes N
 //!   bytes to our stderr (relayed); prints its output and status once
 //!   `wait()` (the async one with `async`) returns, then exits at once
+//! - `leave-prober CODE|stay MS`: leave `probe MS` on our stdout and stderr,
+//!   then exit CODE (or sleep until killed)
+//! - `probe MS`: a byte to stdout and stderr every millisecond for MS ms
+//! - `parent-dies`: start `sleep 60000` with `kill_on_parent_death` from a
+//!   thread that ends, print its pid and `thread-ended`, sleep
 //! - `pipe-stranger NAME FILE` (Windows): connect to the named pipe NAME as
 //!   a stranger, read, and write to FILE `refused` if the connection was
 //!   closed with nothing sent, else `answered`
@@ -220,6 +225,54 @@ fn main() {
             print!("closed");
             io::stdout().flush().unwrap_or_else(|e| die(&format!("flush: {e}")));
             std::thread::sleep(Duration::from_millis(num(1)));
+        }
+        // Leaves `probe MS` running on our stdout and stderr, then exits
+        // with CODE (or, with `stay`, sleeps until killed): Go's
+        // `startHang` with `-subsleep -probe`.
+        "leave-prober" => {
+            let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+            std::process::Command::new(me)
+                .args(["probe", arg(2)])
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| die(&format!("spawn the prober: {e}")));
+            if arg(1) == "stay" {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+            std::process::exit(arg(1).parse().unwrap_or(0));
+        }
+        // A byte to stdout and to stderr every millisecond for MS ms, or
+        // until nobody reads one of them.
+        "probe" => {
+            let until = std::time::Instant::now() + Duration::from_millis(num(1));
+            while std::time::Instant::now() < until {
+                if io::stdout().write_all(b".").and_then(|()| io::stdout().flush()).is_err()
+                    || io::stderr().write_all(b".").is_err()
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        // A caller of the library: starts `sleep 60000` (this helper) with
+        // `kill_on_parent_death` from a thread that then ends, prints the
+        // program's pid and `thread-ended`, and sleeps until killed.
+        "parent-dies" => {
+            let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+            let child = std::thread::spawn(move || {
+                umbilical::Command::new(&me)
+                    .args(["sleep", "60000"])
+                    .kill_on_parent_death(true)
+                    .spawn()
+                    .unwrap_or_else(|e| die(&format!("spawn with kill_on_parent_death: {e}")))
+            })
+            .join()
+            .unwrap_or_else(|_| die("the spawning thread panicked"));
+            println!("{}", child.id().unwrap_or(0));
+            println!("thread-ended");
+            io::stdout().flush().unwrap_or_else(|e| die(&format!("flush: {e}")));
+            std::thread::sleep(Duration::from_secs(60));
+            drop(child);
         }
         "as-parent" => as_parent(arg(1), arg(2)),
         "echo-after" => {
