@@ -257,15 +257,33 @@ impl Child {
         self.source.signal(sig)
     }
 
-    /// Asks the program to stop: SIGTERM on Unix (see [`Child::signal`]),
-    /// which it may catch to clean up; on Windows, where nothing equivalent
-    /// reaches a program without a console, the same as [`Child::kill`].
-    /// Escalate with [`Child::kill`] if it does not end in time.
+    /// Asks the program to stop, in a way it may catch to clean up.
+    /// Escalate with [`Child::kill`] if it does not end in time, or use
+    /// [`Child::stop`], which does both.
+    ///
+    /// - Unix: SIGTERM (see [`Child::signal`]: to its group with
+    ///   [`Command::process_group`](crate::Command::process_group),
+    ///   through the shim on the far side).
+    /// - Windows, which has no signals: a program started with
+    ///   [`Command::process_group`](crate::Command::process_group) (its own
+    ///   console process group, `CREATE_NEW_PROCESS_GROUP`) gets
+    ///   `CTRL_BREAK_EVENT` when it shares our console, and a windowed
+    ///   program gets `WM_CLOSE` on each top-level window. Where neither
+    ///   reaches it (a console program started without a group, a caller
+    ///   without a console, a service) it is killed, as [`Child::kill`].
+    ///   A process group runs in a job object, so the kill that follows
+    ///   ends its whole tree. A shim on Windows asks the same ways.
     pub fn terminate(&mut self) -> io::Result<()> {
-        match sys::TERMINATE_SIGNAL {
-            Some(sig) => self.signal(sig),
-            None => self.kill(),
+        self.ask_to_end().map(drop)
+    }
+
+    /// [`Child::terminate`]; `true` if the program was asked, `false` if
+    /// nothing polite reaches it and it was killed.
+    pub(crate) fn ask_to_end(&mut self) -> io::Result<bool> {
+        if self.exit.is_some() && self.source.through_shim() {
+            return Ok(false);
         }
+        self.source.ask_to_end()
     }
 
     /// Stops the program: asks it to end ([`Child::terminate`]), gives it
@@ -276,8 +294,10 @@ impl Child {
     /// returned.
     ///
     /// Through the shim both steps happen on the far side, as the user the
-    /// program runs as. On Windows the first step is the kill itself (see
-    /// [`Child::terminate`]), so `grace` is not waited.
+    /// program runs as. On Windows the request is `CTRL_BREAK_EVENT` or
+    /// `WM_CLOSE` where one reaches the program (see [`Child::terminate`]);
+    /// where neither does, the first step is the kill itself and `grace`
+    /// is not waited.
     ///
     /// ```
     /// # #[cfg(unix)] {
@@ -295,8 +315,11 @@ impl Child {
         if let Some(exit) = self.try_wait()? {
             return Ok(exit);
         }
-        self.terminate()?;
-        if let Some(exit) = self.wait_timeout(grace)? {
+        // Killed already where nothing polite reaches it (Windows): no
+        // grace to give.
+        if self.ask_to_end()?
+            && let Some(exit) = self.wait_timeout(grace)?
+        {
             return Ok(exit);
         }
         self.kill()?;

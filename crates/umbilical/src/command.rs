@@ -229,7 +229,9 @@ impl Command {
     /// broke), the shim sends the program SIGTERM (to its group with
     /// [`Command::process_group`]) and, after this grace (default 5 s),
     /// SIGKILL, so that nothing keeps running as another user once the
-    /// caller is gone. On Windows the shim terminates it at once. A caller
+    /// caller is gone. On Windows the shim asks the ways
+    /// [`Child::terminate`](crate::Child::terminate) describes, and
+    /// terminates the program at once where none reaches it. A caller
     /// that drops its [`Child`] without [`Command::kill_on_drop`] lets go:
     /// the program runs on.
     pub fn caller_gone_grace(&mut self, grace: Duration) -> &mut Self {

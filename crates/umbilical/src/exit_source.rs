@@ -288,6 +288,26 @@ impl ExitSource {
         }
     }
 
+    /// Asks the program to end: through the shim, TERM by name; otherwise
+    /// the process's own way ([`sys::Process::ask_to_end`]: SIGTERM, or on
+    /// Windows CTRL_BREAK/WM_CLOSE), killing it where no polite way
+    /// reaches it. `Ok(true)` if it was asked, `Ok(false)` if it was
+    /// killed (or had already been reaped).
+    pub(crate) fn ask_to_end(&mut self) -> io::Result<bool> {
+        match (&mut self.how, &self.process) {
+            (How::Shim(link), _) => {
+                let sent = link.terminate();
+                self.resume_launcher();
+                sent.map(|()| true)
+            }
+            (_, Some(p)) => match p.ask_to_end()? {
+                true => Ok(true),
+                false => p.kill().map(|()| false),
+            },
+            (_, None) => Ok(false),
+        }
+    }
+
     /// Sends signal `sig` (this host's number): through the shim, by name
     /// to the program, and the launcher is resumed so that a shim stopped
     /// under it acts on it; otherwise to the process we started.

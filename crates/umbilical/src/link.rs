@@ -364,6 +364,12 @@ impl Link {
         self.send_signal(signal, number)
     }
 
+    /// Asks the shim to ask the program to end (SIGTERM; a shim on
+    /// Windows asks the Windows ways, or terminates where it cannot).
+    pub(crate) fn terminate(&mut self) -> io::Result<()> {
+        self.send_signal(WireSignal::Named(Signal::Term), Signal::Term.number().unwrap_or(15))
+    }
+
     /// Asks the shim to kill the program (SIGKILL; Windows: terminate).
     pub(crate) fn kill(&mut self) -> io::Result<()> {
         self.send_signal(WireSignal::Named(Signal::Kill), Signal::Kill.number().unwrap_or(0))

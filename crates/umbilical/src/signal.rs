@@ -179,9 +179,9 @@ impl WireSignal {
             WireSignal::Named(sig) => match sig.number() {
                 Some(number) => Ok(number),
                 // No signals here (Windows): what a supervisor sends to stop
-                // the program terminates it, which is all
-                // `signal_or_terminate` does with any number.
-                None if sig.terminates_on_windows() => Ok(0),
+                // the program ends it; `signal_or_terminate` asks politely
+                // first for all but KILL (9 here, 15 for the others).
+                None if sig.terminates_on_windows() => Ok(if *sig == Signal::Kill { 9 } else { 15 }),
                 None => Err(format!("{sig} has no meaning on {}", host())),
             },
             WireSignal::Raw { host: theirs, number } if *theirs == host() => Ok(*number),

@@ -63,6 +63,8 @@
 //! - `probe MS`: a byte to stdout and stderr every millisecond for MS ms
 //! - `parent-dies`: start `sleep 60000` with `kill_on_parent_death` from a
 //!   thread that ends, print its pid and `thread-ended`, sleep
+//! - `ctrl-break CODE` (Windows): exit CODE on CTRL_BREAK_EVENT; `ready`
+//! - `window CODE` (Windows): a window that exits CODE on WM_CLOSE; `ready`
 //! - `pipe-stranger NAME FILE` (Windows): connect to the named pipe NAME as
 //!   a stranger, read, and write to FILE `refused` if the connection was
 //!   closed with nothing sent, else `answered`
@@ -273,6 +275,27 @@ fn main() {
             io::stdout().flush().unwrap_or_else(|e| die(&format!("flush: {e}")));
             std::thread::sleep(Duration::from_secs(60));
             drop(child);
+        }
+        // Windows: exits CODE on CTRL_BREAK_EVENT; prints `ready` once the
+        // handler is in place.
+        #[cfg(windows)]
+        "ctrl-break" => {
+            if !umbilical_tests::sys::exit_on_ctrl_break(num(1) as i32) {
+                die("SetConsoleCtrlHandler failed");
+            }
+            println!("ready");
+            io::stdout().flush().unwrap_or_else(|e| die(&format!("flush: {e}")));
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        // Windows: a top-level window; WM_CLOSE exits CODE. Prints `ready`
+        // once it exists, or `no-window: WHY`.
+        #[cfg(windows)]
+        "window" => {
+            let why = umbilical_tests::sys::window_until_closed(num(1) as i32, || {
+                println!("ready");
+                let _ = io::stdout().flush();
+            });
+            println!("no-window: {why}");
         }
         "as-parent" => as_parent(arg(1), arg(2)),
         "echo-after" => {

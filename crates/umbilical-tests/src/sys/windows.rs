@@ -175,3 +175,90 @@ pub fn close_stdio() {
         unsafe { SetStdHandle(which, std::ptr::null_mut()) };
     }
 }
+
+/// Whether this process has a console to share with a child (the one a
+/// `CTRL_BREAK_EVENT` travels through), after making one if it had none
+/// (`AllocConsole`: a test process started from a pipe has none); the
+/// reason when it has none.
+pub fn has_console() -> Result<(), String> {
+    use windows_sys::Win32::System::Console::{AllocConsole, GetConsoleProcessList};
+    let mut ids = [0u32; 4];
+    // SAFETY: a live local array of the length given.
+    if unsafe { GetConsoleProcessList(ids.as_mut_ptr(), 4) } > 0 {
+        return Ok(());
+    }
+    // SAFETY: no arguments.
+    if unsafe { AllocConsole() } == 0 {
+        return Err(format!("AllocConsole: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+static EXIT_CODE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Exits with `code` when a `CTRL_BREAK_EVENT` (or CTRL_C) arrives.
+pub fn exit_on_ctrl_break(code: i32) -> bool {
+    unsafe extern "system" fn handler(_event: u32) -> i32 {
+        std::process::exit(EXIT_CODE.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    EXIT_CODE.store(code, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: a handler that lives as long as the process.
+    unsafe { windows_sys::Win32::System::Console::SetConsoleCtrlHandler(Some(handler), 1) != 0 }
+}
+
+/// Creates a top-level window and runs its message loop; `WM_CLOSE` ends
+/// the process with `code`. Calls `ready` once the window exists.
+/// Returns only if the window cannot be made (the reason).
+pub fn window_until_closed(code: i32, ready: impl FnOnce()) -> String {
+    use windows_sys::Win32::Foundation::{HWND, LPARAM, LRESULT, WPARAM};
+    use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
+    use windows_sys::Win32::UI::WindowsAndMessaging::{
+        CreateWindowExW, DefWindowProcW, DispatchMessageW, GetMessageW, MSG, RegisterClassW, TranslateMessage,
+        WM_CLOSE, WNDCLASSW, WS_OVERLAPPEDWINDOW,
+    };
+    unsafe extern "system" fn proc_(hwnd: HWND, msg: u32, w: WPARAM, l: LPARAM) -> LRESULT {
+        if msg == WM_CLOSE {
+            std::process::exit(EXIT_CODE.load(std::sync::atomic::Ordering::Relaxed));
+        }
+        // SAFETY: the arguments the system passed us.
+        unsafe { DefWindowProcW(hwnd, msg, w, l) }
+    }
+    EXIT_CODE.store(code, std::sync::atomic::Ordering::Relaxed);
+    let class: Vec<u16> = "umbilical-test-window\0".encode_utf16().collect();
+    // SAFETY: plain Win32 window creation with live, NUL-terminated names;
+    // the message loop runs on this thread, which made the window.
+    unsafe {
+        let instance = GetModuleHandleW(std::ptr::null());
+        let mut wc: WNDCLASSW = std::mem::zeroed();
+        wc.lpfnWndProc = Some(proc_);
+        wc.hInstance = instance;
+        wc.lpszClassName = class.as_ptr();
+        if RegisterClassW(&wc) == 0 {
+            return format!("RegisterClassW: {}", std::io::Error::last_os_error());
+        }
+        let hwnd = CreateWindowExW(
+            0,
+            class.as_ptr(),
+            class.as_ptr(),
+            WS_OVERLAPPEDWINDOW,
+            0,
+            0,
+            100,
+            100,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            instance,
+            std::ptr::null(),
+        );
+        if hwnd.is_null() {
+            return format!("CreateWindowExW: {}", std::io::Error::last_os_error());
+        }
+        ready();
+        let mut msg: MSG = std::mem::zeroed();
+        while GetMessageW(&mut msg, std::ptr::null_mut(), 0, 0) > 0 {
+            TranslateMessage(&msg);
+            DispatchMessageW(&msg);
+        }
+        "the message loop ended without WM_CLOSE".into()
+    }
+}

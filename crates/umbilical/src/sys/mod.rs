@@ -72,6 +72,7 @@ const _: () = {
     let _: fn(&Process) -> io::Result<Option<ExitStatus>> = Process::try_wait;
     let _: fn(&Process, Option<Instant>) -> io::Result<Option<ExitStatus>> = Process::wait_deadline;
     let _: fn(&Process) -> io::Result<()> = Process::kill;
+    let _: fn(&Process) -> io::Result<bool> = Process::ask_to_end;
     let _: fn(&Process) = Process::resume;
     let _: fn(&Process, i32) -> io::Result<()> = Process::signal_raw;
     let _: fn(&Process, i32) -> io::Result<()> = Process::signal_or_terminate;

@@ -204,8 +204,10 @@ impl Child {
         if let Some(exit) = self.try_wait()? {
             return Ok(exit);
         }
-        self.terminate()?;
-        if let Ok(ended) = ::tokio::time::timeout(grace, self.wait()).await {
+        // Killed already where nothing polite reaches it (Windows).
+        if self.inner.ask_to_end()?
+            && let Ok(ended) = ::tokio::time::timeout(grace, self.wait()).await
+        {
             return ended;
         }
         self.start_kill()?;

@@ -307,6 +307,13 @@ impl Process {
 
     /// Sends signal `sig`: the shim's way to stop the program, the same
     /// call on every OS (Windows terminates whatever `sig` says).
+    /// Asks the program to end: SIGTERM (to its group when it leads one).
+    /// Always a request here (`Ok(true)`), as Windows' counterpart is
+    /// where it can be.
+    pub(crate) fn ask_to_end(&self) -> io::Result<bool> {
+        self.signal_raw(libc::SIGTERM).map(|()| true)
+    }
+
     pub(crate) fn signal_or_terminate(&self, sig: i32) -> io::Result<()> {
         self.signal_raw(sig)
     }

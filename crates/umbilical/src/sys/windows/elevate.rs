@@ -68,5 +68,5 @@ pub(crate) fn run_elevated(program: &OsStr, parameters: &OsStr) -> Result<Proces
     let handle = unsafe { OwnedHandle::from_raw_handle(info.hProcess as _) };
     // SAFETY: a valid process handle.
     let pid = unsafe { GetProcessId(info.hProcess) };
-    Ok(Process::new(handle, pid, None))
+    Ok(Process::new(handle, pid, None, false))
 }

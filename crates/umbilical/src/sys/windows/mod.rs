@@ -18,6 +18,7 @@ mod rendezvous;
 mod spawn;
 mod stderr_relay;
 mod wait;
+mod windows_of;
 
 pub use diag::WinsockProvider;
 pub(crate) use diag::{is_wine, os_version, winsock_catalog};

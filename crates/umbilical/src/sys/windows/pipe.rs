@@ -32,7 +32,7 @@ use windows_sys::Win32::Security::{
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
-    PIPE_ACCESS_INBOUND, PIPE_ACCESS_OUTBOUND,
+    PIPE_ACCESS_INBOUND,
 };
 use windows_sys::Win32::System::Pipes::{
     ConnectNamedPipe, CreateNamedPipeW, GetNamedPipeClientProcessId, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS,
@@ -115,7 +115,12 @@ fn create_server(name: &[u16], direction: Direction) -> io::Result<OwnedHandle> 
         bInheritHandle: 0,
     };
     let access = match direction {
-        Direction::Outbound => PIPE_ACCESS_OUTBOUND,
+        // Duplex on our side only (the client opens it read-only, so no
+        // byte flows back): a write-only server handle may not read the
+        // pipe's state, which is how a close of the reading end is seen
+        // without writing (`wait::readers_gone`). libuv makes every
+        // child's stdio pipe duplex for the same kind of reason.
+        Direction::Outbound => PIPE_ACCESS_DUPLEX,
         Direction::Inbound => PIPE_ACCESS_INBOUND,
         Direction::Duplex => PIPE_ACCESS_DUPLEX,
     };

@@ -24,9 +24,12 @@ const KILLED_CODE: u32 = 1;
 pub(crate) struct Process {
     handle: OwnedHandle,
     pid: u32,
-    /// The kill-on-close job the process runs in, if asked for; closing it
-    /// (on drop) kills what is still inside.
+    /// The job the process runs in, if asked for (kill-on-close, or the
+    /// tree of a process group); a kill terminates the whole job.
     job: Option<OwnedHandle>,
+    /// Started with `CREATE_NEW_PROCESS_GROUP`: `CTRL_BREAK_EVENT` reaches
+    /// it.
+    group: bool,
 }
 
 pub(crate) fn mechanism() -> &'static str {
@@ -35,9 +38,31 @@ pub(crate) fn mechanism() -> &'static str {
 
 impl Process {
     /// The shim's way to stop the program, the same call on every OS:
-    /// Windows has no signals, so this terminates it whatever `sig` says.
-    pub(crate) fn signal_or_terminate(&self, _sig: i32) -> io::Result<()> {
+    /// Windows has no signals; for KILL (9, see `WireSignal::local`) it
+    /// terminates the program, for the others it asks first
+    /// ([`Process::ask_to_end`]) and terminates only where it cannot ask.
+    pub(crate) fn signal_or_terminate(&self, sig: i32) -> io::Result<()> {
+        if sig != 9 && self.ask_to_end()? {
+            return Ok(());
+        }
         self.kill()
+    }
+
+    /// Asks the program to end, the ways Windows has: `CTRL_BREAK_EVENT`
+    /// to its process group, when it was started as one
+    /// (`CREATE_NEW_PROCESS_GROUP`) and shares our console; and `WM_CLOSE`
+    /// to each of its top-level windows. `false` when neither reached it
+    /// (no shared console, no window: a console program started without
+    /// a group, or a service), and then nothing was sent.
+    ///
+    /// OS reference: GenerateConsoleCtrlEvent, EnumWindows, PostMessageW
+    /// (Microsoft Learn).
+    pub(crate) fn ask_to_end(&self) -> io::Result<bool> {
+        use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, GenerateConsoleCtrlEvent};
+        // SAFETY: no pointers; a group id is the leader's pid.
+        let broke = self.group && unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, self.pid) } != 0;
+        let closed = super::windows_of::post_close(self.pid);
+        Ok(broke || closed > 0)
     }
 
     /// A duplicate of the process handle, signalled when it exits (a
@@ -46,8 +71,8 @@ impl Process {
         self.handle.try_clone().ok()
     }
 
-    pub(crate) fn new(handle: OwnedHandle, pid: u32, job: Option<OwnedHandle>) -> Self {
-        Process { handle, pid, job }
+    pub(crate) fn new(handle: OwnedHandle, pid: u32, job: Option<OwnedHandle>, group: bool) -> Self {
+        Process { handle, pid, job, group }
     }
 
     /// Opens a process we did not start, to wait on it: only `SYNCHRONIZE`
@@ -62,7 +87,7 @@ impl Process {
         }
         // SAFETY: a fresh valid handle nobody else owns.
         let handle = unsafe { <OwnedHandle as std::os::windows::io::FromRawHandle>::from_raw_handle(h as _) };
-        Some(Process::new(handle, pid, None))
+        Some(Process::new(handle, pid, None, false))
     }
 
     pub(crate) fn pid(&self) -> u32 {

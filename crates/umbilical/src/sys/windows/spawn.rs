@@ -30,10 +30,10 @@ use windows_sys::Win32::System::JobObjects::{
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemDirectoryW, GetWindowsDirectoryW};
 use windows_sys::Win32::System::Threading::{
-    CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessW, DeleteProcThreadAttributeList,
-    EXTENDED_STARTUPINFO_PRESENT, GetCurrentProcess, InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST,
-    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_INFORMATION, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW,
-    UpdateProcThreadAttribute,
+    CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessW,
+    DeleteProcThreadAttributeList, EXTENDED_STARTUPINFO_PRESENT, GetCurrentProcess, InitializeProcThreadAttributeList,
+    LPPROC_THREAD_ATTRIBUTE_LIST, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_INFORMATION, ResumeThread,
+    STARTF_USESTDHANDLES, STARTUPINFOEXW, UpdateProcThreadAttribute,
 };
 
 use super::Process;
@@ -120,14 +120,19 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         }
     }
 
-    let job = if req.kill_on_close_job || req.kill_on_parent_death {
-        Some(kill_on_close_job().map_err(|e| setup("cannot create the job object", e))?)
+    // A process group is a tree to end as one: it runs in a job too.
+    let kill_on_close = req.kill_on_close_job || req.kill_on_parent_death;
+    let job = if kill_on_close || req.process_group {
+        Some(job_object(kill_on_close).map_err(|e| setup("cannot create the job object", e))?)
     } else {
         None
     };
     let mut flags = EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT;
     if req.no_window {
         flags |= CREATE_NO_WINDOW;
+    }
+    if req.process_group {
+        flags |= CREATE_NEW_PROCESS_GROUP;
     }
     if job.is_some() {
         flags |= CREATE_SUSPENDED;
@@ -170,7 +175,7 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
         unsafe { windows_sys::Win32::System::Threading::TerminateProcess(process.as_raw_handle() as HANDLE, 1) };
         return Err(setup("cannot make the program's handles non-inheritable again", e));
     }
-    Ok(Process::new(process, pi.dwProcessId, job))
+    Ok(Process::new(process, pi.dwProcessId, job, req.process_group))
 }
 
 /// Sets or clears `HANDLE_FLAG_INHERIT` on each handle
@@ -398,7 +403,9 @@ fn open_nul() -> io::Result<OwnedHandle> {
     }
 }
 
-fn kill_on_close_job() -> io::Result<OwnedHandle> {
+/// A job for the program; with `kill_on_close`, closing its last handle
+/// (our `Process` dropped, or our process gone) kills what is inside.
+fn job_object(kill_on_close: bool) -> io::Result<OwnedHandle> {
     // SAFETY: plain job creation and configuration with a local struct.
     unsafe {
         let job = CreateJobObjectW(std::ptr::null(), std::ptr::null());
@@ -406,6 +413,9 @@ fn kill_on_close_job() -> io::Result<OwnedHandle> {
             return Err(io::Error::last_os_error());
         }
         let job = OwnedHandle::from_raw_handle(job as _);
+        if !kill_on_close {
+            return Ok(job);
+        }
         let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = std::mem::zeroed();
         info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
         if SetInformationJobObject(

@@ -65,12 +65,12 @@ pub(crate) fn wait_closed(h: &OwnedHandle, deadline: Option<Instant>) -> io::Res
 /// Waits until the reading end of the pipe we write (the program's stdin)
 /// is closed by every holder, without writing.
 ///
-/// A pipe's writer has no readiness for it either, and `PeekNamedPipe`
-/// needs read access, which our outbound end lacks; the pipe's state
+/// A pipe's writer has no readiness for it either; the pipe's state
 /// (`FilePipeLocalInformation`, which libuv reads on write handles too)
 /// turns to closing once the other end is gone. Polled as `wait_closed`
-/// is. A handle that may not read its attributes is
-/// [`io::ErrorKind::Unsupported`].
+/// is. Reading the state needs `FILE_READ_ATTRIBUTES`, which a write-only
+/// server end lacks: ours are created duplex for it (`pipe.rs`). A handle
+/// without it is [`io::ErrorKind::Unsupported`].
 ///
 /// OS reference: NtQueryInformationFile, FILE_PIPE_LOCAL_INFORMATION
 /// (Microsoft Learn).
