@@ -143,8 +143,18 @@ fn auto_chooses_the_shim_where_it_can_work() {
         std::fs::create_dir(&private).unwrap();
         let shim = helper_copy(&private, "shim");
         std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        // Used all the same (#27): copied into the rendezvous directory,
+        // and the reason says why and where.
         let hidden = choice(Launcher::Runuser { user: user.clone() }, shim.to_str().unwrap());
-        assert!(!hidden.used && hidden.reason.contains("not searchable"), "{hidden:?}");
+        assert!(hidden.used && hidden.reason.contains("not searchable"), "{hidden:?}");
+        assert!(hidden.reason.contains("a copy of the shim in the rendezvous directory"), "{hidden:?}");
+        let mut cmd = Command::new(HELPER);
+        cmd.args(["signal", "10"])
+            .launcher(Launcher::Runuser { user: user.clone() })
+            .shim(ShimMode::Auto)
+            .shim_path(&shim);
+        let exit = cmd.spawn().unwrap().wait().unwrap();
+        assert_eq!(exit.status, umbilical::ExitStatus::Signaled(10), "exact through the copied shim");
         let visible = choice(Launcher::Runuser { user }, HELPER);
         assert!(visible.used, "{visible:?}");
     } else {

@@ -370,11 +370,10 @@ impl WriteHalf {
     /// # Caveats
     /// - [`ChannelKind::SharedSocket`]: the program's stdin is its stdout
     ///   too, so closing only one of them is not seen; its end is.
-    /// - Through a launcher, what the launcher keeps holds the program's
-    ///   stdin too: sudo, runuser, su and ssh wait for the program with
-    ///   their own copy open, so the close is seen when they end, after
-    ///   the program (doas and pkexec exec the shim and keep nothing, but
-    ///   the shim itself keeps its stdin for now).
+    /// - Through a launcher (with or without the shim), the launcher and
+    ///   the shim keep a copy of the program's stdin while they wait for
+    ///   it (sudo, runuser and su do; ssh relays it), so the close is seen
+    ///   when they end, after the program.
     /// - After a pipe channel was half-closed our end is gone and nothing
     ///   can be seen: [`io::ErrorKind::InvalidInput`].
     /// - Windows: a handle that may not read its own state gives

@@ -301,11 +301,14 @@ impl Child {
     ///
     /// ```
     /// # #[cfg(unix)] {
+    /// use std::io::Read;
     /// use std::time::Duration;
     /// use umbilical::{Command, ExitStatus};
     ///
     /// // A program that ignores SIGTERM is killed after the grace.
-    /// let mut child = Command::new("sh").args(["-c", "trap '' TERM; exec sleep 30"]).spawn()?;
+    /// let mut child = Command::new("sh").args(["-c", "trap '' TERM; echo ready; exec sleep 30"]).spawn()?;
+    /// let mut ready = [0u8; 6];
+    /// child.channel().unwrap().read_exact(&mut ready)?; // the trap is set
     /// let exit = child.stop(Duration::from_millis(200))?;
     /// assert_eq!(exit.status, ExitStatus::Signaled(9));
     /// # }

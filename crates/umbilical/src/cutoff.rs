@@ -27,25 +27,19 @@ pub(crate) struct Cutoff {
     delay: Duration,
     /// The end as first seen, plus `delay`.
     at: OnceLock<Instant>,
-    /// Tasks reading before the end was seen, woken when it is.
-    #[cfg(feature = "tokio")]
+    /// Tasks reading before the end was seen, woken when it is (the async
+    /// layer; empty otherwise).
     wakers: std::sync::Mutex<Vec<std::task::Waker>>,
 }
 
 impl Cutoff {
     pub(crate) fn new(delay: Duration) -> Arc<Cutoff> {
-        Arc::new(Cutoff {
-            delay,
-            at: OnceLock::new(),
-            #[cfg(feature = "tokio")]
-            wakers: std::sync::Mutex::new(Vec::new()),
-        })
+        Arc::new(Cutoff { delay, at: OnceLock::new(), wakers: std::sync::Mutex::new(Vec::new()) })
     }
 
     /// A wait saw the program's end now; later calls change nothing.
     pub(crate) fn program_ended(&self) {
         let _ = self.at.set(Instant::now() + self.delay);
-        #[cfg(feature = "tokio")]
         for waker in std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|p| p.into_inner())) {
             waker.wake();
         }

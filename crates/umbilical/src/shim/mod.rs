@@ -175,9 +175,18 @@ pub(crate) fn choose(opts: &Options) -> ShimChoice {
                 Ok(path) => path,
                 Err(e) => return ShimChoice { used: false, reason: e.to_string() },
             };
-            match sys::can_execute_as(&path, launcher.target_user()) {
-                Ok(()) => ShimChoice { used: true, reason: format!("through {}", launcher.name()) },
-                Err(why) => ShimChoice { used: false, reason: why },
+            match (sys::can_execute_as(&path, launcher.target_user()), sys::shim_placeable()) {
+                (Ok(()), _) => ShimChoice { used: true, reason: format!("through {}", launcher.name()) },
+                // Copied where the target user can execute it (the
+                // rendezvous directory, ours): see `Rendezvous::place_shim`.
+                (Err(why), Ok(())) => ShimChoice {
+                    used: true,
+                    reason: format!(
+                        "through {}, a copy of the shim in the rendezvous directory ({why})",
+                        launcher.name()
+                    ),
+                },
+                (Err(why), Err(no_copy)) => ShimChoice { used: false, reason: format!("{why}, and {no_copy}") },
             }
         }
     }
@@ -688,6 +697,8 @@ mod tests {
         ];
         // (mode, nobody can execute it, root can)
         let files = [(0o755, true, true), (0o700, false, true), (0o644, false, false)];
+        // A copy in the rendezvous directory could run (no noexec /tmp).
+        let placeable = sys::shim_placeable().is_ok();
         for (mode, by_nobody, by_root) in files {
             let shim = ShimFile::new(mode);
             for launcher in &launchers {
@@ -709,7 +720,8 @@ mod tests {
                         ShimMode::Off => route == ShimRoute::Elevation,
                         ShimMode::Auto => match route {
                             _ if launcher.is_direct() => false,
-                            ShimRoute::Local => executable,
+                            // Or copied where the user can execute it.
+                            ShimRoute::Local => executable || placeable,
                             ShimRoute::Forwarded | ShimRoute::Elevation => true,
                             // In band with a shim named inside the container.
                             ShimRoute::InBandCopied => true,
@@ -725,6 +737,8 @@ mod tests {
                             assert_eq!(choice.reason, format!("through {}", launcher.name()), "{case}");
                         } else {
                             assert!(choice.reason.contains(&format!("user {who} cannot execute")), "{case}");
+                            let copied = choice.reason.contains("a copy of the shim in the rendezvous directory");
+                            assert_eq!(copied, placeable, "{case}");
                         }
                     }
                 }

@@ -189,8 +189,24 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     }
     let deadline = Instant::now() + opts.connect_timeout;
     let shim_path = opts.shim_program()?;
-    let mut rendezvous = sys::Rendezvous::create(opts.launcher.target_user())
+    let target = opts.launcher.target_user();
+    let mut rendezvous = sys::Rendezvous::create(target)
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot create the rendezvous: {e}"), Some(e)))?;
+    // A local launcher's user who cannot execute the shim where it is (a
+    // binary in a 0700 home or build directory) gets a copy of it in the
+    // rendezvous directory, gone once the shim connected.
+    let local = caps.shim_route == ShimRoute::Local;
+    let run_path = match local.then(|| sys::can_execute_as(&shim_path, target)) {
+        Some(Err(why)) => {
+            let placed = rendezvous.place_shim(&shim_path, target).map_err(|e| {
+                let what = format!("{why}, and a copy of it cannot be placed in the rendezvous directory: {e}");
+                fail(ErrorKind::ShimFailed, &what, Some(e))
+            })?;
+            tracing::info!(from = %shim_path.display(), to = %placed.display(), %why, "the shim is copied where the target user can execute it");
+            placed
+        }
+        _ => shim_path.clone(),
+    };
     // The shim reports the program's end, so the launcher process is only
     // reaped: a detaching one is started as if it did not detach.
     let detaches = caps.detaches;
@@ -204,7 +220,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     // the shim never connects to it.
     let far_socket = (shim_rendezvous != rendezvous.path().as_os_str()).then(|| shim_rendezvous.clone());
     let outer_spec = ProgramSpec {
-        program: shim_path.clone().into_os_string(),
+        program: run_path.into_os_string(),
         args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), shim_rendezvous],
         ..ProgramSpec::default()
     };

@@ -84,6 +84,8 @@ const _: () = {
     // The shim's rendezvous and control stream.
     let _: fn(Option<&str>) -> io::Result<Rendezvous> = Rendezvous::create;
     let _: fn(&Rendezvous) -> PathBuf = Rendezvous::path;
+    let _: fn(&mut Rendezvous, &Path, Option<&str>) -> io::Result<PathBuf> = Rendezvous::place_shim;
+    let _: fn() -> Result<(), String> = shim_placeable;
     type Accept =
         fn(&mut Rendezvous, Option<u32>, Instant, fn() -> bool, &mut u32) -> io::Result<Option<ControlStream>>;
     let _: Accept = Rendezvous::accept_from::<fn() -> bool>;

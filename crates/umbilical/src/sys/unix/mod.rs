@@ -26,7 +26,7 @@ pub(crate) use group_signals::{TerminalLoan, ignore_group_signals, in_terminal_f
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
-pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism};
+pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism, shim_placeable};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use wait::{read_exact_until, read_until, wait_any, wait_closed, wait_eof, wait_readers_gone, write_until};
 

@@ -22,7 +22,7 @@
 //!   their name is gone.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -37,7 +37,13 @@ pub(crate) struct Rendezvous {
     dir: PathBuf,
     path: PathBuf,
     listener: UnixListener,
+    /// A copy of the shim placed here for the target user
+    /// ([`Rendezvous::place_shim`]); removed with the rendezvous.
+    shim: Option<PathBuf>,
 }
+
+/// The name of a shim placed in the directory.
+const SHIM_NAME: &str = "shim";
 
 impl Rendezvous {
     /// Creates the directory and the listening socket; `target` is the user
@@ -75,13 +81,50 @@ impl Rendezvous {
                     }
                     listener.set_nonblocking(true)?;
                     std::mem::forget(guard);
-                    return Ok(Rendezvous { dir, path, listener });
+                    return Ok(Rendezvous { dir, path, listener, shim: None });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
         Err(last.unwrap_or_else(|| io::Error::other("no fresh rendezvous directory")))
+    }
+
+    /// Puts the shim `from` where `target` (root when `None`) can execute
+    /// it and nobody but us can replace it: this directory (ours, `0711`
+    /// or `0700`), as `shim`. A hard link when the file's own bits already
+    /// let `target` execute it and nobody else write it (free); otherwise
+    /// a copy, written while only we can open it, its length checked, then
+    /// made `0755`. Gone when the rendezvous is dropped, which the caller
+    /// does once the shim connected (it runs from its own mapping then).
+    ///
+    /// Nothing else can write in this directory, so what the launcher
+    /// executes is what we put there; a process of `target` racing to
+    /// replace it between the copy and the exec cannot (tested).
+    pub(crate) fn place_shim(&mut self, from: &Path, target: Option<&str>) -> io::Result<PathBuf> {
+        let to = self.dir.join(SHIM_NAME);
+        let linkable =
+            std::fs::metadata(from).is_ok_and(|m| m.mode() & 0o022 == 0) && std::fs::hard_link(from, &to).is_ok();
+        self.shim = Some(to.clone());
+        if !(linkable && super::can_execute_as(&to, target).is_ok()) {
+            if linkable {
+                std::fs::remove_file(&to)?;
+            }
+            let mut source = std::fs::File::open(from)?;
+            let mut copy = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o700).open(&to)?;
+            let copied = io::copy(&mut source, &mut copy)?;
+            let expected = source.metadata()?.len();
+            if copied != expected {
+                return Err(io::Error::other(format!(
+                    "copying the shim {} gave {copied} bytes of {expected}",
+                    from.display()
+                )));
+            }
+            copy.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+            drop(copy);
+            super::can_execute_as(&to, target).map_err(io::Error::other)?;
+        }
+        Ok(to)
     }
 
     /// The socket path the shim is told about. It is not a secret.
@@ -131,6 +174,9 @@ impl Rendezvous {
 
 impl Drop for Rendezvous {
     fn drop(&mut self) {
+        if let Some(shim) = &self.shim {
+            let _ = std::fs::remove_file(shim);
+        }
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::remove_dir(&self.dir);
     }
@@ -174,6 +220,20 @@ pub(crate) fn random_token<const N: usize>() -> io::Result<[u8; N]> {
 /// BSDs, 108 on Linux; macOS's per-user `TMPDIR` can be that long), or
 /// others could rename what we create there (writable by group or others
 /// without the sticky bit): then `/tmp`.
+/// Whether a shim placed in a rendezvous directory could be executed:
+/// not where the temporary directory is mounted `noexec`.
+///
+/// OS reference: statvfs(3) `ST_NOEXEC`.
+pub(crate) fn shim_placeable() -> Result<(), String> {
+    let base = base_dir();
+    match rustix::fs::statvfs(&base) {
+        Ok(st) if st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC) => {
+            Err(format!("{} is mounted noexec, so a copy of the shim there could not run", base.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn base_dir() -> PathBuf {
     let base = std::env::temp_dir();
     let fits = base.as_os_str().len() + 64 <= 104;
@@ -197,6 +257,7 @@ fn sweep(base: &Path) {
             continue;
         }
         let _ = std::fs::remove_file(entry.path().join("control.sock"));
+        let _ = std::fs::remove_file(entry.path().join(SHIM_NAME));
         let _ = std::fs::remove_dir(entry.path());
     }
 }

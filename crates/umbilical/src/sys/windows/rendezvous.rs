@@ -47,6 +47,16 @@ impl Rendezvous {
     }
 
     /// The pipe name the shim is told about.
+    /// No launcher here runs the shim as a user who could not execute it
+    /// where it is (RunAs elevates the same user).
+    pub(crate) fn place_shim(
+        &mut self,
+        _from: &std::path::Path,
+        _target: Option<&str>,
+    ) -> io::Result<std::path::PathBuf> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no copy of the shim is placed on Windows"))
+    }
+
     pub(crate) fn path(&self) -> std::path::PathBuf {
         OsString::from_wide(&self.name[..self.name.len() - 1]).into()
     }
@@ -179,4 +189,9 @@ impl io::Write for ControlStream {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// No copy of the shim is placed on Windows (see `Rendezvous::place_shim`).
+pub(crate) fn shim_placeable() -> Result<(), String> {
+    Err("no copy of the shim is placed on Windows".into())
 }
