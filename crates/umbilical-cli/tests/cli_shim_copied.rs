@@ -141,13 +141,30 @@ fn the_target_user_cannot_replace_the_copy() {
     let mut racer_out = racer.stdout.take().unwrap();
     let mut ready = [0u8; 6];
     std::io::Read::read_exact(&mut racer_out, &mut ready).unwrap();
+    let report = dir.join("race.json");
     for i in 0..20 {
+        let via = format!("runuser:{user}");
         let out = output_within(
-            Command::new(&cli).args(["run", "--via", &format!("runuser:{user}"), "--", "sh", "-c", "exit 7"]),
+            Command::new(&cli).args([
+                "run",
+                "--via",
+                &via,
+                "--report",
+                report.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                "exit 7",
+            ]),
             b"",
             RUN_LIMIT,
         );
         assert_eq!(out.status.code(), Some(7), "run {i}: {}", String::from_utf8_lossy(&out.stderr));
+        let json = std::fs::read_to_string(&report).unwrap();
+        assert!(
+            json.contains("a copy of the shim in the rendezvous directory"),
+            "run {i}: the race is on a copy: {json}"
+        );
     }
     let mut verdict = String::new();
     let reading = std::thread::spawn(move || {

@@ -175,8 +175,11 @@ pub(crate) fn choose(opts: &Options) -> ShimChoice {
                 Ok(path) => path,
                 Err(e) => return ShimChoice { used: false, reason: e.to_string() },
             };
+            // A copy needs a file we can read.
+            let copyable = std::fs::File::open(&path).and_then(|f| f.metadata()).is_ok_and(|m| m.is_file());
             match (sys::can_execute_as(&path, launcher.target_user()), sys::shim_placeable()) {
                 (Ok(()), _) => ShimChoice { used: true, reason: format!("through {}", launcher.name()) },
+                (Err(why), _) if !copyable => ShimChoice { used: false, reason: why },
                 // Copied where the target user can execute it (the
                 // rendezvous directory, ours): see `Rendezvous::place_shim`.
                 (Err(why), Ok(())) => ShimChoice {

@@ -221,17 +221,22 @@ pub(crate) fn random_token<const N: usize>() -> io::Result<[u8; N]> {
 /// others could rename what we create there (writable by group or others
 /// without the sticky bit): then `/tmp`.
 /// Whether a shim placed in a rendezvous directory could be executed:
-/// not where the temporary directory is mounted `noexec`.
+/// not where the temporary directory is mounted `noexec` (Linux; elsewhere
+/// `statvfs` does not say, and a launcher that cannot run the copy fails
+/// and says so).
 ///
 /// OS reference: statvfs(3) `ST_NOEXEC`.
 pub(crate) fn shim_placeable() -> Result<(), String> {
-    let base = base_dir();
-    match rustix::fs::statvfs(&base) {
-        Ok(st) if st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC) => {
-            Err(format!("{} is mounted noexec, so a copy of the shim there could not run", base.display()))
+    #[cfg(target_os = "linux")]
+    {
+        let base = base_dir();
+        if let Ok(st) = rustix::fs::statvfs(&base)
+            && st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC)
+        {
+            return Err(format!("{} is mounted noexec, so a copy of the shim there could not run", base.display()));
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 fn base_dir() -> PathBuf {
