@@ -175,8 +175,7 @@ pub(crate) fn choose(opts: &Options) -> ShimChoice {
                 Ok(path) => path,
                 Err(e) => return ShimChoice { used: false, reason: e.to_string() },
             };
-            // A copy needs a file we can read.
-            let copyable = std::fs::File::open(&path).and_then(|f| f.metadata()).is_ok_and(|m| m.is_file());
+            let copyable = copy_helps(launcher, &path);
             match (sys::can_execute_as(&path, launcher.target_user()), sys::shim_placeable()) {
                 (Ok(()), _) => ShimChoice { used: true, reason: format!("through {}", launcher.name()) },
                 (Err(why), _) if !copyable => ShimChoice { used: false, reason: why },
@@ -193,6 +192,17 @@ pub(crate) fn choose(opts: &Options) -> ShimChoice {
             }
         }
     }
+}
+
+/// Whether a copy of the shim at `path` in the rendezvous directory would
+/// let `launcher`'s user run it: only through a launcher that switches
+/// user (with none, the caller runs it itself), and only for a file we can
+/// read that is meant to be executed (an execute bit: a copy does not make
+/// a non-executable file a program).
+pub(crate) fn copy_helps(launcher: &crate::launcher::Launcher, path: &std::path::Path) -> bool {
+    !launcher.is_direct()
+        && sys::can_execute_as(path, None).is_ok()
+        && std::fs::File::open(path).and_then(|f| f.metadata()).is_ok_and(|m| m.is_file())
 }
 
 /// Through container exec the shim goes in band, as a static build copied
@@ -723,8 +733,9 @@ mod tests {
                         ShimMode::Off => route == ShimRoute::Elevation,
                         ShimMode::Auto => match route {
                             _ if launcher.is_direct() => false,
-                            // Or copied where the user can execute it.
-                            ShimRoute::Local => executable || placeable,
+                            // Or copied where the user can execute it,
+                            // if the file is meant to be executed.
+                            ShimRoute::Local => executable || (placeable && by_root),
                             ShimRoute::Forwarded | ShimRoute::Elevation => true,
                             // In band with a shim named inside the container.
                             ShimRoute::InBandCopied => true,
@@ -741,7 +752,7 @@ mod tests {
                         } else {
                             assert!(choice.reason.contains(&format!("user {who} cannot execute")), "{case}");
                             let copied = choice.reason.contains("a copy of the shim in the rendezvous directory");
-                            assert_eq!(copied, placeable, "{case}");
+                            assert_eq!(copied, placeable && by_root, "{case}");
                         }
                     }
                 }

@@ -197,7 +197,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     // rendezvous directory, gone once the shim connected.
     let local = caps.shim_route == ShimRoute::Local;
     let run_path = match local.then(|| sys::can_execute_as(&shim_path, target)) {
-        Some(Err(why)) => {
+        Some(Err(why)) if super::copy_helps(&opts.launcher, &shim_path) => {
             let placed = rendezvous.place_shim(&shim_path, target).map_err(|e| {
                 let what = format!("{why}, and a copy of it cannot be placed in the rendezvous directory: {e}");
                 fail(ErrorKind::ShimFailed, &what, Some(e))
