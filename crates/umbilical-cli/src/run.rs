@@ -84,9 +84,9 @@ pub struct RunArgs {
     /// told apart from the program's exit codes (125), kill across
     /// privilege boundaries, and the program ended if umbilical dies. By
     /// default the shim is used through every launcher where it can work:
-    /// sudo, doas, pkexec, runuser and su when the target user can execute
-    /// this binary, ssh (the far host needs it at the same path, or at
-    /// --shim-path), container exec when the shim to copy in is a static
+    /// sudo, doas, pkexec, runuser and su (a copy where the target user
+    /// cannot execute this binary), ssh (at the same path on the far host,
+    /// at --shim-path, or a copy sent over ssh), container exec when the shim to copy in is a static
     /// build (--shim-source) or one is inside (--shim-path), and runas; not
     /// with no launcher or a custom launcher. -v and the report say what
     /// was chosen and why.

@@ -1,8 +1,10 @@
 //! The shim where the target user cannot execute it (issue #27): the CLI
 //! installed in a directory only its owner may enter (`cargo install` puts
 //! it in a home directory; here a 0700 directory of root's), run through
-//! the local launchers to the unprivileged test user. The shim is copied
-//! into the rendezvous directory and used — exact signal status, a
+//! the local launchers to the unprivileged test user, and through ssh to a
+//! far host that lacks it (the loopback sshd, as that user). The shim is
+//! copied (into the rendezvous directory; over ssh, into a fresh directory
+//! of the far user's) and used — exact signal status, a
 //! `--timeout --kill-after` that ends a program ignoring TERM — and no
 //! copy is left behind. A process of the target user racing to replace
 //! the copy gets nothing.
@@ -59,63 +61,83 @@ fn copies_left() -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// What the test user has in /tmp named like ours: a far copy's directory
+/// or a forwarded socket (the far host is this one).
+fn far_leftovers(user: &str) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = Command::new("id").args(["-u", user]).output().unwrap();
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    let Ok(entries) = std::fs::read_dir("/tmp") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("umbilical-"))
+        .filter(|e| e.path().symlink_metadata().is_ok_and(|m| m.uid() == uid))
+        .map(|e| e.path())
+        .collect()
+}
+
 #[test]
 fn a_cli_the_target_user_cannot_execute_is_copied_as_the_shim() {
     let _serial = serial();
     let Some((user, dir)) = hidden_cli() else { return };
     let cli = dir.join("umbilical");
     let report = dir.join("report.json");
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        b"SKIP: the shim copied to the far host through ssh: not built yet (issue #27's in-band copy); ssh runs the shim at the caller's path\n",
-    );
-    for launcher in ["sudo", "doas", "runuser", "su"] {
-        let via = format!("{launcher}:{user}");
-        let out = output_within(
-            Command::new(&cli).args([
-                "run",
-                "--via",
-                &via,
-                "--report",
-                report.to_str().unwrap(),
-                "--",
-                "sh",
-                "-c",
-                "kill -USR1 $$",
-            ]),
-            b"",
-            RUN_LIMIT,
-        );
+    // The local launchers, and ssh to the loopback sshd (the far host is
+    // this one, where the test user cannot run the hidden CLI either).
+    let mut routes: Vec<(String, Option<String>)> =
+        ["sudo", "doas", "runuser", "su"].iter().map(|l| (format!("{l}:{user}"), None)).collect();
+    // vias() prints the SKIP when there is no loopback sshd.
+    let ssh = common::vias("the shim copied to the far host")
+        .into_iter()
+        .find(|v| v.args.iter().any(|a| a.starts_with("ssh:")));
+    if let Some(ssh) = ssh {
+        routes.push((ssh.args[1].clone(), ssh.path.clone()));
+    }
+    for (via, path) in routes {
+        let local = !via.starts_with("ssh:");
+        let command = |args: &[&str]| {
+            let mut cmd = Command::new(&cli);
+            cmd.args(args);
+            if let Some(path) = &path {
+                cmd.env("PATH", path);
+            }
+            cmd
+        };
+        let mut run =
+            command(&["run", "--via", &via, "--report", report.to_str().unwrap(), "--", "sh", "-c", "kill -USR1 $$"]);
+        let out = output_within(&mut run, b"", RUN_LIMIT);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(138), "{via}: the signal exactly, through the shim: {stderr}");
         let json = std::fs::read_to_string(&report).unwrap();
         assert!(json.contains("\"shim\": {\"used\": true"), "{via}: {json}");
-        assert!(
-            json.contains("a copy of the shim in the rendezvous directory"),
-            "{via}: the report says where: {json}"
-        );
+        if local {
+            let copied = json.contains("a copy of the shim in the rendezvous directory");
+            assert!(copied, "{via}: the report says where: {json}");
+        } else {
+            let out = output_within(&mut command(&["run", "-v", "--via", &via, "--", "true"]), b"", RUN_LIMIT);
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && said.contains("copied to the far host"), "{via}: -v says so: {said}");
+        }
 
         let started = Instant::now();
-        let out = output_within(
-            Command::new(&cli).args([
-                "run",
-                "--via",
-                &via,
-                "--timeout",
-                "1",
-                "--kill-after",
-                "1",
-                "--",
-                "sh",
-                "-c",
-                "trap '' TERM; exec sleep 30",
-            ]),
-            b"",
-            RUN_LIMIT,
-        );
+        let args = [
+            "run",
+            "--via",
+            &via,
+            "--timeout",
+            "1",
+            "--kill-after",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM; exec sleep 30",
+        ];
+        let out = output_within(&mut command(&args), b"", RUN_LIMIT);
         assert_eq!(out.status.code(), Some(124), "{via}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(started.elapsed() < Duration::from_secs(20), "{via}: {:?}", started.elapsed());
         assert_eq!(copies_left(), Vec::<std::path::PathBuf>::new(), "{via}: no copy left");
+        assert_eq!(far_leftovers(&user), Vec::<std::path::PathBuf>::new(), "{via}: nothing left on the far host");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

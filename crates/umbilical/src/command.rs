@@ -204,9 +204,11 @@ impl Command {
     /// decision, with [`ShimMode::Auto`] resolved. Auto uses the shim
     /// through every launcher that switches user (sudo, doas, pkexec,
     /// runuser, su) when that user can execute the shim (every directory on
-    /// its path searchable, the file executable, by mode bits), through ssh
-    /// (the far host must have it at the same path, or at
-    /// [`Command::shim_path`]), through container exec in band when the
+    /// its path searchable, the file executable, by mode bits; otherwise a
+    /// copy in the rendezvous directory), through ssh (at the same path on
+    /// the far host, or at [`Command::shim_path`]; a far host of the same
+    /// OS and architecture that lacks it gets a copy over ssh, which the
+    /// shim removes as it starts), through container exec in band when the
     /// shim to copy in is a static build ([`Command::shim_source`]) or
     /// `shim_path` names one inside, and through Windows elevation; not with
     /// no launcher (the status is exact without it), not through a custom

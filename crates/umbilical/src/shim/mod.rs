@@ -52,6 +52,8 @@ use crate::sys;
 mod bridge;
 mod elf;
 #[cfg(unix)]
+mod far_copy;
+#[cfg(unix)]
 mod in_band;
 #[cfg(unix)]
 mod remote;
@@ -75,7 +77,8 @@ pub const RENDEZVOUS_FLAG: &str = "--umbilical-rendezvous";
 /// [`ShimLink::InBand`](crate::ShimLink::InBand)).
 pub const BRIDGE_FLAG: &str = "--umbilical-bridge";
 /// After the bridge's socket: a file the bridge removes once the shim runs
-/// (a shim copied into a container).
+/// (a shim copied into a container). After the rendezvous: the shim's own
+/// copy on a far host, which it removes as it starts.
 pub const REMOVE_FLAG: &str = "--umbilical-remove";
 /// After the bridge's socket: the user (a name or `UID[:GID]`, as
 /// `docker exec -u` takes) the socket is handed to, when the program runs
@@ -99,6 +102,12 @@ pub fn run_if_invoked() {
     let flag = args.next();
     let Some(path) = args.next() else { return };
     if flag.as_deref() == Some(OsStr::new(RENDEZVOUS_FLAG)) {
+        // A copy of ours placed on a far host: gone as soon as it runs.
+        if let (Some(flag), Some(copy)) = (args.next(), args.next())
+            && flag == REMOVE_FLAG
+        {
+            remove_own_copy(Path::new(&copy));
+        }
         std::process::exit(serve(Path::new(&path)));
     }
     #[cfg(unix)]
@@ -116,6 +125,24 @@ pub fn run_if_invoked() {
             125
         });
         std::process::exit(code);
+    }
+}
+
+/// Removes `copy` if it is this very executable (nothing else: the flag
+/// is not a way to remove other files), and its directory if that was
+/// made for it (`umbilical-…`) and is now empty.
+fn remove_own_copy(copy: &Path) {
+    let me = std::env::current_exe().and_then(std::fs::canonicalize);
+    let it = std::fs::canonicalize(copy);
+    if let (Ok(me), Ok(it)) = (me, it)
+        && me == it
+    {
+        let _ = std::fs::remove_file(&it);
+        if let Some(dir) = it.parent()
+            && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("umbilical-"))
+        {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 

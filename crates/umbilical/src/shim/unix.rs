@@ -219,9 +219,21 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     // A socket ssh makes on the far host, which nobody else removes if
     // the shim never connects to it.
     let far_socket = (shim_rendezvous != rendezvous.path().as_os_str()).then(|| shim_rendezvous.clone());
+    // Through ssh, a far host without the shim at our path gets a copy
+    // (unless shim_path names the far one).
+    let far_copy = if caps.shim_route == ShimRoute::Forwarded && caps.foreign_pids && opts.shim_path.is_none() {
+        super::far_copy::ensure(&opts.launcher, &shim_path, deadline)
+            .map_err(|e| Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))?
+    } else {
+        None
+    };
+    let mut args = vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), shim_rendezvous];
+    if let Some(copy) = &far_copy {
+        args.extend([super::REMOVE_FLAG.into(), copy.clone()]);
+    }
     let outer_spec = ProgramSpec {
-        program: run_path.into_os_string(),
-        args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), shim_rendezvous],
+        program: far_copy.clone().unwrap_or_else(|| run_path.into_os_string()),
+        args,
         ..ProgramSpec::default()
     };
     let in_foreground = opts.process_group && sys::in_terminal_foreground();
@@ -288,6 +300,11 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
             let session_ran = matches!(ended, Some(ExitStatus::Exited(code)) if code != 255);
             if let Some(far_socket) = far_socket.filter(|_| session_ran) {
                 super::remote::remove_through(&opts.launcher, &far_socket);
+            }
+            // A copy the shim would have removed as it started: gone
+            // already if it ran, else removed here.
+            if let Some(copy) = &far_copy {
+                super::far_copy::remove(&opts.launcher, copy);
             }
             Err(Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))
         }

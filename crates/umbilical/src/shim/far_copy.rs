@@ -1,0 +1,206 @@
+//! Through ssh, the shim on a far host that does not have it: copied over
+//! the same kind of session, used once, gone.
+//!
+//! A short first session asks the far host whether the shim is there (at
+//! the caller's own path, executable) and what it is (`uname -sm`). If it
+//! is not, and the far host is the caller's OS and architecture, a second
+//! session writes the caller's shim into a fresh `mktemp -d` directory of
+//! the far user's (`umask 077`: nobody else there can read, replace or
+//! rename it) and answers with its path and length, which must be ours.
+//! The shim is then run from there with `--umbilical-remove`, and removes
+//! itself the moment it starts; a launch that fails before it ran removes
+//! the copy through one more session. A far host of another OS or
+//! architecture is refused, naming `shim_path`.
+//!
+//! The cost: one short session on every launch that does not name the
+//! far shim (`shim_path` skips the look), and the copy's transfer where
+//! the far host lacks it.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind};
+use crate::exit::ExitDetection;
+use crate::launcher::Launcher;
+use crate::shim::remote::{read_within, reap_within, said_on, spawn_on_stream};
+use crate::spec::ProgramSpec;
+use crate::sys;
+
+/// The most a helper session may print.
+const ANSWER_LIMIT: usize = 4096;
+
+/// What the far host answered to the look.
+const HAVE: &str = "have";
+
+/// The far path of the copy to run, if `shim` (the caller's own path) is
+/// not there: see the module docs.
+pub(super) fn ensure(launcher: &Launcher, shim: &Path, deadline: Instant) -> Result<Option<OsString>, Error> {
+    let name = launcher.name();
+    let look = helper(
+        "if [ -x \"$1\" ] && [ -f \"$1\" ]; then echo have; else echo missing; fi; uname -sm",
+        &[shim.as_os_str().to_owned()],
+    );
+    let answer = run(launcher, &look, &[], deadline)?;
+    let mut lines = answer.lines();
+    if lines.next() == Some(HAVE) {
+        return Ok(None);
+    }
+    let far = lines.next().unwrap_or("").trim().to_string();
+    if !same_platform(&far) {
+        return Err(Error::new(
+            ErrorKind::ShimFailed,
+            format!(
+                "the far host has no shim at {} and is {far:?}, while this one is built for {} {}: \
+                 install one built for it there and name it with shim_path (--shim-path)",
+                shim.display(),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+            ),
+            None,
+        ));
+    }
+    let bytes = std::fs::read(shim).map_err(|e| {
+        Error::new(ErrorKind::ShimFailed, format!("cannot read the shim {} to copy it: {e}", shim.display()), Some(e))
+    })?;
+    let copy = helper(
+        "umask 077; d=$(mktemp -d \"${TMPDIR:-/tmp}/umbilical-XXXXXXXXXX\") || exit 1; \
+         cat > \"$d/shim\" || { rm -rf \"$d\"; exit 1; }; chmod 700 \"$d/shim\"; \
+         printf '%s %s\\n' \"$(wc -c < \"$d/shim\")\" \"$d/shim\"",
+        &[],
+    );
+    let answer = run(launcher, &copy, &bytes, deadline)?;
+    let line = answer.lines().next().unwrap_or("").trim();
+    let (len, path) = line.split_once(' ').unwrap_or(("", ""));
+    let path = OsString::from(path);
+    if len.trim().parse::<u64>().ok() != Some(bytes.len() as u64) || !path.as_bytes().starts_with(b"/") {
+        if !path.is_empty() {
+            remove(launcher, &path);
+        }
+        return Err(Error::new(
+            ErrorKind::ShimFailed,
+            format!("copying the shim to the far host through {name} went wrong (it answered {line:?})"),
+            None,
+        ));
+    }
+    tracing::info!(launcher = %name, far = %path.to_string_lossy(), bytes = bytes.len(), "the shim is copied to the far host");
+    Ok(Some(path))
+}
+
+/// Removes a copy that never ran, and its directory, through `launcher`
+/// (best effort, bounded).
+pub(super) fn remove(launcher: &Launcher, path: &OsString) {
+    let spec =
+        helper("rm -f -- \"$1\" && { [ ! -d \"${1%/*}\" ] || rmdir -- \"${1%/*}\"; }", std::slice::from_ref(path));
+    if let Err(e) = run(launcher, &spec, &[], Instant::now() + Duration::from_secs(10)) {
+        tracing::warn!("could not remove the shim's copy {} through {}: {e}", path.to_string_lossy(), launcher.name());
+    }
+}
+
+/// `sh -c SCRIPT sh ARGS...`.
+fn helper(script: &str, args: &[OsString]) -> ProgramSpec {
+    let mut all: Vec<OsString> = vec!["-c".into(), script.into(), "sh".into()];
+    all.extend(args.iter().cloned());
+    ProgramSpec { program: "sh".into(), args: all, ..ProgramSpec::default() }
+}
+
+/// Runs `spec` through `launcher` with `input` on its stdin, until
+/// `deadline`: what it printed, if it exited 0.
+fn run(launcher: &Launcher, spec: &ProgramSpec, input: &[u8], deadline: Instant) -> Result<String, Error> {
+    let name = launcher.name();
+    let wrapped = launcher.wrap(spec, ExitDetection::Process)?.map_or_else(|| spec.clone(), |l| l.spec);
+    let (ours, process, stderr) = spawn_on_stream(&wrapped, true, &name)?;
+    let fail = |what: String| Error::new(ErrorKind::ShimFailed, what, None);
+    let mut rest = input;
+    while !rest.is_empty() {
+        match sys::write_until(&ours, rest, true, Some(deadline)) {
+            Ok(Some(n)) => rest = &rest[n..],
+            Ok(None) => {
+                let _ = process.kill();
+                let _ = reap_within(process, Duration::from_secs(2));
+                let what = format!("copying the shim through {name} did not finish in time");
+                return Err(Error::new(ErrorKind::TimedOut, what, None));
+            }
+            Err(e) => {
+                let _ = process.kill();
+                let _ = reap_within(process, Duration::from_secs(2));
+                let said = said_on(stderr);
+                return Err(fail(format!("copying the shim through {name} failed: {e} {}", said.trim())));
+            }
+        }
+    }
+    let mut stream = std::os::unix::net::UnixStream::from(ours);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let (out, cut) = read_within(&mut stream, deadline, ANSWER_LIMIT, |_| false);
+    if cut {
+        let _ = process.kill();
+    }
+    let status = reap_within(process, Duration::from_secs(2));
+    if cut {
+        let what = format!("{name} did not answer in time while placing the shim");
+        return Err(Error::new(ErrorKind::TimedOut, what, None));
+    }
+    match status {
+        Some(crate::exit::ExitStatus::Exited(0)) => Ok(String::from_utf8_lossy(&out).into_owned()),
+        other => {
+            // Worded as the refusal of the launch itself, which it is: the
+            // same session would have refused the shim.
+            let said = said_on(stderr);
+            let status = other.map_or_else(|| "killed".to_string(), |s| format!("{s:?}"));
+            Err(Error::new(
+                ErrorKind::LauncherRefused,
+                format!(
+                    "{name} ended ({status}) before the shim connected: refused (authentication, policy or \
+                     unknown user), or failed, while placing the shim on the far host: {}",
+                    said.trim()
+                ),
+                None,
+            ))
+        }
+    }
+}
+
+/// Whether `uname -sm`'s answer is this build's OS and architecture.
+fn same_platform(uname: &str) -> bool {
+    let mut words = uname.split_whitespace();
+    let (Some(os), Some(arch)) = (words.next(), words.next()) else { return false };
+    let os_ok = match std::env::consts::OS {
+        "linux" => os == "Linux",
+        "macos" => os == "Darwin",
+        "freebsd" => os == "FreeBSD",
+        "netbsd" => os == "NetBSD",
+        "openbsd" => os == "OpenBSD",
+        _ => false,
+    };
+    let arch_ok = match std::env::consts::ARCH {
+        "x86_64" => matches!(arch, "x86_64" | "amd64"),
+        "aarch64" => matches!(arch, "aarch64" | "arm64"),
+        "x86" => matches!(arch, "i386" | "i486" | "i586" | "i686"),
+        "arm" => arch.starts_with("arm"),
+        "riscv64" => arch == "riscv64",
+        other => arch == other,
+    };
+    os_ok && arch_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_match_unames_words() {
+        let ours = match (std::env::consts::OS, std::env::consts::ARCH) {
+            ("linux", "x86_64") => "Linux x86_64",
+            ("linux", "aarch64") => "Linux aarch64",
+            ("macos", "aarch64") => "Darwin arm64",
+            ("freebsd", "x86_64") => "FreeBSD amd64",
+            _ => return,
+        };
+        assert!(same_platform(ours));
+        assert!(!same_platform("Plan9 mips"));
+        assert!(!same_platform(""));
+        assert!(!same_platform("Linux"));
+        assert!(!same_platform(if ours.starts_with("Linux") { "Darwin arm64" } else { "Linux x86_64" }));
+    }
+}
