@@ -1,20 +1,21 @@
 //! Through ssh, the shim on a far host that does not have it: copied over
 //! the same kind of session, used once, gone.
 //!
-//! A short first session asks the far host whether the shim is there (at
-//! the caller's own path, executable) and what it is (`uname -sm`). If it
-//! is not, and the far host is the caller's OS and architecture, a second
-//! session writes the caller's shim into a fresh `mktemp -d` directory of
-//! the far user's (`umask 077`: nobody else there can read, replace or
-//! rename it) and answers with its path and length, which must be ours.
-//! The shim is then run from there with `--umbilical-remove`, and removes
-//! itself the moment it starts; a launch that fails before it ran removes
-//! the copy through one more session. A far host of another OS or
-//! architecture is refused, naming `shim_path`.
+//! The launch's own session looks first: `sh -c` runs the shim at the
+//! caller's path if it is there, else ends with a code of its own
+//! (`shim/unix.rs`), so a far host that has the shim costs nothing more.
+//! One that lacks it is asked what it is (`uname -sm`); if it is the
+//! caller's OS and architecture, a second session writes the caller's shim
+//! into a fresh `mktemp -d` directory of the far user's (`umask 077`:
+//! nobody else there can read, replace or rename it) and answers with its
+//! path and length, which must be ours. The launch then runs again from
+//! the copy, with `--umbilical-remove`: the shim removes it the moment it
+//! starts; a launch that fails before it ran removes the copy through one
+//! more session. A far host of another OS or architecture is refused,
+//! naming `shim_path`.
 //!
-//! The cost: one short session on every launch that does not name the
-//! far shim (`shim_path` skips the look), and the copy's transfer where
-//! the far host lacks it.
+//! The cost, only where the far host lacks the shim: the first session,
+//! two short ones, and the copy's transfer.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -31,23 +32,12 @@ use crate::sys;
 /// The most a helper session may print.
 const ANSWER_LIMIT: usize = 4096;
 
-/// What the far host answered to the look.
-const HAVE: &str = "have";
-
-/// The far path of the copy to run, if `shim` (the caller's own path) is
-/// not there: see the module docs.
-pub(super) fn ensure(launcher: &Launcher, shim: &Path, deadline: Instant) -> Result<Option<OsString>, Error> {
+/// Copies `shim` to the far host (which the launch's own session found
+/// without it) and returns the copy's far path: see the module docs.
+pub(super) fn place(launcher: &Launcher, shim: &Path, deadline: Instant) -> Result<OsString, Error> {
     let name = launcher.name();
-    let look = helper(
-        "if [ -x \"$1\" ] && [ -f \"$1\" ]; then echo have; else echo missing; fi; uname -sm",
-        &[shim.as_os_str().to_owned()],
-    );
-    let answer = run(launcher, &look, &[], deadline)?;
-    let mut lines = answer.lines();
-    if lines.next() == Some(HAVE) {
-        return Ok(None);
-    }
-    let far = lines.next().unwrap_or("").trim().to_string();
+    let answer = run(launcher, &helper("uname -sm", &[]), &[], deadline)?;
+    let far = answer.lines().next().unwrap_or("").trim().to_string();
     if !same_platform(&far) {
         return Err(Error::new(
             ErrorKind::ShimFailed,
@@ -64,11 +54,15 @@ pub(super) fn ensure(launcher: &Launcher, shim: &Path, deadline: Instant) -> Res
     let bytes = std::fs::read(shim).map_err(|e| {
         Error::new(ErrorKind::ShimFailed, format!("cannot read the shim {} to copy it: {e}", shim.display()), Some(e))
     })?;
+    // The copy removes itself unless it is whole: a session cut short
+    // (our deadline, a dropped connection) leaves nothing behind.
     let copy = helper(
         "umask 077; d=$(mktemp -d \"${TMPDIR:-/tmp}/umbilical-XXXXXXXXXX\") || exit 1; \
-         cat > \"$d/shim\" || { rm -rf \"$d\"; exit 1; }; chmod 700 \"$d/shim\"; \
-         printf '%s %s\\n' \"$(wc -c < \"$d/shim\")\" \"$d/shim\"",
-        &[],
+         trap 'rm -rf \"$d\"; exit 1' HUP INT TERM PIPE; \
+         cat > \"$d/shim\" && [ \"$(wc -c < \"$d/shim\")\" -eq \"$1\" ] && chmod 700 \"$d/shim\" \
+         || { rm -rf \"$d\"; exit 1; }; \
+         printf '%s %s\\n' \"$1\" \"$d/shim\"",
+        &[bytes.len().to_string().into()],
     );
     let answer = run(launcher, &copy, &bytes, deadline)?;
     let line = answer.lines().next().unwrap_or("").trim();
@@ -85,7 +79,7 @@ pub(super) fn ensure(launcher: &Launcher, shim: &Path, deadline: Instant) -> Res
         ));
     }
     tracing::info!(launcher = %name, far = %path.to_string_lossy(), bytes = bytes.len(), "the shim is copied to the far host");
-    Ok(Some(path))
+    Ok(path)
 }
 
 /// Removes a copy that never ran, and its directory, through `launcher`

@@ -171,6 +171,45 @@ fn connect(
 /// Starts the launcher with the shim as its program, and drives the shim
 /// up to `spawned`.
 pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
+    let deadline = Instant::now() + opts.connect_timeout;
+    match spawn_once(spec, opts, deadline, None)? {
+        Ok(child) => Ok(child),
+        // Through ssh the far host has no shim at our path: a copy, and
+        // the same launch again from it.
+        Err(FarShimMissing) => {
+            let shim_path = opts.shim_program()?;
+            let copy = super::far_copy::place(&opts.launcher, &shim_path, deadline)
+                .map_err(|e| Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))?;
+            match spawn_once(spec, opts, deadline, Some(copy))? {
+                Ok(child) => Ok(child),
+                Err(FarShimMissing) => Err(Error::cannot_start(
+                    &spec.program,
+                    ErrorKind::ShimFailed,
+                    "the shim copied to the far host was gone before it ran",
+                    None,
+                )),
+            }
+        }
+    }
+}
+
+/// Through ssh, the far host had no shim at the caller's path (the
+/// session's look said so with [`FAR_SHIM_MISSING`]).
+struct FarShimMissing;
+
+/// The exit code of the far session's look when the shim is not there.
+const FAR_SHIM_MISSING: i32 = 121;
+
+/// One launch; through ssh without `shim_path` the far session first
+/// looks for the shim at our path (in the same session, at no cost) and
+/// ends with [`FAR_SHIM_MISSING`] when it is not there; with `far_copy`
+/// it runs that copy, which removes itself as it starts.
+fn spawn_once(
+    spec: &ProgramSpec,
+    opts: &Options,
+    deadline: Instant,
+    far_copy: Option<std::ffi::OsString>,
+) -> Result<Result<Child, FarShimMissing>, Error> {
     let fail = |kind, what: &str, source| Error::cannot_start(&spec.program, kind, what, source);
     let launcher = opts.launcher.name();
     let caps = opts.launcher.capabilities();
@@ -178,7 +217,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         return Err(fail(ErrorKind::InvalidInput, "runas (UAC elevation) exists only on Windows", None));
     }
     if opts.in_band() {
-        return super::in_band::spawn(spec, opts);
+        return super::in_band::spawn(spec, opts).map(Ok);
     }
     if caps.shim_route == ShimRoute::InBandCopied {
         let what = format!(
@@ -187,7 +226,6 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         );
         return Err(fail(ErrorKind::InvalidInput, &what, None));
     }
-    let deadline = Instant::now() + opts.connect_timeout;
     let shim_path = opts.shim_program()?;
     let target = opts.launcher.target_user();
     let mut rendezvous = sys::Rendezvous::create(target)
@@ -219,22 +257,22 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     // A socket ssh makes on the far host, which nobody else removes if
     // the shim never connects to it.
     let far_socket = (shim_rendezvous != rendezvous.path().as_os_str()).then(|| shim_rendezvous.clone());
-    // Through ssh, a far host without the shim at our path gets a copy
-    // (unless shim_path names the far one).
-    let far_copy = if caps.shim_route == ShimRoute::Forwarded && caps.foreign_pids && opts.shim_path.is_none() {
-        super::far_copy::ensure(&opts.launcher, &shim_path, deadline)
-            .map_err(|e| Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))?
-    } else {
-        None
-    };
+    // Through ssh without shim_path (and not yet copied), the session
+    // looks for the shim at our path first.
+    let look =
+        caps.shim_route == ShimRoute::Forwarded && caps.foreign_pids && opts.shim_path.is_none() && far_copy.is_none();
     let mut args = vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), shim_rendezvous];
     if let Some(copy) = &far_copy {
         args.extend([super::REMOVE_FLAG.into(), copy.clone()]);
     }
-    let outer_spec = ProgramSpec {
-        program: far_copy.clone().unwrap_or_else(|| run_path.into_os_string()),
-        args,
-        ..ProgramSpec::default()
+    let program = far_copy.clone().unwrap_or_else(|| run_path.into_os_string());
+    let outer_spec = if look {
+        let script = format!("if [ -f \"$1\" ] && [ -x \"$1\" ]; then exec \"$@\"; fi; exit {FAR_SHIM_MISSING}");
+        let mut all: Vec<std::ffi::OsString> = vec!["-c".into(), script.into(), "sh".into(), program];
+        all.extend(args);
+        ProgramSpec { program: "sh".into(), args: all, ..ProgramSpec::default() }
+    } else {
+        ProgramSpec { program, args, ..ProgramSpec::default() }
     };
     let in_foreground = opts.process_group && sys::in_terminal_foreground();
     let client_is_link = caps.shim_route == ShimRoute::Forwarded;
@@ -281,7 +319,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     drop(loan);
     drop(rendezvous);
     match link {
-        Ok(link) => Ok(child.into_shim(link, opts.kill_on_drop)),
+        Ok(link) => Ok(Ok(child.into_shim(link, opts.kill_on_drop))),
         Err(e) => {
             // The launcher's end, as the handshake saw it or as stopping it
             // finds it.
@@ -305,6 +343,9 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
             // already if it ran, else removed here.
             if let Some(copy) = &far_copy {
                 super::far_copy::remove(&opts.launcher, copy);
+            }
+            if look && ended == Some(ExitStatus::Exited(FAR_SHIM_MISSING)) {
+                return Ok(Err(FarShimMissing));
             }
             Err(Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))
         }
