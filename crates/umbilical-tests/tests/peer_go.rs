@@ -214,7 +214,7 @@ fn wait_interrupt_sigint_ignored() {
     let _lock = fd_lock();
     let mut child =
         umbilical::Command::new("sh").args(["-c", "trap '' TERM; echo ready; exec sleep 600"]).spawn().unwrap();
-    wait_ready(&mut child);
+    let _channel = wait_ready(&mut child);
     let started = std::time::Instant::now();
     let exit = child.stop(std::time::Duration::from_millis(10)).unwrap();
     assert_eq!(exit.status, ExitStatus::Signaled(9));
@@ -232,7 +232,7 @@ fn wait_interrupt_sigint_handled() {
         .process_group(true)
         .spawn()
         .unwrap();
-    wait_ready(&mut child);
+    let _channel = wait_ready(&mut child);
     let exit = child.stop(std::time::Duration::from_secs(30)).unwrap();
     assert_eq!(exit.status, ExitStatus::Exited(0));
 }
@@ -262,12 +262,17 @@ fn cancel_killed_after_grace() {
     assert!(!exit.success(), "{exit:?}");
 }
 
-/// Reads `ready\n` from the program.
+/// Reads `ready\n` from the program, bounded; the channel is returned to
+/// be kept open.
 #[cfg(unix)]
-fn wait_ready(child: &mut umbilical::Child) {
-    let mut line = [0u8; 6];
-    child.channel().unwrap().read_exact(&mut line).unwrap();
-    assert_eq!(&line, b"ready\n");
+fn wait_ready(child: &mut umbilical::Child) -> umbilical::Channel {
+    let mut channel = child.take_channel().unwrap();
+    bounded(LIMIT, "the program's ready", move || {
+        let mut line = [0u8; 6];
+        channel.read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"ready\n");
+        channel
+    })
 }
 
 /// `communicate`, failing the test instead of hanging.

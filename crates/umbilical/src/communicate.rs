@@ -63,12 +63,9 @@ pub(crate) fn communicate(
                 fed
             })?)
         };
-        let waiting = match (&cutoff, wait.take()) {
-            (Some(_), Some(wait)) => Some(spawn(scope, "umbilical-communicate-wait", wait)?),
-            (_, unused) => {
-                wait = unused;
-                None
-            }
+        let waiting = match cutoff {
+            Some(_) => wait.take().map(|w| spawn(scope, "umbilical-communicate-wait", w)).transpose()?,
+            None => None,
         };
         let mut stdout = Vec::new();
         let read = reader.read_to_end(&mut stdout).map(drop);
