@@ -7,8 +7,12 @@
 # unprivileged user umbtest (account not locked, no password); writes a doas
 # rule `permit nopass root as umbtest`; starts sshd on 127.0.0.1 on a free
 # port with a generated host key, and a generated client key authorised for
-# umbtest. Everything it makes lives under target/launchers/ (plus the user
-# and /etc/doas.conf). Only loopback is ever used.
+# umbtest; for the prompt tests, users umbcaller and umbpw with a fresh
+# random password (in target/launchers/prompt_password, root's only), a
+# sudoers rule that asks umbcaller for it every time, and a third sshd that
+# takes passwords only. Everything it makes lives under target/launchers/
+# (plus the users, /etc/doas.conf and /etc/sudoers.d/umbilical-test-prompts,
+# which stop removes). Only loopback is ever used.
 # stop: ends the sshds, and the bus and polkitd if start had to start them
 # (by the pids start recorded: never another run's or the system's), and
 # removes target/launchers/.
@@ -16,6 +20,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="$PWD/target/launchers"
 user=umbtest
+# The prompt tests' caller (its sudo rule asks for its password) and the
+# user with a password that su and the password sshd ask for.
+caller=umbcaller
+pwuser=umbpw
+sudoers=/etc/sudoers.d/umbilical-test-prompts
 
 case "${1:-}" in
 start)
@@ -41,6 +50,20 @@ start)
   chmod 0400 /etc/doas.conf
   "$0" stop >/dev/null 2>&1 || true
   rm -rf "$dir" && mkdir -p "$dir" && chmod 0755 "$dir"
+  # Prompts (issue #24): a caller whose sudo rule wants its password
+  # (timestamp_timeout=0: every run asks), and a target user with a
+  # password for su and the password sshd. One fresh random password per
+  # start, in a file only root reads: never in an environment, where the
+  # tests' scan of every process's environ would find it.
+  for who in "$caller" "$pwuser"; do
+    id "$who" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$who"
+  done
+  password=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)
+  ( umask 077 && printf '%s\n' "$password" > "$dir/prompt_password" )
+  printf '%s:%s\n' "$caller" "$password" "$pwuser" "$password" | chpasswd
+  printf 'Defaults:%s timestamp_timeout=0\n%s ALL=(%s) ALL\n' "$caller" "$caller" "$user" > "$sudoers.tmp"
+  chmod 0440 "$sudoers.tmp"
+  visudo -c -q -f "$sudoers.tmp" && mv "$sudoers.tmp" "$sudoers"
   # pkexec asks polkitd over the system bus. A machine restored from a
   # snapshot can carry a socket file and pid file in /run/dbus whose daemon
   # is gone ("Connection refused"), so ask the bus itself. GetId is a call
@@ -109,7 +132,22 @@ CONF
     python3 -c "import socket; socket.create_connection(('127.0.0.1', $hardened_port), 0.2)" 2>/dev/null && break
     sleep 0.1
   done
+  # A third sshd that takes passwords only (no keys), for the prompt tests.
+  password_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  sed -e "s/^Port .*/Port $password_port/" -e "s|^PidFile .*|PidFile $dir/sshd-password.pid|" \
+    -e "s/^PasswordAuthentication .*/PasswordAuthentication yes/" -e "s/^AllowUsers .*/AllowUsers $pwuser/" \
+    "$dir/sshd_config" > "$dir/sshd_password_config"
+  echo "PubkeyAuthentication no" >> "$dir/sshd_password_config"
+  /usr/sbin/sshd -f "$dir/sshd_password_config" -E "$dir/sshd-password.log"
+  for _ in $(seq 1 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $password_port), 0.2)" 2>/dev/null && break
+    sleep 0.1
+  done
   echo "export UMBILICAL_TEST_USER=$user"
+  echo "export UMBILICAL_TEST_PROMPT_CALLER=$caller"
+  echo "export UMBILICAL_TEST_PROMPT_USER=$pwuser"
+  echo "export UMBILICAL_TEST_PROMPT_PASSWORD_FILE=$dir/prompt_password"
+  echo "export UMBILICAL_TEST_SSH_PASSWORD_PORT=$password_port"
   echo "export UMBILICAL_TEST_SSH_PORT=$port"
   echo "export UMBILICAL_TEST_SSH_HARDENED_PORT=$hardened_port"
   echo "export UMBILICAL_TEST_SSH_KEY=$dir/client_key"
@@ -122,7 +160,7 @@ CONF
 stop)
   # Ends exactly what `start` started (the pids it recorded), waits for
   # each to go (bounded), and leaves nothing under target/launchers.
-  for name in sshd sshd-hardened polkitd dbus; do
+  for name in sshd sshd-hardened sshd-password polkitd dbus; do
     file="$dir/$name.pid"
     [ -f "$file" ] || continue
     pid=$(tr -dc 0-9 < "$file")
@@ -136,6 +174,7 @@ stop)
     fi
     rm -f "$file"
   done
+  rm -f "$sudoers"
   rm -rf "$dir"
   ;;
 *)

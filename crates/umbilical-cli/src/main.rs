@@ -21,6 +21,7 @@ macro_rules! out {
 }
 
 mod doctor;
+mod prompts;
 mod relay;
 mod report;
 mod run;

@@ -117,6 +117,17 @@ pub struct RunArgs {
     /// --timeout is what ran out.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "60")]
     connect_timeout: Duration,
+    /// Who answers the launcher's password prompt (sudo, ssh): PROGRAM is
+    /// run with the prompt as its only argument and prints the answer on
+    /// stdout; a non-zero exit declines (the SUDO_ASKPASS/SSH_ASKPASS
+    /// convention). umbilical relays the question through an askpass
+    /// helper of its own (this binary), never through an argv, an
+    /// environment or a file. Without it, umbilical asks on its
+    /// controlling terminal (/dev/tty, echo off), since its stdin is the
+    /// program's; with no terminal, a launcher that asks is refused at once
+    /// (exit 125). su, doas and pkexec are not relayed yet.
+    #[arg(long, value_name = "PROGRAM")]
+    askpass: Option<OsString>,
     /// Say on stderr what umbilical decided (whether the shim is used, and
     /// why) and each phase with the time since start: the program started
     /// (pid), the shim connected and authenticated, a launcher still busy
@@ -306,6 +317,8 @@ pub fn run(args: RunArgs) -> i32 {
     if let Some(grace) = args.kill_after {
         cmd.caller_gone_grace(grace);
     }
+    let prompt_route = launcher.capabilities().prompts;
+    let answered = crate::prompts::install(&mut cmd, prompt_route, args.askpass.as_ref(), args.verbose);
     let shim = cmd.shim_choice();
     if args.verbose > 0 {
         let used = if shim.used { "used" } else { "not used" };
@@ -344,8 +357,12 @@ pub fn run(args: RunArgs) -> i32 {
             EXIT_TIMEOUT
         }
         Err(err) => {
-            say!("umbilical: {err}");
-            report.error = Some(err.to_string());
+            let hint = match err.kind() {
+                ErrorKind::LauncherRefused => crate::prompts::refusal_hint(prompt_route, answered),
+                _ => "",
+            };
+            say!("umbilical: {err}{hint}");
+            report.error = Some(format!("{err}{hint}"));
             match err.kind() {
                 ErrorKind::NotFound => 127,
                 ErrorKind::NotExecutable => 126,

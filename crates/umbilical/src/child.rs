@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::askpass::Relay;
 use crate::channel::{Channel, ReadEnd};
 use crate::communicate::Output;
 use crate::cutoff::Cutoff;
@@ -62,6 +63,9 @@ pub struct Child {
     /// Where reads of the output stop after the end
     /// ([`Command::wait_delay`](crate::Command::wait_delay)).
     cutoff: Option<Arc<Cutoff>>,
+    /// The askpass relay answering the launcher's questions, while the
+    /// launch may still ask (`Command::prompt_handler`).
+    prompts: Option<Relay>,
 }
 
 impl Child {
@@ -82,7 +86,21 @@ impl Child {
             exit: None,
             kill_on_drop: false,
             cutoff: None,
+            prompts: None,
         }
+    }
+
+    /// Keeps the askpass relay running as long as this child (or until
+    /// [`Child::take_prompts`]).
+    pub(crate) fn with_prompts(mut self, relay: Option<Relay>) -> Self {
+        self.prompts = relay;
+        self
+    }
+
+    /// The askpass relay, taken once the launcher asks nothing more (the
+    /// shim connected), or to word a refusal.
+    pub(crate) fn take_prompts(&mut self) -> Option<Relay> {
+        self.prompts.take()
     }
 
     /// Reads of the channel and stderr stop `delay` after the end is seen.

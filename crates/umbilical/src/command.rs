@@ -162,6 +162,80 @@ impl Command {
         self
     }
 
+    /// Answer the launcher's questions on the way in (`[sudo] password for
+    /// alice: `, ssh's password or host-key question) with `handler`, for a
+    /// caller with no terminal: an editor saving a root-owned file, an
+    /// installer, a GUI. It is called once per question, on a thread of
+    /// umbilical's own while the launch waits for the launcher, with the
+    /// [`Prompt`](crate::Prompt) as the launcher wrote it and its attempt
+    /// number; it returns the answer as a [`Secret`](crate::Secret) (zeroed
+    /// when dropped) or `None` to decline. It may block (a dialog, a person
+    /// typing) up to the [`connect_timeout`](Command::connect_timeout).
+    ///
+    /// How each launcher asks ([`PromptRoute`](crate::PromptRoute)):
+    /// sudo is run with `-A` and `SUDO_ASKPASS`, ssh with `SSH_ASKPASS` and
+    /// `SSH_ASKPASS_REQUIRE=force`, naming umbilical's askpass helper: the
+    /// shim program (this executable, or [`shim_path`](Command::shim_path)),
+    /// which must call [`shim::run_if_invoked`](crate::shim::run_if_invoked)
+    /// first in `main`, started under the name `umbilical-askpass` from a
+    /// private directory; it relays the question over a socket that only
+    /// the launcher's descendants may use. The answer never passes through
+    /// an argv, an environment or a file. su, doas and pkexec are not
+    /// relayed yet: a handler with them is refused
+    /// ([`ErrorKind::InvalidInput`]); runuser and container exec ask
+    /// nothing; [`Launcher::RunAs`]'s consent dialog is the OS's own (the
+    /// handler is never called). Unix only for now.
+    ///
+    /// A wrong answer is the launcher's to count: sudo asks again (a new
+    /// call, its `attempt` one higher) up to its own limit, then refuses:
+    /// [`ErrorKind::LauncherRefused`], as does a declined question. Without
+    /// a handler nothing changes: sudo and ssh ask on the caller's
+    /// terminal if there is one, else refuse at once.
+    ///
+    /// ```no_run
+    /// use umbilical::{Command, Launcher, Secret};
+    /// let mut cmd = Command::new("tee");
+    /// cmd.arg("/etc/motd")
+    ///     .launcher(Launcher::Sudo { user: None, non_interactive: false })
+    ///     .prompt_handler(|prompt| {
+    ///         // Show prompt.text in a dialog; here, a fixed answer.
+    ///         (prompt.attempt == 1).then(|| Secret::new("hunter2"))
+    ///     });
+    /// ```
+    pub fn prompt_handler<F>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(&crate::Prompt) -> Option<crate::Secret> + Send + Sync + 'static,
+    {
+        self.opts.prompt_handler = Some(crate::prompt::Handler::Blocking(std::sync::Arc::new(handler)));
+        self
+    }
+
+    /// [`prompt_handler`](Command::prompt_handler) for
+    /// [`spawn_async`](Command::spawn_async): `handler` returns a future,
+    /// run within the runtime that calls `spawn_async` but on the relay's
+    /// own thread, so a slow answer never holds up the runtime's other
+    /// tasks (not even on a `current_thread` runtime). Refused by the
+    /// blocking [`spawn`](Command::spawn) outside a runtime.
+    ///
+    /// ```no_run
+    /// # async fn ask_user(_: String) -> Option<String> { None }
+    /// use umbilical::{Command, Launcher, Secret};
+    /// let mut cmd = Command::new("id");
+    /// cmd.launcher(Launcher::Sudo { user: None, non_interactive: false })
+    ///     .prompt_handler_async(|prompt| async move { ask_user(prompt.text).await.map(Secret::new) });
+    /// ```
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub fn prompt_handler_async<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(crate::Prompt) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Option<crate::Secret>> + Send + 'static,
+    {
+        let handler = move |prompt| -> crate::prompt::AnswerFuture { Box::pin(handler(prompt)) };
+        self.opts.prompt_handler = Some(crate::prompt::Handler::Async(std::sync::Arc::new(handler)));
+        self
+    }
+
     /// Start the program through the shim (see [`crate::shim`]): the
     /// launcher starts the shim, which connects back, starts the program
     /// with the channel, and reports its pid and exact status. Then a

@@ -60,6 +60,9 @@ pub struct Capabilities {
     /// How the shim's control link gets back to the caller through this
     /// launcher.
     pub shim_route: ShimRoute,
+    /// How the launcher's questions (a password) reach a
+    /// [prompt handler](crate::Command::prompt_handler).
+    pub prompts: PromptRoute,
 }
 
 impl Default for Capabilities {
@@ -74,8 +77,37 @@ impl Default for Capabilities {
             foreign_pids: false,
             passes_cwd: true,
             shim_route: ShimRoute::Unknown,
+            prompts: PromptRoute::Never,
         }
     }
+}
+
+/// How a launcher's questions reach a
+/// [prompt handler](crate::Command::prompt_handler): the mechanism chosen
+/// per launcher (docs/design.md says why each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum PromptRoute {
+    /// The launcher asks nothing that umbilical relays (runuser, run by
+    /// root; container exec; a custom launcher by default).
+    #[default]
+    Never,
+    /// sudo: `-A` with `SUDO_ASKPASS` naming umbilical's askpass helper,
+    /// which relays the prompt to the handler.
+    SudoAskpass,
+    /// ssh: `SSH_ASKPASS` naming the same helper and
+    /// `SSH_ASKPASS_REQUIRE=force` (OpenSSH 8.4 and later); host-key
+    /// questions reach the handler too, as not secret.
+    SshAskpass,
+    /// The launcher reads its password from a terminal only (su, doas):
+    /// not relayed yet; a handler is refused with `InvalidInput`.
+    TerminalOnly,
+    /// pkexec: polkit asks through an authentication agent: not relayed
+    /// yet; a handler is refused with `InvalidInput`.
+    PolkitAgent,
+    /// Windows elevation: the consent dialog is the OS's own; nothing
+    /// reaches the handler (which is accepted and never called).
+    OsDialog,
 }
 
 /// How the shim's control link reaches the caller through a launcher.
@@ -238,6 +270,7 @@ impl Launcher {
             foreign_pids: false,
             passes_cwd: true,
             shim_route: ShimRoute::Local,
+            prompts: PromptRoute::Never,
         };
         let remote = |via_shell, shim_route| Capabilities {
             foreign_pids: true,
@@ -247,12 +280,20 @@ impl Launcher {
         };
         match self {
             Launcher::Direct => local(true, true, false),
-            Launcher::Sudo { .. } | Launcher::Doas { .. } | Launcher::Runuser { .. } => local(false, false, false),
-            Launcher::Pkexec { keep_cwd, .. } => Capabilities { passes_cwd: *keep_cwd, ..local(false, true, false) },
-            Launcher::Su { .. } => local(false, false, true),
-            Launcher::Ssh { .. } => remote(true, ShimRoute::Forwarded),
+            Launcher::Sudo { .. } => Capabilities { prompts: PromptRoute::SudoAskpass, ..local(false, false, false) },
+            Launcher::Doas { .. } => Capabilities { prompts: PromptRoute::TerminalOnly, ..local(false, false, false) },
+            Launcher::Runuser { .. } => local(false, false, false),
+            Launcher::Pkexec { keep_cwd, .. } => {
+                Capabilities { passes_cwd: *keep_cwd, prompts: PromptRoute::PolkitAgent, ..local(false, true, false) }
+            }
+            Launcher::Su { .. } => Capabilities { prompts: PromptRoute::TerminalOnly, ..local(false, false, true) },
+            Launcher::Ssh { .. } => {
+                Capabilities { prompts: PromptRoute::SshAskpass, ..remote(true, ShimRoute::Forwarded) }
+            }
             Launcher::ContainerExec { .. } => remote(false, ShimRoute::InBandCopied),
-            Launcher::RunAs => Capabilities { shim_route: ShimRoute::Elevation, ..Default::default() },
+            Launcher::RunAs => {
+                Capabilities { shim_route: ShimRoute::Elevation, prompts: PromptRoute::OsDialog, ..Default::default() }
+            }
             Launcher::Custom { capabilities, .. } => *capabilities,
         }
     }
@@ -287,6 +328,12 @@ impl Launcher {
     /// be read as an option), a NUL byte for a shell, and `RunAs`, which
     /// is not argv-based.
     pub fn plan(&self, program: &OsStr, args: &[OsString]) -> Result<Vec<OsString>, Error> {
+        self.plan_with(program, args, false)
+    }
+
+    /// [`Launcher::plan`], with `askpass`: the launcher asks its questions
+    /// through an askpass helper (sudo: `-A` in place of `-n`).
+    pub(crate) fn plan_with(&self, program: &OsStr, args: &[OsString], askpass: bool) -> Result<Vec<OsString>, Error> {
         let invalid = |what: String| Error::new(ErrorKind::InvalidInput, format!("{}: {what}", self.name()), None);
         let not_option = |what: &str, value: &str| {
             if value.is_empty() || value.starts_with('-') {
@@ -305,7 +352,9 @@ impl Launcher {
             Launcher::Direct => {}
             Launcher::Sudo { user, non_interactive } => {
                 push(&["sudo"]);
-                if *non_interactive {
+                if askpass {
+                    push(&["-A"]);
+                } else if *non_interactive {
                     push(&["-n"]);
                 }
                 if let Some(u) = user {
@@ -472,7 +521,8 @@ impl Launcher {
             args: ["cf", "-", "--no-recursion", inside].map(OsString::from).to_vec(),
             ..ProgramSpec::default()
         };
-        let wrapped = self.as_default_user().wrap(&tar, ExitDetection::Process)?.expect("container exec is a launcher");
+        let wrapped =
+            self.as_default_user().wrap(&tar, ExitDetection::Process, false)?.expect("container exec is a launcher");
         Ok((std::iter::once(wrapped.spec.program).chain(wrapped.spec.args).collect(), true))
     }
 
@@ -565,7 +615,12 @@ impl Launcher {
     /// for; `None` for [`Launcher::Direct`]. Launchers reset the
     /// environment, so `env` re-applies the changes on the far side; the
     /// working directory is the launcher's own.
-    pub(crate) fn wrap(&self, spec: &ProgramSpec, detection: ExitDetection) -> Result<Option<Launched>, Error> {
+    pub(crate) fn wrap(
+        &self,
+        spec: &ProgramSpec,
+        detection: ExitDetection,
+        askpass: bool,
+    ) -> Result<Option<Launched>, Error> {
         if self.is_direct() {
             return Ok(None);
         }
@@ -607,7 +662,7 @@ impl Launcher {
         } else {
             (spec.program.clone(), spec.args.clone())
         };
-        let mut argv = self.plan(&program, &args)?.into_iter();
+        let mut argv = self.plan_with(&program, &args, askpass)?.into_iter();
         let launcher = ProgramSpec {
             program: argv.next().unwrap_or_default(),
             args: argv.collect(),
@@ -779,7 +834,7 @@ mod tests {
         let cleared = spec(true, &[("A", Some("1")), ("B", None)], None);
         let plain = spec(false, &[], None);
         for l in argv_launchers() {
-            let wrapped = |s: &ProgramSpec| l.wrap(s, ExitDetection::Auto).unwrap().unwrap();
+            let wrapped = |s: &ProgramSpec| l.wrap(s, ExitDetection::Auto, false).unwrap().unwrap();
             let prefix = l.plan("X".as_ref(), &[]).unwrap().len() - 1;
             let shell = l.capabilities().via_shell;
             let tail = |launched: &Launched| -> Vec<String> {
@@ -810,7 +865,7 @@ mod tests {
     fn wrap_passes_the_directory_only_where_the_launcher_keeps_it() {
         let in_dir = spec(false, &[], Some("/srv"));
         for l in argv_launchers() {
-            let got = l.wrap(&in_dir, ExitDetection::Auto);
+            let got = l.wrap(&in_dir, ExitDetection::Auto, false);
             if l.capabilities().passes_cwd {
                 let launched = got.unwrap().unwrap();
                 assert_eq!(launched.spec.cwd.as_deref(), Some(std::path::Path::new("/srv")), "{l:?}");
@@ -821,10 +876,10 @@ mod tests {
             }
         }
         let pkexec_home = Launcher::Pkexec { user: None, keep_cwd: false };
-        assert!(pkexec_home.wrap(&in_dir, ExitDetection::Auto).is_err(), "pkexec without --keep-cwd goes home");
+        assert!(pkexec_home.wrap(&in_dir, ExitDetection::Auto, false).is_err(), "pkexec without --keep-cwd goes home");
         assert!(
             Launcher::Ssh { destination: "h".into(), port: None, options: vec![] }
-                .wrap(&in_dir, ExitDetection::Auto)
+                .wrap(&in_dir, ExitDetection::Auto, false)
                 .is_err()
         );
     }
@@ -832,14 +887,17 @@ mod tests {
     #[test]
     fn wrap_leaves_direct_alone_and_gives_custom_the_environment() {
         assert!(
-            Launcher::Direct.wrap(&spec(true, &[("A", Some("1"))], Some("/")), ExitDetection::Auto).unwrap().is_none()
+            Launcher::Direct
+                .wrap(&spec(true, &[("A", Some("1"))], Some("/")), ExitDetection::Auto, false)
+                .unwrap()
+                .is_none()
         );
         let custom = Launcher::Custom {
             prefix: vec!["nice".into(), "-n5".into()],
             capabilities: Capabilities { keeps_stdio: true, returns_status: true, ..Default::default() },
         };
         let launched =
-            custom.wrap(&spec(true, &[("A", Some("1"))], Some("/srv")), ExitDetection::Auto).unwrap().unwrap();
+            custom.wrap(&spec(true, &[("A", Some("1"))], Some("/srv")), ExitDetection::Auto, false).unwrap().unwrap();
         assert_eq!(argv(&launched), ["nice", "-n5", "prog", "a b"], "no env: a custom launcher keeps the environment");
         assert!(launched.spec.env_clear);
         assert_eq!(launched.spec.env.get(OsStr::new("A")), Some(&Some("1".into())));
@@ -847,11 +905,11 @@ mod tests {
         // What the launcher cannot carry is refused before anything runs.
         let sudo = Launcher::Sudo { user: None, non_interactive: true };
         assert_eq!(
-            sudo.wrap(&spec(false, &[], None), ExitDetection::Lifeline).err().unwrap().kind(),
+            sudo.wrap(&spec(false, &[], None), ExitDetection::Lifeline, false).err().unwrap().kind(),
             ErrorKind::InvalidInput
         );
         assert_eq!(
-            Launcher::RunAs.wrap(&spec(false, &[], None), ExitDetection::Auto).err().unwrap().kind(),
+            Launcher::RunAs.wrap(&spec(false, &[], None), ExitDetection::Auto, false).err().unwrap().kind(),
             ErrorKind::InvalidInput
         );
     }
@@ -872,6 +930,28 @@ mod tests {
             "a custom launcher is not trusted to run the shim"
         );
         assert!(Capabilities::default().passes_cwd);
+        assert_eq!(Capabilities::default().prompts, PromptRoute::Never, "a custom launcher's prompts are its own");
+    }
+
+    #[test]
+    fn askpass_changes_sudos_flags_only() {
+        let prog = OsStr::new("id");
+        for non_interactive in [true, false] {
+            let sudo = Launcher::Sudo { user: Some("bob".into()), non_interactive };
+            let argv = sudo.plan_with(prog, &[], true).unwrap();
+            assert_eq!(argv, ["sudo", "-A", "-u", "bob", "--", "id"], "-A replaces -n: a handler answers");
+        }
+        for l in argv_launchers() {
+            if !matches!(l, Launcher::Sudo { .. }) {
+                assert_eq!(l.plan_with(prog, &[], true).unwrap(), l.plan(prog, &[]).unwrap(), "{l:?}");
+            }
+        }
+        assert_eq!(
+            Launcher::Sudo { user: None, non_interactive: true }.capabilities().prompts,
+            PromptRoute::SudoAskpass
+        );
+        let ssh = Launcher::Ssh { destination: "h".into(), port: None, options: vec![] };
+        assert_eq!(ssh.capabilities().prompts, PromptRoute::SshAskpass);
     }
 
     #[test]

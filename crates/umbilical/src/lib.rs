@@ -117,6 +117,7 @@
 // docs.rs (nightly) marks each OS-specific item with the OS it exists on.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod askpass;
 mod channel;
 mod child;
 mod command;
@@ -129,6 +130,7 @@ mod launcher;
 mod link;
 pub mod mechanisms;
 mod options;
+pub mod prompt;
 pub mod protocol;
 pub mod shim;
 pub mod signal;
@@ -145,8 +147,9 @@ pub use command::Command;
 pub use communicate::Output;
 pub use error::{Error, ErrorKind, Result};
 pub use exit::{Detection, Exit, ExitDetection, ExitStatus};
-pub use launcher::{Capabilities, Engine, Launcher, ShimRoute, sh_quote};
+pub use launcher::{Capabilities, Engine, Launcher, PromptRoute, ShimRoute, sh_quote};
 pub use options::{ShimChoice, ShimLink, ShimMode, Stderr};
+pub use prompt::{Prompt, Secret};
 pub use signal::Signal;
 
 /// Makes every later write to a pipe channel in this process take the

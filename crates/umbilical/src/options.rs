@@ -8,6 +8,7 @@ use crate::channel::ChannelKind;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::ExitDetection;
 use crate::launcher::{Launcher, ShimRoute};
+use crate::prompt::Handler;
 
 /// Where the program's stderr goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -109,6 +110,8 @@ pub(crate) struct Options {
     /// After the end, how long the output may still be read (Go's
     /// `WaitDelay`); `None`: until every holder closed it.
     pub(crate) wait_delay: Option<Duration>,
+    /// Answers the launcher's questions (`Command::prompt_handler`).
+    pub(crate) prompt_handler: Option<Handler>,
 }
 
 impl Default for Options {
@@ -132,6 +135,7 @@ impl Default for Options {
             kill_on_close_job: false,
             kill_on_parent_death: false,
             wait_delay: None,
+            prompt_handler: None,
         }
     }
 }

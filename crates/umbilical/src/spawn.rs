@@ -3,10 +3,12 @@
 
 use std::io;
 
+use crate::askpass::Relay;
 use crate::channel::Channel;
 use crate::child::{Child, ChildStderr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::{Detection, ExitDetection};
+use crate::launcher::PromptRoute;
 use crate::options::{Options, Stderr};
 use crate::spec::ProgramSpec;
 use crate::sys::{self, StderrTarget};
@@ -15,7 +17,14 @@ use crate::sys::{self, StderrTarget};
 /// failure nothing is left behind: no process, no descriptor.
 pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
     let fail = |kind, what: &str, source| Error::cannot_start(&spec.program, kind, what, source);
-    let launched = opts.launcher.wrap(spec, opts.detection).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+    let mut relay = prompt_relay(opts).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+    let mut launched =
+        opts.launcher.wrap(spec, opts.detection, relay.is_some()).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+    if let (Some(launched), Some(relay)) = (&mut launched, &relay) {
+        for (k, v) in relay.env() {
+            launched.spec.env.insert(k.clone(), Some(v.clone()));
+        }
+    }
     let (started, requested) = match &launched {
         Some(l) => (&l.spec, l.detection),
         None => (spec, opts.detection),
@@ -78,6 +87,14 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
         _ => fail(e.kind, &e.what, e.source),
     })?;
     tracing::info!(pid = process.pid(), launcher = %opts.launcher.name(), "started");
+    if let Some(relay) = &mut relay
+        && let Err(e) = relay.serve(process.pid())
+    {
+        // Nothing left behind: the launcher would wait for an answer.
+        let _ = process.kill();
+        let _ = process.wait();
+        return Err(fail(ErrorKind::Io, "cannot start the askpass relay", Some(e)));
+    }
     // The parent's copies of the child's descriptors close here, so the
     // program's exit is what ends reads and the lifeline.
     drop((child_end, stderr_child, lifeline_child));
@@ -88,5 +105,28 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
     let mut child =
         Child::new(process, channel, stderr_parent.map(ChildStderr::new), detection, lifeline_parent, watch);
     child.kill_on_drop = opts.kill_on_drop;
-    Ok(child)
+    Ok(child.with_prompts(relay))
+}
+
+/// The askpass relay for the launcher's questions, when a prompt handler
+/// is set and the launcher takes an askpass helper; a handler the
+/// launcher's prompts cannot reach is refused rather than ignored.
+fn prompt_relay(opts: &Options) -> Result<Option<Relay>> {
+    let Some(handler) = &opts.prompt_handler else { return Ok(None) };
+    let name = opts.launcher.name();
+    match opts.launcher.capabilities().prompts {
+        route @ (PromptRoute::SudoAskpass | PromptRoute::SshAskpass) => {
+            let deadline = std::time::Instant::now() + opts.connect_timeout;
+            Relay::open(route, handler, name, &opts.shim_program()?, deadline).map(Some)
+        }
+        route @ (PromptRoute::TerminalOnly | PromptRoute::PolkitAgent) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{name}: a prompt handler cannot answer it yet ({route:?}: it asks on a terminal or through a polkit \
+                 agent); settle its authentication first (a rule without a password) or use sudo or ssh"
+            ),
+            None,
+        )),
+        _ => Ok(None),
+    }
 }

@@ -103,7 +103,7 @@ fn helper(script: &str, args: &[OsString]) -> ProgramSpec {
 /// `deadline`: what it printed, if it exited 0.
 fn run(launcher: &Launcher, spec: &ProgramSpec, input: &[u8], deadline: Instant) -> Result<String, Error> {
     let name = launcher.name();
-    let wrapped = launcher.wrap(spec, ExitDetection::Process)?.map_or_else(|| spec.clone(), |l| l.spec);
+    let wrapped = launcher.wrap(spec, ExitDetection::Process, false)?.map_or_else(|| spec.clone(), |l| l.spec);
     let (ours, process, stderr) = spawn_on_stream(&wrapped, true, &name)?;
     let fail = |what: String| Error::new(ErrorKind::ShimFailed, what, None);
     let mut rest = input;

@@ -150,7 +150,7 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
     let launched = opts
         .launcher
         .as_default_user()
-        .wrap(&spec, ExitDetection::Process)?
+        .wrap(&spec, ExitDetection::Process, false)?
         .expect("ssh and container exec are launchers");
     // As the shim's session: out of the caller's group.
     let (ours, process, err_read) = super::remote::spawn_on_stream(&launched.spec, opts.process_group, &launcher)?;

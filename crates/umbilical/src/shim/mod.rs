@@ -87,7 +87,10 @@ pub const OWNER_FLAG: &str = "--umbilical-owner";
 
 /// If this process was started as a shim (`ARGV0 shim
 /// --umbilical-rendezvous PATH`), serve and exit with the program's code;
-/// otherwise return and let `main` go on.
+/// if it was started as the askpass helper of a launch with a
+/// [prompt handler](crate::Command::prompt_handler) (under the name
+/// `umbilical-askpass`, from the launch's private directory), relay the
+/// question and exit; otherwise return and let `main` go on.
 ///
 /// ```no_run
 /// // First thing in `main`:
@@ -95,7 +98,14 @@ pub const OWNER_FLAG: &str = "--umbilical-owner";
 /// // ... the rest of your program
 /// ```
 pub fn run_if_invoked() {
-    let mut args = std::env::args_os().skip(1);
+    let mut args = std::env::args_os();
+    // Started by a launcher as its askpass helper (`Command::prompt_handler`):
+    // the name it runs under says so.
+    if let Some(argv0) = args.next()
+        && let Some(code) = crate::askpass::helper(Path::new(&argv0), args.by_ref())
+    {
+        std::process::exit(code);
+    }
     if args.next().as_deref() != Some(OsStr::new(SHIM_ARG)) {
         return;
     }

@@ -60,7 +60,7 @@ pub(crate) fn remove_spec(launcher: &Launcher, path: &OsStr) -> Result<ProgramSp
         args: vec!["-f".into(), "--".into(), path.to_owned()],
         ..ProgramSpec::default()
     };
-    Ok(launcher.as_default_user().wrap(&rm, ExitDetection::Process)?.map_or(rm, |launched| launched.spec))
+    Ok(launcher.as_default_user().wrap(&rm, ExitDetection::Process, false)?.map_or(rm, |launched| launched.spec))
 }
 
 /// Removes `path` through `launcher` (as its default user), bounded, best

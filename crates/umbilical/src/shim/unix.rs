@@ -291,6 +291,7 @@ fn spawn_once(
         // ignores it), or, for ssh, whose client is the link, gets a group
         // of its own and the terminal on loan until the shim connected.
         process_group: opts.process_group && (!in_foreground || client_is_link),
+        prompt_handler: opts.prompt_handler.clone(),
         ..Options::default()
     };
     tracing::debug!(rendezvous = %rendezvous.path().display(), "rendezvous ready");
@@ -318,6 +319,7 @@ fn spawn_once(
     // The shim connected (or never will): no prompt comes after this.
     drop(loan);
     drop(rendezvous);
+    let prompts = child.take_prompts();
     match link {
         Ok(link) => Ok(Ok(child.into_shim(link, opts.kill_on_drop))),
         Err(e) => {
@@ -347,7 +349,8 @@ fn spawn_once(
             if look && ended == Some(ExitStatus::Exited(FAR_SHIM_MISSING)) {
                 return Ok(Err(FarShimMissing));
             }
-            Err(Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))
+            let told = prompts.map(|relay| relay.outcome()).unwrap_or_default();
+            Err(Error::cannot_start(&spec.program, e.kind(), &format!("{e}{told}"), None))
         }
     }
 }

@@ -86,6 +86,13 @@ const _: () = {
     let _: fn(&Rendezvous) -> PathBuf = Rendezvous::path;
     let _: fn(&mut Rendezvous, &Path, Option<&str>) -> io::Result<PathBuf> = Rendezvous::place_shim;
     let _: fn() -> Result<(), String> = shim_placeable;
+    // The askpass relay and the terminal a prompt handler asks on.
+    let _: fn(&mut Rendezvous, &Path) -> io::Result<PathBuf> = Rendezvous::place_askpass;
+    let _: fn(&Path) -> Option<PathBuf> = askpass_socket;
+    let _: fn(&Path, Instant) -> io::Result<ControlStream> = connect_rendezvous;
+    let _: fn() -> bool = has_terminal;
+    type Answer = Option<zeroize::Zeroizing<Vec<u8>>>;
+    let _: fn(&str, bool) -> io::Result<Answer> = ask_terminal;
     type Accept =
         fn(&mut Rendezvous, Option<u32>, Instant, fn() -> bool, &mut u32) -> io::Result<Option<ControlStream>>;
     let _: Accept = Rendezvous::accept_from::<fn() -> bool>;

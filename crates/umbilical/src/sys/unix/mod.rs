@@ -15,6 +15,7 @@ mod rendezvous;
 mod resolve;
 mod spawn;
 mod spawner;
+mod tty;
 mod wait;
 
 pub(crate) use access::can_execute_as;
@@ -26,8 +27,11 @@ pub(crate) use group_signals::{TerminalLoan, ignore_group_signals, in_terminal_f
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
-pub(crate) use rendezvous::{Rendezvous, random_token, shim_auth_mechanism, shim_placeable};
+pub(crate) use rendezvous::{
+    Rendezvous, askpass_socket, connect_rendezvous, random_token, shim_auth_mechanism, shim_placeable,
+};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
+pub(crate) use tty::{ask_terminal, has_terminal};
 pub(crate) use wait::{read_exact_until, read_until, wait_any, wait_closed, wait_eof, wait_readers_gone, write_until};
 
 /// An owned descriptor.

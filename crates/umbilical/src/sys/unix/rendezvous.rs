@@ -40,7 +40,17 @@ pub(crate) struct Rendezvous {
     /// A copy of the shim placed here for the target user
     /// ([`Rendezvous::place_shim`]); removed with the rendezvous.
     shim: Option<PathBuf>,
+    /// The askpass entry ([`Rendezvous::place_askpass`]); removed with the
+    /// rendezvous.
+    askpass: Option<PathBuf>,
 }
+
+/// The name of the askpass entry: the shim program, which serves as an
+/// askpass helper when started under this name (`shim::run_if_invoked`).
+pub(crate) const ASKPASS_NAME: &str = "umbilical-askpass";
+
+/// The socket of every rendezvous, in its directory.
+const SOCKET_NAME: &str = "control.sock";
 
 /// The name of a shim placed in the directory.
 const SHIM_NAME: &str = "shim";
@@ -66,7 +76,7 @@ impl Rendezvous {
                 Ok(()) => {
                     // Remove the directory if anything below fails.
                     let guard = DirGuard(Some(dir.clone()));
-                    let path = dir.join("control.sock");
+                    let path = dir.join(SOCKET_NAME);
                     let listener = UnixListener::bind(&path)?;
                     if let Some(uid) = other {
                         if me.is_root() {
@@ -81,7 +91,7 @@ impl Rendezvous {
                     }
                     listener.set_nonblocking(true)?;
                     std::mem::forget(guard);
-                    return Ok(Rendezvous { dir, path, listener, shim: None });
+                    return Ok(Rendezvous { dir, path, listener, shim: None, askpass: None });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
                 Err(e) => return Err(e),
@@ -125,6 +135,21 @@ impl Rendezvous {
             super::can_execute_as(&to, target).map_err(io::Error::other)?;
         }
         Ok(to)
+    }
+
+    /// Makes this rendezvous an askpass endpoint: a symbolic link named
+    /// [`ASKPASS_NAME`] to `program` (the shim program, absolute), which a
+    /// launcher runs as its askpass helper (`SUDO_ASKPASS`, `SSH_ASKPASS`)
+    /// as the caller's user; started under that name it connects to the
+    /// socket beside it. Only this user (and root) can reach the directory
+    /// (`0700`), and the connection is accepted from the launcher's
+    /// descendants only (`accept_from`).
+    pub(crate) fn place_askpass(&mut self, program: &Path) -> io::Result<PathBuf> {
+        let program = std::fs::canonicalize(program)?;
+        let entry = self.dir.join(ASKPASS_NAME);
+        std::os::unix::fs::symlink(&program, &entry)?;
+        self.askpass = Some(entry.clone());
+        Ok(entry)
     }
 
     /// The socket path the shim is told about. It is not a secret.
@@ -174,12 +199,23 @@ impl Rendezvous {
 
 impl Drop for Rendezvous {
     fn drop(&mut self) {
-        if let Some(shim) = &self.shim {
-            let _ = std::fs::remove_file(shim);
+        for placed in [&self.shim, &self.askpass].into_iter().flatten() {
+            let _ = std::fs::remove_file(placed);
         }
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::remove_dir(&self.dir);
     }
+}
+
+/// The askpass helper's side: the socket beside the entry it was started
+/// as (`entry` is its `argv[0]`), if the entry is ours.
+pub(crate) fn askpass_socket(entry: &Path) -> Option<PathBuf> {
+    (entry.file_name()? == ASKPASS_NAME).then(|| entry.with_file_name(SOCKET_NAME))
+}
+
+/// Connects to a rendezvous (the askpass helper; Windows: not supported).
+pub(crate) fn connect_rendezvous(path: &Path, _deadline: Instant) -> io::Result<ControlStream> {
+    ControlStream::connect(path)
 }
 
 struct DirGuard(Option<PathBuf>);

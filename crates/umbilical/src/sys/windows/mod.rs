@@ -31,7 +31,10 @@ pub(crate) use pipe::{
 pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
-pub(crate) use rendezvous::{ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, shim_auth_mechanism, shim_placeable};
+pub(crate) use rendezvous::{
+    ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, ask_terminal, askpass_socket, connect_rendezvous,
+    has_terminal, shim_auth_mechanism, shim_placeable,
+};
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use stderr_relay::{Drained, relay_to_stderr};
 pub(crate) use wait::{wait_closed, wait_eof, wait_readers_gone};

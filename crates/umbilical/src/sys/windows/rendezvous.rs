@@ -57,6 +57,12 @@ impl Rendezvous {
         Err(io::Error::new(io::ErrorKind::Unsupported, "no copy of the shim is placed on Windows"))
     }
 
+    /// No launcher on Windows takes an askpass helper that umbilical
+    /// relays (RunAs's consent dialog is the OS's own).
+    pub(crate) fn place_askpass(&mut self, _program: &std::path::Path) -> io::Result<std::path::PathBuf> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no askpass relay on Windows"))
+    }
+
     pub(crate) fn path(&self) -> std::path::PathBuf {
         OsString::from_wide(&self.name[..self.name.len() - 1]).into()
     }
@@ -192,6 +198,26 @@ impl io::Write for ControlStream {
 }
 
 /// No copy of the shim is placed on Windows (see `Rendezvous::place_shim`).
+/// Never an askpass entry on Windows (see `Rendezvous::place_askpass`).
+pub(crate) fn askpass_socket(_entry: &std::path::Path) -> Option<std::path::PathBuf> {
+    None
+}
+
+/// Connects to a rendezvous by its pipe name.
+pub(crate) fn connect_rendezvous(path: &std::path::Path, deadline: Instant) -> io::Result<ControlStream> {
+    ControlStream::connect(path, deadline)
+}
+
+/// Windows has no controlling terminal that a prompt handler asks on.
+pub(crate) fn has_terminal() -> bool {
+    false
+}
+
+/// See [`has_terminal`]: nothing is asked.
+pub(crate) fn ask_terminal(_prompt: &str, _secret: bool) -> io::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    Ok(None)
+}
+
 pub(crate) fn shim_placeable() -> Result<(), String> {
     Err("no copy of the shim is placed on Windows".into())
 }
