@@ -9,10 +9,11 @@
 # port with a generated host key, and a generated client key authorised for
 # umbtest; for the prompt tests, users umbcaller and umbpw with a fresh
 # random password (in target/launchers/prompt_password, root's only), a
-# sudoers rule that asks umbcaller for it every time, and a third sshd that
-# takes passwords only. Everything it makes lives under target/launchers/
-# (plus the users, /etc/doas.conf and /etc/sudoers.d/umbilical-test-prompts,
-# which stop removes). Only loopback is ever used.
+# sudoers rule and a doas rule that ask umbcaller for it every time, a
+# polkit rule that asks it for pkexec, and a third sshd that takes
+# passwords only. Everything it makes lives under target/launchers/
+# (plus the users, the rules in /etc/doas.conf, and the sudoers and polkit
+# rule files, which stop removes). Only loopback is ever used.
 # stop: ends the sshds, and the bus and polkitd if start had to start them
 # (by the pids start recorded: never another run's or the system's), and
 # removes target/launchers/.
@@ -25,6 +26,7 @@ user=umbtest
 caller=umbcaller
 pwuser=umbpw
 sudoers=/etc/sudoers.d/umbilical-test-prompts
+polkit_rule=/etc/polkit-1/rules.d/49-umbilical-test-prompts.rules
 
 case "${1:-}" in
 start)
@@ -43,10 +45,12 @@ start)
   fi
   id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
   usermod -p '*' "$user" # not locked ('!' would make sshd refuse it)
-  rule="permit nopass root as $user"
-  if ! grep -qxF "$rule" /etc/doas.conf 2>/dev/null; then
-    echo "$rule" >> /etc/doas.conf
-  fi
+  # The prompt tests' caller may become $user with its password.
+  for rule in "permit nopass root as $user" "permit $caller as $user"; do
+    if ! grep -qxF "$rule" /etc/doas.conf 2>/dev/null; then
+      echo "$rule" >> /etc/doas.conf
+    fi
+  done
   chmod 0400 /etc/doas.conf
   "$0" stop >/dev/null 2>&1 || true
   rm -rf "$dir" && mkdir -p "$dir" && chmod 0755 "$dir"
@@ -64,6 +68,16 @@ start)
   printf 'Defaults:%s timestamp_timeout=0\n%s ALL=(%s) ALL\n' "$caller" "$caller" "$user" > "$sudoers.tmp"
   chmod 0440 "$sudoers.tmp"
   visudo -c -q -f "$sudoers.tmp" && mv "$sudoers.tmp" "$sudoers"
+  # pkexec asks the caller for its own password (polkitd rereads its rules
+  # directory when it changes).
+  mkdir -p "$(dirname "$polkit_rule")"
+  cat > "$polkit_rule" <<RULE
+polkit.addRule(function(action, subject) {
+    if (action.id == "org.freedesktop.policykit.exec" && subject.user == "$caller") {
+        return polkit.Result.AUTH_SELF;
+    }
+});
+RULE
   # pkexec asks polkitd over the system bus. A machine restored from a
   # snapshot can carry a socket file and pid file in /run/dbus whose daemon
   # is gone ("Connection refused"), so ask the bus itself. GetId is a call
@@ -174,7 +188,7 @@ stop)
     fi
     rm -f "$file"
   done
-  rm -f "$sudoers"
+  rm -f "$sudoers" "$polkit_rule"
   rm -rf "$dir"
   ;;
 *)

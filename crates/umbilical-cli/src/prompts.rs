@@ -13,10 +13,15 @@ use umbilical::{Prompt, PromptRoute, Secret};
 /// Sets the prompt handler on `cmd` where the launcher's prompts can be
 /// relayed; returns whether someone answers.
 /// An explicit `--askpass` is set whatever the launcher (the library
-/// refuses it where it cannot relay: su, doas, pkexec); the terminal only
-/// where it can.
+/// refuses it where it cannot relay: su); the terminal only where it can.
 pub fn install(cmd: &mut umbilical::Command, route: PromptRoute, askpass: Option<&OsString>, verbose: u8) -> bool {
-    let relayed = matches!(route, PromptRoute::SudoAskpass | PromptRoute::SshAskpass);
+    let relayed = matches!(
+        route,
+        PromptRoute::SudoAskpass
+            | PromptRoute::SshAskpass
+            | PromptRoute::ControllingTerminal
+            | PromptRoute::PolkitAgent
+    );
     let started = Instant::now();
     let tell = move |prompt: &Prompt| {
         if verbose > 0 {
@@ -85,13 +90,18 @@ fn run_askpass(program: &OsString, text: &str) -> Option<Secret> {
 /// What to add to a launcher's refusal when nobody could answer a prompt.
 pub fn refusal_hint(route: PromptRoute, answered: bool) -> &'static str {
     match route {
-        PromptRoute::SudoAskpass | PromptRoute::SshAskpass if !answered => {
+        PromptRoute::SudoAskpass
+        | PromptRoute::SshAskpass
+        | PromptRoute::ControllingTerminal
+        | PromptRoute::PolkitAgent
+            if !answered =>
+        {
             " (if it asked for a password: there is no terminal to ask on; --askpass PROGRAM answers the launcher's \
              prompts)"
         }
-        PromptRoute::TerminalOnly | PromptRoute::PolkitAgent => {
-            " (if it asked for a password: this launcher asks on a terminal or a polkit agent, which umbilical does \
-             not relay yet; a rule without a password, sudo or ssh work with --askpass)"
+        PromptRoute::StandardInput => {
+            " (if it asked for a password: su reads it from its standard input, the program's channel, which \
+             umbilical cannot answer; a rule without a password, or sudo, doas or ssh with --askpass)"
         }
         _ => "",
     }

@@ -1,7 +1,9 @@
 //! Prompts the caller answers (issue #24), for real, from a caller with no
-//! terminal (`setsid`): a non-root caller whose sudo rule asks for its
-//! password every time (scripts/launchers.sh: `timestamp_timeout=0`), and
-//! ssh to a loopback sshd that takes passwords only. The answer comes from
+//! terminal (`setsid`): a non-root caller whose sudo and doas rules ask for
+//! its password every time (scripts/launchers.sh: `timestamp_timeout=0`,
+//! no `persist`), pkexec with a polkit rule that asks it, su to a user
+//! with a password (refused: su reads it from the channel), and ssh to a
+//! loopback sshd that takes passwords only. The answer comes from
 //! `--askpass PROGRAM`; each question it was asked is logged, so the tests
 //! see how many answers the launcher asked for. Right password: the
 //! program runs, the channel and its half-close intact, the exact status.
@@ -147,69 +149,141 @@ fn target_user() -> String {
     std::env::var("UMBILICAL_TEST_USER").unwrap_or_else(|_| "umbtest".into())
 }
 
-#[test]
-fn sudo_asks_the_callers_askpass_and_the_channel_holds() {
-    let Some(stage) = stage("sudo-right") else { return };
-    let via = format!("sudo:{}", target_user());
-    for shim in ["--shim", "--no-shim"] {
-        let cmd = stage.as_caller(&[
-            shim,
-            "--askpass",
-            &stage.askpass("right.sh"),
-            "--via",
-            &via,
-            "--",
-            "sh",
-            "-c",
-            "id -un; cat; echo after-eof; exit 7",
-        ]);
-        let (out, _) = run(cmd, b"one\ntwo\n");
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(7), "{shim}: the program's exact status; stderr: {stderr}");
-        assert_eq!(text(&out.stdout), format!("{}\none\ntwo\nafter-eof\n", target_user()), "{shim}: {stderr}");
-    }
-    let asked = stage.asked();
-    assert_eq!(asked.len(), 2, "one question per run: {asked:?}");
-    assert!(asked.iter().all(|q| q.contains(&format!("password for {}", stage.caller))), "{asked:?}");
+/// The local launchers whose rule asks the caller for its password: the
+/// launcher, how many times it asks before it gives up on wrong answers,
+/// and what its question says.
+fn local_launchers() -> [(&'static str, usize, String); 2] {
+    let caller = std::env::var("UMBILICAL_TEST_PROMPT_CALLER").unwrap_or_default();
+    [
+        // sudo's askpass helper (-A): passwd_tries is 3.
+        ("sudo", 3, format!("password for {caller}")),
+        // doas's own terminal (a private one): one attempt.
+        ("doas", 1, format!("doas ({caller}@")),
+    ]
 }
 
 #[test]
-fn sudo_with_a_wrong_password_is_refused_after_its_own_retries() {
-    let Some(stage) = stage("sudo-wrong") else { return };
-    let via = format!("sudo:{}", target_user());
-    let (out, took) =
-        run(stage.as_caller(&["--askpass", &stage.askpass("wrong.sh"), "--via", &via, "--", "true"]), b"");
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(125), "{stderr}");
-    assert!(stderr.contains("incorrect password attempts"), "sudo's own words: {stderr}");
-    assert!(stderr.contains("answered 3 question"), "{stderr}");
-    // sudo asks three times (passwd_tries); no answer it did not ask for.
-    assert_eq!(stage.asked().len(), 3, "{:?}", stage.asked());
-    assert!(took < Duration::from_secs(30), "bounded: {took:?}");
+fn the_launcher_asks_the_callers_askpass_and_the_channel_holds() {
+    for (launcher, _, question) in local_launchers() {
+        let Some(stage) = stage(&format!("{launcher}-right")) else { return };
+        let via = format!("{launcher}:{}", target_user());
+        for shim in ["--shim", "--no-shim"] {
+            let cmd = stage.as_caller(&[
+                shim,
+                "--askpass",
+                &stage.askpass("right.sh"),
+                "--via",
+                &via,
+                "--",
+                "sh",
+                "-c",
+                "id -un; cat; echo after-eof; exit 7",
+            ]);
+            let (out, _) = run(cmd, b"one\ntwo\n");
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(7), "{launcher} {shim}: the program's exact status; stderr: {stderr}");
+            assert_eq!(
+                text(&out.stdout),
+                format!("{}\none\ntwo\nafter-eof\n", target_user()),
+                "{launcher} {shim}: {stderr}"
+            );
+        }
+        let asked = stage.asked();
+        assert_eq!(asked.len(), 2, "{launcher}: one question per run: {asked:?}");
+        assert!(asked.iter().all(|q| q.contains(&question)), "{launcher}: {asked:?}");
+    }
+}
+
+#[test]
+fn a_wrong_password_is_refused_after_the_launchers_own_retries() {
+    for (launcher, tries, _) in local_launchers() {
+        let Some(stage) = stage(&format!("{launcher}-wrong")) else { return };
+        let via = format!("{launcher}:{}", target_user());
+        let (out, took) =
+            run(stage.as_caller(&["--askpass", &stage.askpass("wrong.sh"), "--via", &via, "--", "true"]), b"");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{launcher}: {stderr}");
+        let words = if launcher == "sudo" { "incorrect password attempts" } else { "Authentication failed" };
+        assert!(stderr.contains(words), "{launcher}'s own words: {stderr}");
+        assert!(stderr.contains(&format!("answered {tries} question")), "{launcher}: {stderr}");
+        // No answer the launcher did not ask for (faillock counts).
+        assert_eq!(stage.asked().len(), tries, "{launcher}: {:?}", stage.asked());
+        assert!(took < Duration::from_secs(30), "{launcher}: bounded: {took:?}");
+    }
 }
 
 #[test]
 fn a_declined_prompt_is_a_refusal() {
-    let Some(stage) = stage("sudo-decline") else { return };
-    let via = format!("sudo:{}", target_user());
-    let (out, took) =
-        run(stage.as_caller(&["--askpass", &stage.askpass("decline.sh"), "--via", &via, "--", "true"]), b"");
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(125), "{stderr}");
-    assert!(stderr.contains("declined"), "{stderr}");
-    assert_eq!(stage.asked().len(), 1);
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    for (launcher, _, _) in local_launchers() {
+        let Some(stage) = stage(&format!("{launcher}-decline")) else { return };
+        let via = format!("{launcher}:{}", target_user());
+        let (out, took) =
+            run(stage.as_caller(&["--askpass", &stage.askpass("decline.sh"), "--via", &via, "--", "true"]), b"");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{launcher}: {stderr}");
+        assert!(stderr.contains("declined"), "{launcher}: {stderr}");
+        assert_eq!(stage.asked().len(), 1, "{launcher}");
+        assert!(took < Duration::from_secs(10), "{launcher}: {took:?}");
+    }
 }
 
 #[test]
 fn no_askpass_and_no_terminal_is_a_bounded_refusal_naming_askpass() {
-    let Some(stage) = stage("sudo-none") else { return };
-    let via = format!("sudo:{}", target_user());
-    let (out, took) = run(stage.as_caller(&["--via", &via, "--", "true"]), b"");
+    for (launcher, _, _) in local_launchers() {
+        let Some(stage) = stage(&format!("{launcher}-none")) else { return };
+        let via = format!("{launcher}:{}", target_user());
+        let (out, took) = run(stage.as_caller(&["--via", &via, "--", "true"]), b"");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{launcher}: {stderr}");
+        assert!(stderr.contains("--askpass"), "{launcher}: {stderr}");
+        assert!(took < Duration::from_secs(10), "{launcher}: {took:?}");
+    }
+}
+
+#[test]
+fn su_reads_its_password_from_the_channel_and_is_refused_with_a_handler() {
+    let Some(stage) = stage("su") else { return };
+    let Ok(user) = std::env::var("UMBILICAL_TEST_PROMPT_USER") else { return };
+    let via = format!("su:{user}");
+    let (out, took) =
+        run(stage.as_caller(&["--askpass", &stage.askpass("right.sh"), "--via", &via, "--", "true"]), b"");
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
-    assert!(stderr.contains("--askpass"), "{stderr}");
+    assert!(stderr.contains("standard input"), "says why: {stderr}");
+    assert!(stage.asked().is_empty(), "nothing asked");
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn pkexec_asks_through_its_textual_agent_on_the_private_terminal() {
+    let Some(stage) = stage("pkexec") else { return };
+    if std::env::var("UMBILICAL_TEST_PKEXEC").is_err() {
+        skip("prompts through pkexec", "pkexec does not work here (scripts/launchers.sh)");
+        return;
+    }
+    let via = format!("pkexec:{}", target_user());
+    let (out, took) = run(
+        stage.as_caller(&["--askpass", &stage.askpass("right.sh"), "--via", &via, "--", "sh", "-c", "cat; exit 6"]),
+        b"via pkexec\n",
+    );
+    let stderr = text(&out.stderr);
+    let asked = stage.asked();
+    assert_eq!(asked.len(), 1, "{asked:?}; {stderr}");
+    assert!(asked[0].contains("AUTHENTICATING FOR org.freedesktop.policykit.exec"), "polkit's question: {asked:?}");
+    assert!(asked[0].contains(&format!("Authenticating as: {}", stage.caller)), "{asked:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    if stderr.contains("No session for cookie") {
+        // polkitd accepts an agent's answer only for a subject in a login
+        // session (systemd-logind), which this machine has none of.
+        assert_eq!(out.status.code(), Some(125), "{stderr}");
+        skip(
+            "pkexec running the program after the relayed answer",
+            "polkitd refuses the answer without a logind session here (\"No session for cookie\"); the question reached the handler",
+        );
+        return;
+    }
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert_eq!(text(&out.stdout), "via pkexec\n", "{stderr}");
 }
 
 #[test]

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::askpass::Relay;
 use crate::channel::{Channel, ReadEnd};
 use crate::communicate::Output;
 use crate::cutoff::Cutoff;
@@ -13,6 +12,7 @@ use crate::exit::{Detection, Exit};
 use crate::exit_source::ExitSource;
 #[cfg(feature = "tokio")]
 use crate::exit_source::Readiness;
+use crate::prompt_relay::Relay;
 use crate::sys;
 use crate::sys::Handle;
 
@@ -63,8 +63,9 @@ pub struct Child {
     /// Where reads of the output stop after the end
     /// ([`Command::wait_delay`](crate::Command::wait_delay)).
     cutoff: Option<Arc<Cutoff>>,
-    /// The askpass relay answering the launcher's questions, while the
-    /// launch may still ask (`Command::prompt_handler`).
+    /// The relay answering the launcher's questions
+    /// (`Command::prompt_handler`), and the private terminal it may keep
+    /// open for the program's session.
     prompts: Option<Relay>,
 }
 
@@ -97,8 +98,15 @@ impl Child {
         self
     }
 
-    /// The askpass relay, taken once the launcher asks nothing more (the
-    /// shim connected), or to word a refusal.
+    /// The launcher asks nothing more (the shim connected): the relay
+    /// stops (a private terminal stays open with the child).
+    pub(crate) fn end_prompts(&mut self) {
+        if let Some(relay) = &self.prompts {
+            relay.stop();
+        }
+    }
+
+    /// The relay, to word a refusal.
     pub(crate) fn take_prompts(&mut self) -> Option<Relay> {
         self.prompts.take()
     }

@@ -99,11 +99,19 @@ pub enum PromptRoute {
     /// `SSH_ASKPASS_REQUIRE=force` (OpenSSH 8.4 and later); host-key
     /// questions reach the handler too, as not secret.
     SshAskpass,
-    /// The launcher reads its password from a terminal only (su, doas):
-    /// not relayed yet; a handler is refused with `InvalidInput`.
-    TerminalOnly,
-    /// pkexec: polkit asks through an authentication agent: not relayed
-    /// yet; a handler is refused with `InvalidInput`.
+    /// doas: it reads its password from its controlling terminal only.
+    /// The launcher is started in a session of its own whose controlling
+    /// terminal is a private pseudo-terminal of umbilical's (stdin and
+    /// stdout stay the channel); the prompt written there goes to the
+    /// handler, and the answer is typed back.
+    ControllingTerminal,
+    /// su (util-linux): it reads its password from its standard input,
+    /// which is the program's channel. Not relayed: a handler is refused
+    /// with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput).
+    StandardInput,
+    /// pkexec: with no polkit authentication agent registered for the
+    /// caller's session, pkexec runs its own textual agent on its
+    /// controlling terminal: the private terminal, as for doas.
     PolkitAgent,
     /// Windows elevation: the consent dialog is the OS's own; nothing
     /// reaches the handler (which is accepted and never called).
@@ -281,12 +289,14 @@ impl Launcher {
         match self {
             Launcher::Direct => local(true, true, false),
             Launcher::Sudo { .. } => Capabilities { prompts: PromptRoute::SudoAskpass, ..local(false, false, false) },
-            Launcher::Doas { .. } => Capabilities { prompts: PromptRoute::TerminalOnly, ..local(false, false, false) },
+            Launcher::Doas { .. } => {
+                Capabilities { prompts: PromptRoute::ControllingTerminal, ..local(false, false, false) }
+            }
             Launcher::Runuser { .. } => local(false, false, false),
             Launcher::Pkexec { keep_cwd, .. } => {
                 Capabilities { passes_cwd: *keep_cwd, prompts: PromptRoute::PolkitAgent, ..local(false, true, false) }
             }
-            Launcher::Su { .. } => Capabilities { prompts: PromptRoute::TerminalOnly, ..local(false, false, true) },
+            Launcher::Su { .. } => Capabilities { prompts: PromptRoute::StandardInput, ..local(false, false, true) },
             Launcher::Ssh { .. } => {
                 Capabilities { prompts: PromptRoute::SshAskpass, ..remote(true, ShimRoute::Forwarded) }
             }
@@ -331,9 +341,10 @@ impl Launcher {
         self.plan_with(program, args, false)
     }
 
-    /// [`Launcher::plan`], with `askpass`: the launcher asks its questions
-    /// through an askpass helper (sudo: `-A` in place of `-n`).
-    pub(crate) fn plan_with(&self, program: &OsStr, args: &[OsString], askpass: bool) -> Result<Vec<OsString>, Error> {
+    /// [`Launcher::plan`], with `answered`: a prompt handler answers the
+    /// launcher's questions (sudo: `-A`, its askpass helper, in place of
+    /// `-n`; doas: without `-n`, it asks on its private terminal).
+    pub(crate) fn plan_with(&self, program: &OsStr, args: &[OsString], answered: bool) -> Result<Vec<OsString>, Error> {
         let invalid = |what: String| Error::new(ErrorKind::InvalidInput, format!("{}: {what}", self.name()), None);
         let not_option = |what: &str, value: &str| {
             if value.is_empty() || value.starts_with('-') {
@@ -352,7 +363,7 @@ impl Launcher {
             Launcher::Direct => {}
             Launcher::Sudo { user, non_interactive } => {
                 push(&["sudo"]);
-                if askpass {
+                if answered {
                     push(&["-A"]);
                 } else if *non_interactive {
                     push(&["-n"]);
@@ -364,7 +375,7 @@ impl Launcher {
                 push(&["--"]);
             }
             Launcher::Doas { user } => {
-                push(&["doas", "-n"]);
+                push(if answered { &["doas"] } else { &["doas", "-n"] });
                 if let Some(u) = user {
                     not_option("user", u)?;
                     push(&["-u", u]);
@@ -619,7 +630,7 @@ impl Launcher {
         &self,
         spec: &ProgramSpec,
         detection: ExitDetection,
-        askpass: bool,
+        answered: bool,
     ) -> Result<Option<Launched>, Error> {
         if self.is_direct() {
             return Ok(None);
@@ -662,7 +673,7 @@ impl Launcher {
         } else {
             (spec.program.clone(), spec.args.clone())
         };
-        let mut argv = self.plan_with(&program, &args, askpass)?.into_iter();
+        let mut argv = self.plan_with(&program, &args, answered)?.into_iter();
         let launcher = ProgramSpec {
             program: argv.next().unwrap_or_default(),
             args: argv.collect(),
@@ -934,15 +945,18 @@ mod tests {
     }
 
     #[test]
-    fn askpass_changes_sudos_flags_only() {
+    fn a_handler_changes_sudo_and_doas_flags_only() {
         let prog = OsStr::new("id");
         for non_interactive in [true, false] {
             let sudo = Launcher::Sudo { user: Some("bob".into()), non_interactive };
             let argv = sudo.plan_with(prog, &[], true).unwrap();
             assert_eq!(argv, ["sudo", "-A", "-u", "bob", "--", "id"], "-A replaces -n: a handler answers");
         }
+        let doas = Launcher::Doas { user: Some("bob".into()) };
+        assert_eq!(doas.plan_with(prog, &[], true).unwrap(), ["doas", "-u", "bob", "--", "id"], "doas may ask");
+        assert_eq!(doas.plan_with(prog, &[], false).unwrap(), ["doas", "-n", "-u", "bob", "--", "id"]);
         for l in argv_launchers() {
-            if !matches!(l, Launcher::Sudo { .. }) {
+            if !matches!(l, Launcher::Sudo { .. } | Launcher::Doas { .. }) {
                 assert_eq!(l.plan_with(prog, &[], true).unwrap(), l.plan(prog, &[]).unwrap(), "{l:?}");
             }
         }

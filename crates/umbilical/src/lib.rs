@@ -117,7 +117,6 @@
 // docs.rs (nightly) marks each OS-specific item with the OS it exists on.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod askpass;
 mod channel;
 mod child;
 mod command;
@@ -131,6 +130,7 @@ mod link;
 pub mod mechanisms;
 mod options;
 pub mod prompt;
+mod prompt_relay;
 pub mod protocol;
 pub mod shim;
 pub mod signal;

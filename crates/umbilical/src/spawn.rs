@@ -3,13 +3,13 @@
 
 use std::io;
 
-use crate::askpass::Relay;
 use crate::channel::Channel;
 use crate::child::{Child, ChildStderr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::{Detection, ExitDetection};
 use crate::launcher::PromptRoute;
 use crate::options::{Options, Stderr};
+use crate::prompt_relay::Relay;
 use crate::spec::ProgramSpec;
 use crate::sys::{self, StderrTarget};
 
@@ -72,6 +72,7 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
         no_window: opts.no_window,
         kill_on_close_job: opts.kill_on_close_job,
         kill_on_parent_death: opts.kill_on_parent_death,
+        terminal: relay.as_ref().and_then(Relay::terminal),
     };
     tracing::debug!(
         argv = ?std::iter::once(&started.program).chain(&started.args).collect::<Vec<_>>(),
@@ -108,25 +109,16 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
     Ok(child.with_prompts(relay))
 }
 
-/// The askpass relay for the launcher's questions, when a prompt handler
-/// is set and the launcher takes an askpass helper; a handler the
-/// launcher's prompts cannot reach is refused rather than ignored.
+/// The prompt relay for the launcher's questions, when a prompt handler is
+/// set and the launcher may ask; a handler the launcher's prompts cannot
+/// reach is refused rather than ignored.
 fn prompt_relay(opts: &Options) -> Result<Option<Relay>> {
     let Some(handler) = &opts.prompt_handler else { return Ok(None) };
-    let name = opts.launcher.name();
     match opts.launcher.capabilities().prompts {
-        route @ (PromptRoute::SudoAskpass | PromptRoute::SshAskpass) => {
+        PromptRoute::Never | PromptRoute::OsDialog => Ok(None),
+        route => {
             let deadline = std::time::Instant::now() + opts.connect_timeout;
-            Relay::open(route, handler, name, &opts.shim_program()?, deadline).map(Some)
+            Relay::open(route, handler, opts.launcher.name(), &opts.shim_program()?, deadline).map(Some)
         }
-        route @ (PromptRoute::TerminalOnly | PromptRoute::PolkitAgent) => Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "{name}: a prompt handler cannot answer it yet ({route:?}: it asks on a terminal or through a polkit \
-                 agent); settle its authentication first (a rule without a password) or use sudo or ssh"
-            ),
-            None,
-        )),
-        _ => Ok(None),
     }
 }

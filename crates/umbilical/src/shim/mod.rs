@@ -102,7 +102,7 @@ pub fn run_if_invoked() {
     // Started by a launcher as its askpass helper (`Command::prompt_handler`):
     // the name it runs under says so.
     if let Some(argv0) = args.next()
-        && let Some(code) = crate::askpass::helper(Path::new(&argv0), args.by_ref())
+        && let Some(code) = crate::prompt_relay::helper(Path::new(&argv0), args.by_ref())
     {
         std::process::exit(code);
     }

@@ -324,6 +324,7 @@ fn start_shim(
             no_window: opts.no_window,
             kill_on_close_job: opts.kill_on_close_job,
             kill_on_parent_death: false,
+            terminal: None,
         };
         sys::spawn(&request).map_err(|e| {
             fail(ErrorKind::ShimFailed, format!("cannot start the shim {}: {}", shim_path.display(), e.what), e.source)

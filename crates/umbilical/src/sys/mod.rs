@@ -91,6 +91,9 @@ const _: () = {
     let _: fn(&Path) -> Option<PathBuf> = askpass_socket;
     let _: fn(&Path, Instant) -> io::Result<ControlStream> = connect_rendezvous;
     let _: fn() -> bool = has_terminal;
+    let _: fn() -> io::Result<(Handle, Handle)> = open_pty;
+    let _: fn(&Handle) -> bool = terminal_echoes;
+    let _: fn(&Handle, &[u8]) -> io::Result<()> = write_terminal;
     type Answer = Option<zeroize::Zeroizing<Vec<u8>>>;
     let _: fn(&str, bool) -> io::Result<Answer> = ask_terminal;
     type Accept =
@@ -150,6 +153,12 @@ pub(crate) struct Request<'a> {
     /// parent-death signal; Windows: a kill-on-close job; refused
     /// elsewhere).
     pub kill_on_parent_death: bool,
+    /// Unix: start the program in a session of its own with this terminal
+    /// (a private pseudo-terminal's other side) as its controlling
+    /// terminal, for a launcher that asks for its password there only.
+    /// Windows: never set.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub terminal: Option<&'a Handle>,
 }
 
 impl<'a> Request<'a> {
@@ -173,6 +182,7 @@ impl<'a> Request<'a> {
             no_window: false,
             kill_on_close_job: false,
             kill_on_parent_death: false,
+            terminal: None,
         }
     }
 }

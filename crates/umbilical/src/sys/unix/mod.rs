@@ -9,6 +9,7 @@ mod control;
 mod fd;
 mod group_signals;
 mod process;
+mod pty;
 #[cfg(feature = "tokio")]
 mod reactor;
 mod rendezvous;
@@ -25,6 +26,7 @@ pub(crate) use control::{ControlStream, OtherProcess, SHUTDOWN_DISCARDS_UNREAD};
 pub(crate) use fd::{force_sigpipe_guard, inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
 pub(crate) use group_signals::{TerminalLoan, ignore_group_signals, in_terminal_foreground};
 pub(crate) use process::{Process, mechanism as exit_mechanism};
+pub(crate) use pty::{open_pty, terminal_echoes, write_terminal};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
 pub(crate) use rendezvous::{

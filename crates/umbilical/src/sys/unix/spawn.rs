@@ -111,10 +111,12 @@ pub(crate) fn spawn(req: &Request<'_>) -> Result<Process, SpawnError> {
             StderrTarget::To(h) => Stderr::Fd(h.as_fd()),
         },
         lifeline: req.lifeline.map(AsFd::as_fd),
-        // The fork path: `posix_spawn` has no way to ask for it.
-        force_fork: req.force_fork || (req.kill_on_parent_death && !cfg!(target_os = "linux")),
+        // The fork path: `posix_spawn` has no way to ask for either.
+        force_fork: req.force_fork
+            || ((req.kill_on_parent_death || req.terminal.is_some()) && !cfg!(target_os = "linux")),
         process_group: req.process_group,
         parent_death: req.kill_on_parent_death.then(|| rustix::process::getpid().as_raw_nonzero().get()),
+        terminal: req.terminal.map(|t| t.as_raw_fd()),
     };
     if req.kill_on_parent_death && !PARENT_DEATH {
         return Err(SpawnError::new(
@@ -169,6 +171,9 @@ struct Plan<'a> {
     process_group: bool,
     /// Kill the program when this process (whose pid it is) ends.
     parent_death: Option<libc::pid_t>,
+    /// A new session with this terminal as its controlling terminal (the
+    /// process group is then the session's).
+    terminal: Option<RawFd>,
 }
 
 /// Whether the program can be killed when its parent ends.
@@ -594,7 +599,9 @@ fn fork_exec(plan: &Plan<'_>, fds: &Fds) -> Result<i32, Failure> {
             libc::_exit(127)
         }
     }
-    if plan.process_group {
+    if plan.process_group && plan.terminal.is_none() {
+        // (With a terminal the child makes a session, which a group made
+        // first here would refuse.)
         // Also from the parent, as shells do: whichever runs first makes
         // the group, so no signal sent after spawn() returns can miss it.
         // SAFETY: plain syscall on our own child; EACCES after its exec is

@@ -33,7 +33,7 @@ pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
 pub(crate) use rendezvous::{
     ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, ask_terminal, askpass_socket, connect_rendezvous,
-    has_terminal, shim_auth_mechanism, shim_placeable,
+    has_terminal, open_pty, shim_auth_mechanism, shim_placeable, terminal_echoes, write_terminal,
 };
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use stderr_relay::{Drained, relay_to_stderr};

@@ -208,6 +208,22 @@ pub(crate) fn connect_rendezvous(path: &std::path::Path, deadline: Instant) -> i
     ControlStream::connect(path, deadline)
 }
 
+/// No launcher on Windows reads its password from a terminal that
+/// umbilical would hand it.
+pub(crate) fn open_pty() -> io::Result<(OwnedHandle, OwnedHandle)> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "no private terminal for a launcher on Windows"))
+}
+
+/// See [`open_pty`]: never called.
+pub(crate) fn terminal_echoes(_terminal: &OwnedHandle) -> bool {
+    false
+}
+
+/// See [`open_pty`]: never called.
+pub(crate) fn write_terminal(_terminal: &OwnedHandle, _buf: &[u8]) -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "no private terminal on Windows"))
+}
+
 /// Windows has no controlling terminal that a prompt handler asks on.
 pub(crate) fn has_terminal() -> bool {
     false

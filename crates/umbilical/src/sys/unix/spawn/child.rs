@@ -47,7 +47,15 @@ pub(super) unsafe fn exec(s: &Setup<'_>) -> (i32, i32) {
     {
         return (STAGE_SETUP, errno());
     }
-    if s.plan.process_group {
+    if let Some(terminal) = s.plan.terminal {
+        // SAFETY: async-signal-safe; setsid makes this (child) process the
+        // leader of a new session and group, and TIOCSCTTY gives that
+        // session the terminal the parent opened (its fd stays open until
+        // the close below or execve).
+        if unsafe { libc::setsid() } < 0 || unsafe { libc::ioctl(terminal, libc::TIOCSCTTY as _, 0) } != 0 {
+            return (STAGE_SETUP, errno());
+        }
+    } else if s.plan.process_group {
         // SAFETY: async-signal-safe; acts on this (child) process only.
         if unsafe { libc::setpgid(0, 0) } != 0 {
             return (STAGE_SETUP, errno());
