@@ -47,6 +47,33 @@ if [ "$(id -u)" -eq 0 ] && command -v sudo >/dev/null; then
   else
     echo "SKIP: save_as_root refused: UMBILICAL_TEST_USER unset (scripts/launchers.sh start)"
   fi
+  if [ -n "${UMBILICAL_TEST_PROMPT_CALLER:-}" ]; then
+    # A caller with no terminal whose sudo rule asks for its password; the
+    # example's callback answers it (the password on its stdin). The file
+    # goes where only the target user may write.
+    chown "$UMBILICAL_TEST_USER" "$dir" && chmod 0700 "$dir"
+    for mode in "" --async; do
+      out=$(timeout 120 setsid runuser -u "$UMBILICAL_TEST_PROMPT_CALLER" -- "$PWD/$ex/gui_elevation" $mode \
+        --user "$UMBILICAL_TEST_USER" "$dir/gui$mode.txt" "hello gui$mode" < "$UMBILICAL_TEST_PROMPT_PASSWORD_FILE")
+      rc=$?
+      if [ "$rc" -eq 0 ] && [ "$(cat "$dir/gui$mode.txt")" = "hello gui$mode" ]; then
+        echo "example ok: gui_elevation $mode (saved through sudo with the password from the callback)"
+      else
+        echo "example FAILED: gui_elevation $mode: exit $rc; $out"; fail=1
+      fi
+      if [ "$mode" = --async ]; then
+        ticks=$(printf '%s\n' "$out" | sed -n 's/^the runtime kept serving: \([0-9]*\) ticks.*/\1/p')
+        # The handler sleeps 1 s; a ticker every 50 ms: a blocked runtime
+        # would show none.
+        if [ "${ticks:-0}" -ge 10 ]; then echo "example ok: gui_elevation --async: $ticks ticks during the prompt"
+        else echo "example FAILED: gui_elevation --async: the runtime was blocked (${ticks:-no} ticks)"; fail=1; fi
+      fi
+    done
+    check "gui_elevation: a wrong password is refused" 77 sh -c \
+      "echo wrong | setsid runuser -u $UMBILICAL_TEST_PROMPT_CALLER -- $PWD/$ex/gui_elevation --user $UMBILICAL_TEST_USER $dir/wrong.txt x"
+  else
+    echo "SKIP: gui_elevation: UMBILICAL_TEST_PROMPT_CALLER unset (scripts/launchers.sh start)"
+  fi
   rm -rf "$dir"
 else
   echo "SKIP: the sudo examples (conversation --sudo, save_as_root): need root and sudo"

@@ -98,17 +98,11 @@ impl Child {
         self
     }
 
-    /// The launcher asks nothing more (the shim connected): the relay
-    /// stops (a private terminal stays open with the child).
-    pub(crate) fn end_prompts(&mut self) {
-        if let Some(relay) = &self.prompts {
-            relay.stop();
-        }
-    }
-
-    /// The relay, to word a refusal.
-    pub(crate) fn take_prompts(&mut self) -> Option<Relay> {
-        self.prompts.take()
+    /// What the prompt relay saw, for the words of a launcher's refusal
+    /// (`""` when nothing was asked).
+    #[cfg_attr(windows, allow(dead_code))]
+    pub(crate) fn prompts_outcome(&self) -> String {
+        self.prompts.as_ref().map(Relay::outcome).unwrap_or_default()
     }
 
     /// Reads of the channel and stderr stop `delay` after the end is seen.
@@ -139,6 +133,11 @@ impl Child {
         self.pid = link.pid;
         self.detection = Detection::Shim;
         self.source.attach_shim(link);
+        // The shim connected: the launcher asks nothing more (a private
+        // terminal stays open with the child).
+        if let Some(relay) = &self.prompts {
+            relay.stop();
+        }
         self
     }
 

@@ -226,7 +226,10 @@ impl Relay {
     pub(crate) fn outcome(&self) -> String {
         let asked = self.seen.asked.load(Ordering::Acquire);
         if self.seen.declined.load(Ordering::Acquire) {
-            "; the prompt handler declined to answer".into()
+            match asked {
+                0 | 1 => "; the prompt handler declined to answer".into(),
+                n => format!("; the prompt handler answered {} question(s), then declined (a wrong password?)", n - 1),
+            }
         } else if asked > 0 {
             format!("; the prompt handler answered {asked} question(s) (a wrong password?)")
         } else {

@@ -319,7 +319,6 @@ fn spawn_once(
     // The shim connected (or never will): no prompt comes after this.
     drop(loan);
     drop(rendezvous);
-    child.end_prompts();
     match link {
         Ok(link) => Ok(Ok(child.into_shim(link, opts.kill_on_drop))),
         Err(e) => {
@@ -349,7 +348,7 @@ fn spawn_once(
             if look && ended == Some(ExitStatus::Exited(FAR_SHIM_MISSING)) {
                 return Ok(Err(FarShimMissing));
             }
-            let told = child.take_prompts().map(|relay| relay.outcome()).unwrap_or_default();
+            let told = child.prompts_outcome();
             Err(Error::cannot_start(&spec.program, e.kind(), &format!("{e}{told}"), None))
         }
     }
