@@ -179,18 +179,30 @@ impl Command {
     /// which must call [`shim::run_if_invoked`](crate::shim::run_if_invoked)
     /// first in `main`, started under the name `umbilical-askpass` from a
     /// private directory; it relays the question over a socket that only
-    /// the launcher's descendants may use. The answer never passes through
-    /// an argv, an environment or a file. su, doas and pkexec are not
-    /// relayed yet: a handler with them is refused
-    /// ([`ErrorKind::InvalidInput`]); runuser and container exec ask
-    /// nothing; [`Launcher::RunAs`]'s consent dialog is the OS's own (the
-    /// handler is never called). Unix only for now.
+    /// the launcher's descendants may use. doas and pkexec (which read
+    /// their password from their controlling terminal only) start in a
+    /// session of their own whose controlling terminal is a private
+    /// pseudo-terminal; the question written there goes to the handler and
+    /// the answer is typed back (a declined one is an interrupt, no
+    /// attempt). The answer never passes through an argv, an environment
+    /// or a file. su reads its password from its stdin, the program's
+    /// channel: a handler with su is refused ([`ErrorKind::InvalidInput`]);
+    /// runuser and container exec ask nothing; [`Launcher::RunAs`]'s
+    /// consent dialog is the OS's own (the handler is never called). Unix
+    /// only for now.
+    ///
+    /// Caveat (doas, pkexec): the program keeps the private terminal as its
+    /// controlling terminal; it hangs up (SIGHUP to the program's session)
+    /// when the [`Child`] is dropped, as a closed terminal window would.
+    /// Through ssh, only the launch's main session relays: the shim's far
+    /// copy and the in-band link's sessions do not (name the shim with
+    /// [`shim_path`](Command::shim_path), or use keys).
     ///
     /// A wrong answer is the launcher's to count: sudo asks again (a new
     /// call, its `attempt` one higher) up to its own limit, then refuses:
     /// [`ErrorKind::LauncherRefused`], as does a declined question. Without
     /// a handler nothing changes: sudo and ssh ask on the caller's
-    /// terminal if there is one, else refuse at once.
+    /// terminal if there is one, else refuse at once; doas runs with `-n`.
     ///
     /// ```no_run
     /// use umbilical::{Command, Launcher, Secret};
