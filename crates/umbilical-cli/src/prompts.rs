@@ -12,14 +12,15 @@ use umbilical::{Prompt, PromptRoute, Secret};
 
 /// Sets the prompt handler on `cmd` where the launcher's prompts can be
 /// relayed; returns whether someone answers.
-/// An explicit `--askpass` is set whatever the launcher (the library
-/// refuses it where it cannot relay: su); the terminal only where it can.
+/// An explicit `--askpass` is set whatever the launcher; the terminal only
+/// where the launcher may ask.
 pub fn install(cmd: &mut umbilical::Command, route: PromptRoute, askpass: Option<&OsString>, verbose: u8) -> bool {
     let relayed = matches!(
         route,
         PromptRoute::SudoAskpass
             | PromptRoute::SshAskpass
             | PromptRoute::ControllingTerminal
+            | PromptRoute::StandardInput
             | PromptRoute::PolkitAgent
     );
     let started = Instant::now();
@@ -90,18 +91,10 @@ fn run_askpass(program: &OsString, text: &str) -> Option<Secret> {
 /// What to add to a launcher's refusal when nobody could answer a prompt.
 pub fn refusal_hint(route: PromptRoute, answered: bool) -> &'static str {
     match route {
-        PromptRoute::SudoAskpass
-        | PromptRoute::SshAskpass
-        | PromptRoute::ControllingTerminal
-        | PromptRoute::PolkitAgent
-            if !answered =>
-        {
+        PromptRoute::Never | PromptRoute::OsDialog => "",
+        _ if !answered => {
             " (if it asked for a password: there is no terminal to ask on; --askpass PROGRAM answers the launcher's \
              prompts)"
-        }
-        PromptRoute::StandardInput => {
-            " (if it asked for a password: su reads it from its standard input, the program's channel, which \
-             umbilical cannot answer; a rule without a password, or sudo, doas or ssh with --askpass)"
         }
         _ => "",
     }

@@ -149,25 +149,33 @@ fn target_user() -> String {
     std::env::var("UMBILICAL_TEST_USER").unwrap_or_else(|_| "umbtest".into())
 }
 
-/// The local launchers whose rule asks the caller for its password: the
-/// launcher, how many times it asks before it gives up on wrong answers,
-/// and what its question says.
-fn local_launchers() -> [(&'static str, usize, String); 2] {
+/// The local launchers that ask the caller for a password: the launcher,
+/// its `--via`, who the program runs as, how many times it asks before it
+/// gives up on wrong answers, and what its question says.
+fn local_launchers() -> [(&'static str, String, String, usize, String); 3] {
     let caller = std::env::var("UMBILICAL_TEST_PROMPT_CALLER").unwrap_or_default();
+    let target = target_user();
+    // su's target has a password of its own (the same one, here).
+    let su_target = std::env::var("UMBILICAL_TEST_PROMPT_USER").unwrap_or_default();
     [
         // sudo's askpass helper (-A): passwd_tries is 3.
-        ("sudo", 3, format!("password for {caller}")),
+        ("sudo", format!("sudo:{target}"), target.clone(), 3, format!("password for {caller}")),
         // doas's own terminal (a private one): one attempt.
-        ("doas", 1, format!("doas ({caller}@")),
+        ("doas", format!("doas:{target}"), target, 1, format!("doas ({caller}@")),
+        // su's stdin is its private terminal; the program's stdio reaches
+        // the shim over its link. One attempt.
+        ("su", format!("su:{su_target}"), su_target, 1, "Password:".to_string()),
     ]
 }
 
 #[test]
 fn the_launcher_asks_the_callers_askpass_and_the_channel_holds() {
-    for (launcher, _, question) in local_launchers() {
+    for (launcher, via, runs_as, _, question) in local_launchers() {
         let Some(stage) = stage(&format!("{launcher}-right")) else { return };
-        let via = format!("{launcher}:{}", target_user());
-        for shim in ["--shim", "--no-shim"] {
+        // su with a handler runs only through the shim (its refusal
+        // without: `su_without_the_shim_and_a_handler_is_refused_saying_why`).
+        let modes: &[&str] = if launcher == "su" { &["--shim"] } else { &["--shim", "--no-shim"] };
+        for &shim in modes {
             let cmd = stage.as_caller(&[
                 shim,
                 "--askpass",
@@ -182,28 +190,27 @@ fn the_launcher_asks_the_callers_askpass_and_the_channel_holds() {
             let (out, _) = run(cmd, b"one\ntwo\n");
             let stderr = text(&out.stderr);
             assert_eq!(out.status.code(), Some(7), "{launcher} {shim}: the program's exact status; stderr: {stderr}");
-            assert_eq!(
-                text(&out.stdout),
-                format!("{}\none\ntwo\nafter-eof\n", target_user()),
-                "{launcher} {shim}: {stderr}"
-            );
+            assert_eq!(text(&out.stdout), format!("{runs_as}\none\ntwo\nafter-eof\n"), "{launcher} {shim}: {stderr}");
         }
         let asked = stage.asked();
-        assert_eq!(asked.len(), 2, "{launcher}: one question per run: {asked:?}");
+        assert_eq!(asked.len(), modes.len(), "{launcher}: one question per run: {asked:?}");
         assert!(asked.iter().all(|q| q.contains(&question)), "{launcher}: {asked:?}");
     }
 }
 
 #[test]
 fn a_wrong_password_is_refused_after_the_launchers_own_retries() {
-    for (launcher, tries, _) in local_launchers() {
+    for (launcher, via, _, tries, _) in local_launchers() {
         let Some(stage) = stage(&format!("{launcher}-wrong")) else { return };
-        let via = format!("{launcher}:{}", target_user());
         let (out, took) =
             run(stage.as_caller(&["--askpass", &stage.askpass("wrong.sh"), "--via", &via, "--", "true"]), b"");
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(125), "{launcher}: {stderr}");
-        let words = if launcher == "sudo" { "incorrect password attempts" } else { "Authentication failed" };
+        let words = match launcher {
+            "sudo" => "incorrect password attempts",
+            "doas" => "Authentication failed",
+            _ => "Authentication failure",
+        };
         assert!(stderr.contains(words), "{launcher}'s own words: {stderr}");
         assert!(stderr.contains(&format!("answered {tries} question")), "{launcher}: {stderr}");
         // No answer the launcher did not ask for (faillock counts).
@@ -214,9 +221,8 @@ fn a_wrong_password_is_refused_after_the_launchers_own_retries() {
 
 #[test]
 fn a_declined_prompt_is_a_refusal() {
-    for (launcher, _, _) in local_launchers() {
+    for (launcher, via, _, _, _) in local_launchers() {
         let Some(stage) = stage(&format!("{launcher}-decline")) else { return };
-        let via = format!("{launcher}:{}", target_user());
         let (out, took) =
             run(stage.as_caller(&["--askpass", &stage.askpass("decline.sh"), "--via", &via, "--", "true"]), b"");
         let stderr = text(&out.stderr);
@@ -229,9 +235,8 @@ fn a_declined_prompt_is_a_refusal() {
 
 #[test]
 fn no_askpass_and_no_terminal_is_a_bounded_refusal_naming_askpass() {
-    for (launcher, _, _) in local_launchers() {
+    for (launcher, via, _, _, _) in local_launchers() {
         let Some(stage) = stage(&format!("{launcher}-none")) else { return };
-        let via = format!("{launcher}:{}", target_user());
         let (out, took) = run(stage.as_caller(&["--via", &via, "--", "true"]), b"");
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(125), "{launcher}: {stderr}");
@@ -240,16 +245,72 @@ fn no_askpass_and_no_terminal_is_a_bounded_refusal_naming_askpass() {
     }
 }
 
+/// Drives a command on a fresh terminal (python's `pty.fork`: a session
+/// of its own with the terminal as its controlling one), answering the
+/// first question that contains `cue` with the password typed there.
+const ON_A_TERMINAL: &str = r#"import os, pty, sys, time, select
+password = open(sys.argv[1]).read().strip()
+cue = sys.argv[2].encode()
+argv = sys.argv[3:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+out = b""
+end = time.time() + 60
+answered = False
+while time.time() < end:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    if not answered and cue in out:
+        time.sleep(0.2)
+        os.write(fd, password.encode() + b"\n")
+        answered = True
+if time.time() >= end:
+    os.kill(pid, 9)
+_, status = os.waitpid(pid, 0)
+print("status", os.waitstatus_to_exitcode(status))
+print("answered", answered)
+print("echoed", password.encode() in out)
+print("ran", b"ran-as-" in out)
+"#;
+
 #[test]
-fn su_reads_its_password_from_the_channel_and_is_refused_with_a_handler() {
-    let Some(stage) = stage("su") else { return };
+fn without_askpass_the_question_is_asked_on_umbilicals_terminal_with_echo_off() {
+    let Some(stage) = stage("terminal") else { return };
+    let script = stage.dir.join("on_a_terminal.py");
+    std::fs::write(&script, ON_A_TERMINAL).unwrap();
+    let file = std::env::var("UMBILICAL_TEST_PROMPT_PASSWORD_FILE").unwrap();
+    for (launcher, via, _, _, _) in local_launchers() {
+        let cue = if launcher == "sudo" { "password for" } else { "assword:" };
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script).arg(&file).arg(cue);
+        cmd.args(["runuser", "-u", &stage.caller, "--", &stage.cli(), "run", "--via", &via, "--", "sh", "-c"]);
+        cmd.arg("echo ran-as-$(id -un)");
+        let (out, _) = run(cmd, b"");
+        let said = text(&out.stdout);
+        assert!(said.contains("status 0") && said.contains("answered True"), "{launcher}: {said}");
+        assert!(said.contains("ran True"), "{launcher}: the program ran: {said}");
+        assert!(said.contains("echoed False"), "{launcher}: the password was echoed: {said}");
+    }
+}
+
+#[test]
+fn su_without_the_shim_and_a_handler_is_refused_saying_why() {
+    let Some(stage) = stage("su-no-shim") else { return };
     let Ok(user) = std::env::var("UMBILICAL_TEST_PROMPT_USER") else { return };
     let via = format!("su:{user}");
     let (out, took) =
-        run(stage.as_caller(&["--askpass", &stage.askpass("right.sh"), "--via", &via, "--", "true"]), b"");
+        run(stage.as_caller(&["--no-shim", "--askpass", &stage.askpass("right.sh"), "--via", &via, "--", "true"]), b"");
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
-    assert!(stderr.contains("standard input"), "says why: {stderr}");
+    assert!(stderr.contains("standard input") && stderr.contains("shim"), "says why: {stderr}");
     assert!(stage.asked().is_empty(), "nothing asked");
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
@@ -360,16 +421,15 @@ fn processes_holding(needle: &str) -> Vec<String> {
 
 #[test]
 fn the_password_is_in_no_argv_or_environment_and_racers_get_nothing() {
-    let Some(stage) = stage("sudo-scan") else { return };
-    let via = format!("sudo:{}", target_user());
+    let Some(stage) = stage("scan") else { return };
     // Racers: the caller's own user and the target user, each connecting
-    // to every relay socket it can reach and asking; any answer is a
-    // leak. They run until told to stop (bounded by their own deadline).
+    // to every relay socket it can reach and asking, and opening every
+    // terminal of its user; any answer or open terminal is a leak. They run until told to stop (bounded by their own deadline).
     let racer = stage.dir.join("racer.py");
     std::fs::write(
         &racer,
         r#"import glob, os, socket, sys, time
-end = time.time() + 20
+end = time.time() + 40
 got = []
 tries = 0
 while time.time() < end and not os.path.exists(sys.argv[1]):
@@ -385,8 +445,19 @@ while time.time() < end and not os.path.exists(sys.argv[1]):
                 got.append(reply)
         except OSError:
             pass
+    # A private terminal of the caller's user (doas, su): opening it
+    # would let a racer read the typed password; it is exclusive.
+    for tty in glob.glob("/dev/pts/[0-9]*"):
+        try:
+            if os.stat(tty).st_uid != os.getuid():
+                continue
+            fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+            os.close(fd)
+            got.append(tty.encode())
+        except OSError:
+            pass
     time.sleep(0.01)
-print("tries", tries, "got", len(got))
+print("tries", tries, "got", len(got), sorted(set(got))[:5])
 "#,
     )
     .unwrap();
@@ -403,63 +474,67 @@ print("tries", tries, "got", len(got))
                 .unwrap()
         })
         .collect();
-    let mut cmd = stage.as_caller(&[
-        "--askpass",
-        &stage.askpass("slow.sh"),
-        "--via",
-        &via,
-        "--",
-        "sh",
-        "-c",
-        "sleep 1; echo ran",
-    ]);
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = common::collect(child.stdout.take().unwrap());
-    let stderr = common::collect(child.stderr.take().unwrap());
-    let start = Instant::now();
-    let mut scans = 0;
-    let pid = cli_pid(child.id());
-    let status = loop {
-        let holding = processes_holding(&stage.password);
-        assert!(holding.is_empty(), "the password is in {holding:?}");
-        scans += 1;
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < RUN_LIMIT, "the run hung");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Each local launcher in turn, the racers running throughout.
+    let launchers = local_launchers();
+    for (launcher, via, _, _, _) in &launchers {
+        let mut cmd = stage.as_caller(&[
+            "--askpass",
+            &stage.askpass("slow.sh"),
+            "--via",
+            via,
+            "--",
+            "sh",
+            "-c",
+            "sleep 1; echo ran",
+        ]);
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = common::collect(child.stdout.take().unwrap());
+        let stderr = common::collect(child.stderr.take().unwrap());
+        let start = Instant::now();
+        let mut scans = 0;
+        let pid = cli_pid(child.id());
+        let status = loop {
+            let holding = processes_holding(&stage.password);
+            assert!(holding.is_empty(), "{launcher}: the password is in {holding:?}");
+            scans += 1;
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(start.elapsed() < RUN_LIMIT, "{launcher}: the run hung");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stderr = text(&stderr.recv_timeout(Duration::from_secs(10)).unwrap());
+        assert_eq!(status.code(), Some(0), "{launcher}: {stderr}");
+        assert_eq!(text(&stdout.recv_timeout(Duration::from_secs(10)).unwrap()), "ran\n", "{launcher}");
+        assert!(scans > 10, "{launcher}: the scan ran through the prompt: {scans}");
+        // Nothing of this run's relay is left in /tmp (its directory is
+        // named after the CLI's pid; other tests run beside this one).
+        let ours = format!("umbilical-{pid}-");
+        let left: Vec<_> = std::fs::read_dir("/tmp")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "{launcher}: relays left: {left:?}");
+    }
     std::fs::write(&stop, "").unwrap();
-    let stderr = text(&stderr.recv_timeout(Duration::from_secs(10)).unwrap());
-    assert_eq!(status.code(), Some(0), "{stderr}");
-    assert_eq!(text(&stdout.recv_timeout(Duration::from_secs(10)).unwrap()), "ran\n");
-    assert!(scans > 10, "the scan ran through the prompt: {scans}");
     for racer in racers {
         let said = wait_output(racer);
-        assert!(said.contains(" got 0"), "a racer got an answer: {said}");
+        assert!(said.contains(" got 0 "), "a racer got an answer or opened a private terminal: {said}");
     }
-    assert_eq!(stage.asked().len(), 1, "only the launch's own helper was answered");
-    // Nothing of this run's relay is left in /tmp (its directory is named
-    // after the CLI's pid; other tests run beside this one).
-    let ours = format!("umbilical-{pid}-");
-    let left: Vec<_> = std::fs::read_dir("/tmp")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "askpass relays left: {left:?}");
+    assert_eq!(stage.asked().len(), launchers.len(), "only the launches' own questions were answered");
 }
 
 /// A racer's stdout once it ended (bounded).
 fn wait_output(mut child: std::process::Child) -> String {
     let out = common::collect(child.stdout.take().unwrap());
-    common::wait_within(&mut child, Duration::from_secs(40), "a racer");
+    common::wait_within(&mut child, Duration::from_secs(60), "a racer");
     text(&out.recv_timeout(Duration::from_secs(10)).unwrap())
 }
 

@@ -67,6 +67,19 @@ pub struct Child {
     /// (`Command::prompt_handler`), and the private terminal it may keep
     /// open for the program's session.
     prompts: Option<Relay>,
+    /// The program's stdio, kept for a shim that receives it over its link
+    /// (su: the launcher's own stdio is its terminal).
+    held_stdio: Option<HeldStdio>,
+}
+
+/// The program's ends of its channel and stderr pipe, kept by the parent
+/// until the shim receives them.
+pub(crate) struct HeldStdio {
+    pub(crate) channel: crate::channel::ChildEnd,
+    /// The stderr pipe's write end, for `Stderr::Piped`.
+    pub(crate) stderr: Option<Handle>,
+    /// Where the caller asked the program's stderr to go.
+    pub(crate) mode: crate::options::Stderr,
 }
 
 impl Child {
@@ -88,6 +101,30 @@ impl Child {
             kill_on_drop: false,
             cutoff: None,
             prompts: None,
+            held_stdio: None,
+        }
+    }
+
+    /// Keeps the program's stdio for the shim ([`Child::take_held_stdio`]).
+    pub(crate) fn with_held_stdio(mut self, held: Option<HeldStdio>) -> Self {
+        self.held_stdio = held;
+        self
+    }
+
+    /// The program's stdio, to hand to the shim; dropping it closes the
+    /// parent's copies.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub(crate) fn take_held_stdio(&mut self) -> Option<HeldStdio> {
+        self.held_stdio.take()
+    }
+
+    /// Types `line` on the launcher's private terminal, as the person at
+    /// it would (the shim's token, when its stdin is that terminal).
+    #[cfg_attr(windows, allow(dead_code))]
+    pub(crate) fn type_on_terminal(&self, line: &[u8]) -> std::io::Result<()> {
+        match &self.prompts {
+            Some(relay) => relay.type_line(line),
+            None => Err(std::io::Error::other("no private terminal")),
         }
     }
 

@@ -185,9 +185,10 @@ impl Command {
     /// pseudo-terminal; the question written there goes to the handler and
     /// the answer is typed back (a declined one is an interrupt, no
     /// attempt). The answer never passes through an argv, an environment
-    /// or a file. su reads its password from its stdin, the program's
-    /// channel: a handler with su is refused ([`ErrorKind::InvalidInput`]);
-    /// runuser and container exec ask nothing; [`Launcher::RunAs`]'s
+    /// or a file. su asks on its stderr and reads from its stdin: through
+    /// the shim, su's stdio is the private terminal and the program's own
+    /// reaches the shim over its link (without the shim, a handler with su
+    /// is refused: [`ErrorKind::InvalidInput`]); runuser and container exec ask nothing; [`Launcher::RunAs`]'s
     /// consent dialog is the OS's own (the handler is never called). Unix
     /// only for now.
     ///

@@ -105,9 +105,11 @@ pub enum PromptRoute {
     /// stdout stay the channel); the prompt written there goes to the
     /// handler, and the answer is typed back.
     ControllingTerminal,
-    /// su (util-linux): it reads its password from its standard input,
-    /// which is the program's channel. Not relayed: a handler is refused
-    /// with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput).
+    /// su (util-linux): it asks on its stderr and reads the answer from its
+    /// stdin, which would be the program's channel. Through the shim only:
+    /// su's stdio is the private terminal, and the program's own stdio
+    /// reaches the shim over its link. Without the shim a handler is
+    /// refused with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput).
     StandardInput,
     /// pkexec: with no polkit authentication agent registered for the
     /// caller's session, pkexec runs its own textual agent on its

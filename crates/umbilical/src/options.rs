@@ -112,6 +112,10 @@ pub(crate) struct Options {
     pub(crate) wait_delay: Option<Duration>,
     /// Answers the launcher's questions (`Command::prompt_handler`).
     pub(crate) prompt_handler: Option<Handler>,
+    /// The launcher's stdio is its private terminal (su reads its password
+    /// on stdin); the program's own stdio is kept in the child, for the
+    /// shim to receive over its link.
+    pub(crate) stdio_over_link: bool,
 }
 
 impl Default for Options {
@@ -136,6 +140,7 @@ impl Default for Options {
             kill_on_parent_death: false,
             wait_delay: None,
             prompt_handler: None,
+            stdio_over_link: false,
         }
     }
 }

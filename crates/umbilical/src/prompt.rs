@@ -81,6 +81,10 @@ pub(crate) type AnswerFuture = std::pin::Pin<Box<dyn std::future::Future<Output 
 /// that thread within the runtime that started the launch.
 #[derive(Clone)]
 pub(crate) enum Handler {
+    /// Nobody answers: every question is declined at once (su with no
+    /// handler set, which would otherwise wait on the channel for a
+    /// password nobody types).
+    Nobody,
     Blocking(BlockingFn),
     #[cfg(feature = "tokio")]
     Async(Arc<dyn Fn(Prompt) -> AnswerFuture + Send + Sync>),
@@ -97,6 +101,7 @@ impl Handler {
     /// one with the runtime that starts the launch.
     pub(crate) fn bind(&self) -> Result<Bound, String> {
         match self {
+            Handler::Nobody => Ok(Bound::Nobody),
             Handler::Blocking(f) => Ok(Bound::Blocking(f.clone())),
             #[cfg(feature = "tokio")]
             Handler::Async(f) => match ::tokio::runtime::Handle::try_current() {
@@ -111,6 +116,7 @@ impl Handler {
 
 /// A handler bound to where it runs (see [`Handler::bind`]).
 pub(crate) enum Bound {
+    Nobody,
     Blocking(BlockingFn),
     #[cfg(feature = "tokio")]
     Async(Arc<dyn Fn(Prompt) -> AnswerFuture + Send + Sync>, ::tokio::runtime::Handle),
@@ -122,6 +128,7 @@ impl Bound {
     /// timers and sockets are the runtime's), never on a worker of it.
     pub(crate) fn ask(&self, prompt: &Prompt) -> Option<Secret> {
         match self {
+            Bound::Nobody => None,
             Bound::Blocking(f) => f(prompt),
             #[cfg(feature = "tokio")]
             Bound::Async(f, runtime) => runtime.block_on(f(prompt.clone())),

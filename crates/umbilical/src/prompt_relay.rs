@@ -63,6 +63,19 @@ struct Seen {
     stop: AtomicBool,
     asked: AtomicU32,
     declined: AtomicBool,
+    /// The last line the launcher wrote on its private terminal after a
+    /// question (su's "Authentication failure"): its own words.
+    said: std::sync::Mutex<String>,
+}
+
+impl Seen {
+    fn remember(&self, text: &[u8]) {
+        let text = String::from_utf8_lossy(text).replace('\r', "");
+        if let Some(line) = text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+            let mut said = self.said.lock().unwrap_or_else(|p| p.into_inner());
+            *said = line.chars().take(200).collect();
+        }
+    }
 }
 
 /// How the questions reach the relay.
@@ -83,6 +96,8 @@ enum Via {
 pub(crate) struct Relay {
     via: Via,
     handler: Option<Bound>,
+    /// Nobody answers ([`Handler::Nobody`]): a question is a refusal.
+    nobody: bool,
     launcher: String,
     deadline: Instant,
     seen: Arc<Seen>,
@@ -105,9 +120,11 @@ impl Relay {
             let what = what.to_string();
             move |e: io::Error| Error::new(ErrorKind::Io, format!("the prompt relay: {what}: {e}"), Some(e))
         };
+        let nobody = matches!(handler, Bound::Nobody);
         let relay = |via, env| Relay {
             via,
             handler: Some(handler),
+            nobody,
             launcher: launcher.clone(),
             deadline,
             seen: Arc::default(),
@@ -132,7 +149,7 @@ impl Relay {
                 };
                 Ok(relay(Via::Askpass { rendezvous: Some(rendezvous), files }, env))
             }
-            PromptRoute::ControllingTerminal | PromptRoute::PolkitAgent => {
+            PromptRoute::ControllingTerminal | PromptRoute::PolkitAgent | PromptRoute::StandardInput => {
                 let pair = sys::open_pty().map_err(io_fail("cannot open a pseudo-terminal"))?;
                 Ok(relay(Via::Terminal(Arc::new(pair)), Vec::new()))
             }
@@ -158,6 +175,18 @@ impl Relay {
         match &self.via {
             Via::Terminal(pair) => Some(&pair.1),
             Via::Askpass { .. } => None,
+        }
+    }
+
+    /// Writes `line` and a line end on the private terminal, as typed.
+    pub(crate) fn type_line(&self, line: &[u8]) -> io::Result<()> {
+        match &self.via {
+            Via::Terminal(pair) => {
+                let mut typed = Zeroizing::new(line.to_vec());
+                typed.push(b'\n');
+                sys::write_terminal(&pair.0, &typed)
+            }
+            Via::Askpass { .. } => Err(io::Error::other("no private terminal")),
         }
     }
 
@@ -223,9 +252,28 @@ impl Relay {
     }
 
     /// What happened, for a refusal's message: `""` when nothing was asked.
+    /// With a private terminal, what the launcher last wrote there after a
+    /// question (read now if the relay's thread has not yet).
     pub(crate) fn outcome(&self) -> String {
         let asked = self.seen.asked.load(Ordering::Acquire);
-        if self.seen.declined.load(Ordering::Acquire) {
+        let said = match &self.via {
+            Via::Terminal(pair) if asked > 0 => {
+                let mut buf = [0u8; 1024];
+                while let Ok(Some(n @ 1..)) = sys::read_until(&pair.0, &mut buf, Some(Instant::now())) {
+                    self.seen.remember(&buf[..n]);
+                }
+                let said = self.seen.said.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if said.is_empty() { String::new() } else { format!("; it said: {said}") }
+            }
+            _ => String::new(),
+        };
+        format!("{}{said}", self.outcome_of_questions(asked))
+    }
+
+    fn outcome_of_questions(&self, asked: u32) -> String {
+        if self.nobody && asked > 0 {
+            "; it asked for a password and no prompt handler was set to answer it".into()
+        } else if self.seen.declined.load(Ordering::Acquire) {
             match asked {
                 0 | 1 => "; the prompt handler declined to answer".into(),
                 n => format!("; the prompt handler answered {} question(s), then declined (a wrong password?)", n - 1),
@@ -332,6 +380,9 @@ fn answer_terminal(
         match sys::read_until(ours, &mut buf, Some((now + QUIET).min(deadline))) {
             Ok(Some(0)) => break,
             Ok(Some(n)) => {
+                if seen.asked.load(Ordering::Acquire) > 0 {
+                    seen.remember(&buf[..n]);
+                }
                 pending.extend_from_slice(&buf[..n]);
                 if pending.len() > MAX_TEXT {
                     pending.drain(..pending.len() - MAX_TEXT);

@@ -4,7 +4,7 @@
 use std::io;
 
 use crate::channel::Channel;
-use crate::child::{Child, ChildStderr};
+use crate::child::{Child, ChildStderr, HeldStdio};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::{Detection, ExitDetection};
 use crate::launcher::PromptRoute;
@@ -55,11 +55,15 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
     } else {
         (None, None)
     };
+    // su: the launcher's stdio is its terminal; the program's stdio waits
+    // in the child for the shim (`Child::take_held_stdio`).
+    let terminal = relay.as_ref().and_then(Relay::terminal).filter(|_| opts.stdio_over_link);
     let request = sys::Request {
         spec: started,
-        stdin: child_end.stdin_handle(),
-        stdout: child_end.stdout_handle(),
+        stdin: terminal.unwrap_or(child_end.stdin_handle()),
+        stdout: terminal.unwrap_or(child_end.stdout_handle()),
         stderr: match (opts.stderr, &stderr_child) {
+            _ if let Some(terminal) = terminal => StderrTarget::To(terminal),
             (Stderr::Inherit, _) => StderrTarget::Inherit,
             (Stderr::Null, _) => StderrTarget::Null,
             (Stderr::Merge, _) => StderrTarget::To(child_end.stdout_handle()),
@@ -97,8 +101,10 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
         return Err(fail(ErrorKind::Io, "cannot start the askpass relay", Some(e)));
     }
     // The parent's copies of the child's descriptors close here, so the
-    // program's exit is what ends reads and the lifeline.
-    drop((child_end, stderr_child, lifeline_child));
+    // program's exit is what ends reads and the lifeline (with stdio over
+    // the link, once the shim has them).
+    let held = opts.stdio_over_link.then(|| HeldStdio { channel: child_end, stderr: stderr_child, mode: opts.stderr });
+    drop(lifeline_child);
     let watch = (detection == Detection::ChannelClosed).then(|| channel.read_end().clone());
     if let Some(end) = &watch {
         end.watched.store(true, std::sync::atomic::Ordering::Release);
@@ -106,7 +112,7 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child> {
     let mut child =
         Child::new(process, channel, stderr_parent.map(ChildStderr::new), detection, lifeline_parent, watch);
     child.kill_on_drop = opts.kill_on_drop;
-    Ok(child.with_prompts(relay))
+    Ok(child.with_prompts(relay).with_held_stdio(held))
 }
 
 /// The prompt relay for the launcher's questions, when a prompt handler is
@@ -116,6 +122,15 @@ fn prompt_relay(opts: &Options) -> Result<Option<Relay>> {
     let Some(handler) = &opts.prompt_handler else { return Ok(None) };
     match opts.launcher.capabilities().prompts {
         PromptRoute::Never | PromptRoute::OsDialog => Ok(None),
+        PromptRoute::StandardInput if !opts.stdio_over_link => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{}: it reads its password from its standard input; with a prompt handler it runs only through the \
+                 shim (ShimMode::Auto or On), which then receives the program's stdio over its link",
+                opts.launcher.name()
+            ),
+            None,
+        )),
         route => {
             let deadline = std::time::Instant::now() + opts.connect_timeout;
             Relay::open(route, handler, opts.launcher.name(), &opts.shim_program()?, deadline).map(Some)

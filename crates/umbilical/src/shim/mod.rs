@@ -80,6 +80,11 @@ pub const BRIDGE_FLAG: &str = "--umbilical-bridge";
 /// (a shim copied into a container). After the rendezvous: the shim's own
 /// copy on a far host, which it removes as it starts.
 pub const REMOVE_FLAG: &str = "--umbilical-remove";
+/// After the rendezvous: the program's stdio comes over the link (with
+/// the welcome, `SCM_RIGHTS`), not as the shim's own, which is the
+/// launcher's private terminal (su reads its password on its stdin); the
+/// token is typed there as a hex line.
+pub const STDIO_FLAG: &str = "--umbilical-stdio-from-link";
 /// After the bridge's socket: the user (a name or `UID[:GID]`, as
 /// `docker exec -u` takes) the socket is handed to, when the program runs
 /// as another user than the bridge.
@@ -112,13 +117,18 @@ pub fn run_if_invoked() {
     let flag = args.next();
     let Some(path) = args.next() else { return };
     if flag.as_deref() == Some(OsStr::new(RENDEZVOUS_FLAG)) {
-        // A copy of ours placed on a far host: gone as soon as it runs.
-        if let (Some(flag), Some(copy)) = (args.next(), args.next())
-            && flag == REMOVE_FLAG
-        {
-            remove_own_copy(Path::new(&copy));
+        let mut stdio_from_link = false;
+        while let Some(flag) = args.next() {
+            if flag == REMOVE_FLAG {
+                // A copy of ours placed on a far host: gone as soon as it runs.
+                if let Some(copy) = args.next() {
+                    remove_own_copy(Path::new(&copy));
+                }
+            } else if flag == STDIO_FLAG {
+                stdio_from_link = true;
+            }
         }
-        std::process::exit(serve(Path::new(&path)));
+        std::process::exit(serve_as(Path::new(&path), stdio_from_link));
     }
     #[cfg(unix)]
     if flag.as_deref() == Some(OsStr::new(BRIDGE_FLAG)) {
@@ -161,7 +171,13 @@ fn remove_own_copy(copy: &Path) {
 /// (the program's; on Unix 128+N for signal N; 125 for the shim's own
 /// failures, 126/127 when the program could not start).
 pub fn serve(path: &Path) -> i32 {
-    match os::serve(path) {
+    serve_as(path, false)
+}
+
+/// [`serve`], with the program's stdio received over the link
+/// ([`STDIO_FLAG`]) or the shim's own.
+fn serve_as(path: &Path, stdio_from_link: bool) -> i32 {
+    match os::serve(path, stdio_from_link) {
         Ok(code) => code,
         Err(e) => {
             say(format_args!("umbilical shim: {e}"));

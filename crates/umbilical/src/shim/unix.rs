@@ -22,12 +22,13 @@ use super::{
     Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error, read_request,
     start_program, supervise,
 };
-use crate::child::Child;
+use crate::child::{Child, HeldStdio};
 use crate::error::{Error, ErrorKind};
 use crate::exit::{ExitDetection, ExitStatus};
-use crate::launcher::ShimRoute;
+use crate::launcher::{PromptRoute, ShimRoute};
 use crate::link::Link;
-use crate::options::Options;
+use crate::options::{Options, Stderr};
+use crate::prompt::Handler;
 use crate::protocol::{Message, recv, send};
 use crate::spec::ProgramSpec;
 use crate::sys;
@@ -40,7 +41,7 @@ pub(super) fn from_wire(b: &[u8]) -> io::Result<OsString> {
     Ok(OsString::from_vec(b.to_vec()))
 }
 
-pub(super) fn serve(path: &Path) -> io::Result<i32> {
+pub(super) fn serve(path: &Path, stdio_from_link: bool) -> io::Result<i32> {
     let mut stream = sys::ControlStream::connect(path)?;
     // Once connected the path is no longer needed. Through ssh it is a
     // socket that sshd made on this host, and nothing else would remove it
@@ -51,11 +52,19 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     // to the program (std's Stdin would read ahead into its buffer).
     let stdin = io::stdin().as_fd().try_clone_to_owned()?;
     let mut token = [0u8; TOKEN_LEN];
-    sys::read_exact_until(&stdin, &mut token, Instant::now() + STEP_TIMEOUT)?;
+    if stdio_from_link {
+        // Our stdin is the launcher's terminal: the token is a typed line.
+        token = token::read_typed(&stdin, Instant::now() + STEP_TIMEOUT)?;
+    } else {
+        sys::read_exact_until(&stdin, &mut token, Instant::now() + STEP_TIMEOUT)?;
+    }
     send(&mut stream, &token::hello(&token))?;
     stream.set_read_deadline(Some(Instant::now() + STEP_TIMEOUT));
     let mut buf = Vec::new();
-    match recv(&mut stream, &mut buf)? {
+    let mut fds = Vec::new();
+    let welcome =
+        if stdio_from_link { recv_with_fds(&stream, &mut buf, &mut fds)? } else { recv(&mut stream, &mut buf)? };
+    match welcome {
         Message::Welcome { token: proof } if token::welcome_proves_parent(&token, &proof) => {}
         Message::Welcome { .. } => {
             return Err(io::Error::new(
@@ -71,14 +80,67 @@ pub(super) fn serve(path: &Path) -> io::Result<i32> {
     if let Some(code) = check_cwd(&mut stream, spec.cwd.as_deref())? {
         return Ok(code);
     }
-    // The channel arrived as our own stdin/stdout, through the launcher.
-    let stdout = io::stdout().as_fd().try_clone_to_owned()?;
-    let process = match start_program(&mut stream, &requested, spec, &stdin, &stdout, sys::StderrTarget::Inherit)? {
+    // The channel arrived as our own stdin/stdout, through the launcher,
+    // or (su) with the welcome: stdin, stdout, stderr.
+    let (stdin, stdout, stderr) = if stdio_from_link {
+        let [stdin, stdout, stderr]: [std::os::fd::OwnedFd; 3] = fds.try_into().map_err(|fds: Vec<_>| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected 3 descriptors with the welcome, got {}", fds.len()),
+            )
+        })?;
+        (stdin, stdout, Some(stderr))
+    } else {
+        (stdin, io::stdout().as_fd().try_clone_to_owned()?, None)
+    };
+    let stderr_target = stderr.as_ref().map_or(sys::StderrTarget::Inherit, sys::StderrTarget::To);
+    let process = match start_program(&mut stream, &requested, spec, &stdin, &stdout, stderr_target)? {
         Ok(process) => process,
         Err(code) => return Ok(code),
     };
-    drop((stdin, stdout));
+    drop((stdin, stdout, stderr));
     supervise(stream, buf, process, requested.grace)
+}
+
+/// Reads the next message, keeping the descriptors that come with it.
+fn recv_with_fds(
+    stream: &sys::ControlStream,
+    buf: &mut Vec<u8>,
+    fds: &mut Vec<std::os::fd::OwnedFd>,
+) -> io::Result<Message> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(msg) = crate::protocol::take_message(buf)? {
+            return Ok(msg);
+        }
+        let n = stream.recv_with_fds(&mut chunk, fds)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the control stream closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The program's stdio as the shim receives it over the link: the
+/// channel's ends and the stderr the caller asked for.
+fn send_welcome_with_stdio(stream: &sys::ControlStream, welcome: &Message, held: HeldStdio) -> io::Result<()> {
+    use std::os::fd::AsFd as _;
+    let null;
+    let own_stderr;
+    let stderr = match (held.mode, &held.stderr) {
+        (Stderr::Piped, Some(pipe)) => pipe.as_fd(),
+        (Stderr::Merge, _) => held.channel.stdout_handle().as_fd(),
+        (Stderr::Null, _) => {
+            null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+            null.as_fd()
+        }
+        _ => {
+            own_stderr = io::stderr().as_fd().try_clone_to_owned()?;
+            own_stderr.as_fd()
+        }
+    };
+    let fds = [held.channel.stdin_handle().as_fd(), held.channel.stdout_handle().as_fd(), stderr];
+    stream.send_with_fds(&crate::protocol::encode(welcome), &fds)
 }
 
 /// The parent's side up to `spawned`: waits for the shim, authenticates it
@@ -97,6 +159,8 @@ fn connect(
     let launcher = hs.launcher;
     let token =
         Token::new().map_err(|e| Error::new(ErrorKind::Io, format!("cannot make the shim's token: {e}"), Some(e)))?;
+    // su: the launcher's stdio is its terminal; the program's waits here.
+    let mut held = child.take_held_stdio();
     let mut token_sent = false;
     let mut refused = 0;
     let (mut stream, buf) = loop {
@@ -141,7 +205,9 @@ fn connect(
             // A failed write means the launcher is gone with its end of
             // the channel: no shim can say hello, and the wait below ends
             // with the launcher's exit.
-            if let Some(channel) = child.channel() {
+            if held.is_some() {
+                let _ = child.type_on_terminal(token::typed(token.bytes()).as_bytes());
+            } else if let Some(channel) = child.channel() {
                 let _ = channel.write_all(token.bytes());
             }
         }
@@ -164,7 +230,12 @@ fn connect(
         }
     };
     tracing::info!(launcher, refused, "the shim connected and proved the token; answering with the other half");
-    send(&mut stream, &token.welcome()).map_err(link_error(launcher, "answering the shim's hello"))?;
+    match held.take() {
+        // The descriptors go with the welcome; our copies close after.
+        Some(held) => send_welcome_with_stdio(&stream, &token.welcome(), held),
+        None => send(&mut stream, &token.welcome()),
+    }
+    .map_err(link_error(launcher, "answering the shim's hello"))?;
     finish_connect(stream, buf, hs, |_| Ok(()))
 }
 
@@ -261,7 +332,21 @@ fn spawn_once(
     // looks for the shim at our path first.
     let look =
         caps.shim_route == ShimRoute::Forwarded && caps.foreign_pids && opts.shim_path.is_none() && far_copy.is_none();
+    // su reads its password on its stdin: with a handler its stdio is its
+    // private terminal, and the program's goes to the shim over the link.
+    // With no handler, a caller other than root (whom su does not ask)
+    // gets the same, with every question declined at once: su would
+    // otherwise wait on the channel for a password nobody types.
+    let stdio_over_link =
+        caps.prompts == PromptRoute::StandardInput && (opts.prompt_handler.is_some() || !sys::caller_is_root());
+    let prompt_handler = match &opts.prompt_handler {
+        None if stdio_over_link => Some(Handler::Nobody),
+        handler => handler.clone(),
+    };
     let mut args = vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), shim_rendezvous];
+    if stdio_over_link {
+        args.push(super::STDIO_FLAG.into());
+    }
     if let Some(copy) = &far_copy {
         args.extend([super::REMOVE_FLAG.into(), copy.clone()]);
     }
@@ -291,7 +376,8 @@ fn spawn_once(
         // ignores it), or, for ssh, whose client is the link, gets a group
         // of its own and the terminal on loan until the shim connected.
         process_group: opts.process_group && (!in_foreground || client_is_link),
-        prompt_handler: opts.prompt_handler.clone(),
+        prompt_handler,
+        stdio_over_link,
         ..Options::default()
     };
     tracing::debug!(rendezvous = %rendezvous.path().display(), "rendezvous ready");

@@ -44,7 +44,8 @@ fn wide_name(b: &[u8]) -> io::Result<Vec<u16>> {
     Ok(from_wire(b)?.encode_wide().chain(Some(0)).collect())
 }
 
-pub(super) fn serve(path: &Path) -> io::Result<i32> {
+/// `_stdio_from_link` is Unix's (su); never set on Windows.
+pub(super) fn serve(path: &Path, _stdio_from_link: bool) -> io::Result<i32> {
     let deadline = Instant::now() + STEP_TIMEOUT;
     let mut stream = sys::ControlStream::connect(path, deadline)?;
     // No token: the parent authenticates us by our pid, which it knows

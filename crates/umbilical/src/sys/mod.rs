@@ -91,6 +91,7 @@ const _: () = {
     let _: fn(&Path) -> Option<PathBuf> = askpass_socket;
     let _: fn(&Path, Instant) -> io::Result<ControlStream> = connect_rendezvous;
     let _: fn() -> bool = has_terminal;
+    let _: fn() -> bool = caller_is_root;
     let _: fn() -> io::Result<(Handle, Handle)> = open_pty;
     let _: fn(&Handle) -> bool = terminal_echoes;
     let _: fn(&Handle, &[u8]) -> io::Result<()> = write_terminal;

@@ -2,6 +2,7 @@
 //! handle on a process we did not start (the program the shim started).
 
 use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,6 +11,10 @@ use std::time::{Duration, Instant};
 /// `UnixStream` documents it): a vanished peer is `BrokenPipe`, never a
 /// SIGPIPE.
 pub(crate) struct ControlStream(UnixStream, Option<Instant>);
+
+/// The most descriptors one message carries (the program's stdin, stdout
+/// and stderr, with room to spare).
+const MAX_FDS: usize = 8;
 
 /// `shutdown(2)` keeps what the peer has not read yet: a last message
 /// before it still arrives.
@@ -56,6 +61,56 @@ impl ControlStream {
     /// Another handle on the same stream (`dup(2)`).
     pub(crate) fn try_clone(&self) -> io::Result<Self> {
         self.0.try_clone().map(ControlStream::from_std)
+    }
+
+    /// Sends `bytes` with `fds` attached (`SCM_RIGHTS`): the peer gets its
+    /// own copies of the descriptors with the first of these bytes it
+    /// reads. For a shim whose stdio had to be the launcher's terminal
+    /// (su asks for its password on its stdin), the program's stdio.
+    ///
+    /// OS reference: sendmsg(2), unix(7).
+    pub(crate) fn send_with_fds(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut ancillary = SendAncillaryBuffer::new(&mut space);
+        if fds.len() > MAX_FDS || !ancillary.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors for one message"));
+        }
+        let sent = loop {
+            match sendmsg(&self.0, &[io::IoSlice::new(bytes)], &mut ancillary, SendFlags::NOSIGNAL) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        };
+        // The descriptors went with the first byte; the rest is plain.
+        io::Write::write_all(&mut &self.0, &bytes[sent..])
+    }
+
+    /// Reads like `read`, adding the descriptors attached to what it read
+    /// to `fds` (close-on-exec). `TimedOut` after the read deadline.
+    ///
+    /// OS reference: recvmsg(2), unix(7).
+    pub(crate) fn recv_with_fds(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+        let got = loop {
+            match recvmsg(&self.0, &mut [io::IoSliceMut::new(buf)], &mut ancillary, RecvFlags::CMSG_CLOEXEC) {
+                Ok(got) => break got,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no message before the deadline"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        for message in ancillary.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = message {
+                fds.extend(rights);
+            }
+        }
+        Ok(got.bytes)
     }
 
     /// Ends the stream for every holder of it (`shutdown(2)`, both ways):

@@ -30,7 +30,7 @@ pub(crate) use pty::{open_pty, terminal_echoes, write_terminal};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
 pub(crate) use rendezvous::{
-    Rendezvous, askpass_socket, connect_rendezvous, random_token, shim_auth_mechanism, shim_placeable,
+    Rendezvous, askpass_socket, caller_is_root, connect_rendezvous, random_token, shim_auth_mechanism, shim_placeable,
 };
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use tty::{ask_terminal, has_terminal};

@@ -12,10 +12,11 @@ use rustix::fs::{Mode, OFlags};
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 
 /// Opens a pseudo-terminal: its controlling side (ours) and the terminal
-/// side (the launcher's), both close-on-exec and neither our controlling
-/// terminal.
+/// side (the launcher's), both close-on-exec, neither our controlling
+/// terminal, the terminal in exclusive mode (`TIOCEXCL`).
 ///
-/// OS reference: posix_openpt(3), grantpt(3), unlockpt(3), ptsname(3).
+/// OS reference: posix_openpt(3), grantpt(3), unlockpt(3), ptsname(3),
+/// tty_ioctl(4) `TIOCEXCL`.
 pub(crate) fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
     rustix::io::fcntl_setfd(&master, rustix::io::FdFlags::CLOEXEC)?;
@@ -23,6 +24,12 @@ pub(crate) fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     unlockpt(&master)?;
     let name = ptsname(&master, Vec::new())?;
     let slave = rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())?;
+    // Exclusive: no further open of the terminal's path (`/dev/pts/N`,
+    // ours and mode 0620) succeeds but a privileged one (doas and pkexec
+    // open it as `/dev/tty` as root; su reads the descriptor it inherits),
+    // so a process of the caller's own user cannot open it to read the
+    // typed password.
+    rustix::termios::ioctl_tiocexcl(&slave)?;
     Ok((master, slave))
 }
 

@@ -438,6 +438,11 @@ pub(crate) fn shim_auth_mechanism() -> &'static str {
 }
 
 /// A user's uid from the password database.
+/// Whether this process runs as root (`geteuid`).
+pub(crate) fn caller_is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 pub(crate) fn uid_of(user: &str) -> Option<rustix::process::Uid> {
     let name = std::ffi::CString::new(user).ok()?;
     let mut pwd: libc::passwd = unsafe_zeroed_passwd();

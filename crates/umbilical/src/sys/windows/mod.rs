@@ -32,8 +32,8 @@ pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
 pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
 pub(crate) use rendezvous::{
-    ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, ask_terminal, askpass_socket, connect_rendezvous,
-    has_terminal, open_pty, shim_auth_mechanism, shim_placeable, terminal_echoes, write_terminal,
+    ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, ask_terminal, askpass_socket, caller_is_root,
+    connect_rendezvous, has_terminal, open_pty, shim_auth_mechanism, shim_placeable, terminal_echoes, write_terminal,
 };
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
 pub(crate) use stderr_relay::{Drained, relay_to_stderr};

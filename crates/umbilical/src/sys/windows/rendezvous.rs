@@ -198,6 +198,12 @@ impl io::Write for ControlStream {
 }
 
 /// No copy of the shim is placed on Windows (see `Rendezvous::place_shim`).
+/// Whether the caller is root: no such thing on Windows (elevation is
+/// asked for through RunAs).
+pub(crate) fn caller_is_root() -> bool {
+    false
+}
+
 /// Never an askpass entry on Windows (see `Rendezvous::place_askpass`).
 pub(crate) fn askpass_socket(_entry: &std::path::Path) -> Option<std::path::PathBuf> {
     None
