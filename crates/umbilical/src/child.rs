@@ -73,7 +73,8 @@ pub struct Child {
 }
 
 /// The program's ends of its channel and stderr pipe, kept by the parent
-/// until the shim receives them.
+/// until the shim receives them (Unix: su).
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) struct HeldStdio {
     pub(crate) channel: crate::channel::ChildEnd,
     /// The stderr pipe's write end, for `Stderr::Piped`.

@@ -83,7 +83,8 @@ pub(crate) type AnswerFuture = std::pin::Pin<Box<dyn std::future::Future<Output 
 pub(crate) enum Handler {
     /// Nobody answers: every question is declined at once (su with no
     /// handler set, which would otherwise wait on the channel for a
-    /// password nobody types).
+    /// password nobody types; Unix only).
+    #[cfg_attr(windows, allow(dead_code))]
     Nobody,
     Blocking(BlockingFn),
     #[cfg(feature = "tokio")]

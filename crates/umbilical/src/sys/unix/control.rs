@@ -16,6 +16,18 @@ pub(crate) struct ControlStream(UnixStream, Option<Instant>);
 /// and stderr, with room to spare).
 const MAX_FDS: usize = 8;
 
+/// `MSG_NOSIGNAL` where it exists; macOS has none (std's sockets carry
+/// `SO_NOSIGPIPE` there).
+#[cfg(not(apple))]
+const SEND_FLAGS: rustix::net::SendFlags = rustix::net::SendFlags::NOSIGNAL;
+#[cfg(apple)]
+const SEND_FLAGS: rustix::net::SendFlags = rustix::net::SendFlags::empty();
+/// `MSG_CMSG_CLOEXEC` where it exists (see `recv_with_fds` for macOS).
+#[cfg(not(apple))]
+const RECV_FLAGS: rustix::net::RecvFlags = rustix::net::RecvFlags::CMSG_CLOEXEC;
+#[cfg(apple)]
+const RECV_FLAGS: rustix::net::RecvFlags = rustix::net::RecvFlags::empty();
+
 /// `shutdown(2)` keeps what the peer has not read yet: a last message
 /// before it still arrives.
 pub(crate) const SHUTDOWN_DISCARDS_UNREAD: bool = false;
@@ -70,14 +82,14 @@ impl ControlStream {
     ///
     /// OS reference: sendmsg(2), unix(7).
     pub(crate) fn send_with_fds(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, sendmsg};
         let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut ancillary = SendAncillaryBuffer::new(&mut space);
         if fds.len() > MAX_FDS || !ancillary.push(SendAncillaryMessage::ScmRights(fds)) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors for one message"));
         }
         let sent = loop {
-            match sendmsg(&self.0, &[io::IoSlice::new(bytes)], &mut ancillary, SendFlags::NOSIGNAL) {
+            match sendmsg(&self.0, &[io::IoSlice::new(bytes)], &mut ancillary, SEND_FLAGS) {
                 Ok(n) => break n,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
@@ -92,11 +104,11 @@ impl ControlStream {
     ///
     /// OS reference: recvmsg(2), unix(7).
     pub(crate) fn recv_with_fds(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
-        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, recvmsg};
         let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut ancillary = RecvAncillaryBuffer::new(&mut space);
         let got = loop {
-            match recvmsg(&self.0, &mut [io::IoSliceMut::new(buf)], &mut ancillary, RecvFlags::CMSG_CLOEXEC) {
+            match recvmsg(&self.0, &mut [io::IoSliceMut::new(buf)], &mut ancillary, RECV_FLAGS) {
                 Ok(got) => break got,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(rustix::io::Errno::AGAIN) => {
@@ -107,7 +119,13 @@ impl ControlStream {
         };
         for message in ancillary.drain() {
             if let RecvAncillaryMessage::ScmRights(rights) = message {
-                fds.extend(rights);
+                for fd in rights {
+                    // macOS has no MSG_CMSG_CLOEXEC: marked here (the
+                    // shim alone receives, and starts nothing meanwhile).
+                    #[cfg(apple)]
+                    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+                    fds.push(fd);
+                }
             }
         }
         Ok(got.bytes)
