@@ -135,6 +135,13 @@ impl Stage {
     }
 }
 
+/// The tests that make or look for terminals of the caller's user, one
+/// at a time.
+fn terminals_alone() -> std::sync::MutexGuard<'static, ()> {
+    static TERMINALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TERMINALS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -283,6 +290,7 @@ print("ran", b"ran-as-" in out)
 
 #[test]
 fn without_askpass_the_question_is_asked_on_umbilicals_terminal_with_echo_off() {
+    let _alone = terminals_alone();
     let Some(stage) = stage("terminal") else { return };
     let script = stage.dir.join("on_a_terminal.py");
     std::fs::write(&script, ON_A_TERMINAL).unwrap();
@@ -421,6 +429,9 @@ fn processes_holding(needle: &str) -> Vec<String> {
 
 #[test]
 fn the_password_is_in_no_argv_or_environment_and_racers_get_nothing() {
+    // Its racers open every terminal of the caller's user: none but ours
+    // may exist meanwhile (sudo's use_pty makes one for the terminal test).
+    let _alone = terminals_alone();
     let Some(stage) = stage("scan") else { return };
     // Racers: the caller's own user and the target user, each connecting
     // to every relay socket it can reach and asking, and opening every
