@@ -13,7 +13,22 @@ pub struct DoctorArgs {
 }
 
 /// Launcher programs umbilical knows how to start programs through.
-const LAUNCHERS: &[&str] = &["sudo", "doas", "pkexec", "runuser", "su", "ssh", "docker", "podman", "kubectl"];
+const LAUNCHERS: &[&str] = &[
+    "sudo",
+    "doas",
+    "pkexec",
+    "runuser",
+    "su",
+    "setpriv",
+    "nsenter",
+    "systemd-run",
+    "run0",
+    "flatpak-spawn",
+    "ssh",
+    "docker",
+    "podman",
+    "kubectl",
+];
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

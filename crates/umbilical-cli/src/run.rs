@@ -71,8 +71,11 @@ pub struct RunArgs {
     /// Start the program through a launcher: direct (default), sudo[:USER],
     /// doas[:USER], pkexec[:USER], runuser:USER, su:USER,
     /// ssh:[USER@]HOST[:PORT], docker:[USER@]CONTAINER, podman:[USER@]CONTAINER,
-    /// kubectl:[NAMESPACE/]POD, runas (Windows UAC elevation, always
-    /// through the shim), or custom:PROGRAM[,ARG...] (an argv prefix).
+    /// kubectl:[NAMESPACE/]POD, setpriv:USER[:GROUP] (root only, no PAM),
+    /// nsenter:PID (root only: the namespaces of process PID),
+    /// systemd-run[:USER], run0[:USER], flatpak-spawn (from a Flatpak, to
+    /// the host), runas (Windows UAC elevation, always through the shim),
+    /// or custom:PROGRAM[,ARG...] (an argv prefix).
     #[arg(long, value_name = "SPEC", default_value = "direct")]
     via: String,
     /// With --via custom:...: the launcher exits at once, leaving the program

@@ -6,7 +6,8 @@ use umbilical::{Capabilities, Engine, Launcher};
 /// `direct`, `sudo[:USER]`, `doas[:USER]`, `pkexec[:USER]`, `runuser:USER`,
 /// `su:USER`, `ssh:[USER@]HOST[:PORT]` (an IPv6 host in brackets),
 /// `docker:[USER@]CONTAINER`, `podman:[USER@]CONTAINER`, `kubectl:[NAMESPACE/]POD`,
-/// `runas`, `custom:PROGRAM[,ARG...]`. A custom launcher is assumed to keep
+/// `setpriv:USER[:GROUP]`, `nsenter:PID`, `systemd-run[:USER]`, `run0[:USER]`,
+/// `flatpak-spawn`, `runas`, `custom:PROGRAM[,ARG...]`. A custom launcher is assumed to keep
 /// stdio and inherited descriptors and to return the program's status,
 /// unless `detaches` says it exits at once.
 pub fn parse(spec: &str, detaches: bool) -> Result<Launcher, String> {
@@ -77,6 +78,24 @@ pub fn parse(spec: &str, detaches: bool) -> Result<Launcher, String> {
             target: name("kubectl", "pod", &needs("kubectl", "[NAMESPACE/]POD")?)?,
             user: None,
         },
+        "setpriv" => {
+            let spec = needs("setpriv", "a user: setpriv:USER[:GROUP]")?;
+            let (user, group) = match spec.split_once(':') {
+                Some((u, g)) => (u.to_string(), Some(name("setpriv", "group", g)?)),
+                None => (spec, None),
+            };
+            Launcher::Setpriv { user: name("setpriv", "user", &user)?, group }
+        }
+        "nsenter" => {
+            let pid = needs("nsenter", "a pid: nsenter:PID")?;
+            match pid.parse::<u32>() {
+                Ok(pid) if pid > 0 => Launcher::Nsenter { pid },
+                _ => return Err(format!("--via nsenter: {pid:?} is not a pid")),
+            }
+        }
+        "systemd-run" => Launcher::SystemdRun { user: optional_user("systemd-run")?, properties: Vec::new() },
+        "run0" => Launcher::Run0 { user: optional_user("run0")? },
+        "flatpak-spawn" if rest.is_none() => Launcher::FlatpakSpawn { forward_lifeline: true },
         "runas" if rest.is_none() => Launcher::RunAs,
         "custom" => {
             let argv = needs("custom", "a program: custom:PROGRAM[,ARG...]")?;
@@ -185,5 +204,24 @@ mod tests {
         ] {
             assert!(parse(bad, false).is_err(), "{bad} must be refused");
         }
+    }
+
+    #[test]
+    fn the_launchers_people_reach_for_next() {
+        assert_eq!(parse("setpriv:bob", false), Ok(Launcher::Setpriv { user: "bob".into(), group: None }));
+        assert_eq!(
+            parse("setpriv:bob:staff", false),
+            Ok(Launcher::Setpriv { user: "bob".into(), group: Some("staff".into()) })
+        );
+        assert_eq!(parse("nsenter:4242", false), Ok(Launcher::Nsenter { pid: 4242 }));
+        assert!(parse("nsenter:0", false).is_err());
+        assert!(parse("nsenter:self", false).is_err());
+        assert!(parse("setpriv", false).is_err());
+        assert_eq!(parse("run0", false), Ok(Launcher::Run0 { user: None }));
+        assert_eq!(
+            parse("systemd-run:bob", false),
+            Ok(Launcher::SystemdRun { user: Some("bob".into()), properties: vec![] })
+        );
+        assert_eq!(parse("flatpak-spawn", false), Ok(Launcher::FlatpakSpawn { forward_lifeline: true }));
     }
 }

@@ -85,7 +85,7 @@ fn a_cli_the_target_user_cannot_execute_is_copied_as_the_shim() {
     // The local launchers, and ssh to the loopback sshd (the far host is
     // this one, where the test user cannot run the hidden CLI either).
     let mut routes: Vec<(String, Option<String>)> =
-        ["sudo", "doas", "runuser", "su"].iter().map(|l| (format!("{l}:{user}"), None)).collect();
+        ["sudo", "doas", "runuser", "su", "setpriv"].iter().map(|l| (format!("{l}:{user}"), None)).collect();
     // vias() prints the SKIP when there is no loopback sshd.
     let ssh = common::vias("the shim copied to the far host")
         .into_iter()

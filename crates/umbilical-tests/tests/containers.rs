@@ -505,3 +505,45 @@ fn no_copy_is_left_in_a_stopped_container_or_by_a_killed_caller() {
         }
     }
 }
+
+/// nsenter from the host into each container's namespaces (issue #26):
+/// the program sees the container (its pid 1 is the container's), the
+/// channel and its half-close hold, exit codes come back, a signal death
+/// is exact (nsenter dies of the same signal), and a program missing in
+/// the container is 127.
+#[test]
+fn nsenter_runs_the_program_in_a_containers_namespaces() {
+    for (engine, c) in engines("nsenter") {
+        let inspect = match engine {
+            Engine::Docker => "docker",
+            _ => "podman",
+        };
+        let out = std::process::Command::new(inspect).args(["inspect", "-f", "{{.State.Pid}}", &c]).output().unwrap();
+        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("the container's pid");
+        let nsenter = |args: &[&str]| {
+            let mut cmd = umbilical::Command::new(args[0]);
+            cmd.args(&args[1..]).launcher(Launcher::Nsenter { pid });
+            cmd
+        };
+        // Its pid 1 is the container's (busybox `sleep`), not the host's.
+        let init = output_of(nsenter(&["cat", "/proc/1/comm"]).spawn().unwrap());
+        assert_eq!(init.trim(), "sleep", "{engine:?}: inside the container");
+        let payload = pattern(2 << 20, 13);
+        let expected = payload.clone();
+        let mut child = nsenter(&["cat"]).spawn().unwrap();
+        let channel = child.take_channel().unwrap();
+        let (got, exit) = bounded(LIMIT, "nsenter round trip", move || {
+            let got = round_trip(channel, payload, vec![65_536, 4097]);
+            (got, child.wait().unwrap())
+        });
+        assert!(got == expected, "{engine:?}: 2 MiB byte-exact through nsenter");
+        assert_eq!(exit.status, ExitStatus::Exited(0), "{engine:?}");
+        assert_eq!(output_after(nsenter(&["wc", "-c"]).spawn().unwrap(), b"abcd").trim(), "4", "{engine:?}: EOF");
+        let exit = nsenter(&["sh", "-c", "exit 3"]).spawn().unwrap().wait().unwrap();
+        assert_eq!(exit.status, ExitStatus::Exited(3), "{engine:?}");
+        let exit = nsenter(&["sh", "-c", "kill -TERM $$"]).spawn().unwrap().wait().unwrap();
+        assert_eq!(exit.status, ExitStatus::Signaled(15), "{engine:?}: nsenter dies of the program's signal");
+        let exit = nsenter(&["no-such-program-here"]).spawn().unwrap().wait().unwrap();
+        assert_eq!(exit.status, ExitStatus::Exited(127), "{engine:?}: missing in the container");
+    }
+}

@@ -69,7 +69,8 @@ fn exit_codes_and_signals() {
         // every launcher are the shim's job.
         let expected = match l {
             // pkexec execs in place: the program's own death.
-            Launcher::Sudo { .. } | Launcher::Pkexec { .. } => ExitStatus::Signaled(15),
+            // setpriv execs in place too.
+            Launcher::Sudo { .. } | Launcher::Pkexec { .. } | Launcher::Setpriv { .. } => ExitStatus::Signaled(15),
             _ => ExitStatus::Exited(128 + 15),
         };
         assert_eq!(exit.status, expected, "{}", l.name());

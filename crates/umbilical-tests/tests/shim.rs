@@ -394,11 +394,17 @@ fn a_kill_reaches_a_stopped_shim_or_the_wait_ends_anyway() {
         child.kill().unwrap();
         let exit = bounded(LIMIT, "wait after a kill with the shim stopped", move || child.wait().unwrap());
         let took = start.elapsed();
-        // pkexec becomes the shim (it execs): the resume reaches the shim
+        // pkexec and setpriv become the shim (they exec): the resume reaches the shim
         // itself where the caller may signal it, as root here; a user's
         // caller may not, and gets the bounded ShimLost.
-        let resumable =
-            matches!(l, Launcher::Direct | Launcher::Sudo { .. } | Launcher::Runuser { .. } | Launcher::Pkexec { .. });
+        let resumable = matches!(
+            l,
+            Launcher::Direct
+                | Launcher::Sudo { .. }
+                | Launcher::Runuser { .. }
+                | Launcher::Pkexec { .. }
+                | Launcher::Setpriv { .. }
+        );
         if resumable {
             assert_eq!(exit, Exit { status: ExitStatus::Signaled(9), detection: Detection::Shim }, "{name}");
         } else {

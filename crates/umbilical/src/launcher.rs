@@ -63,6 +63,10 @@ pub struct Capabilities {
     /// How the launcher's questions (a password) reach a
     /// [prompt handler](crate::Command::prompt_handler).
     pub prompts: PromptRoute,
+    /// The program is not the launcher's descendant (a service manager or
+    /// a portal starts it, and the launcher only waits): the shim's peer
+    /// cannot be checked by its ancestry, only by the token it proves.
+    pub reparents: bool,
 }
 
 impl Default for Capabilities {
@@ -78,6 +82,7 @@ impl Default for Capabilities {
             passes_cwd: true,
             shim_route: ShimRoute::Unknown,
             prompts: PromptRoute::Never,
+            reparents: false,
         }
     }
 }
@@ -223,6 +228,58 @@ pub enum Launcher {
     /// shim, which opens the channel's pipes by name. Not an argv prefix:
     /// [`Launcher::plan`] refuses it. Unix: `InvalidInput`.
     RunAs,
+    /// `setpriv --reuid=USER --regid=GROUP --init-groups --reset-env --
+    /// PROGRAM ARGS` (util-linux; root only): a light root-to-user switch
+    /// with no PAM session, that execs in place and keeps every
+    /// descriptor. `--reset-env` sets HOME, SHELL, USER, LOGNAME and PATH
+    /// from the account, as the other launchers reset the environment.
+    Setpriv {
+        /// Target user.
+        user: String,
+        /// Target group; the user's name if `None` (a user-private group,
+        /// as `useradd` makes by default).
+        group: Option<String>,
+    },
+    /// `nsenter --target PID --all -- PROGRAM ARGS` (util-linux; root
+    /// only): the program runs in every namespace of process `PID` (a
+    /// container's, entered from the host), its root and working
+    /// directory that namespace's. nsenter forks to enter the pid
+    /// namespace, waits, and returns the program's status (dying of the
+    /// same signal). The shim is not used by default: its rendezvous, in
+    /// this host's `/tmp`, is not visible in the target's mount namespace.
+    Nsenter {
+        /// The process whose namespaces are entered.
+        pid: u32,
+    },
+    /// `systemd-run --pipe --wait --quiet --collect [--uid=USER] [-p
+    /// PROPERTY]... -- PROGRAM ARGS`: the program runs as a transient
+    /// service of the system manager (PID 1 starts it, not the launcher),
+    /// its stdio the caller's (`--pipe`). Its own status is lossy: `--wait`
+    /// exits 0 when the program dies of a signal (systemd#22812); the shim
+    /// mends it. Needs systemd as PID 1.
+    SystemdRun {
+        /// `--uid`; root if `None`.
+        user: Option<String>,
+        /// `-p NAME=VALUE` unit properties (limits, sandboxing).
+        properties: Vec<String>,
+    },
+    /// `run0 [--user=USER] -- PROGRAM ARGS` (systemd 256 and later): sudo's
+    /// successor, a transient service authorised through polkit. As
+    /// `systemd-run --wait`, its status is lossy; the shim mends it.
+    Run0 {
+        /// `--user`; root if `None`.
+        user: Option<String>,
+    },
+    /// `flatpak-spawn --host --watch-bus [--forward-fd=3] -- PROGRAM ARGS`:
+    /// from inside a Flatpak sandbox, the program runs on the host through
+    /// the Flatpak portal (fds 0 to 2 pass as a D-Bus descriptor list). The
+    /// program is not the launcher's child, and the launcher exits 0 if
+    /// the bus closes: with `forward_lifeline` the lifeline (fd 3) reaches
+    /// the program, the way to know it ended.
+    FlatpakSpawn {
+        /// `--forward-fd=3`: the lifeline passes to the program.
+        forward_lifeline: bool,
+    },
     /// Anything else: an argv prefix and declared capabilities.
     Custom {
         /// What comes before the program.
@@ -247,6 +304,11 @@ impl Launcher {
             Launcher::ContainerExec { engine: Engine::Podman, .. } => "podman".into(),
             Launcher::ContainerExec { engine: Engine::Kubectl, .. } => "kubectl".into(),
             Launcher::RunAs => "runas".into(),
+            Launcher::Setpriv { .. } => "setpriv".into(),
+            Launcher::Nsenter { .. } => "nsenter".into(),
+            Launcher::SystemdRun { .. } => "systemd-run".into(),
+            Launcher::Run0 { .. } => "run0".into(),
+            Launcher::FlatpakSpawn { .. } => "flatpak-spawn".into(),
             Launcher::Custom { prefix, .. } => {
                 prefix.first().map_or_else(|| "custom".into(), |p| p.to_string_lossy().into_owned())
             }
@@ -257,7 +319,8 @@ impl Launcher {
     pub(crate) fn target_user(&self) -> Option<&str> {
         match self {
             Launcher::Sudo { user, .. } | Launcher::Doas { user } | Launcher::Pkexec { user, .. } => user.as_deref(),
-            Launcher::Runuser { user } | Launcher::Su { user } => Some(user),
+            Launcher::Runuser { user } | Launcher::Su { user } | Launcher::Setpriv { user, .. } => Some(user),
+            Launcher::SystemdRun { user, .. } | Launcher::Run0 { user } => user.as_deref(),
             Launcher::ContainerExec { user, .. } => user.as_deref(),
             _ => None,
         }
@@ -281,6 +344,7 @@ impl Launcher {
             passes_cwd: true,
             shim_route: ShimRoute::Local,
             prompts: PromptRoute::Never,
+            reparents: false,
         };
         let remote = |via_shell, shim_route| Capabilities {
             foreign_pids: true,
@@ -306,6 +370,38 @@ impl Launcher {
             Launcher::RunAs => {
                 Capabilities { shim_route: ShimRoute::Elevation, prompts: PromptRoute::OsDialog, ..Default::default() }
             }
+            Launcher::Setpriv { .. } => local(true, true, false),
+            // Forks for the pid namespace and waits; the target's mount
+            // namespace does not see our rendezvous.
+            Launcher::Nsenter { .. } => Capabilities {
+                foreign_pids: true,
+                passes_cwd: false,
+                shim_route: ShimRoute::Unknown,
+                ..local(true, false, false)
+            },
+            // PID 1 starts the program; --wait's status is lossy (0 on a
+            // signal death): the shim, whose peer is checked by the token
+            // alone, mends it.
+            Launcher::SystemdRun { .. } => {
+                Capabilities { returns_status: false, passes_cwd: false, reparents: true, ..local(false, false, false) }
+            }
+            Launcher::Run0 { .. } => Capabilities {
+                returns_status: false,
+                passes_cwd: false,
+                reparents: true,
+                prompts: PromptRoute::PolkitAgent,
+                ..local(false, false, false)
+            },
+            // The host runs it: another pid namespace and another /tmp
+            // (the shim's rendezvous is not reachable); exit 0 when the bus
+            // closes.
+            Launcher::FlatpakSpawn { forward_lifeline } => Capabilities {
+                returns_status: false,
+                foreign_pids: true,
+                reparents: true,
+                shim_route: ShimRoute::Unknown,
+                ..local(*forward_lifeline, false, false)
+            },
             Launcher::Custom { capabilities, .. } => *capabilities,
         }
     }
@@ -451,6 +547,49 @@ impl Launcher {
                     "Windows elevation is not an argv prefix: Command starts it with ShellExecuteExW and the shim"
                         .into(),
                 ));
+            }
+            Launcher::Setpriv { user, group } => {
+                not_option("user", user)?;
+                let group = group.as_deref().unwrap_or(user);
+                not_option("group", group)?;
+                push(&["setpriv", &format!("--reuid={user}"), &format!("--regid={group}")]);
+                push(&["--init-groups", "--reset-env", "--"]);
+            }
+            Launcher::Nsenter { pid } => {
+                if *pid == 0 {
+                    return Err(invalid("the target pid is 0".into()));
+                }
+                push(&["nsenter", "--target", &pid.to_string(), "--all", "--"]);
+            }
+            Launcher::SystemdRun { user, properties } => {
+                push(&["systemd-run", "--pipe", "--wait", "--quiet", "--collect"]);
+                if let Some(u) = user {
+                    not_option("user", u)?;
+                    argv.push(format!("--uid={u}").into());
+                }
+                for p in properties {
+                    if !p.contains('=') || p.starts_with('-') {
+                        return Err(invalid(format!("property {p:?} is not NAME=VALUE")));
+                    }
+                    argv.push("-p".into());
+                    argv.push(p.into());
+                }
+                argv.push("--".into());
+            }
+            Launcher::Run0 { user } => {
+                push(&["run0"]);
+                if let Some(u) = user {
+                    not_option("user", u)?;
+                    argv.push(format!("--user={u}").into());
+                }
+                argv.push("--".into());
+            }
+            Launcher::FlatpakSpawn { forward_lifeline } => {
+                push(&["flatpak-spawn", "--host", "--watch-bus"]);
+                if *forward_lifeline {
+                    push(&["--forward-fd=3"]);
+                }
+                push(&["--"]);
             }
             Launcher::Custom { prefix, .. } => argv.extend(prefix.iter().cloned()),
         }
@@ -696,6 +835,74 @@ mod tests {
     fn plan(l: &Launcher, program: &str, args: &[&str]) -> Vec<String> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         l.plan(program.as_ref(), &args).unwrap().into_iter().map(|s| s.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn plans_of_the_launchers_people_reach_for_next() {
+        let setpriv = Launcher::Setpriv { user: "bob".into(), group: None };
+        assert_eq!(
+            plan(&setpriv, "id", &["-u"]),
+            ["setpriv", "--reuid=bob", "--regid=bob", "--init-groups", "--reset-env", "--", "id", "-u"]
+        );
+        let staff = Launcher::Setpriv { user: "bob".into(), group: Some("staff".into()) };
+        assert_eq!(plan(&staff, "id", &[])[2], "--regid=staff");
+        assert_eq!(
+            plan(&Launcher::Nsenter { pid: 4242 }, "cat", &["a b"]),
+            ["nsenter", "--target", "4242", "--all", "--", "cat", "a b"]
+        );
+        let unit = Launcher::SystemdRun { user: Some("bob".into()), properties: vec!["MemoryMax=1G".into()] };
+        assert_eq!(
+            plan(&unit, "cat", &[]),
+            ["systemd-run", "--pipe", "--wait", "--quiet", "--collect", "--uid=bob", "-p", "MemoryMax=1G", "--", "cat"]
+        );
+        assert_eq!(plan(&Launcher::Run0 { user: None }, "id", &[]), ["run0", "--", "id"]);
+        assert_eq!(plan(&Launcher::Run0 { user: Some("bob".into()) }, "id", &[]), ["run0", "--user=bob", "--", "id"]);
+        assert_eq!(
+            plan(&Launcher::FlatpakSpawn { forward_lifeline: true }, "id", &[]),
+            ["flatpak-spawn", "--host", "--watch-bus", "--forward-fd=3", "--", "id"]
+        );
+        assert_eq!(
+            plan(&Launcher::FlatpakSpawn { forward_lifeline: false }, "id", &[]),
+            ["flatpak-spawn", "--host", "--watch-bus", "--", "id"]
+        );
+        // What would be read as an option, or is no target, is refused.
+        let refused = [
+            Launcher::Setpriv { user: "-x".into(), group: None },
+            Launcher::Setpriv { user: "bob".into(), group: Some("--all".into()) },
+            Launcher::Nsenter { pid: 0 },
+            Launcher::SystemdRun { user: Some("-u".into()), properties: vec![] },
+            Launcher::SystemdRun { user: None, properties: vec!["--no-equals".into()] },
+            Launcher::Run0 { user: Some("-x".into()) },
+        ];
+        for l in refused {
+            assert_eq!(l.plan("id".as_ref(), &[]).unwrap_err().kind(), ErrorKind::InvalidInput, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn capability_rows_of_the_launchers_people_reach_for_next() {
+        let setpriv = Launcher::Setpriv { user: "bob".into(), group: None }.capabilities();
+        assert!(setpriv.keeps_stdio && setpriv.keeps_extra_handles && setpriv.execs_in_place && setpriv.returns_status);
+        assert_eq!(setpriv.shim_route, ShimRoute::Local);
+        let nsenter = Launcher::Nsenter { pid: 1 }.capabilities();
+        assert!(nsenter.keeps_extra_handles && nsenter.returns_status && nsenter.foreign_pids && !nsenter.passes_cwd);
+        assert_eq!(nsenter.shim_route, ShimRoute::Unknown, "the rendezvous is not in the target's mount namespace");
+        for lossy in [
+            Launcher::SystemdRun { user: None, properties: vec![] },
+            Launcher::Run0 { user: None },
+            Launcher::FlatpakSpawn { forward_lifeline: true },
+        ] {
+            let c = lossy.capabilities();
+            assert!(!c.returns_status && c.reparents && c.keeps_stdio, "{lossy:?}: the shim (or a lifeline) mends it");
+        }
+        assert_eq!(Launcher::Run0 { user: None }.capabilities().prompts, PromptRoute::PolkitAgent);
+        assert!(Launcher::FlatpakSpawn { forward_lifeline: true }.capabilities().keeps_extra_handles);
+        assert!(!Launcher::FlatpakSpawn { forward_lifeline: false }.capabilities().keeps_extra_handles);
+        assert_eq!(
+            Launcher::FlatpakSpawn { forward_lifeline: true }.detection(ExitDetection::Auto),
+            Ok(ExitDetection::ChannelClosed),
+            "its exit is not the program's"
+        );
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub fn vias(what: &str) -> Vec<Via> {
         );
         return vias;
     };
-    for l in ["sudo", "doas", "runuser", "su"] {
+    for l in ["sudo", "doas", "runuser", "su", "setpriv"] {
         vias.push(Via { args: vec!["--via".into(), format!("{l}:{user}")], path: None });
     }
     match (std::env::var("UMBILICAL_TEST_SSH_PORT"), std::env::var("UMBILICAL_TEST_SSH_KEY")) {

@@ -25,7 +25,7 @@ pub fn shimmed(launcher: &umbilical::Launcher, args: &[&str]) -> Command {
 }
 
 /// The launchers that switch to `user` and can run here: sudo, doas,
-/// runuser, su, and ssh and pkexec where `scripts/launchers.sh` set them
+/// runuser, su, setpriv, and ssh and pkexec where `scripts/launchers.sh` set them
 /// up; each missing one prints SKIP for `what`.
 #[cfg(unix)]
 pub fn user_launchers(user: &str, what: &str) -> Vec<umbilical::Launcher> {
@@ -35,6 +35,8 @@ pub fn user_launchers(user: &str, what: &str) -> Vec<umbilical::Launcher> {
         Launcher::Doas { user: Some(user.into()) },
         Launcher::Runuser { user: user.into() },
         Launcher::Su { user: user.into() },
+        // No PAM: the user's own group (useradd's user-private group).
+        Launcher::Setpriv { user: user.into(), group: None },
     ];
     match ssh_launcher() {
         Some(ssh) => list.push(ssh),

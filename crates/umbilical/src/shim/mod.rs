@@ -758,6 +758,11 @@ mod tests {
             Launcher::Ssh { destination: "h".into(), port: None, options: vec![] },
             Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: Some("nobody".into()) },
             Launcher::RunAs,
+            Launcher::Setpriv { user: "nobody".into(), group: Some("nogroup".into()) },
+            Launcher::Nsenter { pid: 1 },
+            Launcher::SystemdRun { user: Some("nobody".into()), properties: vec![] },
+            Launcher::Run0 { user: None },
+            Launcher::FlatpakSpawn { forward_lifeline: true },
             Launcher::Custom { prefix: vec!["nice".into()], capabilities: Capabilities::default() },
             local_custom,
         ];

@@ -25,7 +25,7 @@ use super::{
 use crate::child::{Child, HeldStdio};
 use crate::error::{Error, ErrorKind};
 use crate::exit::{ExitDetection, ExitStatus};
-use crate::launcher::{PromptRoute, ShimRoute};
+use crate::launcher::{Capabilities, PromptRoute, ShimRoute};
 use crate::link::Link;
 use crate::options::{Options, Stderr};
 use crate::prompt::Handler;
@@ -144,7 +144,8 @@ fn send_welcome_with_stdio(stream: &sys::ControlStream, welcome: &Message, held:
 }
 
 /// The parent's side up to `spawned`: waits for the shim, authenticates it
-/// (it descends from the launcher, unless the launcher detaches, which cuts
+/// (it descends from the launcher, unless the launcher detaches or
+/// reparents (`caps`), which cuts
 /// the ancestry; it sends back the token's first half), proves itself with
 /// the second half, and sends the request. While waiting, the launcher's
 /// end (then it refused, or the shim failed to start) ends the wait.
@@ -152,7 +153,7 @@ fn connect(
     rendezvous: &mut sys::Rendezvous,
     hs: Handshake<'_>,
     launcher_pid: u32,
-    detaches: bool,
+    caps: Capabilities,
     child: &mut Child,
     shim: &Path,
 ) -> Result<Link, Error> {
@@ -165,7 +166,8 @@ fn connect(
     let mut refused = 0;
     let (mut stream, buf) = loop {
         // A detaching launcher ends at once: that is no refusal.
-        let peer = if detaches { None } else { Some(launcher_pid) };
+        let detaches = caps.detaches;
+        let peer = if detaches || caps.reparents { None } else { Some(launcher_pid) };
         let launcher_done = || if detaches { None } else { child.try_wait().ok().flatten().map(|e| e.status) };
         let mut stream = match accept(rendezvous, &hs, peer, launcher_done, &mut refused)? {
             Accepted::Peer(stream) => stream,
@@ -318,7 +320,6 @@ fn spawn_once(
     };
     // The shim reports the program's end, so the launcher process is only
     // reaped: a detaching one is started as if it did not detach.
-    let detaches = caps.detaches;
     // Through ssh the shim runs on the far host: ssh forwards a fresh
     // socket there to our rendezvous (its local end is the ssh client, our
     // launcher), and the shim is told the far path.
@@ -401,7 +402,7 @@ fn spawn_once(
         extra: None,
         remote: caps.foreign_pids,
     };
-    let link = connect(&mut rendezvous, handshake, launcher_pid, detaches, &mut child, &shim_path);
+    let link = connect(&mut rendezvous, handshake, launcher_pid, caps, &mut child, &shim_path);
     // The shim connected (or never will): no prompt comes after this.
     drop(loan);
     drop(rendezvous);
