@@ -65,7 +65,10 @@ start)
   password=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)
   ( umask 077 && printf '%s\n' "$password" > "$dir/prompt_password" )
   printf '%s:%s\n' "$caller" "$password" "$pwuser" "$password" | chpasswd
-  printf 'Defaults:%s timestamp_timeout=0\n%s ALL=(%s) ALL\n' "$caller" "$caller" "$user" > "$sudoers.tmp"
+  # Chains (ssh as the caller, then sudo to root on the "far" host) need
+  # root without a password; to the test user it still asks.
+  printf 'Defaults:%s timestamp_timeout=0\n%s ALL=(%s) ALL\n%s ALL=(root) NOPASSWD: ALL\n' \
+    "$caller" "$caller" "$user" "$caller" > "$sudoers.tmp"
   chmod 0440 "$sudoers.tmp"
   visudo -c -q -f "$sudoers.tmp" && mv "$sudoers.tmp" "$sudoers"
   # pkexec asks the caller for its own password (polkitd rereads its rules
@@ -126,7 +129,7 @@ UsePAM no
 StrictModes no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
-AllowUsers $user
+AllowUsers $user $caller
 CONF
   mkdir -p /run/sshd
   /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
@@ -159,6 +162,7 @@ CONF
   done
   echo "export UMBILICAL_TEST_USER=$user"
   echo "export UMBILICAL_TEST_PROMPT_CALLER=$caller"
+  echo "export UMBILICAL_TEST_CHAIN_SSH_USER=$caller"
   echo "export UMBILICAL_TEST_PROMPT_USER=$pwuser"
   echo "export UMBILICAL_TEST_PROMPT_PASSWORD_FILE=$dir/prompt_password"
   echo "export UMBILICAL_TEST_SSH_PASSWORD_PORT=$password_port"

@@ -75,9 +75,11 @@ pub struct RunArgs {
     /// nsenter:PID (root only: the namespaces of process PID),
     /// systemd-run[:USER], run0[:USER], flatpak-spawn (from a Flatpak, to
     /// the host), runas (Windows UAC elevation, always through the shim),
-    /// or custom:PROGRAM[,ARG...] (an argv prefix).
+    /// or custom:PROGRAM[,ARG...] (an argv prefix). Given more than once,
+    /// a chain, outer to inner: --via ssh:ops@db1 --via sudo:postgres runs
+    /// the program as postgres on db1.
     #[arg(long, value_name = "SPEC", default_value = "direct")]
-    via: String,
+    via: Vec<String>,
     /// With --via custom:...: the launcher exits at once, leaving the program
     /// running; its exit is never taken for the program's.
     #[arg(long)]
@@ -244,7 +246,7 @@ pub fn run(args: RunArgs) -> i32 {
             .log_internal_errors(false)
             .init();
     }
-    let launcher = match crate::via::parse(&args.via, args.detaches) {
+    let launcher = match crate::via::parse_chain(&args.via, args.detaches) {
         Ok(l) => l,
         Err(e) => {
             say!("umbilical: {e}");

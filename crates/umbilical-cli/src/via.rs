@@ -120,6 +120,19 @@ pub fn parse(spec: &str, detaches: bool) -> Result<Launcher, String> {
     })
 }
 
+/// `--via` given once is one launcher; more than once, a chain, outer to
+/// inner (`Launcher::Chain`), where `direct` and `runas` have no place.
+pub fn parse_chain(specs: &[String], detaches: bool) -> Result<Launcher, String> {
+    if let [one] = specs {
+        return parse(one, detaches);
+    }
+    let hops = specs.iter().map(|s| parse(s, detaches)).collect::<Result<Vec<_>, _>>()?;
+    if let Some(bad) = hops.iter().find(|h| matches!(h, Launcher::Direct | Launcher::RunAs)) {
+        return Err(format!("--via {} cannot be a hop of a chain (--via given {} times)", bad.name(), hops.len()));
+    }
+    Ok(Launcher::Chain(hops))
+}
+
 /// A user, host or container name: not empty, and not something the
 /// launcher would take for an option.
 fn name(launcher: &str, what: &str, value: &str) -> Result<String, String> {
@@ -223,5 +236,21 @@ mod tests {
             Ok(Launcher::SystemdRun { user: Some("bob".into()), properties: vec![] })
         );
         assert_eq!(parse("flatpak-spawn", false), Ok(Launcher::FlatpakSpawn { forward_lifeline: true }));
+    }
+
+    #[test]
+    fn repeated_via_is_a_chain_outer_to_inner() {
+        let specs = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_chain(&specs(&["ssh:ops@db1", "sudo:postgres"]), false),
+            Ok(Launcher::Chain(vec![
+                Launcher::Ssh { destination: "ops@db1".into(), port: None, options: vec![] },
+                Launcher::Sudo { user: Some("postgres".into()), non_interactive: false },
+            ]))
+        );
+        assert_eq!(parse_chain(&specs(&["sudo"]), false), parse("sudo", false), "once: one launcher");
+        assert!(parse_chain(&specs(&["direct", "sudo"]), false).is_err());
+        assert!(parse_chain(&specs(&["sudo", "runas"]), false).is_err());
+        assert!(parse_chain(&specs(&["sudo", "nope:x"]), false).is_err());
     }
 }

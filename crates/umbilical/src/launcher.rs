@@ -280,6 +280,19 @@ pub enum Launcher {
         /// `--forward-fd=3`: the lifeline passes to the program.
         forward_lifeline: bool,
     },
+    /// Launchers one inside the other, outer to inner: "as root on that
+    /// host" is `Chain(vec![Ssh {..}, Sudo {..}])`. Each hop's argv wraps
+    /// the next one's (quoted again for each hop that goes through a
+    /// shell), and the capabilities compose: the status is the program's
+    /// only if every hop returns it, descriptors and the working
+    /// directory pass only if every hop passes them
+    /// ([`Launcher::capabilities`]). With the shim, it runs innermost: all
+    /// hops local, or ssh first and local hops on the far host to root or
+    /// the ssh user (the far socket is the ssh user's, `0600`: root can
+    /// reach it, another user cannot). A prompt handler answers the first
+    /// hop; inner hops must not ask (sudo gets `-n`). A chain holds at
+    /// least two hops, none of them `Direct`, `RunAs` or a chain.
+    Chain(Vec<Launcher>),
     /// Anything else: an argv prefix and declared capabilities.
     Custom {
         /// What comes before the program.
@@ -309,6 +322,7 @@ impl Launcher {
             Launcher::SystemdRun { .. } => "systemd-run".into(),
             Launcher::Run0 { .. } => "run0".into(),
             Launcher::FlatpakSpawn { .. } => "flatpak-spawn".into(),
+            Launcher::Chain(hops) => hops.iter().map(Launcher::name).collect::<Vec<_>>().join(" then "),
             Launcher::Custom { prefix, .. } => {
                 prefix.first().map_or_else(|| "custom".into(), |p| p.to_string_lossy().into_owned())
             }
@@ -321,6 +335,8 @@ impl Launcher {
             Launcher::Sudo { user, .. } | Launcher::Doas { user } | Launcher::Pkexec { user, .. } => user.as_deref(),
             Launcher::Runuser { user } | Launcher::Su { user } | Launcher::Setpriv { user, .. } => Some(user),
             Launcher::SystemdRun { user, .. } | Launcher::Run0 { user } => user.as_deref(),
+            // The program runs as the innermost hop's user.
+            Launcher::Chain(hops) => hops.last().and_then(Launcher::target_user),
             Launcher::ContainerExec { user, .. } => user.as_deref(),
             _ => None,
         }
@@ -402,7 +418,35 @@ impl Launcher {
                 shim_route: ShimRoute::Unknown,
                 ..local(*forward_lifeline, false, false)
             },
+            Launcher::Chain(hops) => chain_capabilities(hops),
             Launcher::Custom { capabilities, .. } => *capabilities,
+        }
+    }
+
+    /// Through ssh, whether the shim (run by the inner hops) can reach the
+    /// socket ssh forwards on the far host, which is the ssh user's with
+    /// mode `0600` (sshd's `StreamLocalBindMask`): yes for the ssh user
+    /// itself and for root; no for another user, and the error says so.
+    pub(crate) fn far_socket_reachable(&self) -> Result<(), String> {
+        let Launcher::Chain(hops) = self else { return Ok(()) };
+        let Some(Launcher::Ssh { destination, .. }) = hops.first() else { return Ok(()) };
+        let login = destination.split_once('@').map(|(user, _)| user);
+        match self.target_user() {
+            None | Some("root") => Ok(()),
+            Some(user) if Some(user) == login => Ok(()),
+            Some(user) => Err(format!(
+                "{}: the shim would run as {user}, who cannot reach the socket ssh forwards on the far host (it is \
+                 the ssh user's, mode 0600): chain to root or to the ssh user, or do without the shim",
+                self.name()
+            )),
+        }
+    }
+
+    /// The hops, outer to inner: a chain's, or this launcher alone.
+    pub fn hops(&self) -> &[Launcher] {
+        match self {
+            Launcher::Chain(hops) => hops,
+            one => std::slice::from_ref(one),
         }
     }
 
@@ -591,6 +635,20 @@ impl Launcher {
                 }
                 push(&["--"]);
             }
+            Launcher::Chain(hops) => {
+                check_chain(hops).map_err(invalid)?;
+                // Innermost first: each hop's argv is the program of the
+                // hop outside it. Only the first hop is answered.
+                let (mut program, mut args) = (program.to_owned(), args.to_vec());
+                for (i, hop) in hops.iter().enumerate().rev() {
+                    let mut wrapped = hop.plan_with(&program, &args, answered && i == 0)?.into_iter();
+                    program = wrapped.next().unwrap_or_default();
+                    args = wrapped.collect();
+                }
+                argv.push(program);
+                argv.extend(args);
+                return Ok(argv);
+            }
             Launcher::Custom { prefix, .. } => argv.extend(prefix.iter().cloned()),
         }
         direct(&mut argv);
@@ -622,6 +680,14 @@ impl Launcher {
                 options.extend(["-o".into(), "ExitOnForwardFailure=yes".into(), "-R".into()]);
                 options.push(format!("{far}:{}", local.display()));
                 (Launcher::Ssh { destination: destination.clone(), port: *port, options }, far.into())
+            }
+            // The first hop carries the link (ssh's forwarding); the
+            // rest run inside it.
+            Launcher::Chain(hops) if !hops.is_empty() => {
+                let (first, path) = hops[0].around_shim(local, name);
+                let mut hops = hops.clone();
+                hops[0] = first;
+                (Launcher::Chain(hops), path)
             }
             other => (other.clone(), local.as_os_str().to_owned()),
         }
@@ -710,6 +776,45 @@ impl Launcher {
             Engine::Kubectl => "kubectl",
         };
         Ok((program, target))
+    }
+}
+
+/// Why `hops` is no chain, if it is not one.
+fn check_chain(hops: &[Launcher]) -> Result<(), String> {
+    if hops.len() < 2 {
+        return Err("a chain needs at least two launchers".into());
+    }
+    match hops.iter().find(|h| matches!(h, Launcher::Direct | Launcher::RunAs | Launcher::Chain(_))) {
+        Some(h) => Err(format!("{} cannot be a hop of a chain", h.name())),
+        None => Ok(()),
+    }
+}
+
+/// A chain's capabilities, from its hops'.
+fn chain_capabilities(hops: &[Launcher]) -> Capabilities {
+    let each: Vec<Capabilities> = hops.iter().map(Launcher::capabilities).collect();
+    let all = |f: fn(&Capabilities) -> bool| each.iter().all(f);
+    let any = |f: fn(&Capabilities) -> bool| each.iter().any(f);
+    let routes: Vec<ShimRoute> = each.iter().map(|c| c.shim_route).collect();
+    let inner_local = routes.iter().skip(1).all(|r| *r == ShimRoute::Local);
+    let shim_route = match routes.first() {
+        Some(ShimRoute::Local) if inner_local => ShimRoute::Local,
+        // ssh first, local hops on the far host: the forwarded socket.
+        Some(ShimRoute::Forwarded) if inner_local => ShimRoute::Forwarded,
+        _ => ShimRoute::Unknown,
+    };
+    Capabilities {
+        keeps_stdio: all(|c| c.keeps_stdio),
+        keeps_extra_handles: all(|c| c.keeps_extra_handles),
+        execs_in_place: all(|c| c.execs_in_place),
+        returns_status: all(|c| c.returns_status),
+        detaches: any(|c| c.detaches),
+        via_shell: any(|c| c.via_shell),
+        foreign_pids: any(|c| c.foreign_pids),
+        passes_cwd: all(|c| c.passes_cwd),
+        shim_route,
+        prompts: each.first().map_or(PromptRoute::Never, |c| c.prompts),
+        reparents: any(|c| c.reparents),
     }
 }
 
@@ -903,6 +1008,72 @@ mod tests {
             Ok(ExitDetection::ChannelClosed),
             "its exit is not the program's"
         );
+    }
+
+    #[test]
+    fn a_chain_wraps_each_hop_in_the_one_outside_it() {
+        let ssh = Launcher::Ssh { destination: "ops@db1".into(), port: None, options: vec![] };
+        let sudo = Launcher::Sudo { user: Some("postgres".into()), non_interactive: true };
+        let chain = Launcher::Chain(vec![ssh.clone(), sudo.clone()]);
+        assert_eq!(chain.name(), "ssh then sudo");
+        assert_eq!(
+            plan(&chain, "psql", &["-c", "select 'x'"]),
+            ["ssh", "ops@db1", "--", "sudo -n -u postgres -- psql -c 'select '\\''x'\\'''"]
+        );
+        // Two shells: su inside ssh quotes the quoted command again.
+        let su = Launcher::Su { user: "app".into() };
+        let two = Launcher::Chain(vec![ssh.clone(), su]);
+        let argv = plan(&two, "echo", &["a b"]);
+        assert_eq!(argv[3], "su app -s /bin/sh -c 'echo '\\''a b'\\'''");
+        // Three hops, local after ssh; the handler answers the first only.
+        let runuser = Launcher::Runuser { user: "www".into() };
+        let three = Launcher::Chain(vec![Launcher::Sudo { user: None, non_interactive: false }, runuser.clone()]);
+        assert_eq!(
+            three.plan_with("id".as_ref(), &[], true).unwrap(),
+            ["sudo", "-A", "--", "runuser", "-u", "www", "--", "id"]
+        );
+        assert_eq!(three.target_user(), Some("www"), "the program runs as the innermost hop's user");
+        // Not chains.
+        for bad in [
+            Launcher::Chain(vec![sudo.clone()]),
+            Launcher::Chain(vec![Launcher::Direct, sudo.clone()]),
+            Launcher::Chain(vec![sudo.clone(), Launcher::RunAs]),
+            Launcher::Chain(vec![sudo.clone(), Launcher::Chain(vec![sudo.clone(), sudo.clone()])]),
+        ] {
+            assert_eq!(bad.plan("id".as_ref(), &[]).unwrap_err().kind(), ErrorKind::InvalidInput, "{bad:?}");
+        }
+        assert_eq!(chain.hops().len(), 2);
+        assert_eq!(sudo.hops(), std::slice::from_ref(&sudo));
+    }
+
+    #[test]
+    fn a_chains_capabilities_compose() {
+        let ssh = Launcher::Ssh { destination: "ops@db1".into(), port: None, options: vec![] };
+        let sudo = Launcher::Sudo { user: None, non_interactive: true };
+        let setpriv = Launcher::Setpriv { user: "www".into(), group: None };
+        let docker = Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: None };
+        let remote = Launcher::Chain(vec![ssh.clone(), sudo.clone()]).capabilities();
+        assert!(remote.returns_status && remote.foreign_pids && remote.via_shell && !remote.passes_cwd);
+        assert_eq!(remote.shim_route, ShimRoute::Forwarded, "ssh first, local hops on the far host");
+        assert_eq!(remote.prompts, PromptRoute::SshAskpass, "the first hop's");
+        let local = Launcher::Chain(vec![sudo.clone(), setpriv.clone()]).capabilities();
+        assert!(local.returns_status && !local.foreign_pids && local.passes_cwd && !local.keeps_extra_handles);
+        assert_eq!(local.shim_route, ShimRoute::Local);
+        let both_exec = Launcher::Chain(vec![setpriv.clone(), Launcher::Pkexec { user: None, keep_cwd: true }]);
+        assert!(both_exec.capabilities().execs_in_place && !both_exec.capabilities().keeps_extra_handles);
+        // A container, or ssh after a local hop: no route the shim takes.
+        assert_eq!(Launcher::Chain(vec![docker, sudo.clone()]).capabilities().shim_route, ShimRoute::Unknown);
+        assert_eq!(Launcher::Chain(vec![sudo.clone(), ssh.clone()]).capabilities().shim_route, ShimRoute::Unknown);
+        let lossy = Launcher::Chain(vec![sudo.clone(), Launcher::Run0 { user: None }]).capabilities();
+        assert!(!lossy.returns_status && lossy.reparents);
+        // The far socket: root and the ssh user reach it, others do not.
+        let to = |user: Option<&str>| {
+            Launcher::Chain(vec![ssh.clone(), Launcher::Sudo { user: user.map(Into::into), non_interactive: true }])
+        };
+        assert!(to(None).far_socket_reachable().is_ok());
+        assert!(to(Some("root")).far_socket_reachable().is_ok());
+        assert!(to(Some("ops")).far_socket_reachable().is_ok());
+        assert!(to(Some("postgres")).far_socket_reachable().unwrap_err().contains("postgres"));
     }
 
     #[test]

@@ -222,7 +222,10 @@ pub(crate) fn choose(opts: &Options) -> ShimChoice {
         ShimRoute::Forwarded if opts.in_band() => {
             ShimChoice { used: true, reason: format!("through {}, in band", launcher.name()) }
         }
-        ShimRoute::Forwarded => ShimChoice { used: true, reason: format!("through {}", launcher.name()) },
+        ShimRoute::Forwarded => match launcher.far_socket_reachable() {
+            Ok(()) => ShimChoice { used: true, reason: format!("through {}", launcher.name()) },
+            Err(why) => ShimChoice { used: false, reason: why },
+        },
         ShimRoute::Local => {
             let path = match opts.shim_program() {
                 Ok(path) => path,

@@ -290,7 +290,14 @@ fn spawn_once(
         return Err(fail(ErrorKind::InvalidInput, "runas (UAC elevation) exists only on Windows", None));
     }
     if opts.in_band() {
+        if opts.launcher.hops().len() > 1 {
+            let what = format!("{launcher}: the in-band link does not go through a chain of launchers yet");
+            return Err(fail(ErrorKind::InvalidInput, &what, None));
+        }
         return super::in_band::spawn(spec, opts).map(Ok);
+    }
+    if let Err(why) = opts.launcher.far_socket_reachable() {
+        return Err(fail(ErrorKind::InvalidInput, &why, None));
     }
     if caps.shim_route == ShimRoute::InBandCopied {
         let what = format!(

@@ -1,0 +1,236 @@
+//! Launcher chains (issue #26), for real, through the CLI's repeated
+//! `--via`: ssh (as the test caller, to the loopback sshd) then sudo to
+//! root, with the shim innermost; sudo then runuser, local; and three hops,
+//! ssh, sudo, runuser to an unprivileged user, where the shim cannot reach
+//! the socket ssh forwards (the ssh user's, 0600) and is not used. Each:
+//! identity on the far side, 2 MiB byte-exact with half-close, exit codes,
+//! signal deaths, a missing program, refusals, `--timeout` and a SIGTERM to
+//! `umbilical run` leaving nothing running, and words with spaces, quotes,
+//! `$` and `*` exact.
+
+#![cfg(target_os = "linux")]
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{RUN_LIMIT, UMBILICAL, output_within};
+
+/// The `--via` words of each chain this machine can run; SKIP otherwise.
+struct Chains {
+    ssh_sudo: Vec<String>,
+    sudo_runuser: Vec<String>,
+    three: Vec<String>,
+    target: String,
+    path: String,
+}
+
+fn chains(what: &str) -> Option<Chains> {
+    let vars =
+        ["UMBILICAL_TEST_CHAIN_SSH_USER", "UMBILICAL_TEST_SSH_PORT", "UMBILICAL_TEST_SSH_KEY", "UMBILICAL_TEST_USER"];
+    let Ok([ssh_user, port, key, target]) =
+        vars.map(std::env::var).into_iter().collect::<Result<Vec<_>, _>>().map(|v| <[String; 4]>::try_from(v).unwrap())
+    else {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("SKIP: {what}: no loopback sshd or chain user (scripts/launchers.sh start, as root)\n").as_bytes(),
+        );
+        return None;
+    };
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chains-ssh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("ssh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -i '{key}' -o BatchMode=yes -o StrictHostKeyChecking=no \
+             -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ssh = format!("ssh:{ssh_user}@127.0.0.1:{port}");
+    let via = |hops: &[&str]| hops.iter().flat_map(|h| ["--via".to_string(), h.to_string()]).collect::<Vec<_>>();
+    let runuser = format!("runuser:{target}");
+    Some(Chains {
+        ssh_sudo: via(&[&ssh, "sudo"]),
+        sudo_runuser: via(&["sudo", &runuser]),
+        three: via(&[&ssh, "sudo", &runuser]),
+        target,
+        path: format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()),
+    })
+}
+
+impl Chains {
+    fn run(&self, via: &[String], args: &[&str], stdin: &[u8]) -> Output {
+        output_within(&mut self.command(via, args), stdin, RUN_LIMIT)
+    }
+
+    fn command(&self, via: &[String], args: &[&str]) -> Command {
+        let mut cmd = Command::new(UMBILICAL);
+        cmd.arg("run").args(via).args(args).env("PATH", &self.path);
+        cmd
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Whether a process whose command line holds `marker` still runs.
+fn running(marker: &str) -> bool {
+    Command::new("pgrep").args(["-f", marker]).output().is_ok_and(|o| o.status.success())
+}
+
+fn gone_within(marker: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !running(marker) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn ssh_then_sudo_with_the_shim_innermost() {
+    let Some(c) = chains("ssh then sudo") else { return };
+    let via = &c.ssh_sudo;
+    let out = c.run(via, &["-v", "--", "id", "-un"], b"");
+    assert_eq!(text(&out.stdout), "root\n", "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("shim: used (through ssh then sudo)"), "{}", text(&out.stderr));
+    // 2 MiB byte-exact, the half-close reaching the program.
+    let payload = pattern(2 << 20);
+    let out = c.run(via, &["--", "sh", "-c", "cat; echo after-eof >&2"], &payload);
+    assert!(out.stdout == payload, "2 MiB byte-exact through the chain");
+    assert!(text(&out.stderr).contains("after-eof"));
+    assert_eq!(c.run(via, &["--", "sh", "-c", "exit 3"], b"").status.code(), Some(3));
+    // A signal death is exact through the shim: the report says so.
+    let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chain-report-{}", std::process::id()));
+    let out = c.run(via, &["--report", report.to_str().unwrap(), "--", "sh", "-c", "kill -TERM $$"], b"");
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", text(&out.stderr));
+    let said = std::fs::read_to_string(&report).unwrap();
+    let _ = std::fs::remove_file(&report);
+    assert!(said.contains("\"signaled\": 15") && said.contains("\"shim\""), "{said}");
+    // A program missing beyond every hop.
+    let out = c.run(via, &["--", "no-such-program-beyond-the-chain"], b"");
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    // Words with spaces, quotes, $ and * reach the program exactly.
+    let words = ["a b", "it's", "\"q\"", "$HOME", "*", "back\\slash", ""];
+    let mut args = vec!["--", "printf", "[%s]\\n"];
+    args.extend(words);
+    let out = c.run(via, &args, b"");
+    let expected: String = words.iter().map(|w| format!("[{w}]\n")).collect();
+    assert_eq!(text(&out.stdout), expected, "{}", text(&out.stderr));
+}
+
+#[test]
+fn the_inner_hops_refusal_is_a_refusal_naming_the_chain() {
+    let Some(c) = chains("a refusal inside a chain") else { return };
+    // doas to root: the caller's doas rule allows the test user only.
+    let mut via = c.ssh_sudo.clone();
+    via[3] = "doas".into();
+    let start = Instant::now();
+    let out = c.run(&via, &["--", "true"], b"");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("ssh then doas") && stderr.contains("refused"), "{stderr}");
+    assert!(stderr.contains("doas: "), "doas's own words: {stderr}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn timeout_and_sigterm_through_a_chain_leave_nothing_running() {
+    let Some(c) = chains("timeouts through a chain") else { return };
+    for (n, via) in [&c.ssh_sudo, &c.sudo_runuser].into_iter().enumerate() {
+        let marker = format!("umb-chain-timeout-{}-{n}", std::process::id());
+        let out = c.run(via, &["--timeout", "2", "--", "sh", "-c", &format!("sleep 30; echo {marker}")], b"");
+        assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+        assert!(gone_within(&marker, Duration::from_secs(10)), "{marker} still runs after --timeout");
+        // A supervisor's SIGTERM to `umbilical run`.
+        let marker = format!("umb-chain-term-{}-{n}", std::process::id());
+        let mut child = c
+            .command(via, &["--", "sh", "-c", &format!("sleep 30; echo {marker}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !running(&format!("sleep 30; echo {marker}")) {
+            assert!(start.elapsed() < Duration::from_secs(20), "the program never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        common::send(child.id(), 15);
+        let status = common::wait_within(&mut child, Duration::from_secs(30), "umbilical after SIGTERM");
+        assert_eq!(status.code(), Some(128 + 15), "{n}");
+        assert!(gone_within(&marker, Duration::from_secs(10)), "{marker} still runs after SIGTERM");
+    }
+}
+
+#[test]
+fn sudo_then_runuser_locally() {
+    let Some(c) = chains("sudo then runuser") else { return };
+    let via = &c.sudo_runuser;
+    let out = c.run(via, &["-v", "--", "id", "-un"], b"");
+    assert_eq!(text(&out.stdout), format!("{}\n", c.target), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("shim: used"), "{}", text(&out.stderr));
+    let payload = pattern(2 << 20);
+    assert!(c.run(via, &["--", "cat"], &payload).stdout == payload, "2 MiB byte-exact");
+    assert_eq!(c.run(via, &["--", "sh", "-c", "exit 4"], b"").status.code(), Some(4));
+    assert_eq!(c.run(via, &["--", "sh", "-c", "kill -KILL $$"], b"").status.code(), Some(128 + 9));
+}
+
+#[test]
+fn three_hops_to_a_user_who_cannot_reach_the_far_socket_go_without_the_shim() {
+    let Some(c) = chains("ssh, sudo, runuser") else { return };
+    let via = &c.three;
+    let out = c.run(via, &["-v", "--", "id", "-un"], b"");
+    let stderr = text(&out.stderr);
+    assert_eq!(text(&out.stdout), format!("{}\n", c.target), "{stderr}");
+    assert!(stderr.contains("shim: not used") && stderr.contains("cannot reach the socket"), "says why: {stderr}");
+    let payload = pattern(2 << 20);
+    let out = c.run(via, &["--", "sh", "-c", "cat; exit 3"], &payload);
+    assert!(out.stdout == payload, "2 MiB byte-exact through three hops");
+    assert_eq!(out.status.code(), Some(3));
+    // Without the shim a signal death and a missing program come back as
+    // the hops report them: 128+N, and runuser's own 1.
+    assert_eq!(c.run(via, &["--", "sh", "-c", "kill -TERM $$"], b"").status.code(), Some(128 + 15));
+    let out = c.run(via, &["--", "no-such-program-here"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no-such-program-here"), "runuser's own words");
+    // Asking for the shim there is refused, saying why.
+    let out = c.run(via, &["--shim", "--", "true"], b"");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("cannot reach the socket"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn container_exec_then_su() {
+    let skip = |why: &str| {
+        let _ =
+            std::io::Write::write_all(&mut std::io::stderr(), format!("SKIP: docker exec then su: {why}\n").as_bytes());
+    };
+    let (Ok(container), Ok(_)) = (std::env::var("UMBILICAL_TEST_DOCKER_CONTAINER"), std::env::var("DOCKER_HOST"))
+    else {
+        return skip("no docker test container (scripts/containers.sh start)");
+    };
+    let probe = "for d in /bin /usr/bin /sbin /usr/sbin; do [ -x $d/su ] && exit 0; done; exit 1";
+    let has_su = Command::new("docker").args(["exec", &container, "sh", "-c", probe]).output();
+    if !has_su.is_ok_and(|o| o.status.success()) {
+        // The test image is busybox with a handful of applets and no su.
+        return skip("the test image has no su");
+    }
+    let mut cmd = Command::new(UMBILICAL);
+    cmd.args(["run", "--via", &format!("docker:{container}"), "--via", "su:root", "--", "sh", "-c", "id -un; exit 5"]);
+    let out = output_within(&mut cmd, b"", RUN_LIMIT);
+    assert_eq!(text(&out.stdout), "root\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(5));
+}
