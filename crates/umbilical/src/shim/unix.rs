@@ -442,7 +442,10 @@ fn spawn_once(
             if look && ended == Some(ExitStatus::Exited(FAR_SHIM_MISSING)) {
                 return Ok(Err(FarShimMissing));
             }
-            let told = child.prompts_outcome();
+            let mut told = child.prompts_outcome();
+            if opts.launcher.hops().len() > 1 && e.kind() == ErrorKind::LauncherRefused {
+                told.push_str("; in a chain only the first hop's prompts are answered (an inner hop must not ask)");
+            }
             Err(Error::cannot_start(&spec.program, e.kind(), &format!("{e}{told}"), None))
         }
     }
