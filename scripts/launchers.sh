@@ -66,9 +66,13 @@ start)
   ( umask 077 && printf '%s\n' "$password" > "$dir/prompt_password" )
   printf '%s:%s\n' "$caller" "$password" "$pwuser" "$password" | chpasswd
   # Chains (ssh as the caller, then sudo to root on the "far" host) need
-  # root without a password; to the test user it still asks.
-  printf 'Defaults:%s timestamp_timeout=0\n%s ALL=(%s) ALL\n%s ALL=(root) NOPASSWD: ALL\n' \
-    "$caller" "$caller" "$user" "$caller" > "$sudoers.tmp"
+  # root without a password; to the test user it still asks. The password
+  # user's sudo to root asks (ssh with a password, then sudo with one).
+  {
+    printf 'Defaults:%s timestamp_timeout=0\n%s ALL=(%s) ALL\n' "$caller" "$caller" "$user"
+    printf '%s ALL=(root) NOPASSWD: ALL\n' "$caller"
+    printf 'Defaults:%s timestamp_timeout=0\n%s ALL=(root) ALL\n' "$pwuser" "$pwuser"
+  } > "$sudoers.tmp"
   chmod 0440 "$sudoers.tmp"
   visudo -c -q -f "$sudoers.tmp" && mv "$sudoers.tmp" "$sudoers"
   # pkexec asks the caller for its own password (polkitd rereads its rules

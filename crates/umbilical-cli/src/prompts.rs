@@ -27,8 +27,9 @@ pub fn install(cmd: &mut umbilical::Command, route: PromptRoute, askpass: Option
     let tell = move |prompt: &Prompt| {
         if verbose > 0 {
             let what = if prompt.secret { "asks for a password" } else { "asks a question" };
+            let hop = if prompt.hop > 0 { format!(" (hop {})", prompt.hop + 1) } else { String::new() };
             say!(
-                "umbilical: [{:.3}s] {} {what} (attempt {}): {:?}",
+                "umbilical: [{:.3}s] {}{hop} {what} (attempt {}): {:?}",
                 started.elapsed().as_secs_f64(),
                 prompt.launcher,
                 prompt.attempt,

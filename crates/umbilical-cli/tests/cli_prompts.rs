@@ -574,3 +574,42 @@ fn cli_pid(top: u32) -> u32 {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Issue #26 with #24: ssh with a password, then sudo on the far host with
+/// one, each question reaching the askpass with its hop (the far sudo's
+/// through its askpass helper, the far shim program, over the shim's own
+/// forwarded rendezvous).
+#[test]
+fn ssh_then_sudo_each_hop_asks_and_is_answered() {
+    let Some(stage) = stage("ssh-sudo") else { return };
+    // `stage.ssh` puts `--via ssh:...` first: the chain is ssh then sudo.
+    let Some(cmd) =
+        stage.ssh(&["-v", "--askpass", &stage.askpass("right.sh"), "--via", "sudo", "--", "sh", "-c", "id -un; cat"])
+    else {
+        return;
+    };
+    let (out, took) = run(cmd, b"both hops\n");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(text(&out.stdout), "root\nboth hops\n", "{stderr}");
+    let asked = stage.asked();
+    assert_eq!(asked.len(), 3, "host key, ssh password, sudo password: {asked:?}");
+    assert!(asked[1].contains("password:") && !asked[1].contains("sudo"), "{asked:?}");
+    assert!(asked[2].contains("[sudo] password for"), "the far sudo's question: {asked:?}");
+    assert!(stderr.contains("sudo (hop 2) asks for a password"), "-v names the hop: {stderr}");
+    assert!(took < Duration::from_secs(60));
+    // A wrong answer to the far sudo: refused, attributed to that hop.
+    let wrong = stage.dir.join("wrong-sudo.sh");
+    let d = stage.dir.display();
+    std::fs::write(
+        &wrong,
+        format!("#!/bin/sh\ncase \"$1\" in *yes/no*) echo yes;; *sudo*) echo wrong;; *) cat {d}/secret;; esac\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let Some(cmd) = stage.ssh(&["--askpass", wrong.to_str().unwrap(), "--via", "sudo", "--", "true"]) else { return };
+    let (out, _) = run(cmd, b"");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("of sudo (hop 2)"), "attributed to the far sudo: {stderr}");
+}

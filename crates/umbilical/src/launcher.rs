@@ -290,7 +290,8 @@ pub enum Launcher {
     /// hops local, or ssh first and local hops on the far host to root or
     /// the ssh user (the far socket is the ssh user's, `0600`: root can
     /// reach it, another user cannot). A prompt handler answers the first
-    /// hop; inner hops must not ask (sudo gets `-n`). A chain holds at
+    /// hop and, through the shim, a sudo beyond ssh; other inner hops must
+    /// not ask (sudo gets `-n`). A chain holds at
     /// least two hops, none of them `Direct`, `RunAs` or a chain.
     Chain(Vec<Launcher>),
     /// Anything else: an argv prefix and declared capabilities.

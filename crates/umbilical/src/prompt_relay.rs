@@ -209,7 +209,8 @@ impl Relay {
                         let gave_up = || seen.stop.load(Ordering::Acquire);
                         match rendezvous.accept_from(Some(launcher_pid), deadline, gave_up, &mut refused) {
                             Ok(Some(stream)) => {
-                                if let Err(e) = answer_helper(stream, &handler, &launcher, &mut attempts, &seen) {
+                                let asker = (launcher.as_str(), 0);
+                                if let Err(e) = answer_helper(stream, &[], asker, &handler, &mut attempts, &seen) {
                                     tracing::warn!(%launcher, "askpass relay: {e}");
                                 }
                             }
@@ -296,6 +297,7 @@ impl Drop for Relay {
 fn consult(
     handler: &Bound,
     launcher: &str,
+    hop: usize,
     text: String,
     secret: bool,
     attempts: &mut Vec<(String, u32)>,
@@ -311,8 +313,8 @@ fn consult(
             1
         }
     };
-    let prompt = Prompt { launcher: launcher.to_string(), hop: 0, text, secret, attempt };
-    tracing::info!(launcher, attempt, secret, "{launcher} asks: {:?}", prompt.text);
+    let prompt = Prompt { launcher: launcher.to_string(), hop, text, secret, attempt };
+    tracing::info!(launcher, hop, attempt, secret, "{launcher} asks: {:?}", prompt.text);
     seen.asked.fetch_add(1, Ordering::AcqRel);
     let reply = handler.ask(&prompt).filter(|s| s.expose().len() <= MAX_TEXT);
     if reply.is_none() {
@@ -322,17 +324,22 @@ fn consult(
     reply
 }
 
-/// One helper's question: read, asked, answered.
+/// One helper's question: read (after the `prefix` of it already read),
+/// asked, answered.
 fn answer_helper(
     mut stream: sys::ControlStream,
+    prefix: &[u8],
+    asker: (&str, usize),
     handler: &Bound,
-    launcher: &str,
     attempts: &mut Vec<(String, u32)>,
     seen: &Seen,
 ) -> io::Result<()> {
+    let (launcher, hop) = asker;
     stream.set_read_deadline(Some(Instant::now() + REQUEST_TIMEOUT));
     let mut head = [0u8; 7];
-    stream.read_exact(&mut head)?;
+    let had = prefix.len().min(head.len());
+    head[..had].copy_from_slice(&prefix[..had]);
+    stream.read_exact(&mut head[had..])?;
     if &head[..4] != MAGIC {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not an askpass request"));
     }
@@ -343,7 +350,7 @@ fn answer_helper(
     let mut text = vec![0u8; len];
     stream.read_exact(&mut text)?;
     let text = String::from_utf8_lossy(&text).into_owned();
-    let reply = consult(handler, launcher, text, head[4] & NOT_SECRET == 0, attempts, seen);
+    let reply = consult(handler, launcher, hop, text, head[4] & NOT_SECRET == 0, attempts, seen);
     let mut out = Zeroizing::new(Vec::with_capacity(64));
     match &reply {
         Some(secret) => {
@@ -356,6 +363,57 @@ fn answer_helper(
     stream.shutdown();
     Ok(())
 }
+
+/// The questions of a hop beyond ssh (sudo on the far host), answered on
+/// the shim's own rendezvous: ssh forwards it, and the far sudo's askpass
+/// helper, the far shim program told the far socket by
+/// [`ASKPASS_SOCKET_VAR`], connects there before the shim does. The
+/// rendezvous accepts it as it accepts the shim (a descendant of the
+/// launcher: the ssh client), and the handshake tells the two apart by
+/// their first bytes.
+pub(crate) struct InnerPrompts {
+    handler: Bound,
+    launcher: String,
+    hop: usize,
+    attempts: Vec<(String, u32)>,
+    seen: Seen,
+}
+
+impl InnerPrompts {
+    pub(crate) fn new(handler: &Handler, launcher: String, hop: usize) -> Result<InnerPrompts, Error> {
+        let handler = handler.bind().map_err(|what| Error::new(ErrorKind::InvalidInput, what, None))?;
+        Ok(InnerPrompts { handler, launcher, hop, attempts: Vec::new(), seen: Seen::default() })
+    }
+
+    /// Whether a connection's first four bytes are a helper's question.
+    pub(crate) fn is_question(first: &[u8]) -> bool {
+        first == MAGIC
+    }
+
+    /// Answers the question whose first bytes, `first`, were read.
+    pub(crate) fn answer(&mut self, stream: sys::ControlStream, first: &[u8]) -> io::Result<()> {
+        let asker = (self.launcher.as_str(), self.hop);
+        answer_helper(stream, first, asker, &self.handler, &mut self.attempts, &self.seen)
+    }
+
+    /// What happened, for a refusal's message.
+    pub(crate) fn outcome(&self) -> String {
+        let asked = self.seen.asked.load(Ordering::Acquire);
+        match (asked, self.seen.declined.load(Ordering::Acquire)) {
+            (0, _) => String::new(),
+            (_, true) => format!("; {} (hop {}) asked, and the prompt handler declined", self.launcher, self.hop + 1),
+            (n, false) => format!(
+                "; the prompt handler answered {n} question(s) of {} (hop {}) (a wrong password?)",
+                self.launcher,
+                self.hop + 1
+            ),
+        }
+    }
+}
+
+/// The variable that tells a far askpass helper its socket (the shim's
+/// forwarded rendezvous), where it does not run as `umbilical-askpass`.
+pub(crate) const ASKPASS_SOCKET_VAR: &str = "UMBILICAL_ASKPASS_SOCKET";
 
 /// What a launcher writes on its private terminal, until the relay stops:
 /// a line not ended followed by [`QUIET`] is a question (with the lines
@@ -394,7 +452,7 @@ fn answer_terminal(
                 let text = String::from_utf8_lossy(&pending).replace('\r', "");
                 pending.clear();
                 let secret = !sys::terminal_echoes(theirs);
-                match consult(handler, launcher, text, secret, &mut attempts, seen) {
+                match consult(handler, launcher, 0, text, secret, &mut attempts, seen) {
                     Some(answer) => {
                         let mut typed = Zeroizing::new(answer.expose().to_vec());
                         typed.push(b'\n');
@@ -415,9 +473,16 @@ fn answer_terminal(
 /// The helper's side, when this process was started as the askpass entry
 /// (`argv0`): asks the relay and returns the exit code (0 with the answer
 /// on stdout; 1 declined or failed). `None` when `argv0` is not the entry.
-pub(crate) fn helper(argv0: &Path, mut args: impl Iterator<Item = OsString>) -> Option<i32> {
-    let socket: PathBuf = sys::askpass_socket(argv0)?;
-    let text = args.next().unwrap_or_default().to_string_lossy().into_owned();
+pub(crate) fn helper(argv0: &Path, args: impl Iterator<Item = OsString>) -> Option<i32> {
+    let args: Vec<OsString> = args.collect();
+    // As `umbilical-askpass` beside its socket; or, on a far host, the
+    // shim program itself with the socket in the environment and the
+    // prompt as its one argument (a shim's own arguments start `shim`).
+    let socket: PathBuf = sys::askpass_socket(argv0).or_else(|| {
+        let [prompt] = &args[..] else { return None };
+        (prompt != crate::shim::SHIM_ARG).then(|| std::env::var_os(ASKPASS_SOCKET_VAR).map(PathBuf::from)).flatten()
+    })?;
+    let text = args.first().cloned().unwrap_or_default().to_string_lossy().into_owned();
     // ssh says what kind of question it is: `confirm` (yes/no: a host key)
     // and `none` (a notice) are not secrets.
     let kind = std::env::var("SSH_ASKPASS_PROMPT").unwrap_or_default();

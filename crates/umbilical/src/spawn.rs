@@ -7,7 +7,7 @@ use crate::channel::Channel;
 use crate::child::{Child, ChildStderr, HeldStdio};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exit::{Detection, ExitDetection};
-use crate::launcher::PromptRoute;
+use crate::launcher::{Launcher, PromptRoute};
 use crate::options::{Options, Stderr};
 use crate::prompt_relay::Relay;
 use crate::spec::ProgramSpec;
@@ -133,7 +133,9 @@ fn prompt_relay(opts: &Options) -> Result<Option<Relay>> {
         )),
         route => {
             let deadline = std::time::Instant::now() + opts.connect_timeout;
-            Relay::open(route, handler, opts.launcher.name(), &opts.shim_program()?, deadline).map(Some)
+            // The first hop asks (a chain's inner hops: `shim/unix.rs`).
+            let first = opts.launcher.hops().first().map_or_else(|| opts.launcher.name(), Launcher::name);
+            Relay::open(route, handler, first, &opts.shim_program()?, deadline).map(Some)
         }
     }
 }

@@ -103,14 +103,15 @@ pub const OWNER_FLAG: &str = "--umbilical-owner";
 /// // ... the rest of your program
 /// ```
 pub fn run_if_invoked() {
-    let mut args = std::env::args_os();
+    let all: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Started by a launcher as its askpass helper (`Command::prompt_handler`):
-    // the name it runs under says so.
-    if let Some(argv0) = args.next()
-        && let Some(code) = crate::prompt_relay::helper(Path::new(&argv0), args.by_ref())
+    // the name it runs under, or on a far host its environment, says so.
+    if let Some(argv0) = all.first()
+        && let Some(code) = crate::prompt_relay::helper(Path::new(argv0), all[1..].iter().cloned())
     {
         std::process::exit(code);
     }
+    let mut args = all.into_iter().skip(1);
     if args.next().as_deref() != Some(OsStr::new(SHIM_ARG)) {
         return;
     }

@@ -10,6 +10,7 @@ use crate::error::{Error, ErrorKind};
 use crate::exit::{ExitDetection, ExitStatus};
 use crate::launcher::Launcher;
 use crate::options::{Options, Stderr};
+use crate::prompt::Handler;
 use crate::spec::ProgramSpec;
 use crate::sys;
 
@@ -21,11 +22,11 @@ pub(crate) fn random_name() -> io::Result<String> {
     Ok(random.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Runs `spec` (a launcher's helper command: a copy, a removal) with no
-/// input, until `deadline`: `Ok` on exit code 0, otherwise an error with
-/// what it said on stderr.
-pub(crate) fn run_bounded(spec: &ProgramSpec, deadline: Instant) -> Result<(), Error> {
-    let opts = Options { stderr: Stderr::Piped, ..Options::default() };
+/// Runs `spec` (a launcher's helper command: a removal) with no input, as
+/// `opts` say (a launcher, a prompt handler), until `deadline`: `Ok` on
+/// exit code 0, otherwise an error with what it said on stderr.
+fn run_bounded(spec: &ProgramSpec, opts: Options, deadline: Instant) -> Result<(), Error> {
+    let opts = Options { stderr: Stderr::Piped, ..opts };
     let mut child = crate::spawn::spawn(spec, &opts).map_err(|e| match e.kind() {
         ErrorKind::NotFound => Error::new(ErrorKind::LauncherNotFound, e.to_string(), None),
         _ => e,
@@ -65,10 +66,16 @@ pub(crate) fn remove_spec(launcher: &Launcher, path: &OsStr) -> Result<ProgramSp
 
 /// Removes `path` through `launcher` (as its default user), bounded, best
 /// effort: what a launch left on a far host or in a container when the
-/// shim that would have removed it never ran.
-pub(crate) fn remove_through(launcher: &Launcher, path: &OsStr) {
-    let result =
-        remove_spec(launcher, path).and_then(|spec| run_bounded(&spec, Instant::now() + Duration::from_secs(10)));
+/// shim that would have removed it never ran. `answers` answers the
+/// launcher's questions (an ssh that asks for a password asks again).
+pub(crate) fn remove_through(launcher: &Launcher, path: &OsStr, answers: Option<&Handler>) {
+    let rm = ProgramSpec {
+        program: "rm".into(),
+        args: vec!["-f".into(), "--".into(), path.to_owned()],
+        ..ProgramSpec::default()
+    };
+    let opts = Options { launcher: launcher.as_default_user(), prompt_handler: answers.cloned(), ..Options::default() };
+    let result = run_bounded(&rm, opts, Instant::now() + Duration::from_secs(10));
     if let Err(e) = result {
         tracing::warn!("could not remove {} through {}: {e}", path.to_string_lossy(), launcher.name());
     }

@@ -25,10 +25,12 @@ use super::{
 use crate::child::{Child, HeldStdio};
 use crate::error::{Error, ErrorKind};
 use crate::exit::{ExitDetection, ExitStatus};
+use crate::launcher::Launcher;
 use crate::launcher::{Capabilities, PromptRoute, ShimRoute};
 use crate::link::Link;
 use crate::options::{Options, Stderr};
 use crate::prompt::Handler;
+use crate::prompt_relay::{ASKPASS_SOCKET_VAR, InnerPrompts};
 use crate::protocol::{Message, recv, send};
 use crate::spec::ProgramSpec;
 use crate::sys;
@@ -102,6 +104,42 @@ pub(super) fn serve(path: &Path, stdio_from_link: bool) -> io::Result<i32> {
     supervise(stream, buf, process, requested.grace)
 }
 
+/// Through ssh then sudo (a chain) with a prompt handler: the chain with
+/// that sudo hop asking through an askpass helper on the far host (`env
+/// UMBILICAL_ASKPASS_SOCKET=FAR SUDO_ASKPASS=SHIM sudo -A ...`), and who
+/// answers it. `None` where there is no such hop (an inner hop that asks
+/// otherwise fails with its own words).
+fn inner_sudo(
+    opts: &Options,
+    outer: Launcher,
+    far_socket: &std::ffi::OsStr,
+    far_program: &std::ffi::OsStr,
+) -> Result<Option<(Launcher, InnerPrompts)>, Error> {
+    let (Some(handler), Launcher::Chain(hops)) = (&opts.prompt_handler, &outer) else { return Ok(None) };
+    if !matches!(hops.first(), Some(Launcher::Ssh { .. })) {
+        return Ok(None);
+    }
+    let Some(i) = hops.iter().position(|h| matches!(h, Launcher::Sudo { .. })) else { return Ok(None) };
+    let Launcher::Sudo { user, .. } = &hops[i] else { return Ok(None) };
+    let mut var = std::ffi::OsString::from(format!("{ASKPASS_SOCKET_VAR}="));
+    var.push(far_socket);
+    let mut askpass = std::ffi::OsString::from("SUDO_ASKPASS=");
+    askpass.push(far_program);
+    let mut prefix: Vec<std::ffi::OsString> = vec!["env".into(), var, askpass, "sudo".into(), "-A".into()];
+    if let Some(u) = user {
+        if u.is_empty() || u.starts_with('-') {
+            return Err(Error::new(ErrorKind::InvalidInput, format!("sudo: user {u:?} looks like an option"), None));
+        }
+        prefix.extend(["-u".into(), u.into()]);
+    }
+    prefix.push("--".into());
+    let mut hops = hops.clone();
+    let capabilities = hops[i].capabilities();
+    hops[i] = Launcher::Custom { prefix, capabilities };
+    let inner = InnerPrompts::new(handler, "sudo".into(), i)?;
+    Ok(Some((Launcher::Chain(hops), inner)))
+}
+
 /// Reads the next message, keeping the descriptors that come with it.
 fn recv_with_fds(
     stream: &sys::ControlStream,
@@ -156,6 +194,7 @@ fn connect(
     caps: Capabilities,
     child: &mut Child,
     shim: &Path,
+    mut inner: Option<&mut InnerPrompts>,
 ) -> Result<Link, Error> {
     let launcher = hs.launcher;
     let token =
@@ -215,6 +254,24 @@ fn connect(
         }
         stream.set_read_deadline(Some((Instant::now() + HELLO_TIMEOUT).min(hs.deadline)));
         let mut buf = Vec::new();
+        if let Some(inner) = inner.as_deref_mut() {
+            // A far sudo's askpass helper comes here before the shim does
+            // (`InnerPrompts`): told apart by its first bytes.
+            let mut first = [0u8; 4];
+            match io::Read::read_exact(&mut stream, &mut first) {
+                Ok(()) if InnerPrompts::is_question(&first) => {
+                    if let Err(e) = inner.answer(stream, &first) {
+                        tracing::warn!(launcher, "a far askpass helper: {e}");
+                    }
+                    continue;
+                }
+                Ok(()) => buf.extend_from_slice(&first),
+                Err(_) => {
+                    refused += 1;
+                    continue;
+                }
+            }
+        }
         match recv(&mut stream, &mut buf) {
             Ok(hello @ Message::Hello { .. }) if token.proven_by(&hello) => break (stream, buf),
             Ok(Message::Hello { .. }) => refused += 1,
@@ -333,6 +390,13 @@ fn spawn_once(
     let far_name = super::remote::random_name()
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the far socket: {e}"), Some(e)))?;
     let (outer_launcher, shim_rendezvous) = opts.launcher.around_shim(&rendezvous.path(), &far_name);
+    // sudo beyond ssh, with a handler: its askpass helper is the far shim
+    // program, reaching this rendezvous through ssh's forwarding.
+    let far_program = far_copy.clone().unwrap_or_else(|| run_path.clone().into_os_string());
+    let (outer_launcher, mut inner) = match inner_sudo(opts, outer_launcher.clone(), &shim_rendezvous, &far_program)? {
+        Some((launcher, inner)) => (launcher, Some(inner)),
+        None => (outer_launcher, None),
+    };
     // A socket ssh makes on the far host, which nobody else removes if
     // the shim never connects to it.
     let far_socket = (shim_rendezvous != rendezvous.path().as_os_str()).then(|| shim_rendezvous.clone());
@@ -358,7 +422,7 @@ fn spawn_once(
     if let Some(copy) = &far_copy {
         args.extend([super::REMOVE_FLAG.into(), copy.clone()]);
     }
-    let program = far_copy.clone().unwrap_or_else(|| run_path.into_os_string());
+    let program = far_program;
     let outer_spec = if look {
         let script = format!("if [ -f \"$1\" ] && [ -x \"$1\" ]; then exec \"$@\"; fi; exit {FAR_SHIM_MISSING}");
         let mut all: Vec<std::ffi::OsString> = vec!["-c".into(), script.into(), "sh".into(), program];
@@ -409,7 +473,7 @@ fn spawn_once(
         extra: None,
         remote: caps.foreign_pids,
     };
-    let link = connect(&mut rendezvous, handshake, launcher_pid, caps, &mut child, &shim_path);
+    let link = connect(&mut rendezvous, handshake, launcher_pid, caps, &mut child, &shim_path, inner.as_mut());
     // The shim connected (or never will): no prompt comes after this.
     drop(loan);
     drop(rendezvous);
@@ -432,7 +496,10 @@ fn spawn_once(
             // prompt again.
             let session_ran = matches!(ended, Some(ExitStatus::Exited(code)) if code != 255);
             if let Some(far_socket) = far_socket.filter(|_| session_ran) {
-                super::remote::remove_through(&opts.launcher, &far_socket);
+                // Through a chain's first hop, ssh, as the socket's owner
+                // (an inner hop may be what refused).
+                let first = opts.launcher.hops().first().unwrap_or(&opts.launcher);
+                super::remote::remove_through(first, &far_socket, opts.prompt_handler.as_ref());
             }
             // A copy the shim would have removed as it started: gone
             // already if it ran, else removed here.
@@ -443,8 +510,14 @@ fn spawn_once(
                 return Ok(Err(FarShimMissing));
             }
             let mut told = child.prompts_outcome();
+            if let Some(inner) = &inner {
+                told.push_str(&inner.outcome());
+            }
             if opts.launcher.hops().len() > 1 && e.kind() == ErrorKind::LauncherRefused {
-                told.push_str("; in a chain only the first hop's prompts are answered (an inner hop must not ask)");
+                told.push_str(
+                    "; in a chain only the first hop's prompts, and a sudo's beyond ssh, are answered (other inner \
+                     hops must not ask)",
+                );
             }
             Err(Error::cannot_start(&spec.program, e.kind(), &format!("{e}{told}"), None))
         }
