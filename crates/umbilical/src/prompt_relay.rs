@@ -371,6 +371,7 @@ fn answer_helper(
 /// rendezvous accepts it as it accepts the shim (a descendant of the
 /// launcher: the ssh client), and the handshake tells the two apart by
 /// their first bytes.
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) struct InnerPrompts {
     handler: Bound,
     launcher: String,
@@ -379,6 +380,7 @@ pub(crate) struct InnerPrompts {
     seen: Seen,
 }
 
+#[cfg_attr(windows, allow(dead_code))]
 impl InnerPrompts {
     pub(crate) fn new(handler: &Handler, launcher: String, hop: usize) -> Result<InnerPrompts, Error> {
         let handler = handler.bind().map_err(|what| Error::new(ErrorKind::InvalidInput, what, None))?;
