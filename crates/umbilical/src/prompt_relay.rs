@@ -475,14 +475,17 @@ fn answer_terminal(
 /// The helper's side, when this process was started as the askpass entry
 /// (`argv0`): asks the relay and returns the exit code (0 with the answer
 /// on stdout; 1 declined or failed). `None` when `argv0` is not the entry.
-pub(crate) fn helper(argv0: &Path, args: impl Iterator<Item = OsString>) -> Option<i32> {
+///
+/// `shim_call`: the arguments are a shim's own (`shim ...`), never a
+/// helper's, whatever the environment says.
+pub(crate) fn helper(argv0: &Path, args: impl Iterator<Item = OsString>, shim_call: bool) -> Option<i32> {
     let args: Vec<OsString> = args.collect();
     // As `umbilical-askpass` beside its socket; or, on a far host, the
     // shim program itself with the socket in the environment and the
-    // prompt as its one argument (a shim's own arguments start `shim`).
+    // prompt as its one argument.
     let socket: PathBuf = sys::askpass_socket(argv0).or_else(|| {
-        let [prompt] = &args[..] else { return None };
-        (prompt != crate::shim::SHIM_ARG).then(|| std::env::var_os(ASKPASS_SOCKET_VAR).map(PathBuf::from)).flatten()
+        let [_prompt] = &args[..] else { return None };
+        (!shim_call).then(|| std::env::var_os(ASKPASS_SOCKET_VAR).map(PathBuf::from)).flatten()
     })?;
     let text = args.first().cloned().unwrap_or_default().to_string_lossy().into_owned();
     // ssh says what kind of question it is: `confirm` (yes/no: a host key)

@@ -106,8 +106,9 @@ pub fn run_if_invoked() {
     let all: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Started by a launcher as its askpass helper (`Command::prompt_handler`):
     // the name it runs under, or on a far host its environment, says so.
+    let shim_call = all.get(1).is_some_and(|a| a == SHIM_ARG);
     if let Some(argv0) = all.first()
-        && let Some(code) = crate::prompt_relay::helper(Path::new(argv0), all[1..].iter().cloned())
+        && let Some(code) = crate::prompt_relay::helper(Path::new(argv0), all[1..].iter().cloned(), shim_call)
     {
         std::process::exit(code);
     }
