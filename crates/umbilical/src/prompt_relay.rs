@@ -6,9 +6,11 @@
 //!   with `SUDO_ASKPASS`, ssh with `SSH_ASKPASS` and
 //!   `SSH_ASKPASS_REQUIRE=force`).
 //! - **A private terminal**, for a launcher that reads its password from
-//!   its controlling terminal only (doas; pkexec's textual polkit agent):
-//!   the launcher starts in a session of its own whose controlling
-//!   terminal is a fresh pseudo-terminal (its stdin and stdout stay the
+//!   its controlling terminal only (doas; pkexec's textual polkit agent)
+//!   or from its stdin (su, whose stdio is then that terminal, the
+//!   program's own going to the shim over its link): the launcher starts
+//!   in a session of its own whose controlling terminal is a fresh
+//!   pseudo-terminal (doas's and pkexec's stdin and stdout stay the
 //!   channel); the relay reads what the launcher writes there, and when
 //!   it stops with a line not ended (a prompt) for [`QUIET`], asks the
 //!   handler and types the answer; a declined question is an interrupt
@@ -26,6 +28,10 @@
 //! connection: never an answer the launcher did not ask for. The secret
 //! passes through the socket and the helper's stdout to the launcher, as
 //! any askpass helper's does; never an argv, an environment or a file.
+//!
+//! A sudo beyond ssh (a chain) asks through the far shim program as its
+//! askpass helper, told the shim's forwarded rendezvous by
+//! [`ASKPASS_SOCKET_VAR`]; the handshake answers it ([`InnerPrompts`]).
 //!
 //! Wire format (one exchange per connection): the helper sends `UASK`, a
 //! flags byte (bit 0: the answer is not secret), the prompt's length (u16,
