@@ -142,6 +142,9 @@ fn the_inner_hops_refusal_is_a_refusal_naming_the_chain() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
     assert!(stderr.contains("ssh then doas") && stderr.contains("refused"), "{stderr}");
+    let destination = via[1].trim_start_matches("ssh:").rsplit_once(':').unwrap().0;
+    let hop = format!("ssh to {destination} connected: doas on it refused");
+    assert!(stderr.contains(&hop), "the hop that refused: {stderr}");
     assert!(stderr.contains("doas: "), "doas's own words: {stderr}");
     assert!(start.elapsed() < Duration::from_secs(30));
 }

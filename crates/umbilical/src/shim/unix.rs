@@ -140,6 +140,21 @@ fn inner_sudo(
     Ok(Some((Launcher::Chain(hops), inner)))
 }
 
+/// In a chain that starts with ssh, which part refused: ssh itself (its
+/// own failures exit 255), or a hop after it on the far host, which ran.
+fn which_hop_refused(hops: &[Launcher], ended: Option<ExitStatus>) -> String {
+    let [Launcher::Ssh { destination, .. }, rest @ ..] = hops else { return String::new() };
+    if rest.is_empty() {
+        return String::new();
+    }
+    let after = rest.iter().map(Launcher::name).collect::<Vec<_>>().join(" then ");
+    match ended {
+        Some(ExitStatus::Exited(255)) => format!("; ssh to {destination} itself failed (255)"),
+        Some(_) => format!("; ssh to {destination} connected: {after} on it refused"),
+        None => String::new(),
+    }
+}
+
 /// Reads the next message, keeping the descriptors that come with it.
 fn recv_with_fds(
     stream: &sys::ControlStream,
@@ -510,6 +525,9 @@ fn spawn_once(
                 return Ok(Err(FarShimMissing));
             }
             let mut told = child.prompts_outcome();
+            if e.kind() == ErrorKind::LauncherRefused {
+                told.push_str(&which_hop_refused(opts.launcher.hops(), ended));
+            }
             if let Some(inner) = &inner {
                 told.push_str(&inner.outcome());
             }
@@ -521,5 +539,24 @@ fn spawn_once(
             }
             Err(Error::cannot_start(&spec.program, e.kind(), &format!("{e}{told}"), None))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chains_refusal_names_the_part_that_refused() {
+        let ssh = Launcher::Ssh { destination: "ops@db1".into(), port: None, options: vec![] };
+        let sudo = Launcher::Sudo { user: None, non_interactive: true };
+        let chain = [ssh.clone(), sudo.clone()];
+        assert_eq!(which_hop_refused(&chain, Some(ExitStatus::Exited(255))), "; ssh to ops@db1 itself failed (255)");
+        assert_eq!(
+            which_hop_refused(&chain, Some(ExitStatus::Exited(1))),
+            "; ssh to ops@db1 connected: sudo on it refused"
+        );
+        assert_eq!(which_hop_refused(&[ssh], Some(ExitStatus::Exited(1))), "", "one launcher: its own message");
+        assert_eq!(which_hop_refused(&[sudo.clone(), sudo], Some(ExitStatus::Exited(1))), "", "no ssh first");
     }
 }
