@@ -52,23 +52,31 @@ if [ "$(id -u)" -eq 0 ] && command -v sudo >/dev/null; then
     # example's callback answers it (the password on its stdin). The file
     # goes where only the target user may write.
     chown "$UMBILICAL_TEST_USER" "$dir" && chmod 0700 "$dir"
-    for mode in "" --async; do
-      out=$(timeout 120 setsid runuser -u "$UMBILICAL_TEST_PROMPT_CALLER" -- "$PWD/$ex/gui_elevation" $mode \
-        --user "$UMBILICAL_TEST_USER" "$dir/gui$mode.txt" "hello gui$mode" < "$UMBILICAL_TEST_PROMPT_PASSWORD_FILE")
-      rc=$?
-      if [ "$rc" -eq 0 ] && [ "$(cat "$dir/gui$mode.txt")" = "hello gui$mode" ]; then
-        echo "example ok: gui_elevation $mode (saved through sudo with the password from the callback)"
-      else
-        echo "example FAILED: gui_elevation $mode: exit $rc; $out"; fail=1
-      fi
-      if [ "$mode" = --async ]; then
-        ticks=$(printf '%s\n' "$out" | sed -n 's/^the runtime kept serving: \([0-9]*\) ticks.*/\1/p')
-        # The handler sleeps 1 s; a ticker every 50 ms: a blocked runtime
-        # would show none.
-        if [ "${ticks:-0}" -ge 10 ]; then echo "example ok: gui_elevation --async: $ticks ticks during the prompt"
-        else echo "example FAILED: gui_elevation --async: the runtime was blocked (${ticks:-no} ticks)"; fail=1; fi
-      fi
+    # Through sudo and doas to the test user, su to the password user
+    # (whose file goes in a directory of its own).
+    sudir=$(mktemp -d) && chown "$UMBILICAL_TEST_PROMPT_USER" "$sudir" && chmod 0700 "$sudir"
+    for via in sudo doas su; do
+      if [ "$via" = su ]; then to=$UMBILICAL_TEST_PROMPT_USER; into=$sudir; else to=$UMBILICAL_TEST_USER; into=$dir; fi
+      for mode in "" --async; do
+        file="$into/gui-$via$mode.txt"
+        out=$(timeout 120 setsid runuser -u "$UMBILICAL_TEST_PROMPT_CALLER" -- "$PWD/$ex/gui_elevation" $mode \
+          --via "$via" --user "$to" "$file" "hello gui$mode" < "$UMBILICAL_TEST_PROMPT_PASSWORD_FILE")
+        rc=$?
+        if [ "$rc" -eq 0 ] && [ "$(cat "$file")" = "hello gui$mode" ]; then
+          echo "example ok: gui_elevation --via $via $mode (saved with the password from the callback)"
+        else
+          echo "example FAILED: gui_elevation --via $via $mode: exit $rc; $out"; fail=1
+        fi
+        if [ "$mode" = --async ]; then
+          ticks=$(printf '%s\n' "$out" | sed -n 's/^the runtime kept serving: \([0-9]*\) ticks.*/\1/p')
+          # The handler sleeps 1 s; a ticker every 50 ms: a blocked
+          # runtime would show none.
+          if [ "${ticks:-0}" -ge 10 ]; then echo "example ok: gui_elevation --via $via --async: $ticks ticks during the prompt"
+          else echo "example FAILED: gui_elevation --via $via --async: the runtime was blocked (${ticks:-no} ticks)"; fail=1; fi
+        fi
+      done
     done
+    rm -rf "$sudir"
     check "gui_elevation: a wrong password is refused" 77 sh -c \
       "echo wrong | setsid runuser -u $UMBILICAL_TEST_PROMPT_CALLER -- $PWD/$ex/gui_elevation --user $UMBILICAL_TEST_USER $dir/wrong.txt x"
   else

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! echo "$PASSWORD" | setsid cargo run -p umbilical --example gui_elevation --features tokio -- \
-//!     [--async] [--user USER] FILE CONTENTS
+//!     [--async] [--via sudo|doas|su] [--user USER] FILE CONTENTS
 //! ```
 //!
 //! It answers only the first question: a second one means the password
@@ -15,6 +15,10 @@
 //! `current_thread` runtime with an async handler that takes a second to
 //! answer (a person typing), while another task keeps ticking: the
 //! runtime is never blocked by the prompt.
+//!
+//! `--via doas` and `--via su` (su needs `--user`) go through those
+//! launchers instead: doas asks on a private terminal, su on its own stdin
+//! (its stdio a private terminal, the program's own through the shim).
 //!
 //! Exit: 0 saved, 77 refused (wrong password, declined, no rule), 1 failed.
 
@@ -34,16 +38,20 @@ fn main() -> ExitCode {
     umbilical::shim::run_if_invoked();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let use_async = take_flag(&mut args, "--async");
-    let user = match args.iter().position(|a| a == "--user") {
-        Some(i) if i + 1 < args.len() => {
-            let user = args.remove(i + 1);
-            args.remove(i);
-            Some(user)
+    let user = take_value(&mut args, "--user");
+    let launcher = match (take_value(&mut args, "--via").as_deref(), user) {
+        (None | Some("sudo"), user) => Launcher::Sudo { user, non_interactive: false },
+        (Some("doas"), user) => Launcher::Doas { user },
+        (Some("su"), Some(user)) => Launcher::Su { user },
+        (via, _) => {
+            eprintln!("--via {via:?}: sudo, doas, or su with --user");
+            return ExitCode::from(2);
         }
-        _ => None,
     };
     let [path, contents] = &args[..] else {
-        eprintln!("usage: gui_elevation [--async] [--user USER] FILE CONTENTS  (the password on stdin)");
+        eprintln!(
+            "usage: gui_elevation [--async] [--via sudo|doas|su] [--user USER] FILE CONTENTS  (the password on stdin)"
+        );
         return ExitCode::from(2);
     };
     let mut line = String::new();
@@ -56,10 +64,7 @@ fn main() -> ExitCode {
     line.zeroize();
 
     let mut tee = Command::new("tee");
-    tee.arg(path)
-        .launcher(Launcher::Sudo { user, non_interactive: false })
-        .shim(ShimMode::Auto)
-        .stderr(Stderr::Inherit);
+    tee.arg(path).launcher(launcher).shim(ShimMode::Auto).stderr(Stderr::Inherit);
     if use_async { run_async(tee, password, contents) } else { run_blocking(tee, password, contents) }
 }
 
@@ -126,7 +131,7 @@ fn run_async(mut tee: Command, password: Secret, contents: &str) -> ExitCode {
 
 fn refused(e: umbilical::Error) -> ExitCode {
     if e.kind() == ErrorKind::LauncherRefused {
-        eprintln!("not saved: sudo refused ({e})");
+        eprintln!("not saved: the launcher refused ({e})");
         ExitCode::from(77)
     } else {
         eprintln!("not saved: {e}");
@@ -145,6 +150,13 @@ fn saved(io: std::io::Result<()>, exit: std::io::Result<umbilical::Exit>, conten
             ExitCode::from(1)
         }
     }
+}
+
+fn take_value(args: &mut Vec<String>, flag: &str) -> Option<String> {
+    let i = args.iter().position(|a| a == flag).filter(|i| i + 1 < args.len())?;
+    let value = args.remove(i + 1);
+    args.remove(i);
+    Some(value)
 }
 
 fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
