@@ -127,7 +127,10 @@ fn many_children_on_one_thread() {
         "{CHILDREN} children: threads {before} before, {alive} with all alive, {waiting} with all awaited, \
          {after} right after, {settled} settled; descriptors/handles {fds_before} before, {fds_after} after"
     );
-    assert_eq!(alive, before, "no thread per child: {before} threads before, {alive} with {CHILDREN} alive");
+    // Not equal: on Windows the pool's idle threads (from the shim
+    // children above) may retire meanwhile; a thread per child would be
+    // 200 more.
+    assert!(alive <= before, "no thread per child: {before} threads before, {alive} with {CHILDREN} alive");
     assert!(
         waiting <= before + WAIT_THREADS,
         "no thread per child while awaited: {before} before, {waiting} with {CHILDREN} awaited (at most {WAIT_THREADS} shared wait threads)"

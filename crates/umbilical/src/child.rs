@@ -436,15 +436,9 @@ impl Child {
 
     fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<Exit>> {
         if let Some(exit) = self.exit {
-            // A `try_wait` saw the end first: this wait still lets an
-            // elevated program's relayed stderr finish (Windows).
-            self.source.settle(deadline);
             return Ok(Some(exit));
         }
         let Some((status, detection)) = self.source.wait_until(deadline)? else { return Ok(None) };
-        if detection == Detection::Shim {
-            self.source.settle(deadline);
-        }
         self.detection = detection;
         if let Some(cutoff) = &self.cutoff {
             cutoff.program_ended();

@@ -572,7 +572,7 @@ impl Command {
         let child = if self.shim_choice().used {
             let (spec, opts) = (self.spec.clone(), self.opts.clone());
             let program = spec.program.clone();
-            let mut child = ::tokio::task::spawn_blocking(move || {
+            let child = ::tokio::task::spawn_blocking(move || {
                 if spec.program.is_empty() {
                     return Err(Error::cannot_start(
                         &spec.program,
@@ -581,20 +581,12 @@ impl Command {
                         None,
                     ));
                 }
-                crate::shim::spawn_unstarted(&spec, &opts)
+                crate::shim::spawn(&spec, &opts)
             })
             .await
             .map_err(|e| {
                 Error::cannot_start(&program, ErrorKind::ShimFailed, &format!("the handshake task failed: {e}"), None)
             })??;
-            child.source().start_task().map_err(|e| {
-                Error::cannot_start(
-                    &program,
-                    ErrorKind::ShimFailed,
-                    &format!("cannot start the link task: {e}"),
-                    Some(e),
-                )
-            })?;
             child.with_wait_delay(self.opts.wait_delay)
         } else {
             self.spawn()?

@@ -119,12 +119,6 @@ impl ExitSource {
         self.link().map_or(Ok(()), Link::start_reader)
     }
 
-    /// Starts the shim link's reader as a task on the current runtime.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn start_task(&mut self) -> io::Result<()> {
-        self.link().map_or(Ok(()), Link::start_task)
-    }
-
     /// The process umbilical started, until reaped.
     #[cfg_attr(windows, allow(dead_code))]
     pub(crate) fn process(&self) -> Option<&sys::Process> {
@@ -240,14 +234,6 @@ impl ExitSource {
             && matches!(p.try_wait(), Ok(Some(_)) | Err(_))
         {
             self.process = None;
-        }
-    }
-
-    /// Once the end was seen: lets an elevated program's relayed stderr
-    /// finish (Windows) before a later wait returns the recorded end.
-    pub(crate) fn settle(&mut self, deadline: Option<Instant>) {
-        if let How::Shim(link) = &mut self.how {
-            link.let_stderr_relay_finish(deadline);
         }
     }
 

@@ -47,7 +47,7 @@ use crate::child::Child;
 use crate::error::{Error, ErrorKind};
 use crate::exit::{ExitDetection, ExitStatus};
 use crate::launcher::ShimRoute;
-use crate::link::Link;
+use crate::link::{Link, Signs};
 use crate::options::Options;
 use crate::protocol::{Message, recv, send};
 use crate::spec::ProgramSpec;
@@ -114,7 +114,11 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let exit = child.source().process().and_then(sys::Process::exit_handle);
     match connect(bridge.stream, handshake, &mut child, &placed.shim) {
         Ok(link) => {
-            let link = link.in_band(exit, bridge.process, bridge.stderr);
+            let link = link.with(Signs {
+                launcher_exit: exit,
+                companion: Some((bridge.process, bridge.stderr)),
+                ..Signs::default()
+            });
             Ok(child.into_shim(link, opts.kill_on_drop))
         }
         Err(e) => {

@@ -310,13 +310,6 @@ pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     Ok(child)
 }
 
-/// As [`spawn`], with the link's reader left to the caller (the async
-/// layer starts a task instead of a thread).
-#[cfg(feature = "tokio")]
-pub(crate) fn spawn_unstarted(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
-    os::spawn(spec, opts)
-}
-
 /// The spawn request for `spec`, with strings in the OS's wire form.
 pub(crate) fn request(spec: &ProgramSpec, process_group: bool, grace: Duration) -> Message {
     let wire = os::to_wire;

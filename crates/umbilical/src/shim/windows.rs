@@ -23,6 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::exit::{Detection, ExitStatus};
 use crate::launcher::ShimRoute;
 use crate::link::Link;
+use crate::link::Signs;
 use crate::options::{Options, Stderr};
 use crate::protocol::{Message, WireStderr, recv, send};
 use crate::spec::ProgramSpec;
@@ -265,7 +266,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         Some((_, pipe)) => Some(ChildStderr::new(pipe)),
         None => None,
     };
-    let link = link.with_shim_exit(process.exit_handle()).with_stderr_relay(drained);
+    let link = link.with(Signs { report_ready: process.exit_handle(), stderr_drained: drained, ..Signs::default() });
     Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link, opts.kill_on_drop))
 }
 

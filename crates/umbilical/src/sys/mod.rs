@@ -112,7 +112,33 @@ const _: () = {
     let _: fn() -> &'static str = spawn_mechanism;
     let _: fn() -> &'static str = exit_mechanism;
     let _: fn() -> &'static str = shim_auth_mechanism;
+    // Watching in the background: the shim link's reader, dropped children.
+    type WatchFn = fn(Box<dyn Watch>) -> Result<(), Box<dyn Watch>>;
+    let _: WatchFn = watch;
+    let _: fn(&Handle) -> Waitable = waitable;
+    let _: fn(Waitable) -> bool = is_ready;
+    let _: fn(&ControlStream) -> Option<Waitable> = ControlStream::waitable;
+    let _: fn(&ControlStream, &mut [u8]) -> io::Result<usize> = ControlStream::try_read;
+    let _: fn(&OtherProcess) -> Waitable = OtherProcess::waitable;
 };
+
+/// Something looked after in the background until it is done, with no
+/// thread of its own: the shim link's reader, a child dropped while
+/// running. Unix: the process's one background thread, in one `poll(2)`
+/// for every watch. Windows: a wait of the system thread pool on each
+/// handle a watch names (`watch`).
+pub(crate) trait Watch: Send {
+    /// What turning ready (readable; Windows: signalled) means
+    /// [`Watch::progress`] can move on. The watch keeps each open until
+    /// `progress` returns `true`.
+    fn interest(&self, out: &mut Vec<Waitable>);
+    /// When to look again even if nothing named turned ready.
+    fn deadline(&self) -> Option<std::time::Instant>;
+    /// Moves on without blocking: at once when handed over, then after
+    /// something named turned ready or the deadline passed (or
+    /// spuriously). `true` once finished, when the watch is dropped.
+    fn progress(&mut self) -> bool;
+}
 
 /// The parent's ends of a two-pipe channel and the child's.
 pub(crate) struct Pipes {

@@ -21,8 +21,8 @@ use crate::sys;
 ///
 /// Its end is awaited on the reactor: the pidfd (Linux) or a kqueue
 /// (macOS/BSD) for [`Detection::Process`], the lifeline's or the channel's
-/// hang-up for the other detections, the shim's report read by a task.
-/// No thread is started for it.
+/// hang-up for the other detections, the shim's report as the background
+/// watch that reads it publishes it. No thread is started for it.
 ///
 /// Dropping it behaves as dropping a [`crate::Child`]: nothing is killed
 /// unless [`Command::kill_on_drop`](crate::Command::kill_on_drop) was set;
@@ -77,11 +77,9 @@ impl Child {
     /// and stderr (if not taken) become async, and its end is awaited on
     /// the reactor. Must be called from within a runtime.
     ///
-    /// A child started through the shim by the blocking API keeps its link
-    /// where it is read (Unix: the process's one background thread;
-    /// Windows: a thread-pool wait on the shim's exit);
-    /// [`Command::spawn_async`](crate::Command::spawn_async) reads it as a
-    /// task.
+    /// A child started through the shim keeps its link where it is read,
+    /// whichever API started it (Unix: the process's one background
+    /// thread; Windows: a thread-pool wait on the shim's exit).
     pub fn from_blocking(mut inner: crate::Child) -> io::Result<Child> {
         let channel = inner.take_channel().map(Channel::from_blocking).transpose()?;
         let stderr = inner.take_stderr().map(ChildStderr::from_blocking).transpose()?;
@@ -141,16 +139,6 @@ impl Child {
     pub async fn wait(&mut self) -> io::Result<Exit> {
         loop {
             if let Some(exit) = self.try_wait()? {
-                // Windows, elevated: the program's stderr, relayed to ours,
-                // is written before this returns (bounded), as in the
-                // blocking API.
-                #[cfg(windows)]
-                if let Some(relay) = self.inner.source().link().and_then(|l| l.stderr_relay()) {
-                    let _ = ::tokio::time::timeout(crate::link::STDERR_RELAY_GRACE, relay.drained()).await;
-                    if let Some(link) = self.inner.source().link() {
-                        link.forget_stderr_relay();
-                    }
-                }
                 return Ok(exit);
             }
             if self.exit.is_none() {

@@ -22,19 +22,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags};
 
 use super::Process;
-
-/// Something the background thread looks after until it is done.
-pub(crate) trait Watch: Send {
-    /// The descriptors whose readiness means [`Watch::progress`] can move
-    /// on. The watch keeps them open until `progress` returns `true`.
-    fn interest(&self, fds: &mut Vec<RawFd>);
-    /// When to look again even if none of them turned ready.
-    fn deadline(&self) -> Option<Instant>;
-    /// Moves on without blocking, after a descriptor turned ready or the
-    /// deadline passed (or spuriously); `true` once finished, when the
-    /// thread drops the watch.
-    fn progress(&mut self) -> bool;
-}
+use crate::sys::Watch;
 
 struct Background {
     watches: Mutex<Vec<Box<dyn Watch>>>,

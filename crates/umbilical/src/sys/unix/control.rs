@@ -37,12 +37,6 @@ impl ControlStream {
         ControlStream(stream, None)
     }
 
-    /// The socket itself, for the async layer.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn into_std(self) -> UnixStream {
-        self.0
-    }
-
     /// The shim's side: `connect(2)` to the socket at `path`.
     pub(crate) fn connect(path: &Path) -> io::Result<Self> {
         UnixStream::connect(path).map(ControlStream::from_std)
@@ -68,6 +62,11 @@ impl ControlStream {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The socket, which turns readable when the peer wrote or left.
+    pub(crate) fn waitable(&self) -> Option<super::Waitable> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(&self.0))
     }
 
     /// Another handle on the same stream (`dup(2)`).
@@ -217,24 +216,12 @@ impl OtherProcess {
     }
 
     /// The descriptor that turns readable when the process exits (the
-    /// pidfd), for a `poll` of our own.
-    pub(crate) fn pollable(&self) -> std::os::fd::BorrowedFd<'_> {
+    /// pidfd), for a background watch.
+    pub(crate) fn waitable(&self) -> super::Waitable {
         #[cfg(target_os = "linux")]
         {
-            use std::os::fd::AsFd;
-            self.pidfd.as_fd()
-        }
-        #[cfg(not(target_os = "linux"))]
-        match self.never {}
-    }
-
-    /// A descriptor that turns readable when the process exits (a
-    /// duplicate of the pidfd), for the async layer.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn exit_handle(&self) -> Option<std::os::fd::OwnedFd> {
-        #[cfg(target_os = "linux")]
-        {
-            self.pidfd.try_clone().ok()
+            use std::os::fd::AsRawFd;
+            self.pidfd.as_raw_fd()
         }
         #[cfg(not(target_os = "linux"))]
         match self.never {}

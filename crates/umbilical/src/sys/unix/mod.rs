@@ -20,7 +20,7 @@ mod tty;
 mod wait;
 
 pub(crate) use access::can_execute_as;
-pub(crate) use background::{Watch, adopt, orphans, watch};
+pub(crate) use background::{adopt, orphans, watch};
 pub(crate) use bridge::{accept_or_hangup, listen_private, relay};
 pub(crate) use control::{ControlStream, OtherProcess, SHUTDOWN_DISCARDS_UNREAD};
 pub(crate) use fd::{force_sigpipe_guard, inbound_pipe, pipes, read, send, shutdown, socket_pair, write_pipe};
@@ -28,7 +28,7 @@ pub(crate) use group_signals::{TerminalLoan, ignore_group_signals, in_terminal_f
 pub(crate) use process::{Process, mechanism as exit_mechanism};
 pub(crate) use pty::{open_pty, terminal_echoes, write_terminal};
 #[cfg(feature = "tokio")]
-pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
+pub(crate) use reactor::{ExitReady, Registered, duplicate, exit_ready, readers_gone};
 pub(crate) use rendezvous::{
     Rendezvous, askpass_socket, caller_is_root, connect_rendezvous, random_token, shim_auth_mechanism, shim_placeable,
 };
@@ -38,6 +38,22 @@ pub(crate) use wait::{read_exact_until, read_until, wait_any, wait_closed, wait_
 
 /// An owned descriptor.
 pub(crate) type Handle = std::os::fd::OwnedFd;
+
+/// What a background watch waits on: a descriptor, until readable.
+pub(crate) type Waitable = std::os::fd::RawFd;
+
+/// The descriptor of `handle`, for a watch's interest.
+pub(crate) fn waitable(handle: &Handle) -> Waitable {
+    std::os::fd::AsRawFd::as_raw_fd(handle)
+}
+
+/// Whether `fd` is readable (or hung up) now, without blocking.
+pub(crate) fn is_ready(fd: Waitable) -> bool {
+    // SAFETY: poll only reads the number; a descriptor closed meanwhile
+    // comes back as POLLNVAL (ready), never as a memory access.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    matches!(wait::wait_any(&[fd], Some(std::time::Instant::now())), Ok(Some(_)))
+}
 
 /// A pipe's or socket's hang-up makes its read end readable: the async
 /// layer can sleep on a lifeline or the channel.

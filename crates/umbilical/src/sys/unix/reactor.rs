@@ -149,37 +149,6 @@ pub(crate) fn exit_ready(handle: OwnedFd) -> io::Result<ExitReady> {
     Registered::watch(handle)
 }
 
-/// The shim's control stream, read by a task on the reactor.
-pub(crate) struct AsyncControlStream(tokio::net::UnixStream);
-
-impl AsyncControlStream {
-    /// Takes over `stream`. Its open file turns non-blocking, which the
-    /// link's writing duplicate shares: its messages are a few bytes to a
-    /// peer that reads them at once, so a full buffer never stands in the
-    /// way.
-    pub(crate) fn new(stream: super::ControlStream) -> io::Result<Self> {
-        let std = stream.into_std();
-        std.set_nonblocking(true)?;
-        Ok(AsyncControlStream(tokio::net::UnixStream::from_std(std)?))
-    }
-
-    /// Waits until a read may make progress (data, EOF or an error).
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.0.readable().await
-    }
-
-    /// One non-blocking read; `WouldBlock` when the readiness was stale.
-    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
-    }
-
-    /// Ends the stream for every holder (a launcher such as ssh keeps the
-    /// channel open until it is closed here).
-    pub(crate) fn shutdown(&self) {
-        let _ = rustix::net::shutdown(self.0.as_fd(), rustix::net::Shutdown::Both);
-    }
-}
-
 /// Waits on the reactor until nobody reads what is written to `fd` any
 /// more (see `wait_readers_gone`).
 ///

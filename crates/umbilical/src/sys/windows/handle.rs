@@ -21,16 +21,19 @@ use windows_sys::Win32::System::Threading::{CreateEventW, WaitForSingleObject};
 thread_local! {
     /// One manual-reset event per thread: a thread has at most one
     /// operation in flight, because every operation here waits for itself.
-    static EVENT: io::Result<OwnedHandle> = {
-        // SAFETY: plain event creation; the handle is owned at once.
-        let h = unsafe { CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()) };
-        if h.is_null() {
-            Err(io::Error::last_os_error())
-        } else {
-            // SAFETY: `h` is a fresh, valid handle nobody else owns.
-            Ok(unsafe { <OwnedHandle as std::os::windows::io::FromRawHandle>::from_raw_handle(h) })
-        }
-    };
+    static EVENT: io::Result<OwnedHandle> = manual_event();
+}
+
+/// A new manual-reset event, not set.
+pub(crate) fn manual_event() -> io::Result<OwnedHandle> {
+    // SAFETY: plain event creation; the handle is owned at once.
+    let h = unsafe { CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()) };
+    if h.is_null() {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: `h` is a fresh, valid handle nobody else owns.
+        Ok(unsafe { <OwnedHandle as std::os::windows::io::FromRawHandle>::from_raw_handle(h) })
+    }
 }
 
 /// Milliseconds left until `deadline`, for Win32 waits (`INFINITE` never,

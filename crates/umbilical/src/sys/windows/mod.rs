@@ -6,9 +6,11 @@
 //! unusable in the child when a non-IFS Layered Service Provider is
 //! installed, and pipes are what every program expects on stdin anyway.
 
+mod background;
 mod diag;
 mod elevate;
 mod handle;
+#[cfg(feature = "tokio")]
 mod on_signal;
 mod pipe;
 mod process;
@@ -20,27 +22,45 @@ mod stderr_relay;
 mod wait;
 mod windows_of;
 
+pub(crate) use background::watch;
 pub use diag::WinsockProvider;
 pub(crate) use diag::{is_wine, os_version, winsock_catalog};
 pub(crate) use elevate::{ElevateError, run_elevated};
 pub(crate) use handle::{read, read_until, write_pipe, write_until};
+#[cfg(feature = "tokio")]
 pub(crate) use on_signal::{OnSignal, on_signal};
 pub(crate) use pipe::{
     Direction, accept_client, inbound_pipe, open_client, pipes, random_token, server as pipe_server,
 };
 pub(crate) use process::{OtherProcess, Process, mechanism as exit_mechanism};
 #[cfg(feature = "tokio")]
-pub(crate) use reactor::{AsyncControlStream, ExitReady, Registered, duplicate, exit_ready, readers_gone};
+pub(crate) use reactor::{ExitReady, Registered, duplicate, exit_ready, readers_gone};
 pub(crate) use rendezvous::{
     ControlStream, Rendezvous, SHUTDOWN_DISCARDS_UNREAD, ask_terminal, askpass_socket, caller_is_root,
     connect_rendezvous, has_terminal, open_pty, shim_auth_mechanism, shim_placeable, terminal_echoes, write_terminal,
 };
 pub(crate) use spawn::{mechanism as spawn_mechanism, spawn};
-pub(crate) use stderr_relay::{Drained, relay_to_stderr};
+pub(crate) use stderr_relay::relay_to_stderr;
 pub(crate) use wait::{wait_closed, wait_eof, wait_readers_gone};
 
 /// An owned handle.
 pub(crate) type Handle = std::os::windows::io::OwnedHandle;
+
+/// What a background watch waits on: a handle, until signalled.
+pub(crate) type Waitable = std::os::windows::io::RawHandle;
+
+/// The raw handle of `handle`, for a watch's interest.
+pub(crate) fn waitable(handle: &Handle) -> Waitable {
+    std::os::windows::io::AsRawHandle::as_raw_handle(handle)
+}
+
+/// Whether `handle` is signalled now, without blocking.
+pub(crate) fn is_ready(handle: Waitable) -> bool {
+    use windows_sys::Win32::Foundation::WAIT_OBJECT_0;
+    // SAFETY: a zero-timeout wait only reads the handle; the caller keeps
+    // it open.
+    unsafe { windows_sys::Win32::System::Threading::WaitForSingleObject(handle as _, 0) == WAIT_OBJECT_0 }
+}
 
 /// A pipe's hang-up is no readiness here: the async layer polls a
 /// lifeline or the channel.

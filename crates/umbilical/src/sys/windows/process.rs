@@ -189,9 +189,9 @@ impl OtherProcess {
         let _ = self.0.wait();
     }
 
-    /// A duplicate of its handle, signalled when it exits.
-    pub(crate) fn exit_handle(&self) -> Option<OwnedHandle> {
-        self.0.exit_handle()
+    /// Its handle, signalled when it exits, for a background watch.
+    pub(crate) fn waitable(&self) -> super::Waitable {
+        self.0.handle.as_raw_handle()
     }
 
     /// Terminates it (`TerminateProcess`); Windows has no signals, so `sig`

@@ -78,40 +78,6 @@ impl<T: AsHandle> Registered<T> {
     }
 }
 
-/// The shim's control stream read by a task: a duplicate of the parent's
-/// server end on tokio's named pipes. The link's own handle keeps writing
-/// (blocking overlapped writes keep their completions off the port).
-pub(crate) struct AsyncControlStream {
-    pipe: NamedPipeServer,
-    stream: super::ControlStream,
-}
-
-impl AsyncControlStream {
-    pub(crate) fn new(stream: super::ControlStream) -> io::Result<Self> {
-        let dup = stream.duplicate_handle()?;
-        // SAFETY: `dup` is a fresh handle given away to tokio, its sole
-        // owner; the rendezvous created the pipe overlapped, and nothing
-        // tied it to a completion port before.
-        let pipe = unsafe { NamedPipeServer::from_raw_handle(dup.into_raw_handle())? };
-        Ok(AsyncControlStream { pipe, stream })
-    }
-
-    /// Waits until a read may make progress (data, EOF or an error).
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.pipe.readable().await
-    }
-
-    /// One non-blocking read; `WouldBlock` when the readiness was stale.
-    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.pipe.try_read(buf)
-    }
-
-    /// Ends the stream for the shim.
-    pub(crate) fn shutdown(&self) {
-        self.stream.shutdown();
-    }
-}
-
 /// What the wait callback and the waiter share.
 #[derive(Default)]
 struct Fired {

@@ -18,10 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
+    ERROR_BROKEN_PIPE, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE,
+    HANDLE, INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Storage::FileSystem::{CreateFileW, FILE_FLAG_OVERLAPPED, OPEN_EXISTING};
-use windows_sys::Win32::System::Pipes::{ConnectNamedPipe, DisconnectNamedPipe, WaitNamedPipeW};
+use windows_sys::Win32::System::Pipes::{ConnectNamedPipe, DisconnectNamedPipe, PeekNamedPipe, WaitNamedPipeW};
 
 use super::handle::{overlapped, read_until, write_pipe};
 use super::pipe::{Direction, client_pid, server};
@@ -154,12 +155,6 @@ impl ControlStream {
         }
     }
 
-    /// A new handle on the same pipe, for the async layer's reader.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn duplicate_handle(&self) -> io::Result<OwnedHandle> {
-        self.handle.try_clone()
-    }
-
     pub(crate) fn try_clone(&self) -> io::Result<ControlStream> {
         Ok(ControlStream { handle: self.handle.clone(), deadline: None })
     }
@@ -172,6 +167,46 @@ impl ControlStream {
         // SAFETY: a valid pipe handle of ours; on a client handle the call
         // fails harmlessly.
         unsafe { DisconnectNamedPipe(self.handle.as_raw_handle() as HANDLE) };
+    }
+
+    /// A pipe has no readiness to wait on; the caller waits on the peer's
+    /// exit instead (it writes before it exits).
+    pub(crate) fn waitable(&self) -> Option<super::Waitable> {
+        None
+    }
+
+    /// Reads what is there without waiting: `WouldBlock` when nothing is,
+    /// `Ok(0)` once the peer is gone and everything was read.
+    ///
+    /// OS reference: PeekNamedPipe (Microsoft Learn).
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut available = 0u32;
+        // SAFETY: a valid pipe handle of ours; only the count is asked for.
+        let ok = unsafe {
+            PeekNamedPipe(
+                self.handle.as_raw_handle() as HANDLE,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+                &mut available,
+                std::ptr::null_mut(),
+            )
+        };
+        if ok == 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error().map(|c| c as u32) {
+                Some(ERROR_BROKEN_PIPE | ERROR_PIPE_NOT_CONNECTED) => Ok(0),
+                _ => Err(e),
+            };
+        }
+        if available == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(available as usize);
+        // What is in the pipe is read at once; the deadline only guards
+        // against a pipe emptied by another reader of ours meanwhile.
+        read_until(&self.handle, &mut buf[..n], Some(Instant::now() + Duration::from_secs(1)))?
+            .ok_or_else(|| io::ErrorKind::WouldBlock.into())
     }
 
     /// Reads after `deadline` fail with `TimedOut`; `None` waits for ever.

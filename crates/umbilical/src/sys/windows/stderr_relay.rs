@@ -10,12 +10,11 @@
 
 use std::io::{self, Write};
 use std::os::windows::io::{AsRawHandle, OwnedHandle};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
 
 use windows_sys::Win32::Foundation::{ERROR_IO_PENDING, GetLastError, HANDLE};
 use windows_sys::Win32::Storage::FileSystem::ReadFile;
 use windows_sys::Win32::System::IO::{BindIoCompletionCallback, OVERLAPPED};
+use windows_sys::Win32::System::Threading::SetEvent;
 
 const CHUNK: usize = 16 * 1024;
 
@@ -25,61 +24,17 @@ const CHUNK: usize = 16 * 1024;
 struct Relay {
     overlapped: OVERLAPPED,
     pipe: OwnedHandle,
-    done: Arc<Drained>,
+    /// A manual-reset event, set once the relay has written everything it
+    /// will: its pipe's writers are all gone and the last bytes are in our
+    /// stderr.
+    done: OwnedHandle,
     buf: [u8; CHUNK],
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        self.done.set();
-    }
-}
-
-/// Whether a relay has written everything it will: its pipe's writers are
-/// all gone and the last bytes are in our stderr.
-#[derive(Default)]
-pub(crate) struct Drained {
-    done: Mutex<bool>,
-    cvar: Condvar,
-    /// Wakes an async wait.
-    #[cfg(feature = "tokio")]
-    notify: tokio::sync::Notify,
-}
-
-impl Drained {
-    fn set(&self) {
-        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cvar.notify_all();
-        #[cfg(feature = "tokio")]
-        self.notify.notify_waiters();
-    }
-
-    /// Resolves once the relay is drained.
-    #[cfg(feature = "tokio")]
-    pub(crate) async fn drained(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            // Registered before the look, so a `set` in between still wakes.
-            notified.as_mut().enable();
-            if *self.done.lock().unwrap_or_else(|e| e.into_inner()) {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    /// Waits until the relay is drained or `until`; whether it is.
-    pub(crate) fn wait_until(&self, until: Instant) -> bool {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        while !*done {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            done = self.cvar.wait_timeout(done, left).unwrap_or_else(|e| e.into_inner()).0;
-        }
-        true
+        // SAFETY: an event handle the relay owns.
+        unsafe { SetEvent(self.done.as_raw_handle() as HANDLE) };
     }
 }
 
@@ -94,16 +49,19 @@ impl Drained {
 /// pool thread, as the thread it replaces would have been held.
 ///
 /// OS reference: BindIoCompletionCallback, ReadFile (Microsoft Learn).
-pub(crate) fn relay_to_stderr(pipe: OwnedHandle) -> Result<Arc<Drained>, (io::Error, OwnedHandle)> {
+pub(crate) fn relay_to_stderr(pipe: OwnedHandle) -> Result<OwnedHandle, (io::Error, OwnedHandle)> {
     // SAFETY: binding an open handle of ours to the pool's port; `completed`
     // has the signature the pool calls.
     if unsafe { BindIoCompletionCallback(pipe.as_raw_handle() as HANDLE, Some(completed), 0) } == 0 {
         return Err((io::Error::last_os_error(), pipe));
     }
-    let done = Arc::new(Drained::default());
+    let (done, drained) = match super::handle::manual_event().and_then(|e| Ok((e.try_clone()?, e))) {
+        Ok(events) => events,
+        Err(e) => return Err((e, pipe)),
+    };
     // SAFETY: an all-zero OVERLAPPED is its documented initial state.
     let overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
-    let relay = Box::new(Relay { overlapped, pipe, done: done.clone(), buf: [0; CHUNK] });
+    let relay = Box::new(Relay { overlapped, pipe, done, buf: [0; CHUNK] });
     let relay = Box::into_raw(relay);
     // SAFETY: a relay just made, owned from here by the read in flight.
     if let Err(e) = unsafe { read_next(relay) } {
@@ -112,7 +70,7 @@ pub(crate) fn relay_to_stderr(pipe: OwnedHandle) -> Result<Arc<Drained>, (io::Er
         // SAFETY: no read is in flight, so nothing else holds it.
         drop(unsafe { Box::from_raw(relay) });
     }
-    Ok(done)
+    Ok(drained)
 }
 
 /// Starts the next read. On `Ok` the read is in flight and its completion
