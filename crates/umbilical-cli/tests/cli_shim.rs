@@ -94,12 +94,34 @@ fn the_shim_is_the_default_through_launchers() {
 fn a_lost_status_is_a_failure() {
     let report = temp("lost.json");
     let mut cli = Command::new(UMBILICAL)
-        .args(["run", "--shim", "--report", report.to_str().unwrap(), "--", "sh", "-c", "sleep 1; exit 7"])
+        .args([
+            "run",
+            "--shim",
+            "--report",
+            report.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "echo running; sleep 1; exit 7",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Mid-run, not mid-handshake: the program's first line comes through
+    // the channel only once umbilical has the shim's spawn result (killed
+    // between the program's start and that result, the launch fails
+    // instead, which is another test's case).
+    let mut stdout = std::io::BufReader::new(cli.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut stdout, &mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(10)).expect("the program's first line within 10 s");
+    assert_eq!(line, "running\n");
     // The shim is umbilical's child that runs `... shim --umbilical-rendezvous`.
     let start = Instant::now();
     let shim = loop {

@@ -82,7 +82,7 @@ pub(crate) struct ReadEnd {
 /// (unless the `Child` is watching the channel for its end, in which case
 /// `wait()` reads and discards what the program still writes).
 pub struct ReadHalf {
-    end: Arc<ReadEnd>,
+    pub(crate) end: Arc<ReadEnd>,
 }
 
 /// The writing half of a [`Channel`]: the program's stdin.
@@ -90,10 +90,10 @@ pub struct ReadHalf {
 /// Dropping it half-closes, exactly as [`WriteHalf::shutdown`] does: the
 /// program reads EOF after the last byte written.
 pub struct WriteHalf {
-    inner: WriteEnd,
+    pub(crate) inner: WriteEnd,
 }
 
-enum WriteEnd {
+pub(crate) enum WriteEnd {
     /// A socket of its own (`ChannelKind::Socket`); `shut` once half-closed.
     /// Never made where the OS has no socket channel (`sys::HAS_SOCKETS`).
     Socket { handle: Handle, shut: bool },
@@ -132,8 +132,8 @@ enum WriteEnd {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Channel {
-    read: ReadHalf,
-    write: WriteHalf,
+    pub(crate) read: ReadHalf,
+    pub(crate) write: WriteHalf,
 }
 
 /// What the program gets: the other socket of the pair, or the child's ends
@@ -218,18 +218,14 @@ impl Channel {
             }
             _ => {
                 let p = sys::pipes()?;
-                let channel = Channel {
-                    read: ReadHalf { end: Arc::new(ReadEnd::new(p.parent_read, ChannelKind::Pipes)) },
-                    write: WriteHalf { inner: WriteEnd::Pipe(Some(p.parent_write)) },
-                };
+                let channel = Channel::from_pipe_ends(p.parent_read, p.parent_write);
                 Ok((channel, ChildEnd { stdin: p.child_stdin, stdout: Some(p.child_stdout) }))
             }
         }
     }
 
-    /// A two-pipe channel from the parent's ends alone: the program's ends
-    /// are opened elsewhere (by a Windows shim, by name).
-    #[cfg(windows)]
+    /// A two-pipe channel from the parent's ends (the program's ends are
+    /// given to it, or opened by a Windows shim, by name).
     pub(crate) fn from_pipe_ends(parent_read: Handle, parent_write: Handle) -> Channel {
         Channel {
             read: ReadHalf { end: Arc::new(ReadEnd::new(parent_read, ChannelKind::Pipes)) },
@@ -268,12 +264,6 @@ impl Channel {
     pub(crate) fn read_end(&self) -> &Arc<ReadEnd> {
         &self.read.end
     }
-
-    /// A channel from its halves (the async layer hands them back).
-    #[cfg(all(feature = "tokio", unix))]
-    pub(crate) fn from_halves(read: ReadHalf, write: WriteHalf) -> Channel {
-        Channel { read, write }
-    }
 }
 
 impl ReadEnd {
@@ -296,44 +286,21 @@ impl ReadHalf {
     pub fn truncated(&self) -> bool {
         self.end.truncated.load(Ordering::Acquire)
     }
-
-    /// The descriptor reads come from (for `poll`, or an event loop).
-    #[cfg(unix)]
-    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(&self.end.handle)
-    }
-
-    /// The pipe handle reads come from (opened for overlapped I/O).
-    #[cfg(windows)]
-    pub fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
-        std::os::windows::io::AsHandle::as_handle(&self.end.handle)
-    }
 }
 
-#[cfg(feature = "tokio")]
-impl ReadHalf {
-    pub(crate) fn kind(&self) -> ChannelKind {
-        self.end.kind
-    }
+sys::impl_os_handle!(
+    pub ReadHalf,
+    "The OS handle reads come from, for `poll` or an event loop (`as_fd` on Unix; on Windows `as_handle`, a pipe \
+     handle opened for overlapped I/O).",
+    |s| &s.end.handle
+);
 
-    pub(crate) fn end(&self) -> &ReadEnd {
-        &self.end
-    }
-}
-
-#[cfg(unix)]
-impl std::os::fd::AsFd for ReadHalf {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(&self.end.handle)
-    }
-}
-
-#[cfg(windows)]
-impl std::os::windows::io::AsHandle for ReadHalf {
-    fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
-        std::os::windows::io::AsHandle::as_handle(&self.end.handle)
-    }
-}
+sys::impl_os_handle!(
+    pub optional WriteHalf,
+    "The OS handle writes go to, or `None` after a pipe was closed (`as_fd` on Unix; on Windows `as_handle`, a pipe \
+     handle opened for overlapped I/O).",
+    |s| s.handle()
+);
 
 impl Drop for ReadHalf {
     fn drop(&mut self) {
@@ -429,25 +396,6 @@ impl WriteHalf {
             WriteEnd::Shared { end, .. } => Some(&end.handle),
             WriteEnd::Pipe(handle) => handle.as_ref(),
         }
-    }
-
-    /// Whether writes go to the read half's own handle (a shared socket).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn shares_read_handle(&self) -> bool {
-        matches!(self.inner, WriteEnd::Shared { .. })
-    }
-
-    /// The descriptor writes go to, or `None` after a pipe was closed.
-    #[cfg(unix)]
-    pub fn as_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.handle().map(std::os::fd::AsFd::as_fd)
-    }
-
-    /// The pipe handle writes go to (opened for overlapped I/O), or `None`
-    /// after it was closed.
-    #[cfg(windows)]
-    pub fn as_handle(&self) -> Option<std::os::windows::io::BorrowedHandle<'_>> {
-        self.handle().map(std::os::windows::io::AsHandle::as_handle)
     }
 
     fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {

@@ -10,8 +10,6 @@ use crate::communicate::Output;
 use crate::cutoff::Cutoff;
 use crate::exit::{Detection, Exit};
 use crate::exit_source::ExitSource;
-#[cfg(feature = "tokio")]
-use crate::exit_source::Readiness;
 use crate::prompt_relay::Relay;
 use crate::sys;
 use crate::sys::Handle;
@@ -51,22 +49,23 @@ use crate::sys::Handle;
 ///   signalled.
 pub struct Child {
     pid: u32,
-    channel: Option<Channel>,
-    stderr: Option<ChildStderr>,
+    pub(crate) channel: Option<Channel>,
+    pub(crate) stderr: Option<ChildStderr>,
     detection: Detection,
     /// Where the end comes from: the process, a lifeline, the channel, or
     /// the shim's link.
-    source: ExitSource,
-    exit: Option<Exit>,
+    pub(crate) source: ExitSource,
+    /// The end, once seen.
+    pub(crate) exit: Option<Exit>,
     /// Kill the program if it still runs when this is dropped.
     pub(crate) kill_on_drop: bool,
     /// Where reads of the output stop after the end
     /// ([`Command::wait_delay`](crate::Command::wait_delay)).
-    cutoff: Option<Arc<Cutoff>>,
+    pub(crate) cutoff: Option<Arc<Cutoff>>,
     /// The relay answering the launcher's questions
     /// (`Command::prompt_handler`), and the private terminal it may keep
     /// open for the program's session.
-    prompts: Option<Relay>,
+    pub(crate) prompts: Option<Relay>,
     /// The program's stdio, kept for a shim that receives it over its link
     /// (su: the launcher's own stdio is its terminal).
     held_stdio: Option<HeldStdio>,
@@ -119,28 +118,11 @@ impl Child {
         self.held_stdio.take()
     }
 
-    /// Types `line` on the launcher's private terminal, as the person at
-    /// it would (the shim's token, when its stdin is that terminal).
-    #[cfg_attr(windows, allow(dead_code))]
-    pub(crate) fn type_on_terminal(&self, line: &[u8]) -> std::io::Result<()> {
-        match &self.prompts {
-            Some(relay) => relay.type_line(line),
-            None => Err(std::io::Error::other("no private terminal")),
-        }
-    }
-
     /// Keeps the askpass relay running as long as this child (or until
     /// [`Child::take_prompts`]).
     pub(crate) fn with_prompts(mut self, relay: Option<Relay>) -> Self {
         self.prompts = relay;
         self
-    }
-
-    /// What the prompt relay saw, for the words of a launcher's refusal
-    /// (`""` when nothing was asked).
-    #[cfg_attr(windows, allow(dead_code))]
-    pub(crate) fn prompts_outcome(&self) -> String {
-        self.prompts.as_ref().map(Relay::outcome).unwrap_or_default()
     }
 
     /// Reads of the channel and stderr stop `delay` after the end is seen.
@@ -158,12 +140,6 @@ impl Child {
         self
     }
 
-    /// The wait-delay cutoff, for the async `communicate`.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn cutoff(&self) -> Option<&Arc<Cutoff>> {
-        self.cutoff.as_ref()
-    }
-
     /// This child (the launcher running the shim) now stands for the
     /// program the shim started.
     pub(crate) fn into_shim(mut self, link: crate::link::Link, kill_on_drop: bool) -> Self {
@@ -179,28 +155,9 @@ impl Child {
         self
     }
 
-    /// The child with its channel and stderr put back (from the async
-    /// layer).
-    #[cfg(all(feature = "tokio", unix))]
-    pub(crate) fn with_parts(mut self, channel: Option<Channel>, stderr: Option<ChildStderr>) -> Self {
-        self.channel = channel;
-        self.stderr = stderr;
-        self
-    }
-
     /// Where the end comes from.
     pub(crate) fn source(&mut self) -> &mut ExitSource {
         &mut self.source
-    }
-
-    /// What the async layer sleeps on until the end may have come; `None`
-    /// once it is known.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn readiness(&self) -> io::Result<Option<Readiness>> {
-        if self.exit.is_some() {
-            return Ok(None);
-        }
-        self.source.readiness().map(Some)
     }
 
     /// The process id of the process umbilical started (which, through a
@@ -478,8 +435,9 @@ impl std::fmt::Debug for Child {
 pub struct ChildStderr {
     handle: Handle,
     /// Where reads stop after the end (`Command::wait_delay`).
-    cutoff: Option<Arc<Cutoff>>,
-    truncated: AtomicBool,
+    pub(crate) cutoff: Option<Arc<Cutoff>>,
+    /// A read was cut at the cutoff.
+    pub(crate) truncated: AtomicBool,
 }
 
 impl ChildStderr {
@@ -492,18 +450,6 @@ impl ChildStderr {
     /// [`ReadHalf::truncated`](crate::ReadHalf::truncated).
     pub fn truncated(&self) -> bool {
         self.truncated.load(Ordering::Acquire)
-    }
-
-    /// The wait-delay cutoff, for the async layer.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn cutoff(&self) -> Option<&Arc<Cutoff>> {
-        self.cutoff.as_ref()
-    }
-
-    /// Marks a read cut at the cutoff (the async layer).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn mark_truncated(&self) {
-        self.truncated.store(true, Ordering::Release);
     }
 }
 
@@ -522,16 +468,4 @@ impl Read for ChildStderr {
     }
 }
 
-#[cfg(unix)]
-impl std::os::fd::AsFd for ChildStderr {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.handle.as_fd()
-    }
-}
-
-#[cfg(windows)]
-impl std::os::windows::io::AsHandle for ChildStderr {
-    fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
-        self.handle.as_handle()
-    }
-}
+sys::impl_os_handle!(ChildStderr, |s| &s.handle);

@@ -219,7 +219,7 @@ impl Command {
     where
         F: Fn(&crate::Prompt) -> Option<crate::Secret> + Send + Sync + 'static,
     {
-        self.opts.prompt_handler = Some(crate::prompt::Handler::Blocking(std::sync::Arc::new(handler)));
+        self.opts.prompt_handler = Some(crate::prompt::Handler::blocking(std::sync::Arc::new(handler)));
         self
     }
 
@@ -244,8 +244,15 @@ impl Command {
         F: Fn(crate::Prompt) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Option<crate::Secret>> + Send + 'static,
     {
-        let handler = move |prompt| -> crate::prompt::AnswerFuture { Box::pin(handler(prompt)) };
-        self.opts.prompt_handler = Some(crate::prompt::Handler::Async(std::sync::Arc::new(handler)));
+        let handler = std::sync::Arc::new(handler);
+        let bind = move || -> std::result::Result<crate::prompt::BlockingFn, String> {
+            let runtime = ::tokio::runtime::Handle::try_current().map_err(|_| {
+                "an async prompt handler (prompt_handler_async) needs spawn_async, inside a tokio runtime".to_string()
+            })?;
+            let handler = handler.clone();
+            Ok(std::sync::Arc::new(move |prompt: &crate::Prompt| runtime.block_on(handler(prompt.clone()))))
+        };
+        self.opts.prompt_handler = Some(crate::prompt::Handler::Answers(std::sync::Arc::new(bind)));
         self
     }
 

@@ -29,7 +29,8 @@ pub(crate) struct Cutoff {
     at: OnceLock<Instant>,
     /// Tasks reading before the end was seen, woken when it is (the async
     /// layer; empty otherwise).
-    wakers: std::sync::Mutex<Vec<std::task::Waker>>,
+    /// Tasks to wake when the moment becomes known (the async layer).
+    pub(crate) wakers: std::sync::Mutex<Vec<std::task::Waker>>,
 }
 
 impl Cutoff {
@@ -83,31 +84,5 @@ impl Cutoff {
                 return Ok(Some(n));
             }
         }
-    }
-
-    /// For a task's read: whether the cutoff has passed; if not, the task
-    /// is woken when it does (`sleep` holds its timer once the moment is
-    /// known; before that, the wait that sees the end wakes it).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn poll_passed(
-        &self,
-        cx: &mut std::task::Context<'_>,
-        sleep: &mut Option<std::pin::Pin<Box<::tokio::time::Sleep>>>,
-    ) -> bool {
-        use std::future::Future;
-        let Some(at) = self.at() else {
-            let mut wakers = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
-            // Seen between the look and the lock: look again.
-            if self.at().is_some() {
-                drop(wakers);
-                return self.poll_passed(cx, sleep);
-            }
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
-            }
-            return false;
-        };
-        let timer = sleep.get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(at.into())));
-        timer.as_mut().poll(cx).is_ready()
     }
 }

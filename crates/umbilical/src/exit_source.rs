@@ -43,15 +43,15 @@ pub(crate) const RESUME_EVERY: Duration = Duration::from_millis(250);
 /// Where a child's end comes from.
 pub(crate) struct ExitSource {
     /// The process umbilical started; `None` once reaped.
-    process: Option<sys::Process>,
-    how: How,
+    pub(crate) process: Option<sys::Process>,
+    pub(crate) how: How,
     /// Through the shim: when the first kill went to it, from which the
     /// wait for its report is bounded by [`SHIM_ANSWERS_KILL`].
     killed_at: Option<Instant>,
 }
 
 /// What shows the program's end.
-enum How {
+pub(crate) enum How {
     /// The process's own status ([`Detection::Process`]).
     Process,
     /// End of file on the lifeline pipe ([`Detection::Lifeline`]); `None`
@@ -64,18 +64,6 @@ enum How {
     /// [`Detection::ShimLost`] when the shim died first); the process is
     /// the launcher running the shim.
     Shim(Link),
-}
-
-/// What the async layer sleeps on until the end may have come.
-#[cfg(feature = "tokio")]
-pub(crate) enum Readiness {
-    /// Turns ready (readable, or signalled on Windows) when the end may
-    /// have come: a process handle, a lifeline, the channel's read end.
-    Handle(sys::Handle),
-    /// The shim link's published end, and when a wait gives up on it.
-    Shim(Arc<crate::link::Shared>, Option<Instant>),
-    /// Nothing pollable here: look again after a while.
-    Poll,
 }
 
 impl ExitSource {
@@ -117,12 +105,6 @@ impl ExitSource {
     /// Starts reading the shim's report in the background (blocking API).
     pub(crate) fn start_reader(&mut self) -> io::Result<()> {
         self.link().map_or(Ok(()), Link::start_reader)
-    }
-
-    /// The process umbilical started, until reaped.
-    #[cfg_attr(windows, allow(dead_code))]
-    pub(crate) fn process(&self) -> Option<&sys::Process> {
-        self.process.as_ref()
     }
 
     /// Waits until `deadline` (`None`: for as long as it takes; now: a look
@@ -237,23 +219,6 @@ impl ExitSource {
         }
     }
 
-    /// What the async layer can sleep on until the end may have come.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn readiness(&self) -> io::Result<Readiness> {
-        Ok(match &self.how {
-            How::Process => match self.process.as_ref().and_then(sys::Process::exit_handle) {
-                Some(handle) => Readiness::Handle(handle),
-                None => Readiness::Poll,
-            },
-            How::Shim(link) => Readiness::Shim(link.ended().clone(), self.gives_up_at()),
-            // A lifeline's or a channel's hang-up: readable on Unix;
-            // Windows pipes have no such readiness (polled).
-            How::Lifeline(Some(handle)) if sys::HANGUP_IS_READABLE => Readiness::Handle(sys::duplicate(handle)?),
-            How::ChannelClosed(Some(end)) if sys::HANGUP_IS_READABLE => Readiness::Handle(sys::duplicate(&end.handle)?),
-            How::Lifeline(_) | How::ChannelClosed(_) => Readiness::Poll,
-        })
-    }
-
     /// Kills what the program runs as: through the shim, the program
     /// itself (SIGKILL; Windows: terminated); otherwise the process we
     /// started. One that already ended is not an error.
@@ -319,19 +284,8 @@ impl ExitSource {
 
     /// When a wait for the shim's report gives up (a kill went unanswered),
     /// if it will (only a kill through the shim sets `killed_at`).
-    fn gives_up_at(&self) -> Option<Instant> {
+    pub(crate) fn gives_up_at(&self) -> Option<Instant> {
         self.killed_at.map(|k| k + SHIM_ANSWERS_KILL)
-    }
-
-    /// Through the shim, once the end is known: the launcher process is
-    /// reaped now if it has exited, else by the shared reaper.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn release_launcher(&mut self) {
-        if self.through_shim()
-            && let Some(p) = self.process.take()
-        {
-            sys::adopt(p);
-        }
     }
 
     /// The caller lets go of a program still running: through the shim the

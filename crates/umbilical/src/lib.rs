@@ -157,7 +157,6 @@ pub use signal::Signal;
 /// For testing that path; not part of the stable API.
 #[doc(hidden)]
 pub fn force_sigpipe_guard() {
-    #[cfg(unix)]
     sys::force_sigpipe_guard();
 }
 

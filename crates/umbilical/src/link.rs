@@ -35,7 +35,8 @@ pub(crate) struct Link {
     far_host: String,
     /// Our own handle on the program, if the OS let us open one.
     own: Option<Arc<sys::OtherProcess>>,
-    ended: Arc<Shared>,
+    /// The end as the reader publishes it.
+    pub(crate) ended: Arc<Shared>,
     /// A detach was sent.
     detached: bool,
     /// What else shows the shim's end, until the reader takes it.
@@ -166,12 +167,6 @@ impl Link {
         // Its first look, on this thread, also takes a report read with
         // the handshake.
         sys::watch(Box::new(reader)).map_err(|_| io::Error::other("no background watch for the shim's link"))
-    }
-
-    /// The shim's end as the reader publishes it, for the async layer.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn ended(&self) -> &Arc<Shared> {
-        &self.ended
     }
 
     /// Waits for the shim's report until `deadline`; `Ok(None)` on timeout.
@@ -427,8 +422,7 @@ pub(crate) struct Shared {
     ended: Mutex<Option<Ended>>,
     cvar: Condvar,
     /// Wakes an async `wait()` (a stored permit if none waits yet).
-    #[cfg(feature = "tokio")]
-    pub(crate) notify: ::tokio::sync::Notify,
+    pub(crate) notify: sys::Notify,
 }
 
 impl Shared {
@@ -439,7 +433,6 @@ impl Shared {
     fn publish(&self, result: Ended) {
         *self.lock() = Some(result);
         self.cvar.notify_all();
-        #[cfg(feature = "tokio")]
         self.notify.notify_one();
     }
 }

@@ -1,29 +1,31 @@
 //! Which OS mechanisms this build uses, and platform facts, for
 //! diagnostics (`umbilical doctor`).
 
+/// Windows only.
 #[cfg(windows)]
-pub use crate::sys::WinsockProvider;
+mod windows {
+    pub use crate::sys::WinsockProvider;
 
-/// The Winsock catalogue (`WSCEnumProtocols`). Providers without
-/// `XP1_IFS_HANDLES` are non-IFS Layered Service Providers: the reason
-/// umbilical never gives a child a socket on Windows.
-#[cfg(windows)]
-pub fn winsock_catalog() -> std::io::Result<Vec<WinsockProvider>> {
-    crate::sys::winsock_catalog()
-}
+    /// The Winsock catalogue (`WSCEnumProtocols`). Providers without
+    /// `XP1_IFS_HANDLES` are non-IFS Layered Service Providers: the reason
+    /// umbilical never gives a child a socket on Windows.
+    pub fn winsock_catalog() -> std::io::Result<Vec<WinsockProvider>> {
+        crate::sys::winsock_catalog()
+    }
 
-/// Whether this is Wine rather than Windows (used only to report, and to
-/// skip visibly the checks Wine cannot honour).
-#[cfg(windows)]
-pub fn is_wine() -> bool {
-    crate::sys::is_wine()
-}
+    /// Whether this is Wine rather than Windows (used only to report, and to
+    /// skip visibly the checks Wine cannot honour).
+    pub fn is_wine() -> bool {
+        crate::sys::is_wine()
+    }
 
-/// The Windows version, `major.minor.build`.
-#[cfg(windows)]
-pub fn windows_version() -> String {
-    crate::sys::os_version()
+    /// The Windows version, `major.minor.build`.
+    pub fn windows_version() -> String {
+        crate::sys::os_version()
+    }
 }
+#[cfg(windows)]
+pub use windows::*;
 
 /// How programs are started here, e.g. `"posix_spawn (addclosefrom_np)"`.
 pub fn spawn() -> &'static str {

@@ -71,9 +71,9 @@ impl fmt::Debug for Secret {
 /// A blocking handler.
 pub(crate) type BlockingFn = Arc<dyn Fn(&Prompt) -> Option<Secret> + Send + Sync>;
 
-/// The future an async handler returns.
-#[cfg(feature = "tokio")]
-pub(crate) type AnswerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Secret>> + Send>>;
+/// What makes a handler ready to be called where a launch starts, or says
+/// why it cannot be (an async handler outside a runtime).
+pub(crate) type BindFn = Arc<dyn Fn() -> Result<BlockingFn, String> + Send + Sync>;
 
 /// A handler as the builder keeps it: called on a thread of umbilical's
 /// own while the launch waits for the launcher (a blocking handler may
@@ -86,9 +86,12 @@ pub(crate) enum Handler {
     /// password nobody types; Unix only).
     #[cfg_attr(windows, allow(dead_code))]
     Nobody,
-    Blocking(BlockingFn),
-    #[cfg(feature = "tokio")]
-    Async(Arc<dyn Fn(Prompt) -> AnswerFuture + Send + Sync>),
+    /// A handler, made ready when the launch starts: a blocking one as it
+    /// is; an async one (`Command::prompt_handler_async`) with the runtime
+    /// that starts the launch, its future run there by the relay's thread
+    /// (within the runtime's context: its timers and sockets are the
+    /// runtime's), never on a worker of it.
+    Answers(BindFn),
 }
 
 impl fmt::Debug for Handler {
@@ -98,19 +101,16 @@ impl fmt::Debug for Handler {
 }
 
 impl Handler {
-    /// The handler ready to be called from the relay's thread: an async
-    /// one with the runtime that starts the launch.
+    /// A blocking handler, ready anywhere.
+    pub(crate) fn blocking(f: BlockingFn) -> Handler {
+        Handler::Answers(Arc::new(move || Ok(f.clone())))
+    }
+
+    /// The handler ready to be called from the relay's thread.
     pub(crate) fn bind(&self) -> Result<Bound, String> {
         match self {
             Handler::Nobody => Ok(Bound::Nobody),
-            Handler::Blocking(f) => Ok(Bound::Blocking(f.clone())),
-            #[cfg(feature = "tokio")]
-            Handler::Async(f) => match ::tokio::runtime::Handle::try_current() {
-                Ok(runtime) => Ok(Bound::Async(f.clone(), runtime)),
-                Err(_) => Err("an async prompt handler (prompt_handler_async) needs spawn_async, inside a tokio \
-                               runtime"
-                    .into()),
-            },
+            Handler::Answers(bind) => bind().map(Bound::Blocking),
         }
     }
 }
@@ -119,20 +119,14 @@ impl Handler {
 pub(crate) enum Bound {
     Nobody,
     Blocking(BlockingFn),
-    #[cfg(feature = "tokio")]
-    Async(Arc<dyn Fn(Prompt) -> AnswerFuture + Send + Sync>, ::tokio::runtime::Handle),
 }
 
 impl Bound {
-    /// Asks, blocking this (the relay's) thread until the answer: an async
-    /// handler's future runs here, within its runtime's context (its
-    /// timers and sockets are the runtime's), never on a worker of it.
+    /// Asks, blocking this (the relay's) thread until the answer.
     pub(crate) fn ask(&self, prompt: &Prompt) -> Option<Secret> {
         match self {
             Bound::Nobody => None,
             Bound::Blocking(f) => f(prompt),
-            #[cfg(feature = "tokio")]
-            Bound::Async(f, runtime) => runtime.block_on(f(prompt.clone())),
         }
     }
 }

@@ -38,6 +38,10 @@
 //! big endian) and the prompt; the relay answers `1` and the answer, or
 //! `0` (declined), and closes.
 
+// Windows has no relay (its prompts are the OS's consent dialog, and
+// `Relay::open` says so): what only the Unix shim calls is unused there.
+#![cfg_attr(windows, allow(dead_code))]
+
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -377,7 +381,6 @@ fn answer_helper(
 /// rendezvous accepts it as it accepts the shim (a descendant of the
 /// launcher: the ssh client), and the handshake tells the two apart by
 /// their first bytes.
-#[cfg_attr(windows, allow(dead_code))]
 pub(crate) struct InnerPrompts {
     handler: Bound,
     launcher: String,
@@ -386,7 +389,6 @@ pub(crate) struct InnerPrompts {
     seen: Seen,
 }
 
-#[cfg_attr(windows, allow(dead_code))]
 impl InnerPrompts {
     pub(crate) fn new(handler: &Handler, launcher: String, hop: usize) -> Result<InnerPrompts, Error> {
         let handler = handler.bind().map_err(|what| Error::new(ErrorKind::InvalidInput, what, None))?;

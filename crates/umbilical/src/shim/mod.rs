@@ -48,26 +48,12 @@ use crate::signal::{Signal, WireSignal};
 use crate::spec::ProgramSpec;
 use crate::sys;
 
-#[cfg(unix)]
-mod bridge;
 mod elf;
-#[cfg(unix)]
-mod far_copy;
-#[cfg(unix)]
-mod in_band;
-#[cfg(unix)]
-mod remote;
-#[cfg(unix)]
-mod token;
-#[cfg(unix)]
-mod unix;
-#[cfg(unix)]
-use unix as os;
-
-#[cfg(windows)]
-mod windows;
-#[cfg(windows)]
-use windows as os;
+/// The OS's side of the shim: `unix/` (with the in-band link, the bridge,
+/// the far copy and the token) or `windows.rs`, with the same items.
+#[cfg_attr(unix, path = "unix/mod.rs")]
+#[cfg_attr(windows, path = "windows.rs")]
+mod os;
 
 /// The argument that marks a shim invocation.
 pub const SHIM_ARG: &str = "shim";
@@ -132,7 +118,6 @@ pub fn run_if_invoked() {
         }
         std::process::exit(serve_as(Path::new(&path), stdio_from_link));
     }
-    #[cfg(unix)]
     if flag.as_deref() == Some(OsStr::new(BRIDGE_FLAG)) {
         let (mut remove, mut owner) = (None, None);
         while let (Some(flag), Some(value)) = (args.next(), args.next()) {
@@ -142,11 +127,9 @@ pub fn run_if_invoked() {
                 owner = Some(value);
             }
         }
-        let code = bridge::serve(Path::new(&path), remove.as_deref(), owner.as_deref()).unwrap_or_else(|e| {
-            say(format_args!("umbilical shim bridge: {e}"));
-            125
-        });
-        std::process::exit(code);
+        if let Some(code) = os::bridge(Path::new(&path), remove.as_deref(), owner.as_deref()) {
+            std::process::exit(code);
+        }
     }
 }
 
@@ -705,7 +688,7 @@ mod tests {
 
     impl ShimFile {
         fn new(mode: u32) -> ShimFile {
-            let dir = std::env::temp_dir().join(format!("umbilical-choose-{}", remote::random_name().unwrap()));
+            let dir = std::env::temp_dir().join(format!("umbilical-choose-{}", os::remote::random_name().unwrap()));
             std::fs::create_dir(&dir).unwrap();
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
             let file = dir.join("shim");

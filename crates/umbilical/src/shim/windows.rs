@@ -46,6 +46,12 @@ fn wide_name(b: &[u8]) -> io::Result<Vec<u16>> {
 }
 
 /// `_stdio_from_link` is Unix's (su); never set on Windows.
+/// No in-band link on Windows, so no bridge: the shim goes on as if the
+/// flag were not there.
+pub(super) fn bridge(_path: &Path, _remove: Option<&Path>, _owner: Option<&OsStr>) -> Option<i32> {
+    None
+}
+
 pub(super) fn serve(path: &Path, _stdio_from_link: bool) -> io::Result<i32> {
     let deadline = Instant::now() + STEP_TIMEOUT;
     let mut stream = sys::ControlStream::connect(path, deadline)?;

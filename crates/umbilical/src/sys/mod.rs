@@ -62,6 +62,7 @@ const _: () = {
     type WriteUntil = fn(&Handle, &[u8], bool, Option<Instant>) -> io::Result<Option<usize>>;
     let _: WriteUntil = write_until;
     let _: fn(&Handle, &[u8]) -> io::Result<usize> = write_pipe;
+    let _: fn() = force_sigpipe_guard;
     let _: fn(&Handle, Option<Instant>) -> io::Result<bool> = wait_eof;
     let _: fn(&Handle, Option<Instant>) -> io::Result<bool> = wait_closed;
     // Starting, waiting, stopping.
@@ -138,6 +139,22 @@ pub(crate) trait Watch: Send {
     /// something named turned ready or the deadline passed (or
     /// spuriously). `true` once finished, when the watch is dropped.
     fn progress(&mut self) -> bool;
+}
+
+/// Wakes the async layer's waiter of something published on another
+/// thread (the shim link's end): tokio's `Notify`. Without the `tokio`
+/// feature nothing awaits, and it does nothing.
+#[cfg(feature = "tokio")]
+pub(crate) type Notify = tokio::sync::Notify;
+
+/// See the `tokio` form: nothing awaits here.
+#[cfg(not(feature = "tokio"))]
+#[derive(Default)]
+pub(crate) struct Notify;
+
+#[cfg(not(feature = "tokio"))]
+impl Notify {
+    pub(crate) fn notify_one(&self) {}
 }
 
 /// The parent's ends of a two-pipe channel and the child's.

@@ -1,6 +1,7 @@
 //! The channel on tokio's reactor: `AsyncRead` for the program's stdout,
 //! `AsyncWrite` for its stdin, `poll_shutdown` the half-close.
 
+use crate::tokio::PollCutoff;
 use std::io::{self, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -76,19 +77,7 @@ impl WriteIo {
     }
 }
 
-#[cfg(unix)]
-impl std::os::fd::AsFd for WriteIo {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.handle().as_fd()
-    }
-}
-
-#[cfg(windows)]
-impl std::os::windows::io::AsHandle for WriteIo {
-    fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
-        std::os::windows::io::AsHandle::as_handle(self.handle())
-    }
-}
+sys::impl_os_handle!(WriteIo, |s| s.handle());
 
 impl Write for WriteIo {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -119,12 +108,12 @@ impl Channel {
     #[cfg(unix)]
     pub fn into_blocking(self) -> io::Result<crate::Channel> {
         let Channel { read, write } = self;
-        Ok(crate::Channel::from_halves(read.io.into_blocking()?, write.into_blocking()?))
+        Ok(crate::Channel { read: read.io.into_blocking()?, write: write.into_blocking()? })
     }
 
     /// Which kind of channel this is.
     pub fn kind(&self) -> ChannelKind {
-        self.read.io.get_ref().kind()
+        self.read.io.get_ref().end.kind
     }
 
     /// Splits into owned halves that two tasks can hold.
@@ -136,7 +125,11 @@ impl Channel {
 impl WriteHalf {
     fn from_blocking(inner: crate::WriteHalf) -> io::Result<WriteHalf> {
         let Some(handle) = inner.handle() else { return Ok(WriteHalf { state: WriteState::Shut(inner) }) };
-        let dup = if inner.shares_read_handle() { Some(sys::duplicate(handle)?) } else { None };
+        let dup = if matches!(inner.inner, crate::channel::WriteEnd::Shared { .. }) {
+            Some(sys::duplicate(handle)?)
+        } else {
+            None
+        };
         Ok(WriteHalf { state: WriteState::Open(sys::Registered::new(WriteIo { dup, inner })?) })
     }
 
@@ -212,7 +205,7 @@ impl ReadHalf {
 impl AsyncRead for ReadHalf {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let end = this.io.get_ref().end();
+        let end = &*this.io.get_ref().end;
         if let Some(cutoff) = end.cutoff.get()
             && cutoff.poll_passed(cx, &mut this.cut_timer)
         {
@@ -269,7 +262,7 @@ impl std::fmt::Debug for Channel {
 
 impl std::fmt::Debug for ReadHalf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadHalf").field("kind", &self.io.get_ref().kind()).finish_non_exhaustive()
+        f.debug_struct("ReadHalf").field("kind", &self.io.get_ref().end.kind).finish_non_exhaustive()
     }
 }
 

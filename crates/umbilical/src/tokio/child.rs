@@ -1,6 +1,7 @@
 //! A started program on tokio: its async channel and stderr, and its end
 //! awaited on the reactor.
 
+use crate::tokio::PollCutoff;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use ::tokio::io::{AsyncRead, ReadBuf};
 
 use super::Channel;
 use crate::exit::{Detection, Exit};
-use crate::exit_source::Readiness;
+use crate::exit_source::How;
 use crate::sys;
 
 /// A started program, on tokio: the async counterpart of
@@ -96,7 +97,10 @@ impl Child {
         drop(self.exit.take());
         let channel = self.channel.take().map(Channel::into_blocking).transpose()?;
         let stderr = self.stderr.take().map(ChildStderr::into_blocking).transpose()?;
-        Ok(self.inner.with_parts(channel, stderr))
+        let mut inner = self.inner;
+        inner.channel = channel;
+        inner.stderr = stderr;
+        Ok(inner)
     }
 
     /// The process id, as [`crate::Child::id`] gives it.
@@ -157,17 +161,40 @@ impl Child {
         let exit = self.inner.try_wait()?;
         if exit.is_some() {
             drop(self.exit.take());
-            self.inner.source().release_launcher();
+            // Through the shim, the launcher is reaped now if it has
+            // exited, else by the shared reaper.
+            let source = self.inner.source();
+            if source.through_shim()
+                && let Some(launcher) = source.process.take()
+            {
+                sys::adopt(launcher);
+            }
         }
         Ok(exit)
     }
 
+    /// What a wait sleeps on until the end may have come, by how the end
+    /// shows (see `ExitSource`).
     fn watch(&self) -> io::Result<ExitWatch> {
-        Ok(match self.inner.readiness()? {
-            Some(Readiness::Handle(h)) => ExitWatch::Ready(sys::exit_ready(h)?),
-            Some(Readiness::Shim(shared, give_up)) => ExitWatch::Shim(shared, give_up),
-            Some(Readiness::Poll) | None => ExitWatch::Backoff(Duration::from_millis(1)),
-        })
+        let source = &self.inner.source;
+        let ready = |handle| Ok(ExitWatch::Ready(sys::exit_ready(handle)?));
+        let poll = Ok(ExitWatch::Backoff(Duration::from_millis(1)));
+        // Once the end is known, nothing is left to sleep on.
+        if self.inner.exit.is_some() {
+            return poll;
+        }
+        match &source.how {
+            How::Process => match source.process.as_ref().and_then(sys::Process::exit_handle) {
+                Some(handle) => ready(handle),
+                None => poll,
+            },
+            How::Shim(link) => Ok(ExitWatch::Shim(link.ended.clone(), source.gives_up_at())),
+            // A lifeline's or a channel's hang-up: readable on Unix;
+            // Windows pipes have no such readiness (polled).
+            How::Lifeline(Some(handle)) if sys::HANGUP_IS_READABLE => ready(sys::duplicate(handle)?),
+            How::ChannelClosed(Some(end)) if sys::HANGUP_IS_READABLE => ready(sys::duplicate(&end.handle)?),
+            How::Lifeline(_) | How::ChannelClosed(_) => poll,
+        }
     }
 
     /// Starts killing the program, as [`crate::Child::kill`], without
@@ -212,7 +239,7 @@ impl Child {
 
     /// The wait-delay cutoff, for `communicate`.
     pub(crate) fn cutoff(&self) -> Option<Arc<crate::cutoff::Cutoff>> {
-        self.inner.cutoff().cloned()
+        self.inner.cutoff.clone()
     }
 
     /// Sends signal `sig`; see [`crate::Child::signal`].
@@ -265,10 +292,10 @@ impl AsyncRead for ChildStderr {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let inner = this.io.get_ref();
-        if let Some(cutoff) = inner.cutoff()
+        if let Some(cutoff) = &inner.cutoff
             && cutoff.poll_passed(cx, &mut this.cut_timer)
         {
-            inner.mark_truncated();
+            inner.truncated.store(true, std::sync::atomic::Ordering::Release);
             return Poll::Ready(Ok(()));
         }
         this.io.poll_read(cx, buf)

@@ -1,6 +1,7 @@
 //! The async [`Child::communicate`]: the input fed, the output and stderr
 //! read and the end awaited, all in one future on the caller's task.
 
+use crate::tokio::PollCutoff;
 use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};

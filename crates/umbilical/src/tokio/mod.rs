@@ -104,3 +104,41 @@ mod communicate;
 
 pub use channel::{Channel, ReadHalf, WriteHalf};
 pub use child::{Child, ChildStderr};
+
+/// The wait-delay cutoff as a task's read sees it.
+pub(crate) trait PollCutoff {
+    /// Whether the cutoff has passed; if not, the task is woken when it
+    /// does.
+    fn poll_passed(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        sleep: &mut Option<std::pin::Pin<Box<::tokio::time::Sleep>>>,
+    ) -> bool;
+}
+
+impl PollCutoff for crate::cutoff::Cutoff {
+    /// For a task's read: whether the cutoff has passed; if not, the task
+    /// is woken when it does (`sleep` holds its timer once the moment is
+    /// known; before that, the wait that sees the end wakes it).
+    fn poll_passed(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        sleep: &mut Option<std::pin::Pin<Box<::tokio::time::Sleep>>>,
+    ) -> bool {
+        use std::future::Future;
+        let Some(at) = self.at() else {
+            let mut wakers = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
+            // Seen between the look and the lock: look again.
+            if self.at().is_some() {
+                drop(wakers);
+                return self.poll_passed(cx, sleep);
+            }
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            return false;
+        };
+        let timer = sleep.get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(at.into())));
+        timer.as_mut().poll(cx).is_ready()
+    }
+}

@@ -39,6 +39,43 @@ pub(crate) use wait::{read_exact_until, read_until, wait_any, wait_closed, wait_
 /// An owned descriptor.
 pub(crate) type Handle = std::os::fd::OwnedFd;
 
+/// Lends a value's OS handle the way this OS's std does (`AsFd`), so that
+/// portable code names no OS: `impl_os_handle!(Type, |s| &s.handle)`
+/// implements the trait; `impl_os_handle!(pub Type, "doc", |s| ...)` also
+/// adds the inherent `as_fd` with that doc; `impl_os_handle!(pub optional
+/// Type, "doc", |s| ...)` adds only an inherent `as_fd` returning an
+/// `Option` (for a handle that may be closed).
+macro_rules! impl_os_handle {
+    ($ty:ty, |$s:ident| $handle:expr) => {
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                let $s = self;
+                std::os::fd::AsFd::as_fd($handle)
+            }
+        }
+    };
+    (pub $ty:ty, $doc:literal, |$s:ident| $handle:expr) => {
+        $crate::sys::impl_os_handle!($ty, |$s| $handle);
+        impl $ty {
+            #[doc = $doc]
+            pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                let $s = self;
+                std::os::fd::AsFd::as_fd($handle)
+            }
+        }
+    };
+    (pub optional $ty:ty, $doc:literal, |$s:ident| $handle:expr) => {
+        impl $ty {
+            #[doc = $doc]
+            pub fn as_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+                let $s = self;
+                $handle.map(std::os::fd::AsFd::as_fd)
+            }
+        }
+    };
+}
+pub(crate) use impl_os_handle;
+
 /// What a background watch waits on: a descriptor, until readable.
 pub(crate) type Waitable = std::os::fd::RawFd;
 
@@ -83,3 +120,28 @@ pub(crate) const SIGNAL_NUMBERS: Option<[i32; 13]> = Some([
     libc::SIGTSTP,
     libc::SIGWINCH,
 ]);
+
+#[cfg(test)]
+mod tests {
+    /// The table is in `Signal::ALL`'s order (see `SIGNAL_NUMBERS`), and
+    /// Unix numbers differ between systems: checked against this one's.
+    #[test]
+    fn signal_numbers_are_this_hosts() {
+        let expected = [
+            libc::SIGHUP,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGKILL,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGPIPE,
+            libc::SIGALRM,
+            libc::SIGTERM,
+            libc::SIGCONT,
+            libc::SIGSTOP,
+            libc::SIGTSTP,
+            libc::SIGWINCH,
+        ];
+        assert_eq!(super::SIGNAL_NUMBERS, Some(expected));
+    }
+}

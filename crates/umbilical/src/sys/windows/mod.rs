@@ -46,6 +46,43 @@ pub(crate) use wait::{wait_closed, wait_eof, wait_readers_gone};
 /// An owned handle.
 pub(crate) type Handle = std::os::windows::io::OwnedHandle;
 
+/// Lends a value's OS handle the way this OS's std does (`AsHandle`), so that
+/// portable code names no OS: `impl_os_handle!(Type, |s| &s.handle)`
+/// implements the trait; `impl_os_handle!(pub Type, "doc", |s| ...)` also
+/// adds the inherent `as_handle` with that doc; `impl_os_handle!(pub optional
+/// Type, "doc", |s| ...)` adds only an inherent `as_handle` returning an
+/// `Option` (for a handle that may be closed).
+macro_rules! impl_os_handle {
+    ($ty:ty, |$s:ident| $handle:expr) => {
+        impl std::os::windows::io::AsHandle for $ty {
+            fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+                let $s = self;
+                std::os::windows::io::AsHandle::as_handle($handle)
+            }
+        }
+    };
+    (pub $ty:ty, $doc:literal, |$s:ident| $handle:expr) => {
+        $crate::sys::impl_os_handle!($ty, |$s| $handle);
+        impl $ty {
+            #[doc = $doc]
+            pub fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+                let $s = self;
+                std::os::windows::io::AsHandle::as_handle($handle)
+            }
+        }
+    };
+    (pub optional $ty:ty, $doc:literal, |$s:ident| $handle:expr) => {
+        impl $ty {
+            #[doc = $doc]
+            pub fn as_handle(&self) -> Option<std::os::windows::io::BorrowedHandle<'_>> {
+                let $s = self;
+                $handle.map(std::os::windows::io::AsHandle::as_handle)
+            }
+        }
+    };
+}
+pub(crate) use impl_os_handle;
+
 /// What a background watch waits on: a handle, until signalled.
 pub(crate) type Waitable = std::os::windows::io::RawHandle;
 
@@ -89,6 +126,9 @@ pub(crate) fn shutdown(_socket: &Handle, _write: bool) -> std::io::Result<()> {
 fn no_socket_channel() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::Unsupported, "no socket channel on Windows: the channel is two pipes")
 }
+
+/// Windows has no SIGPIPE: nothing to guard against.
+pub(crate) fn force_sigpipe_guard() {}
 
 /// No signals: a stop is `TerminateProcess`.
 pub(crate) const TERMINATE_SIGNAL: Option<i32> = None;

@@ -3,12 +3,15 @@
 //!
 //! The launch's own session looks first: `sh -c` runs the shim at the
 //! caller's path if it is there, else ends with a code of its own
-//! (`shim/unix.rs`), so a far host that has the shim costs nothing more.
+//! (`shim/unix/mod.rs`), so a far host that has the shim costs nothing more.
 //! One that lacks it is asked what it is (`uname -sm`); if it is the
 //! caller's OS and architecture, a second session writes the caller's shim
-//! into a fresh `mktemp -d` directory of the far user's (`umask 077`:
+//! into a fresh directory of the far user's, of a random name the caller
+//! chose (`mkdir -m 700`, which fails on a name someone took; `umask 077`:
 //! nobody else there can read, replace or rename it) and answers with its
-//! path and length, which must be ours. The launch then runs again from
+//! path and length, which must be ours. A copy whose session was cut
+//! short is removed by name, even one that finished just as the deadline
+//! passed. The launch then runs again from
 //! the copy, with `--umbilical-remove`: the shim removes it the moment it
 //! starts; a launch that fails before it ran removes the copy through one
 //! more session. A far host of another OS or architecture is refused,
@@ -22,10 +25,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::remote::{read_within, reap_within, said_on, spawn_on_stream};
 use crate::error::{Error, ErrorKind};
 use crate::exit::ExitDetection;
 use crate::launcher::Launcher;
-use crate::shim::remote::{read_within, reap_within, said_on, spawn_on_stream};
 use crate::spec::ProgramSpec;
 use crate::sys;
 
@@ -55,16 +58,33 @@ pub(super) fn place(launcher: &Launcher, shim: &Path, deadline: Instant) -> Resu
         Error::new(ErrorKind::ShimFailed, format!("cannot read the shim {} to copy it: {e}", shim.display()), Some(e))
     })?;
     // The copy removes itself unless it is whole: a session cut short
-    // (our deadline, a dropped connection) leaves nothing behind.
+    // (our deadline, a dropped connection) leaves nothing behind. Its
+    // directory's name is ours (mkdir fails on a name someone else took):
+    // a copy that finished just as our deadline passed, its answer unread,
+    // is still found and removed.
+    let dir = format!(
+        "umbilical-{}",
+        super::remote::random_name().map_err(|e| Error::new(
+            ErrorKind::Io,
+            format!("cannot name the shim's far copy: {e}"),
+            Some(e)
+        ))?
+    );
     let copy = helper(
-        "umask 077; d=$(mktemp -d \"${TMPDIR:-/tmp}/umbilical-XXXXXXXXXX\") || exit 1; \
+        "umask 077; d=\"${TMPDIR:-/tmp}/$2\"; mkdir -m 700 -- \"$d\" || exit 1; \
          trap 'rm -rf \"$d\"; exit 1' HUP INT TERM PIPE; \
          cat > \"$d/shim\" && [ \"$(wc -c < \"$d/shim\")\" -eq \"$1\" ] && chmod 700 \"$d/shim\" \
          || { rm -rf \"$d\"; exit 1; }; \
          printf '%s %s\\n' \"$1\" \"$d/shim\"",
-        &[bytes.len().to_string().into()],
+        &[bytes.len().to_string().into(), dir.clone().into()],
     );
-    let answer = run(launcher, &copy, &bytes, deadline)?;
+    let answer = match run(launcher, &copy, &bytes, deadline) {
+        Ok(answer) => answer,
+        Err(e) => {
+            remove_named(launcher, &dir);
+            return Err(e);
+        }
+    };
     let line = answer.lines().next().unwrap_or("").trim();
     let (len, path) = line.split_once(' ').unwrap_or(("", ""));
     let path = OsString::from(path);
@@ -89,6 +109,19 @@ pub(super) fn remove(launcher: &Launcher, path: &OsString) {
         helper("rm -f -- \"$1\" && { [ ! -d \"${1%/*}\" ] || rmdir -- \"${1%/*}\"; }", std::slice::from_ref(path));
     if let Err(e) = run(launcher, &spec, &[], Instant::now() + Duration::from_secs(10)) {
         tracing::warn!("could not remove the shim's copy {} through {}: {e}", path.to_string_lossy(), launcher.name());
+    }
+}
+
+/// Removes the copy in the far directory `dir` (under the far session's
+/// `TMPDIR`, as the copy was made), if there is one (best effort,
+/// bounded).
+fn remove_named(launcher: &Launcher, dir: &str) {
+    let spec = helper(
+        "d=\"${TMPDIR:-/tmp}/$1\"; [ ! -e \"$d\" ] || { rm -f -- \"$d/shim\" && rmdir -- \"$d\"; }",
+        &[dir.into()],
+    );
+    if let Err(e) = run(launcher, &spec, &[], Instant::now() + Duration::from_secs(10)) {
+        tracing::warn!("could not remove a cut-short copy of the shim, {dir}, through {}: {e}", launcher.name());
     }
 }
 

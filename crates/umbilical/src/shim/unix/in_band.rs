@@ -42,7 +42,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::token::Token;
-use super::{Handshake, finish_connect, link_error, timed_out};
 use crate::child::Child;
 use crate::error::{Error, ErrorKind};
 use crate::exit::{ExitDetection, ExitStatus};
@@ -50,6 +49,7 @@ use crate::launcher::ShimRoute;
 use crate::link::{Link, Signs};
 use crate::options::Options;
 use crate::protocol::{Message, recv, send};
+use crate::shim::{Handshake, finish_connect, link_error, timed_out};
 use crate::spec::ProgramSpec;
 use crate::sys;
 
@@ -79,7 +79,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     tracing::info!(launcher = %launcher, socket, "the shim's bridge is listening");
     let outer_spec = ProgramSpec {
         program: placed.shim.clone().into_os_string(),
-        args: vec![super::SHIM_ARG.into(), super::RENDEZVOUS_FLAG.into(), socket.into()],
+        args: vec![crate::shim::SHIM_ARG.into(), crate::shim::RENDEZVOUS_FLAG.into(), socket.into()],
         ..ProgramSpec::default()
     };
     let outer_opts = Options {
@@ -106,12 +106,12 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let handshake = Handshake {
         launcher: &launcher,
         deadline,
-        request: super::request(spec, opts.process_group, opts.caller_gone_grace),
+        request: crate::shim::request(spec, opts.process_group, opts.caller_gone_grace),
         extra: None,
         // The pid is in the container's namespace, or on the far host.
         remote: true,
     };
-    let exit = child.source().process().and_then(sys::Process::exit_handle);
+    let exit = child.source().process.as_ref().and_then(sys::Process::exit_handle);
     match connect(bridge.stream, handshake, &mut child, &placed.shim) {
         Ok(link) => {
             let link = link.with(Signs {
@@ -122,8 +122,8 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
             Ok(child.into_shim(link, opts.kill_on_drop))
         }
         Err(e) => {
-            if let Some(launcher) = child.source().process() {
-                super::stop_failed_launcher(launcher, e.kind() == ErrorKind::TimedOut);
+            if let Some(launcher) = &child.source().process {
+                crate::shim::stop_failed_launcher(launcher, e.kind() == ErrorKind::TimedOut);
             }
             sys::adopt(bridge.process);
             Err(fail(e.kind(), &e.to_string(), None))
@@ -143,12 +143,12 @@ struct Bridge {
 /// Starts the bridge through the launcher and waits for its ready byte.
 fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant) -> Result<Bridge, Error> {
     let launcher = opts.launcher.name();
-    let mut args = vec![super::SHIM_ARG.into(), super::BRIDGE_FLAG.into(), socket.into()];
+    let mut args = vec![crate::shim::SHIM_ARG.into(), crate::shim::BRIDGE_FLAG.into(), socket.into()];
     if placed.copied() {
-        args.extend([super::REMOVE_FLAG.into(), placed.shim.clone().into_os_string()]);
+        args.extend([crate::shim::REMOVE_FLAG.into(), placed.shim.clone().into_os_string()]);
     }
     if let Some(user) = opts.launcher.target_user() {
-        args.extend([super::OWNER_FLAG.into(), user.into()]);
+        args.extend([crate::shim::OWNER_FLAG.into(), user.into()]);
     }
     let spec = ProgramSpec { program: placed.shim.clone().into_os_string(), args, ..ProgramSpec::default() };
     let launched = opts
@@ -207,7 +207,7 @@ fn connect(mut stream: sys::ControlStream, hs: Handshake<'_>, child: &mut Child,
         // with its exit.
         let _ = channel.write_all(token.bytes());
     }
-    if let Some(exit) = child.source().process().and_then(sys::Process::exit_handle) {
+    if let Some(exit) = child.source().process.as_ref().and_then(sys::Process::exit_handle) {
         match sys::wait_any(&[stream.as_fd(), exit.as_fd()], Some(hs.deadline)) {
             Ok(Some(0)) => {}
             Ok(Some(_)) => {

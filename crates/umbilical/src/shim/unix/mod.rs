@@ -17,7 +17,13 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::time::Instant;
 
-use super::token::{self, TOKEN_LEN, Token};
+mod bridge;
+mod far_copy;
+mod in_band;
+pub(super) mod remote;
+mod token;
+
+use self::token::{TOKEN_LEN, Token};
 use super::{
     Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error, read_request,
     start_program, supervise,
@@ -30,7 +36,7 @@ use crate::launcher::{Capabilities, PromptRoute, ShimRoute};
 use crate::link::Link;
 use crate::options::{Options, Stderr};
 use crate::prompt::Handler;
-use crate::prompt_relay::{ASKPASS_SOCKET_VAR, InnerPrompts};
+use crate::prompt_relay::{ASKPASS_SOCKET_VAR, InnerPrompts, Relay};
 use crate::protocol::{Message, recv, send};
 use crate::spec::ProgramSpec;
 use crate::sys;
@@ -41,6 +47,15 @@ pub(super) fn to_wire(s: &OsStr) -> Vec<u8> {
 
 pub(super) fn from_wire(b: &[u8]) -> io::Result<OsString> {
     Ok(OsString::from_vec(b.to_vec()))
+}
+
+/// Runs the in-band link's bridge ([`super::BRIDGE_FLAG`]); its exit
+/// code.
+pub(super) fn bridge(path: &Path, remove: Option<&Path>, owner: Option<&std::ffi::OsStr>) -> Option<i32> {
+    Some(bridge::serve(path, remove, owner).unwrap_or_else(|e| {
+        super::say(format_args!("umbilical shim bridge: {e}"));
+        125
+    }))
 }
 
 pub(super) fn serve(path: &Path, stdio_from_link: bool) -> io::Result<i32> {
@@ -262,7 +277,11 @@ fn connect(
             // the channel: no shim can say hello, and the wait below ends
             // with the launcher's exit.
             if held.is_some() {
-                let _ = child.type_on_terminal(token::typed(token.bytes()).as_bytes());
+                // Typed on the launcher's private terminal, as the person at
+                // it would.
+                if let Some(relay) = &child.prompts {
+                    let _ = relay.type_line(token::typed(token.bytes()).as_bytes());
+                }
             } else if let Some(channel) = child.channel() {
                 let _ = channel.write_all(token.bytes());
             }
@@ -323,7 +342,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         // the same launch again from it.
         Err(FarShimMissing) => {
             let shim_path = opts.shim_program()?;
-            let copy = super::far_copy::place(&opts.launcher, &shim_path, deadline)
+            let copy = far_copy::place(&opts.launcher, &shim_path, deadline)
                 .map_err(|e| Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))?;
             match spawn_once(spec, opts, deadline, Some(copy))? {
                 Ok(child) => Ok(child),
@@ -366,7 +385,7 @@ fn spawn_once(
             let what = format!("{launcher}: the in-band link does not go through a chain of launchers yet");
             return Err(fail(ErrorKind::InvalidInput, &what, None));
         }
-        return super::in_band::spawn(spec, opts).map(Ok);
+        return in_band::spawn(spec, opts).map(Ok);
     }
     if let Err(why) = opts.launcher.far_socket_reachable() {
         return Err(fail(ErrorKind::InvalidInput, &why, None));
@@ -402,8 +421,8 @@ fn spawn_once(
     // Through ssh the shim runs on the far host: ssh forwards a fresh
     // socket there to our rendezvous (its local end is the ssh client, our
     // launcher), and the shim is told the far path.
-    let far_name = super::remote::random_name()
-        .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the far socket: {e}"), Some(e)))?;
+    let far_name =
+        remote::random_name().map_err(|e| fail(ErrorKind::Io, &format!("cannot name the far socket: {e}"), Some(e)))?;
     let (outer_launcher, shim_rendezvous) = opts.launcher.around_shim(&rendezvous.path(), &far_name);
     // sudo beyond ssh, with a handler: its askpass helper is the far shim
     // program, reaching this rendezvous through ssh's forwarding.
@@ -501,7 +520,8 @@ fn spawn_once(
                 Ok(Some(exit)) => Some(exit.status),
                 _ => child
                     .source()
-                    .process()
+                    .process
+                    .as_ref()
                     .and_then(|launcher| super::stop_failed_launcher(launcher, e.kind() == ErrorKind::TimedOut)),
             };
             // A far socket that ssh made for a shim that never connected
@@ -514,17 +534,17 @@ fn spawn_once(
                 // Through a chain's first hop, ssh, as the socket's owner
                 // (an inner hop may be what refused).
                 let first = opts.launcher.hops().first().unwrap_or(&opts.launcher);
-                super::remote::remove_through(first, &far_socket, opts.prompt_handler.as_ref());
+                remote::remove_through(first, &far_socket, opts.prompt_handler.as_ref());
             }
             // A copy the shim would have removed as it started: gone
             // already if it ran, else removed here.
             if let Some(copy) = &far_copy {
-                super::far_copy::remove(&opts.launcher, copy);
+                far_copy::remove(&opts.launcher, copy);
             }
             if look && ended == Some(ExitStatus::Exited(FAR_SHIM_MISSING)) {
                 return Ok(Err(FarShimMissing));
             }
-            let mut told = child.prompts_outcome();
+            let mut told = child.prompts.as_ref().map(Relay::outcome).unwrap_or_default();
             if e.kind() == ErrorKind::LauncherRefused {
                 told.push_str(&which_hop_refused(opts.launcher.hops(), ended));
             }

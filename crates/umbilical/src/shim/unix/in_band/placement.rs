@@ -30,7 +30,7 @@ use crate::error::{Error, ErrorKind};
 use crate::exit::ExitStatus;
 use crate::launcher::{ShimRoute, shell_command};
 use crate::options::Options;
-use crate::shim::remote::{read_within, reap_within, said_on, spawn_on_stream};
+use crate::shim::os::remote::{read_within, reap_within, said_on, spawn_on_stream};
 use crate::spec::ProgramSpec;
 use crate::sys;
 
@@ -340,7 +340,7 @@ fn copy_with_janitor(
 ) -> Result<Janitor, Error> {
     let launcher = opts.launcher.name();
     let copy = opts.launcher.copy_into(source, inside)?;
-    let remove = crate::shim::remote::remove_spec(&opts.launcher, inside.as_ref())?;
+    let remove = crate::shim::os::remote::remove_spec(&opts.launcher, inside.as_ref())?;
     let quoted = |program: &std::ffi::OsStr, args: &[OsString]| {
         shell_command(program, args)
             .map_err(|why| Error::new(ErrorKind::InvalidInput, format!("{launcher}: the shim's copy: {why}"), None))
