@@ -659,6 +659,53 @@ impl Launcher {
 
 #[cfg(unix)]
 impl Launcher {
+    /// Through ssh then sudo (a chain): the chain with that sudo hop
+    /// asking through an askpass helper on the far host (`env ENV... sudo
+    /// -A [-u USER] --`), and the hop's index. `None` where there is no
+    /// such hop.
+    pub(crate) fn with_far_sudo_askpass(&self, env: Vec<OsString>) -> Result<Option<(Launcher, usize)>, Error> {
+        let Launcher::Chain(hops) = self else { return Ok(None) };
+        if !matches!(hops.first(), Some(Launcher::Ssh { .. })) {
+            return Ok(None);
+        }
+        let Some(i) = hops.iter().position(|h| matches!(h, Launcher::Sudo { .. })) else { return Ok(None) };
+        let Launcher::Sudo { user, .. } = &hops[i] else { return Ok(None) };
+        let mut prefix: Vec<OsString> = vec!["env".into()];
+        prefix.extend(env);
+        prefix.extend(["sudo".into(), "-A".into()]);
+        if let Some(u) = user {
+            if u.is_empty() || u.starts_with('-') {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("sudo: user {u:?} looks like an option"),
+                    None,
+                ));
+            }
+            prefix.extend(["-u".into(), u.into()]);
+        }
+        prefix.push("--".into());
+        let mut hops = hops.clone();
+        let capabilities = hops[i].capabilities();
+        hops[i] = Launcher::Custom { prefix, capabilities };
+        Ok(Some((Launcher::Chain(hops), i)))
+    }
+
+    /// In a chain that starts with ssh, which part refused: ssh itself (its
+    /// own failures exit 255), or a hop after it on the far host, which
+    /// ran. Empty otherwise: one launcher's refusal is its own.
+    pub(crate) fn which_hop_refused(&self, ended: Option<crate::exit::ExitStatus>) -> String {
+        let [Launcher::Ssh { destination, .. }, rest @ ..] = self.hops() else { return String::new() };
+        if rest.is_empty() {
+            return String::new();
+        }
+        let after = rest.iter().map(Launcher::name).collect::<Vec<_>>().join(" then ");
+        match ended {
+            Some(crate::exit::ExitStatus::Exited(255)) => format!("; ssh to {destination} itself failed (255)"),
+            Some(_) => format!("; ssh to {destination} connected: {after} on it refused"),
+            None => String::new(),
+        }
+    }
+
     /// The launcher that starts the shim in place of the program, and the
     /// rendezvous path the shim is told. Through ssh the shim runs on the
     /// far host: ssh forwards a fresh socket there,

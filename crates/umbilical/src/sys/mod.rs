@@ -13,7 +13,13 @@
 //! - `wait_eof` (lifeline), `wait_closed` (channel-closed detection) and
 //!   `wait_readers_gone` (the program closed its stdin);
 //! - `spawn(&Request) -> Process`, and `Process` to wait for and kill it;
-//! - `spawn_mechanism()`, `exit_mechanism()` for diagnostics.
+//! - `spawn_mechanism()`, `exit_mechanism()` for diagnostics;
+//! - `watch` and the `Watch` trait: something looked after in the
+//!   background with no thread of its own (the shim link's reader, a
+//!   dropped child), over `Waitable`s (Unix: the background thread's
+//!   `poll`; Windows: waits of the system thread pool);
+//! - with `tokio`: `Registered`, `exit_ready`, `duplicate`,
+//!   `readers_gone`, and `Notify`.
 
 use std::io;
 
@@ -121,6 +127,37 @@ const _: () = {
     let _: fn(&ControlStream) -> Option<Waitable> = ControlStream::waitable;
     let _: fn(&ControlStream, &mut [u8]) -> io::Result<usize> = ControlStream::try_read;
     let _: fn(&OtherProcess) -> Waitable = OtherProcess::waitable;
+    let _: fn(&Process) -> Option<Handle> = Process::exit_handle;
+    // `impl_os_handle!` (the handle accessors of the public types) is a
+    // macro: its use in `channel.rs` and `child.rs` is its check.
+};
+
+/// The async backends' contract (feature `tokio`): the reactor
+/// registration, exit readiness and the readers-gone wait.
+#[cfg(feature = "tokio")]
+const _: () = {
+    let _: fn(&Handle) -> io::Result<Handle> = duplicate;
+    let _: fn(Handle) -> io::Result<ExitReady> = exit_ready;
+    let _: fn(Handle) -> io::Result<Registered<Handle>> = Registered::<Handle>::new;
+    let _: fn(Registered<Handle>) -> Handle = Registered::<Handle>::into_inner;
+    let _: fn(&Registered<Handle>) -> &Handle = Registered::<Handle>::get_ref;
+    // Async functions have no nameable type: each is checked by a call of
+    // the shape portable code makes.
+    async fn _changed(ready: &ExitReady) -> io::Result<()> {
+        ready.changed().await
+    }
+    async fn _readers_gone(handle: &Handle) -> io::Result<()> {
+        readers_gone(handle).await
+    }
+};
+
+/// The Windows-only diagnostics behind `umbilical::mechanisms` (no Unix
+/// counterpart: their public API is Windows-only).
+#[cfg(windows)]
+const _: () = {
+    let _: fn() -> io::Result<Vec<WinsockProvider>> = winsock_catalog;
+    let _: fn() -> bool = is_wine;
+    let _: fn() -> String = os_version;
 };
 
 /// Something looked after in the background until it is done, with no

@@ -130,44 +130,14 @@ fn inner_sudo(
     far_socket: &std::ffi::OsStr,
     far_program: &std::ffi::OsStr,
 ) -> Result<Option<(Launcher, InnerPrompts)>, Error> {
-    let (Some(handler), Launcher::Chain(hops)) = (&opts.prompt_handler, &outer) else { return Ok(None) };
-    if !matches!(hops.first(), Some(Launcher::Ssh { .. })) {
-        return Ok(None);
-    }
-    let Some(i) = hops.iter().position(|h| matches!(h, Launcher::Sudo { .. })) else { return Ok(None) };
-    let Launcher::Sudo { user, .. } = &hops[i] else { return Ok(None) };
+    let Some(handler) = &opts.prompt_handler else { return Ok(None) };
     let mut var = std::ffi::OsString::from(format!("{ASKPASS_SOCKET_VAR}="));
     var.push(far_socket);
     let mut askpass = std::ffi::OsString::from("SUDO_ASKPASS=");
     askpass.push(far_program);
-    let mut prefix: Vec<std::ffi::OsString> = vec!["env".into(), var, askpass, "sudo".into(), "-A".into()];
-    if let Some(u) = user {
-        if u.is_empty() || u.starts_with('-') {
-            return Err(Error::new(ErrorKind::InvalidInput, format!("sudo: user {u:?} looks like an option"), None));
-        }
-        prefix.extend(["-u".into(), u.into()]);
-    }
-    prefix.push("--".into());
-    let mut hops = hops.clone();
-    let capabilities = hops[i].capabilities();
-    hops[i] = Launcher::Custom { prefix, capabilities };
-    let inner = InnerPrompts::new(handler, "sudo".into(), i)?;
-    Ok(Some((Launcher::Chain(hops), inner)))
-}
-
-/// In a chain that starts with ssh, which part refused: ssh itself (its
-/// own failures exit 255), or a hop after it on the far host, which ran.
-fn which_hop_refused(hops: &[Launcher], ended: Option<ExitStatus>) -> String {
-    let [Launcher::Ssh { destination, .. }, rest @ ..] = hops else { return String::new() };
-    if rest.is_empty() {
-        return String::new();
-    }
-    let after = rest.iter().map(Launcher::name).collect::<Vec<_>>().join(" then ");
-    match ended {
-        Some(ExitStatus::Exited(255)) => format!("; ssh to {destination} itself failed (255)"),
-        Some(_) => format!("; ssh to {destination} connected: {after} on it refused"),
-        None => String::new(),
-    }
+    let Some((chain, hop)) = outer.with_far_sudo_askpass(vec![var, askpass])? else { return Ok(None) };
+    let inner = InnerPrompts::new(handler, "sudo".into(), hop)?;
+    Ok(Some((chain, inner)))
 }
 
 /// Reads the next message, keeping the descriptors that come with it.
@@ -546,7 +516,7 @@ fn spawn_once(
             }
             let mut told = child.prompts.as_ref().map(Relay::outcome).unwrap_or_default();
             if e.kind() == ErrorKind::LauncherRefused {
-                told.push_str(&which_hop_refused(opts.launcher.hops(), ended));
+                told.push_str(&opts.launcher.which_hop_refused(ended));
             }
             if let Some(inner) = &inner {
                 told.push_str(&inner.outcome());
@@ -570,13 +540,32 @@ mod tests {
     fn a_chains_refusal_names_the_part_that_refused() {
         let ssh = Launcher::Ssh { destination: "ops@db1".into(), port: None, options: vec![] };
         let sudo = Launcher::Sudo { user: None, non_interactive: true };
-        let chain = [ssh.clone(), sudo.clone()];
-        assert_eq!(which_hop_refused(&chain, Some(ExitStatus::Exited(255))), "; ssh to ops@db1 itself failed (255)");
+        let chain = Launcher::Chain(vec![ssh.clone(), sudo.clone()]);
+        assert_eq!(chain.which_hop_refused(Some(ExitStatus::Exited(255))), "; ssh to ops@db1 itself failed (255)");
         assert_eq!(
-            which_hop_refused(&chain, Some(ExitStatus::Exited(1))),
+            chain.which_hop_refused(Some(ExitStatus::Exited(1))),
             "; ssh to ops@db1 connected: sudo on it refused"
         );
-        assert_eq!(which_hop_refused(&[ssh], Some(ExitStatus::Exited(1))), "", "one launcher: its own message");
-        assert_eq!(which_hop_refused(&[sudo.clone(), sudo], Some(ExitStatus::Exited(1))), "", "no ssh first");
+        assert_eq!(ssh.which_hop_refused(Some(ExitStatus::Exited(1))), "", "one launcher: its own message");
+        let no_ssh_first = Launcher::Chain(vec![sudo.clone(), sudo]);
+        assert_eq!(no_ssh_first.which_hop_refused(Some(ExitStatus::Exited(1))), "", "no ssh first");
+    }
+
+    #[test]
+    fn a_far_sudo_asks_through_the_askpass_helper() {
+        let ssh = Launcher::Ssh { destination: "ops@db1".into(), port: None, options: vec![] };
+        let sudo = Launcher::Sudo { user: Some("app".into()), non_interactive: true };
+        let env = vec!["A=1".into(), "SUDO_ASKPASS=/x".into()];
+        let chain = Launcher::Chain(vec![ssh.clone(), sudo.clone()]);
+        let (rewritten, hop) = chain.with_far_sudo_askpass(env.clone()).unwrap().expect("ssh then sudo");
+        assert_eq!(hop, 1);
+        let Launcher::Chain(hops) = rewritten else { panic!("still a chain") };
+        let Launcher::Custom { prefix, capabilities } = &hops[1] else { panic!("the sudo hop rewritten") };
+        assert_eq!(prefix, &["env", "A=1", "SUDO_ASKPASS=/x", "sudo", "-A", "-u", "app", "--"]);
+        assert_eq!(*capabilities, sudo.capabilities());
+        assert!(Launcher::Chain(vec![sudo.clone(), ssh.clone()]).with_far_sudo_askpass(env.clone()).unwrap().is_none());
+        assert!(sudo.with_far_sudo_askpass(env.clone()).unwrap().is_none(), "not a chain");
+        let option = Launcher::Chain(vec![ssh, Launcher::Sudo { user: Some("-x".into()), non_interactive: true }]);
+        assert_eq!(option.with_far_sudo_askpass(env).unwrap_err().kind(), ErrorKind::InvalidInput);
     }
 }
