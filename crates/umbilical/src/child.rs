@@ -27,16 +27,12 @@ use crate::sys::Handle;
 /// [`Command::caller_gone_grace`](crate::Command::caller_gone_grace)). On Unix
 /// it leaves no zombie either: a program that has already exited is reaped
 /// on the spot, and one still running is handed to the one background
-/// thread of the whole process (`umbilical-background`, 64 KiB stack,
-/// started with the first such child), which sleeps in one `poll` on every
-/// dropped child's pidfd and reaps each as it exits. Dropping 500 running
+/// thread of the whole process (`umbilical-background`, started with the
+/// first such child), which reaps each as it exits. Dropping 500 running
 /// children costs that one thread, not 500. The same thread reads the
 /// reports of children started through the shim, so those cost no thread
-/// of their own either (on Windows a wait of the system thread pool, 63 to
-/// a wait thread, reads each report when its shim exits, and an elevated
-/// child's stderr relay runs on the pool's completion port). Windows has
-/// no zombies; the
-/// process handle is closed. The channel, if not taken, is dropped with it, which
+/// of their own either (on Windows the system thread pool's shared waits
+/// do). Windows has no zombies; the process handle is closed. The channel, if not taken, is dropped with it, which
 /// the program sees as EOF on stdin.
 ///
 /// # Caveats

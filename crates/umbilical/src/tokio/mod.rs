@@ -44,17 +44,15 @@
 //!   SIGCHLD handler is installed. Lifeline and channel-closed detection
 //!   wait on the lifeline's or the channel's hang-up, the same way.
 //!   Windows: a wait on the process handle registered with the system
-//!   thread pool (`RegisterWaitForSingleObject`), whose wait threads each
-//!   watch 63 handles; lifeline and channel-closed detection look again
+//!   thread pool (`RegisterWaitForSingleObject`), whose wait threads are
+//!   shared; lifeline and channel-closed detection look again
 //!   after a growing sleep (1 to 50 ms), since a Windows pipe has no
 //!   hang-up readiness.
-//! - **Through the shim**: the control stream is read by a task
-//!   (`tokio::spawn`), which records the shim's report and closes the
-//!   stream at once, so a caller reading the channel to EOF before
-//!   `wait()` is not stuck behind a launcher that holds it open. On
-//!   Windows the task reads a duplicate of the control pipe on the
-//!   completion port; kills and detaches are written on the link's own
-//!   handle.
+//! - **Through the shim**: the control stream is read by the same
+//!   background watch as in the blocking API (no task, no thread of its
+//!   own), which records the shim's report, closes the stream at once (so
+//!   a caller reading the channel to EOF before `wait()` is not stuck
+//!   behind a launcher that holds it open) and wakes the waiting task.
 //! - **Threads**: none per child. A program
 //!   still running when its `Child` is dropped is reaped by the process's
 //!   one shared background thread, as in the blocking API (Windows has no

@@ -5,7 +5,7 @@
 //! as ssh waits for before it ends the channel). A dropped `Child` leaves
 //! no zombie, and a child started through the shim costs no thread.
 //!
-//! The thread starts with the first thing to watch. It then sleeps in one
+//! The thread (64 KiB of stack) starts with the first thing to watch. It then sleeps in one
 //! `poll(2)` on every watched descriptor and a wake-up pipe, until the
 //! nearest deadline any watch asked for; a watch gets a look only when one
 //! of its descriptors turned ready or its deadline passed. A child without
