@@ -47,6 +47,7 @@ pub(crate) type Handle = std::os::fd::OwnedFd;
 /// `Option` (for a handle that may be closed).
 macro_rules! impl_os_handle {
     ($ty:ty, |$s:ident| $handle:expr) => {
+        #[cfg_attr(docsrs, doc(cfg(unix)))]
         impl std::os::fd::AsFd for $ty {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
                 let $s = self;
@@ -58,6 +59,7 @@ macro_rules! impl_os_handle {
         $crate::sys::impl_os_handle!($ty, |$s| $handle);
         impl $ty {
             #[doc = $doc]
+            #[cfg_attr(docsrs, doc(cfg(unix)))]
             pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
                 let $s = self;
                 std::os::fd::AsFd::as_fd($handle)
@@ -67,6 +69,7 @@ macro_rules! impl_os_handle {
     (pub optional $ty:ty, $doc:literal, |$s:ident| $handle:expr) => {
         impl $ty {
             #[doc = $doc]
+            #[cfg_attr(docsrs, doc(cfg(unix)))]
             pub fn as_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
                 let $s = self;
                 $handle.map(std::os::fd::AsFd::as_fd)

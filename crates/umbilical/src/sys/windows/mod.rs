@@ -54,6 +54,7 @@ pub(crate) type Handle = std::os::windows::io::OwnedHandle;
 /// `Option` (for a handle that may be closed).
 macro_rules! impl_os_handle {
     ($ty:ty, |$s:ident| $handle:expr) => {
+        #[cfg_attr(docsrs, doc(cfg(windows)))]
         impl std::os::windows::io::AsHandle for $ty {
             fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
                 let $s = self;
@@ -65,6 +66,7 @@ macro_rules! impl_os_handle {
         $crate::sys::impl_os_handle!($ty, |$s| $handle);
         impl $ty {
             #[doc = $doc]
+            #[cfg_attr(docsrs, doc(cfg(windows)))]
             pub fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
                 let $s = self;
                 std::os::windows::io::AsHandle::as_handle($handle)
@@ -74,6 +76,7 @@ macro_rules! impl_os_handle {
     (pub optional $ty:ty, $doc:literal, |$s:ident| $handle:expr) => {
         impl $ty {
             #[doc = $doc]
+            #[cfg_attr(docsrs, doc(cfg(windows)))]
             pub fn as_handle(&self) -> Option<std::os::windows::io::BorrowedHandle<'_>> {
                 let $s = self;
                 $handle.map(std::os::windows::io::AsHandle::as_handle)
