@@ -28,6 +28,22 @@ pwuser=umbpw
 sudoers=/etc/sudoers.d/umbilical-test-prompts
 polkit_rule=/etc/polkit-1/rules.d/49-umbilical-test-prompts.rules
 
+# A free TCP port on loopback.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits (5 s at most) until something accepts connections on loopback
+# port $1; says so and fails otherwise.
+wait_listening() {
+  for _ in $(seq 1 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "launchers: nothing listens on 127.0.0.1:$1 after 5 s" >&2
+  return 1
+}
+
 case "${1:-}" in
 start)
   if [ "$(id -u)" -ne 0 ]; then
@@ -122,7 +138,7 @@ RULE
   ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/client_key"
   cp "$dir/client_key.pub" "$dir/authorized_keys" && chmod 0644 "$dir/authorized_keys"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   cat > "$dir/sshd_config" <<CONF
 Port $port
 ListenAddress 127.0.0.1
@@ -137,33 +153,23 @@ AllowUsers $user $caller
 CONF
   mkdir -p /run/sshd
   /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
-  # Wait (bounded) until it accepts connections.
-  for _ in $(seq 1 50); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_listening "$port" || exit 1
   # A second sshd, hardened: no stream-local forwarding, so the shim's
   # forwarded link is refused and only the in-band link can work.
-  hardened_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  hardened_port=$(free_port)
   sed -e "s/^Port .*/Port $hardened_port/" -e "s|^PidFile .*|PidFile $dir/sshd-hardened.pid|" \
     "$dir/sshd_config" > "$dir/sshd_hardened_config"
   echo "AllowStreamLocalForwarding no" >> "$dir/sshd_hardened_config"
   /usr/sbin/sshd -f "$dir/sshd_hardened_config" -E "$dir/sshd-hardened.log"
-  for _ in $(seq 1 50); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $hardened_port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_listening "$hardened_port" || exit 1
   # A third sshd that takes passwords only (no keys), for the prompt tests.
-  password_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  password_port=$(free_port)
   sed -e "s/^Port .*/Port $password_port/" -e "s|^PidFile .*|PidFile $dir/sshd-password.pid|" \
     -e "s/^PasswordAuthentication .*/PasswordAuthentication yes/" -e "s/^AllowUsers .*/AllowUsers $pwuser/" \
     "$dir/sshd_config" > "$dir/sshd_password_config"
   echo "PubkeyAuthentication no" >> "$dir/sshd_password_config"
   /usr/sbin/sshd -f "$dir/sshd_password_config" -E "$dir/sshd-password.log"
-  for _ in $(seq 1 50); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $password_port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_listening "$password_port" || exit 1
   echo "export UMBILICAL_TEST_USER=$user"
   echo "export UMBILICAL_TEST_PROMPT_CALLER=$caller"
   echo "export UMBILICAL_TEST_CHAIN_SSH_USER=$caller"
