@@ -5,7 +5,7 @@
 #   scripts/containers.sh stop
 # start: installs docker.io, podman, runc and busybox-static if missing;
 # builds a registry-free image from busybox (a tarball, imported into both
-# engines); starts dockerd on a private socket (no iptables, no bridge, no
+# engines; users root and app, uid 1000, for su in the image); starts dockerd on a private socket (no iptables, no bridge, no
 # network); starts one container per engine (`--network none`). Prints
 #   UMBILICAL_TEST_DOCKER_HOST (and DOCKER_HOST, for every docker client
 #   the tests start), UMBILICAL_TEST_DOCKER_CONTAINER,
@@ -71,7 +71,12 @@ start)
     "$image" "$docker_c" "$docker_ro" "$podman_c" > "$dir/names"
   chmod 1777 "$dir/root/tmp"
   cp "$(command -v busybox)" "$dir/root/bin/"
-  for c in sh cat wc sleep id echo true kill env head ls rm ps; do ln -sf busybox "$dir/root/bin/$c"; done
+  for c in sh cat wc sleep id echo true kill env head ls rm ps su; do ln -sf busybox "$dir/root/bin/$c"; done
+  # Two users, root and app (uid 1000), for a chain that ends with su in
+  # the container (docker exec, then su app).
+  mkdir -p "$dir/root/etc"
+  printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/tmp:/bin/sh\n' > "$dir/root/etc/passwd"
+  printf 'root:x:0:\napp:x:1000:\n' > "$dir/root/etc/group"
   tar -C "$dir/root" -cf "$dir/root.tar" .
 
   # docker, on a private socket and data root.

@@ -281,6 +281,22 @@ fn choose_container(opts: &Options) -> ShimChoice {
 /// Windows elevation) starts the shim, which connects back, is
 /// authenticated, and starts the program on the channel.
 pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
+    // A chain whose hops give the link no way back (container exec, then
+    // su in the container, say): asked for, the shim would only fail
+    // later, for a reason that is not the real one.
+    if opts.launcher.hops().len() > 1 && opts.launcher.capabilities().shim_route == ShimRoute::Unknown {
+        return Err(Error::cannot_start(
+            &spec.program,
+            ErrorKind::InvalidInput,
+            &format!(
+                "the shim's link cannot come back through {}: a chain carries it only where the hops after the \
+                 first run on the first hop's host (a local launcher, or ssh, then sudo, su, runuser... there); \
+                 --no-shim runs without it",
+                opts.launcher.name()
+            ),
+            None,
+        ));
+    }
     let mut child = os::spawn(spec, opts)?;
     child.source().start_reader().map_err(|e| {
         Error::cannot_start(
