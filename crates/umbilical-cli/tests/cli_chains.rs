@@ -207,7 +207,8 @@ fn three_hops_to_a_user_who_cannot_reach_the_far_socket_go_without_the_shim() {
     assert_eq!(out.status.code(), Some(3));
     // Without the shim a signal death and a missing program come back as
     // the hops report them: 128+N, and runuser's own 1.
-    assert_eq!(c.run(via, &["--", "sh", "-c", "kill -TERM $$"], b"").status.code(), Some(128 + 15));
+    let out = c.run(via, &["--", "sh", "-c", "kill -TERM $$"], b"");
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", text(&out.stderr));
     let out = c.run(via, &["--", "no-such-program-here"], b"");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("no-such-program-here"), "runuser's own words");
