@@ -123,28 +123,3 @@ pub(crate) const SIGNAL_NUMBERS: Option<[i32; 13]> = Some([
     libc::SIGTSTP,
     libc::SIGWINCH,
 ]);
-
-#[cfg(test)]
-mod tests {
-    /// The table is in `Signal::ALL`'s order (see `SIGNAL_NUMBERS`), and
-    /// Unix numbers differ between systems: checked against this one's.
-    #[test]
-    fn signal_numbers_are_this_hosts() {
-        let expected = [
-            libc::SIGHUP,
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGKILL,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGPIPE,
-            libc::SIGALRM,
-            libc::SIGTERM,
-            libc::SIGCONT,
-            libc::SIGSTOP,
-            libc::SIGTSTP,
-            libc::SIGWINCH,
-        ];
-        assert_eq!(super::SIGNAL_NUMBERS, Some(expected));
-    }
-}
