@@ -41,18 +41,7 @@ fn chains(what: &str) -> Option<Chains> {
         );
         return None;
     };
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chains-ssh-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = dir.join("ssh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec /usr/bin/ssh -i '{key}' -o BatchMode=yes -o StrictHostKeyChecking=no \
-             -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"$@\"\n"
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = ssh_wrapper_dir(&key);
     let ssh = format!("ssh:{ssh_user}@127.0.0.1:{port}");
     let via = |hops: &[&str]| hops.iter().flat_map(|h| ["--via".to_string(), h.to_string()]).collect::<Vec<_>>();
     let runuser = format!("runuser:{target}");
@@ -63,6 +52,31 @@ fn chains(what: &str) -> Option<Chains> {
         target,
         path: format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()),
     })
+}
+
+/// The directory holding this test process's `ssh` wrapper, written once
+/// and renamed into place: the tests run in parallel, and a wrapper
+/// rewritten while another test execs it fails that exec (ETXTBSY, seen as
+/// a 126) or runs a half-written script (no output).
+fn ssh_wrapper_dir(key: &str) -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chains-ssh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let partial = dir.join("ssh.partial");
+        std::fs::write(
+            &partial,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -i '{key}' -o BatchMode=yes -o StrictHostKeyChecking=no \
+                 -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"$@\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&partial, dir.join("ssh")).unwrap();
+        dir
+    })
+    .clone()
 }
 
 impl Chains {
@@ -111,7 +125,12 @@ fn ssh_then_sudo_with_the_shim_innermost() {
     // 2 MiB byte-exact, the half-close reaching the program.
     let payload = pattern(2 << 20);
     let out = c.run(via, &["--", "sh", "-c", "cat; echo after-eof >&2"], &payload);
-    assert!(out.stdout == payload, "2 MiB byte-exact through the chain");
+    assert!(
+        out.stdout == payload,
+        "2 MiB byte-exact through the chain: {}; {}",
+        common::mismatch(&out.stdout, &payload),
+        text(&out.stderr)
+    );
     assert!(text(&out.stderr).contains("after-eof"));
     assert_eq!(c.run(via, &["--", "sh", "-c", "exit 3"], b"").status.code(), Some(3));
     // A signal death is exact through the shim: the report says so.
@@ -188,7 +207,13 @@ fn sudo_then_runuser_locally() {
     assert_eq!(text(&out.stdout), format!("{}\n", c.target), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("shim: used"), "{}", text(&out.stderr));
     let payload = pattern(2 << 20);
-    assert!(c.run(via, &["--", "cat"], &payload).stdout == payload, "2 MiB byte-exact");
+    let out = c.run(via, &["--", "cat"], &payload);
+    assert!(
+        out.stdout == payload,
+        "2 MiB byte-exact: {}; {}",
+        common::mismatch(&out.stdout, &payload),
+        text(&out.stderr)
+    );
     assert_eq!(c.run(via, &["--", "sh", "-c", "exit 4"], b"").status.code(), Some(4));
     assert_eq!(c.run(via, &["--", "sh", "-c", "kill -KILL $$"], b"").status.code(), Some(128 + 9));
 }
@@ -203,7 +228,13 @@ fn three_hops_to_a_user_who_cannot_reach_the_far_socket_go_without_the_shim() {
     assert!(stderr.contains("shim: not used") && stderr.contains("cannot reach the socket"), "says why: {stderr}");
     let payload = pattern(2 << 20);
     let out = c.run(via, &["--", "sh", "-c", "cat; exit 3"], &payload);
-    assert!(out.stdout == payload, "2 MiB byte-exact through three hops");
+    assert!(
+        out.stdout == payload,
+        "2 MiB byte-exact through three hops: {}, {:?}; {}",
+        common::mismatch(&out.stdout, &payload),
+        out.status,
+        text(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(3));
     // Without the shim a signal death and a missing program come back as
     // the hops report them: 128+N, and runuser's own 1.
@@ -258,7 +289,12 @@ fn container_exec_then_su() {
         assert_eq!(out.status.code(), Some(5), "{engine}");
         let payload = pattern(2 << 20);
         let out = run(&["--", "sh", "-c", "cat; exit 3"], &payload);
-        assert!(out.stdout == payload, "{engine}: 2 MiB byte-exact through exec and su");
+        assert!(
+            out.stdout == payload,
+            "{engine}: 2 MiB byte-exact through exec and su: {}; {}",
+            common::mismatch(&out.stdout, &payload),
+            text(&out.stderr)
+        );
         assert_eq!(out.status.code(), Some(3), "{engine}");
         assert_eq!(run(&["--", "sh", "-c", "kill -TERM $$"], b"").status.code(), Some(128 + 15), "{engine}");
         let out = run(&["--", "no-such-program-here"], b"");

@@ -21,6 +21,13 @@ pub fn umbilical(args: &[&str], stdin: &[u8]) -> Output {
 /// `cmd.output()` with `stdin` fed from a thread, bounded: a run (or its
 /// output, held open by something it left behind) past `limit` is killed
 /// and fails the test.
+/// Why `got` is not `want`: both lengths and the first differing offset,
+/// so a failed byte-exact check says whether bytes were lost, cut or changed.
+pub fn mismatch(got: &[u8], want: &[u8]) -> String {
+    let first = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+    format!("got {} bytes, want {}, first difference at byte {first}", got.len(), want.len())
+}
+
 pub fn output_within(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Output {
     let mut child =
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the command");
