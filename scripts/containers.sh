@@ -9,7 +9,12 @@
 # network); starts one container per engine (`--network none`). Prints
 #   UMBILICAL_TEST_DOCKER_HOST (and DOCKER_HOST, for every docker client
 #   the tests start), UMBILICAL_TEST_DOCKER_CONTAINER,
-#   UMBILICAL_TEST_PODMAN_CONTAINER
+#   UMBILICAL_TEST_PODMAN_CONTAINER; for the shim's placement (issue 27):
+#   UMBILICAL_TEST_DOCKER_READONLY_CONTAINER (read-only root, /dev/shm
+#   noexec: no place at all), UMBILICAL_TEST_DOCKER_READONLY_EXEC_CONTAINER
+#   (read-only root, a tmpfs /tmp that allows execution, as Kubernetes'
+#   readOnlyRootFilesystem with an emptyDir), and
+#   UMBILICAL_TEST_{DOCKER,PODMAN}_NOTMP_CONTAINER (an image with no /tmp)
 # for each engine that started; one that cannot start prints SKIP with the
 # reason on stderr. Everything lives under target/containers/.
 set -uo pipefail
@@ -20,11 +25,15 @@ dir="$PWD/target/containers"
 # start recorded in target/containers/names, nothing else.
 run=$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')
 image=umb-test-$run:latest
+notmp_image=umb-test-notmp-$run:latest
 docker_c=umb-test-docker-$run
 # A container whose root filesystem is read-only: no writable place for a
 # shim copied in.
 docker_ro=umb-test-docker-ro-$run
+docker_rox=umb-test-docker-rox-$run
+docker_notmp=umb-test-docker-notmp-$run
 podman_c=umb-test-podman-$run
+podman_notmp=umb-test-podman-notmp-$run
 
 stop() {
   local names="$dir/names"
@@ -32,11 +41,11 @@ stop() {
     # shellcheck disable=SC1090
     . "$names"
     if [ -S "$dir/docker/sock" ]; then
-      DOCKER_HOST="unix://$dir/docker/sock" timeout 30 docker rm -f "$old_docker_c" "$old_docker_ro" >/dev/null 2>&1
+      DOCKER_HOST="unix://$dir/docker/sock" timeout 30 docker rm -f "$old_docker_c" "$old_docker_ro" "${old_docker_rox:-}" "${old_docker_notmp:-}" >/dev/null 2>&1
     fi
     if command -v podman >/dev/null; then
-      timeout 30 podman rm -f -t 0 "$old_podman_c" >/dev/null 2>&1
-      timeout 30 podman rmi -f "localhost/$old_image" >/dev/null 2>&1
+      timeout 30 podman rm -f -t 0 "$old_podman_c" "${old_podman_notmp:-}" >/dev/null 2>&1
+      timeout 30 podman rmi -f "localhost/$old_image" "localhost/${old_notmp_image:-}" >/dev/null 2>&1
     fi
   fi
   if [ -f "$dir/docker/pid" ]; then
@@ -67,8 +76,8 @@ start)
   fi
   stop >/dev/null 2>&1
   mkdir -p "$dir/root/bin" "$dir/root/tmp" "$dir/docker"
-  printf 'old_image=%s old_docker_c=%s old_docker_ro=%s old_podman_c=%s\n' \
-    "$image" "$docker_c" "$docker_ro" "$podman_c" > "$dir/names"
+  printf 'old_image=%s old_notmp_image=%s old_docker_c=%s old_docker_ro=%s old_docker_rox=%s old_docker_notmp=%s old_podman_c=%s old_podman_notmp=%s\n' \
+    "$image" "$notmp_image" "$docker_c" "$docker_ro" "$docker_rox" "$docker_notmp" "$podman_c" "$podman_notmp" > "$dir/names"
   chmod 1777 "$dir/root/tmp"
   cp "$(command -v busybox)" "$dir/root/bin/"
   for c in sh cat wc sleep id echo true kill env head ls rm ps su; do ln -sf busybox "$dir/root/bin/$c"; done
@@ -78,6 +87,8 @@ start)
   printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/tmp:/bin/sh\n' > "$dir/root/etc/passwd"
   printf 'root:x:0:\napp:x:1000:\n' > "$dir/root/etc/group"
   tar -C "$dir/root" -cf "$dir/root.tar" .
+  # The same image without /tmp: the shim's copy must find another place.
+  tar -C "$dir/root" --exclude=./tmp -cf "$dir/notmp.tar" .
 
   # docker, on a private socket and data root.
   d="$dir/docker"
@@ -96,6 +107,18 @@ start)
     else
       echo "SKIP: docker: cannot start a read-only container" >&2
     fi
+    if docker run -d --read-only --tmpfs /tmp:exec,mode=1777 --network none --name "$docker_rox" "$image" \
+      sleep 36000 >/dev/null; then
+      echo "export UMBILICAL_TEST_DOCKER_READONLY_EXEC_CONTAINER=$docker_rox"
+    else
+      echo "SKIP: docker: cannot start a read-only container with a tmpfs /tmp" >&2
+    fi
+    if docker import "$dir/notmp.tar" "$notmp_image" >/dev/null \
+      && docker run -d --network none --name "$docker_notmp" "$notmp_image" sleep 36000 >/dev/null; then
+      echo "export UMBILICAL_TEST_DOCKER_NOTMP_CONTAINER=$docker_notmp"
+    else
+      echo "SKIP: docker: cannot start a container of an image without /tmp" >&2
+    fi
   else
     echo "SKIP: docker: cannot import the image or start a container" >&2
   fi
@@ -105,6 +128,13 @@ start)
     && podman --runtime runc run -d --network none --ulimit nofile=1024:1024 --ulimit nproc=1000:1000 \
       --name "$podman_c" "localhost/$image" sleep 36000 >/dev/null 2>"$dir/podman.log"; then
     echo "export UMBILICAL_TEST_PODMAN_CONTAINER=$podman_c"
+    if podman import "$dir/notmp.tar" "localhost/$notmp_image" >/dev/null 2>&1 \
+      && podman --runtime runc run -d --network none --ulimit nofile=1024:1024 --ulimit nproc=1000:1000 \
+        --name "$podman_notmp" "localhost/$notmp_image" sleep 36000 >/dev/null 2>>"$dir/podman.log"; then
+      echo "export UMBILICAL_TEST_PODMAN_NOTMP_CONTAINER=$podman_notmp"
+    else
+      echo "SKIP: podman: cannot start a container of an image without /tmp" >&2
+    fi
   else
     echo "SKIP: podman: cannot start a container ($(tail -n 2 "$dir/podman.log" 2>/dev/null | tr '\n' ' '))" >&2
   fi

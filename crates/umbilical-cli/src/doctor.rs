@@ -76,6 +76,7 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
     let spawn = umbilical::mechanisms::spawn();
     let exit = umbilical::mechanisms::exit();
     let shim = umbilical::mechanisms::shim_auth();
+    let carried = crate::carried::shim().map(<[u8]>::len);
     if args.json {
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         let list: Vec<String> = launchers
@@ -99,7 +100,7 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
             Err(e) => format!(", \"winsock\": {{\"error\": \"{}\"}}", esc(&e)),
         };
         out!(
-            "{{\"os\": \"{}\", \"os_version\": \"{}\", \"kernel\": \"{}\", \"arch\": \"{}\", \"spawn\": \"{}\", \"exit_detection\": \"{}\", \"shim_auth\": \"{}\", \"launchers\": {{{}}}{catalog}}}",
+            "{{\"os\": \"{}\", \"os_version\": \"{}\", \"kernel\": \"{}\", \"arch\": \"{}\", \"spawn\": \"{}\", \"exit_detection\": \"{}\", \"shim_auth\": \"{}\", \"carried_shim_bytes\": {}, \"launchers\": {{{}}}{catalog}}}",
             std::env::consts::OS,
             esc(&os_version()),
             esc(&kernel()),
@@ -107,6 +108,7 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
             esc(spawn),
             esc(exit),
             esc(shim),
+            carried.map_or_else(|| "null".to_string(), |n| n.to_string()),
             list.join(", ")
         );
     } else {
@@ -120,6 +122,12 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
         out!("spawn:          {spawn}");
         out!("exit detection: {exit}");
         out!("shim auth:      {shim}");
+        match carried {
+            Some(n) => out!(
+                "carried shim:   a static umbilical-shim, {n} bytes (copied into containers, and to far hosts that have none)"
+            ),
+            None => out!("carried shim:   none in this build (containers need --shim-source or --shim-path)"),
+        }
         if cfg!(windows) {
             out!("runas:          ShellExecuteExW \"runas\" (built in; always through the shim)");
         }

@@ -20,6 +20,7 @@ macro_rules! out {
     }};
 }
 
+mod carried;
 mod doctor;
 mod prompts;
 mod relay;

@@ -91,8 +91,9 @@ pub struct RunArgs {
     /// default the shim is used through every launcher where it can work:
     /// sudo, doas, pkexec, runuser and su (a copy where the target user
     /// cannot execute this binary), ssh (at the same path on the far host,
-    /// at --shim-path, or a copy sent over ssh), container exec when the shim to copy in is a static
-    /// build (--shim-source) or one is inside (--shim-path), and runas; not
+    /// at --shim-path, or a copy sent over ssh), container exec (a copy of
+    /// the static shim this binary carries, or --shim-source, or one inside
+    /// at --shim-path), and runas; not
     /// with no launcher or a custom launcher. -v and the report say what
     /// was chosen and why.
     #[arg(long, conflicts_with = "no_shim")]
@@ -105,10 +106,11 @@ pub struct RunArgs {
     /// path; through container exec, a shim already in the container).
     #[arg(long, value_name = "PATH")]
     shim_path: Option<PathBuf>,
-    /// Through container exec: the shim on this host to copy into the
-    /// container, a static build (default: this binary). The `umbilical`
-    /// crate's `umbilical-shim` binary, built with
-    /// RUSTFLAGS="-C target-feature=+crt-static", is one.
+    /// The shim on this host to copy into a container or to a far host
+    /// that has none (default: the static shim this binary carries; see
+    /// `umbilical doctor`). It must run there: a static build, such as the
+    /// `umbilical` crate's `umbilical-shim` built with
+    /// RUSTFLAGS="-C target-feature=+crt-static".
     #[arg(long, value_name = "PATH")]
     shim_source: Option<PathBuf>,
     /// How the shim's link reaches back: auto (a forwarded socket; in band
@@ -296,6 +298,8 @@ pub fn run(args: RunArgs) -> i32 {
     }
     if let Some(path) = &args.shim_source {
         cmd.shim_source(path);
+    } else if let Some(shim) = crate::carried::shim() {
+        cmd.shim_source_bytes(shim);
     }
     cmd.shim_link(match args.shim_link {
         ShimLinkArg::Auto => ShimLink::Auto,
@@ -334,7 +338,7 @@ pub fn run(args: RunArgs) -> i32 {
     let shim_route = launcher.capabilities().shim_route;
     if !shim.used && args.timeout.is_some() && shim_route == umbilical::ShimRoute::InBandCopied {
         say!(
-            "umbilical: warning: without the shim, --timeout stops the exec client, not the program in the container ({}); --shim-source names a static shim",
+            "umbilical: warning: without the shim, --timeout stops the exec client, not the program in the container ({}); --shim-source names a static shim, --shim-path one inside",
             shim.reason
         );
     }

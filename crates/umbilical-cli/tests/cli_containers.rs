@@ -1,6 +1,7 @@
 //! `umbilical run --via docker:C` and `podman:C` the way users drive it,
 //! against the real engines that `scripts/containers.sh` starts, with the
-//! static shim `scripts/test.sh` builds (`--shim-source`): `--timeout`, a
+//! static shim `scripts/test.sh` builds (`--shim-source`) or the one the
+//! CLI carries (issue 27, nothing installed in the image): `--timeout`, a
 //! supervisor's SIGTERM and the caller's SIGKILL leave nothing running in
 //! the container (`docker top`, `podman top`), which the engines alone do
 //! not give; Python's `subprocess.run` with captured output sees the
@@ -116,20 +117,106 @@ fn python_subprocess_run_through_a_container() {
     }
 }
 
-/// By default the CLI copies itself, which a glibc-less image cannot run
-/// when it is dynamically linked: it says so and does without the shim
-/// (the engine's status), instead of failing in the container.
+/// A shim named with `--shim-source` that is dynamically linked (here the
+/// CLI itself), which a glibc-less image cannot run: the CLI says so and
+/// does without the shim (the engine's status), instead of failing in the
+/// container.
 #[test]
-fn a_dynamic_cli_does_without_the_shim_and_says_why() {
-    for (engine, c, _) in engines("the CLI's own shim choice for a container") {
-        let out = umbilical(&["run", "-v", "--via", &format!("{engine}:{c}"), "--", "sh", "-c", "exit 3"], b"");
+fn a_dynamic_shim_source_is_done_without_and_says_why() {
+    for (engine, c, _) in engines("a dynamic --shim-source for a container") {
+        let via = format!("{engine}:{c}");
+        let out = umbilical(&["run", "-v", "--via", &via, "--shim-source", UMBILICAL, "--", "sh", "-c", "exit 3"], b"");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{engine}: {err}");
         assert!(err.contains("shim: not used") && err.contains("dynamically linked"), "{engine}: {err}");
         // A timeout then warns that it cannot reach inside.
-        let out = umbilical(&["run", "--timeout", "30", "--via", &format!("{engine}:{c}"), "--", "true"], b"");
+        let args = ["run", "--timeout", "30", "--via", &via, "--shim-source", UMBILICAL, "--", "true"];
+        let out = umbilical(&args, b"");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{engine}: {err}");
         assert!(err.contains("warning: without the shim, --timeout stops the exec client"), "{engine}: {err}");
     }
+}
+
+/// The containers `scripts/containers.sh` starts for the shim's placement,
+/// with where a copy of ours may be found in each; SKIP for those missing.
+fn placement_targets() -> Vec<(&'static str, String, &'static [&'static str])> {
+    const ROOTFS: &[&str] = &["/tmp", "/"];
+    let all: [(&str, &str, &[&str]); 5] = [
+        ("docker", "UMBILICAL_TEST_DOCKER_CONTAINER", ROOTFS),
+        ("podman", "UMBILICAL_TEST_PODMAN_CONTAINER", ROOTFS),
+        ("docker", "UMBILICAL_TEST_DOCKER_NOTMP_CONTAINER", &["/"]),
+        ("podman", "UMBILICAL_TEST_PODMAN_NOTMP_CONTAINER", &["/"]),
+        ("docker", "UMBILICAL_TEST_DOCKER_READONLY_EXEC_CONTAINER", &["/tmp", "/dev/shm"]),
+    ];
+    let mut found = Vec::new();
+    for (engine, var, places) in all {
+        match std::env::var(var) {
+            Ok(c) if engine != "docker" || std::env::var("DOCKER_HOST").is_ok() => found.push((engine, c, places)),
+            _ => {
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!("SKIP: the carried shim: {var} unset (scripts/containers.sh start)\n").as_bytes(),
+                );
+            }
+        }
+    }
+    found
+}
+
+/// What of ours (`umbilical-*`) is in the container's `places`.
+fn copies_inside(engine: &str, container: &str, places: &[&str]) -> Vec<String> {
+    let out =
+        Command::new("timeout").args(["30", engine, "exec", container, "ls", "-a"]).args(places).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("umbilical-")).map(str::to_string).collect()
+}
+
+/// Ours in this host's temporary directory: the carried shim staged for
+/// the engine's `cp`.
+fn staged_here() -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("umbilical-shim-"))
+        .collect()
+}
+
+/// Issue 27: nothing to install in the container. The CLI as built (a
+/// dynamically linked binary) copies in the static shim it carries, with
+/// no `--shim-source`: in the busybox image, in an image with no `/tmp`
+/// (the copy goes to `/`), and in a read-only container whose tmpfs `/tmp`
+/// allows execution (the engine cannot write there: `sh` in it does). Each:
+/// the report says the shim was used and where it came from, a signal
+/// death is exact (138 for USR1), `--timeout --kill-after` ends a program
+/// that ignores TERM (124, nothing left running), and no copy is left in
+/// the container or staged on this host.
+#[test]
+fn the_carried_shim_needs_nothing_installed() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("carried-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let before = staged_here();
+    for (n, (engine, c, places)) in placement_targets().into_iter().enumerate() {
+        let via = format!("{engine}:{c}");
+        let report = dir.join(format!("report-{n}.json"));
+        let args = ["run", "--via", &via, "--report", report.to_str().unwrap(), "--", "sh", "-c", "kill -USR1 $$"];
+        let out = umbilical(&args, b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(138), "{via}: the signal exactly, through the shim: {err}");
+        let json = std::fs::read_to_string(&report).unwrap();
+        assert!(
+            json.contains("\"shim\": {\"used\": true") && json.contains("the shim this program carries"),
+            "{via}: the report says where the shim came from: {json}"
+        );
+        let marker = format!("umb-carried-{}-{n}", std::process::id());
+        let script = format!("trap '' TERM; while :; do sleep 1; done; : {marker}");
+        let started = Instant::now();
+        let args = ["run", "--timeout", "2", "--kill-after", "1", "--via", &via, "--", "sh", "-c", &script];
+        let out = umbilical(&args, b"");
+        assert_eq!(out.status.code(), Some(124), "{via}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(started.elapsed() < Duration::from_secs(30), "{via}: bounded by --timeout and --kill-after");
+        assert!(gone_inside(engine, &c, &marker), "{via}: the program that ignored TERM is gone");
+        assert_eq!(copies_inside(engine, &c, places), Vec::<String>::new(), "{via}: no copy left inside");
+    }
+    assert_eq!(staged_here(), before, "nothing staged is left on this host");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -496,6 +496,38 @@ impl Command {
         self
     }
 
+    /// [`Command::shim_source`], held in memory: the bytes of a static shim
+    /// the caller carries (the `umbilical` CLI embeds one, built at its
+    /// build time; see its `build.rs`). A file named by
+    /// [`Command::shim_source`] wins over these.
+    ///
+    /// Through ssh, a far host without the shim gets a copy of these bytes
+    /// (else of this executable): a static build runs there whatever its C
+    /// library. Into a container they go through the engine's `cp`, which
+    /// reads a file: they are written to a private directory of the
+    /// caller's (`umbilical-shim-<random>` in the temporary directory, mode
+    /// 0700), removed as soon as the copy is made or has failed.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use umbilical::{Command, Engine, Launcher};
+    /// // A static `umbilical-shim`, read once (or `include_bytes!`d).
+    /// let shim: &'static [u8] = std::fs::read("/opt/app/umbilical-shim")?.leak();
+    /// let mut cmd = Command::new("id");
+    /// cmd.launcher(Launcher::ContainerExec {
+    ///     engine: Engine::Docker,
+    ///     target: "web".into(),
+    ///     user: None,
+    /// })
+    /// .shim_source_bytes(shim);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn shim_source_bytes(&mut self, bytes: impl Into<std::borrow::Cow<'static, [u8]>>) -> &mut Self {
+        self.opts.shim_source_bytes = Some(bytes.into());
+        self
+    }
+
     /// Unix: starts the program as the leader of a new process group, and
     /// makes [`Child::signal`](crate::Child::signal),
     /// [`Child::terminate`](crate::Child::terminate) and

@@ -96,6 +96,9 @@ pub(crate) struct Options {
     pub(crate) shim_path: Option<PathBuf>,
     pub(crate) shim_link: ShimLink,
     pub(crate) shim_source: Option<PathBuf>,
+    /// A shim carried in memory, copied where one is needed
+    /// (`Command::shim_source_bytes`).
+    pub(crate) shim_source_bytes: Option<std::borrow::Cow<'static, [u8]>>,
     pub(crate) connect_timeout: Duration,
     pub(crate) caller_gone_grace: Duration,
     pub(crate) kill_on_drop: bool,
@@ -130,6 +133,7 @@ impl Default for Options {
             shim_path: None,
             shim_link: ShimLink::Auto,
             shim_source: None,
+            shim_source_bytes: None,
             connect_timeout: Duration::from_secs(60),
             caller_gone_grace: Duration::from_secs(5),
             kill_on_drop: false,

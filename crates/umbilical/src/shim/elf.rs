@@ -31,6 +31,11 @@ pub(crate) fn linkage(path: &Path) -> Linkage {
     parse(&head).unwrap_or(Linkage::NotElf)
 }
 
+/// [`linkage`] of a file held in memory.
+pub(crate) fn linkage_of(bytes: &[u8]) -> Linkage {
+    parse(&bytes[..bytes.len().min(4096)]).unwrap_or(Linkage::NotElf)
+}
+
 /// The linkage from the first bytes of a file; `None` when they are not a
 /// whole ELF header and program header table.
 fn parse(b: &[u8]) -> Option<Linkage> {

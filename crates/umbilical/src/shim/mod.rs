@@ -54,6 +54,7 @@ mod elf;
 #[cfg_attr(unix, path = "unix/mod.rs")]
 #[cfg_attr(windows, path = "windows.rs")]
 mod os;
+pub(crate) mod source;
 
 /// The argument that marks a shim invocation.
 pub const SHIM_ARG: &str = "shim";
@@ -259,21 +260,20 @@ fn choose_container(opts: &Options) -> ShimChoice {
     if let Some(inside) = &opts.shim_path {
         return chosen(true, format!("in band, the shim at {} in the container", inside.display()));
     }
-    let source = match opts.shim_source() {
+    let source = match source::Source::of(opts) {
         Ok(source) => source,
         Err(e) => return chosen(false, e.to_string()),
     };
-    match elf::linkage(&source) {
-        elf::Linkage::Static => chosen(true, format!("in band, {} copied in", source.display())),
+    match source.linkage() {
+        elf::Linkage::Static => chosen(true, format!("in band, {source} copied in")),
         elf::Linkage::Dynamic => chosen(
             false,
             format!(
-                "the shim {} is dynamically linked, and an image may lack its C library: name a static build with \
-                 shim_source, or one inside with shim_path",
-                source.display()
+                "the shim {source} is dynamically linked, and an image may lack its C library: name a static build \
+                 with shim_source (CLI --shim-source), or one inside with shim_path (--shim-path)"
             ),
         ),
-        elf::Linkage::NotElf => chosen(false, format!("the shim {} is not a Linux (ELF) executable", source.display())),
+        elf::Linkage::NotElf => chosen(false, format!("the shim {source} is not a Linux (ELF) executable")),
     }
 }
 

@@ -5,8 +5,9 @@
 //! caller's path if it is there, else ends with a code of its own
 //! (`shim/unix/mod.rs`), so a far host that has the shim costs nothing more.
 //! One that lacks it is asked what it is (`uname -sm`); if it is the
-//! caller's OS and architecture, a second session writes the caller's shim
-//! into a fresh directory of the far user's, of a random name the caller
+//! caller's OS and architecture, a second session writes the shim to copy
+//! (`shim_source`, else the bytes the caller carries, else this
+//! executable: see `shim/source.rs`) into a fresh directory of the far user's, of a random name the caller
 //! chose (`mkdir -m 700`, which fails on a name someone took; `umask 077`:
 //! nobody else there can read, replace or rename it) and answers with its
 //! path and length, which must be ours. A copy whose session was cut
@@ -25,21 +26,25 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::remote::{read_within, reap_within, said_on, spawn_on_stream};
+use super::remote::{helper, run_helper as run};
 use crate::error::{Error, ErrorKind};
-use crate::exit::ExitDetection;
 use crate::launcher::Launcher;
-use crate::spec::ProgramSpec;
-use crate::sys;
+use crate::shim::source::Source;
 
-/// The most a helper session may print.
-const ANSWER_LIMIT: usize = 4096;
+/// Where the helper sessions place the shim, as their errors say it.
+const FAR: &str = "on the far host";
 
-/// Copies `shim` to the far host (which the launch's own session found
-/// without it) and returns the copy's far path: see the module docs.
-pub(super) fn place(launcher: &Launcher, shim: &Path, deadline: Instant) -> Result<OsString, Error> {
+/// Copies `source` to the far host (which the launch's own session found
+/// without a shim at `looked_at`) and returns the copy's far path: see the
+/// module docs.
+pub(super) fn place(
+    launcher: &Launcher,
+    looked_at: &Path,
+    source: &Source,
+    deadline: Instant,
+) -> Result<OsString, Error> {
     let name = launcher.name();
-    let answer = run(launcher, &helper("uname -sm", &[]), &[], deadline)?;
+    let answer = run(launcher, &helper("uname -sm", &[]), &[], deadline, FAR)?;
     let far = answer.lines().next().unwrap_or("").trim().to_string();
     if !same_platform(&far) {
         return Err(Error::new(
@@ -47,16 +52,14 @@ pub(super) fn place(launcher: &Launcher, shim: &Path, deadline: Instant) -> Resu
             format!(
                 "the far host has no shim at {} and is {far:?}, while this one is built for {} {}: \
                  install one built for it there and name it with shim_path (--shim-path)",
-                shim.display(),
+                looked_at.display(),
                 std::env::consts::OS,
                 std::env::consts::ARCH,
             ),
             None,
         ));
     }
-    let bytes = std::fs::read(shim).map_err(|e| {
-        Error::new(ErrorKind::ShimFailed, format!("cannot read the shim {} to copy it: {e}", shim.display()), Some(e))
-    })?;
+    let bytes = source.bytes()?;
     // The copy removes itself unless it is whole: a session cut short
     // (our deadline, a dropped connection) leaves nothing behind. Its
     // directory's name is ours (mkdir fails on a name someone else took):
@@ -78,7 +81,7 @@ pub(super) fn place(launcher: &Launcher, shim: &Path, deadline: Instant) -> Resu
          printf '%s %s\\n' \"$1\" \"$d/shim\"",
         &[bytes.len().to_string().into(), dir.clone().into()],
     );
-    let answer = match run(launcher, &copy, &bytes, deadline) {
+    let answer = match run(launcher, &copy, &bytes, deadline, FAR) {
         Ok(answer) => answer,
         Err(e) => {
             remove_named(launcher, &dir);
@@ -98,7 +101,7 @@ pub(super) fn place(launcher: &Launcher, shim: &Path, deadline: Instant) -> Resu
             None,
         ));
     }
-    tracing::info!(launcher = %name, far = %path.to_string_lossy(), bytes = bytes.len(), "the shim is copied to the far host");
+    tracing::info!(launcher = %name, from = %source, far = %path.to_string_lossy(), bytes = bytes.len(), "the shim is copied to the far host");
     Ok(path)
 }
 
@@ -107,7 +110,7 @@ pub(super) fn place(launcher: &Launcher, shim: &Path, deadline: Instant) -> Resu
 pub(super) fn remove(launcher: &Launcher, path: &OsString) {
     let spec =
         helper("rm -f -- \"$1\" && { [ ! -d \"${1%/*}\" ] || rmdir -- \"${1%/*}\"; }", std::slice::from_ref(path));
-    if let Err(e) = run(launcher, &spec, &[], Instant::now() + Duration::from_secs(10)) {
+    if let Err(e) = run(launcher, &spec, &[], Instant::now() + Duration::from_secs(10), FAR) {
         tracing::warn!("could not remove the shim's copy {} through {}: {e}", path.to_string_lossy(), launcher.name());
     }
 }
@@ -120,71 +123,8 @@ fn remove_named(launcher: &Launcher, dir: &str) {
         "d=\"${TMPDIR:-/tmp}/$1\"; [ ! -e \"$d\" ] || { rm -f -- \"$d/shim\" && rmdir -- \"$d\"; }",
         &[dir.into()],
     );
-    if let Err(e) = run(launcher, &spec, &[], Instant::now() + Duration::from_secs(10)) {
+    if let Err(e) = run(launcher, &spec, &[], Instant::now() + Duration::from_secs(10), FAR) {
         tracing::warn!("could not remove a cut-short copy of the shim, {dir}, through {}: {e}", launcher.name());
-    }
-}
-
-/// `sh -c SCRIPT sh ARGS...`.
-fn helper(script: &str, args: &[OsString]) -> ProgramSpec {
-    let mut all: Vec<OsString> = vec!["-c".into(), script.into(), "sh".into()];
-    all.extend(args.iter().cloned());
-    ProgramSpec { program: "sh".into(), args: all, ..ProgramSpec::default() }
-}
-
-/// Runs `spec` through `launcher` with `input` on its stdin, until
-/// `deadline`: what it printed, if it exited 0.
-fn run(launcher: &Launcher, spec: &ProgramSpec, input: &[u8], deadline: Instant) -> Result<String, Error> {
-    let name = launcher.name();
-    let wrapped = launcher.wrap(spec, ExitDetection::Process, false)?.map_or_else(|| spec.clone(), |l| l.spec);
-    let (ours, process, stderr) = spawn_on_stream(&wrapped, true, &name)?;
-    let fail = |what: String| Error::new(ErrorKind::ShimFailed, what, None);
-    let mut rest = input;
-    while !rest.is_empty() {
-        match sys::write_until(&ours, rest, true, Some(deadline)) {
-            Ok(Some(n)) => rest = &rest[n..],
-            Ok(None) => {
-                let _ = process.kill();
-                let _ = reap_within(process, Duration::from_secs(2));
-                let what = format!("copying the shim through {name} did not finish in time");
-                return Err(Error::new(ErrorKind::TimedOut, what, None));
-            }
-            Err(e) => {
-                let _ = process.kill();
-                let _ = reap_within(process, Duration::from_secs(2));
-                let said = said_on(stderr);
-                return Err(fail(format!("copying the shim through {name} failed: {e} {}", said.trim())));
-            }
-        }
-    }
-    let mut stream = std::os::unix::net::UnixStream::from(ours);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let (out, cut) = read_within(&mut stream, deadline, ANSWER_LIMIT, |_| false);
-    if cut {
-        let _ = process.kill();
-    }
-    let status = reap_within(process, Duration::from_secs(2));
-    if cut {
-        let what = format!("{name} did not answer in time while placing the shim");
-        return Err(Error::new(ErrorKind::TimedOut, what, None));
-    }
-    match status {
-        Some(crate::exit::ExitStatus::Exited(0)) => Ok(String::from_utf8_lossy(&out).into_owned()),
-        other => {
-            // Worded as the refusal of the launch itself, which it is: the
-            // same session would have refused the shim.
-            let said = said_on(stderr);
-            let status = other.map_or_else(|| "killed".to_string(), |s| format!("{s:?}"));
-            Err(Error::new(
-                ErrorKind::LauncherRefused,
-                format!(
-                    "{name} ended ({status}) before the shim connected: refused (authentication, policy or \
-                     unknown user), or failed, while placing the shim on the far host: {}",
-                    said.trim()
-                ),
-                None,
-            ))
-        }
     }
 }
 

@@ -5,10 +5,10 @@
 //! (`AllowStreamLocalForwarding no`). What every launcher does carry is a
 //! session's stdin and stdout. So:
 //! 1. Through container exec, the shim is copied in (`docker cp` of a
-//!    static build to `/tmp/umbilical-<random>`), unless `shim_path` names
-//!    one already there; only into a running container whose `/tmp` no
-//!    other user can rename in, and removed on every path
-//!    ([`placement`]).
+//!    static build to `/tmp/umbilical-<random>`, or another place where
+//!    `/tmp` is missing, unsafe or read-only), unless `shim_path` names
+//!    one already there; only into a running container, where no other
+//!    user can rename it, and removed on every path ([`placement`]).
 //! 2. A first session runs the shim as a **bridge**: it listens on a socket
 //!    next to it that only its user may connect to, says it is ready, and
 //!    relays that socket to the session's stdin/stdout, which is a
@@ -54,6 +54,7 @@ use crate::spec::ProgramSpec;
 use crate::sys;
 
 mod placement;
+mod staged;
 
 use placement::{Placed, place};
 /// Starts the program through the shim with an in-band link.
@@ -71,7 +72,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let name = super::remote::random_name()
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the bridge's socket: {e}"), Some(e)))?;
     let mut placed = place(opts, &name, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
-    let socket = format!("/tmp/umbilical-{name}.sock");
+    let socket = placed.socket(&name);
     // Failing here, the copy goes with `placed`.
     let bridge = start_bridge(opts, &placed, &socket, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
     // The bridge runs: it removes the copy when it ends.

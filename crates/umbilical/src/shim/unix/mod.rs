@@ -312,7 +312,8 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         // the same launch again from it.
         Err(FarShimMissing) => {
             let shim_path = opts.shim_program()?;
-            let copy = far_copy::place(&opts.launcher, &shim_path, deadline)
+            let source = super::source::Source::of(opts)?;
+            let copy = far_copy::place(&opts.launcher, &shim_path, &source, deadline)
                 .map_err(|e| Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))?;
             match spawn_once(spec, opts, deadline, Some(copy))? {
                 Ok(child) => Ok(child),

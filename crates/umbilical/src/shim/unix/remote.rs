@@ -2,7 +2,7 @@
 //! helper commands that place and remove it (Unix callers: ssh's forwarded
 //! socket, the in-band link's copied shim).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,79 @@ use crate::sys;
 pub(crate) fn random_name() -> io::Result<String> {
     let random = sys::random_token::<16>()?;
     Ok(random.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The most a helper session may print.
+const ANSWER_LIMIT: usize = 4096;
+
+/// `sh -c SCRIPT sh ARGS...`.
+pub(crate) fn helper(script: &str, args: &[OsString]) -> ProgramSpec {
+    let mut all: Vec<OsString> = vec!["-c".into(), script.into(), "sh".into()];
+    all.extend(args.iter().cloned());
+    ProgramSpec { program: "sh".into(), args: all, ..ProgramSpec::default() }
+}
+
+/// Runs `spec` (a helper placing the shim `place`: "on the far host", "in
+/// the container") through `launcher` with `input` on its stdin, until
+/// `deadline`: what it printed, if it exited 0.
+pub(crate) fn run_helper(
+    launcher: &Launcher,
+    spec: &ProgramSpec,
+    input: &[u8],
+    deadline: Instant,
+    place: &str,
+) -> Result<String, Error> {
+    let name = launcher.name();
+    let wrapped = launcher.wrap(spec, ExitDetection::Process, false)?.map_or_else(|| spec.clone(), |l| l.spec);
+    let (ours, process, stderr) = spawn_on_stream(&wrapped, true, &name)?;
+    let fail = |what: String| Error::new(ErrorKind::ShimFailed, what, None);
+    let mut rest = input;
+    while !rest.is_empty() {
+        match sys::write_until(&ours, rest, true, Some(deadline)) {
+            Ok(Some(n)) => rest = &rest[n..],
+            Ok(None) => {
+                let _ = process.kill();
+                let _ = reap_within(process, Duration::from_secs(2));
+                let what = format!("copying the shim through {name} did not finish in time");
+                return Err(Error::new(ErrorKind::TimedOut, what, None));
+            }
+            Err(e) => {
+                let _ = process.kill();
+                let _ = reap_within(process, Duration::from_secs(2));
+                let said = said_on(stderr);
+                return Err(fail(format!("copying the shim through {name} failed: {e} {}", said.trim())));
+            }
+        }
+    }
+    let mut stream = std::os::unix::net::UnixStream::from(ours);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let (out, cut) = read_within(&mut stream, deadline, ANSWER_LIMIT, |_| false);
+    if cut {
+        let _ = process.kill();
+    }
+    let status = reap_within(process, Duration::from_secs(2));
+    if cut {
+        let what = format!("{name} did not answer in time while placing the shim");
+        return Err(Error::new(ErrorKind::TimedOut, what, None));
+    }
+    match status {
+        Some(crate::exit::ExitStatus::Exited(0)) => Ok(String::from_utf8_lossy(&out).into_owned()),
+        other => {
+            // Worded as the refusal of the launch itself, which it is: the
+            // same session would have refused the shim.
+            let said = said_on(stderr);
+            let status = other.map_or_else(|| "killed".to_string(), |s| format!("{s:?}"));
+            Err(Error::new(
+                ErrorKind::LauncherRefused,
+                format!(
+                    "{name} ended ({status}) before the shim connected: refused (authentication, policy or \
+                     unknown user), or failed, while placing the shim {place}: {}",
+                    said.trim()
+                ),
+                None,
+            ))
+        }
+    }
 }
 
 /// Runs `spec` (a launcher's helper command: a removal) with no input, as
@@ -53,14 +126,12 @@ pub(crate) fn read_some(mut r: impl Read) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The command that removes `path` through `launcher`, as its default
-/// user (`rm -f -- PATH` there); `rm` here with no launcher.
-pub(crate) fn remove_spec(launcher: &Launcher, path: &OsStr) -> Result<ProgramSpec, Error> {
-    let rm = ProgramSpec {
-        program: "rm".into(),
-        args: vec!["-f".into(), "--".into(), path.to_owned()],
-        ..ProgramSpec::default()
-    };
+/// The command that removes `paths` through `launcher`, as its default
+/// user (`rm -f -- PATH...` there); `rm` here with no launcher.
+pub(crate) fn remove_spec(launcher: &Launcher, paths: &[&OsStr]) -> Result<ProgramSpec, Error> {
+    let mut args: Vec<OsString> = vec!["-f".into(), "--".into()];
+    args.extend(paths.iter().map(|p| p.to_os_string()));
+    let rm = ProgramSpec { program: "rm".into(), args, ..ProgramSpec::default() };
     Ok(launcher.as_default_user().wrap(&rm, ExitDetection::Process, false)?.map_or(rm, |launched| launched.spec))
 }
 

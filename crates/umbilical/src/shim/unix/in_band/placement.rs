@@ -26,11 +26,14 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::staged::Staged;
 use crate::error::{Error, ErrorKind};
 use crate::exit::ExitStatus;
 use crate::launcher::{ShimRoute, shell_command};
 use crate::options::Options;
-use crate::shim::os::remote::{read_within, reap_within, said_on, spawn_on_stream};
+use crate::shim::elf::Linkage;
+use crate::shim::os::remote::{helper, read_within, reap_within, run_helper, said_on, spawn_on_stream};
+use crate::shim::source::Source;
 use crate::spec::ProgramSpec;
 use crate::sys;
 
@@ -54,6 +57,12 @@ impl Placed {
     /// Whether we copied the shim there (and the bridge must remove it).
     pub(super) fn copied(&self) -> bool {
         self.janitor.is_some()
+    }
+
+    /// Where the bridge listens: next to our copy (the one directory we
+    /// know it may write in), else in `/tmp`.
+    pub(super) fn socket(&self, name: &str) -> String {
+        if self.copied() { format!("{}.sock", self.shim.display()) } else { format!("/tmp/umbilical-{name}.sock") }
     }
 
     /// The bridge runs and removes the copy when it ends: the janitor
@@ -89,36 +98,120 @@ pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Pla
     if opts.launcher.capabilities().shim_route != ShimRoute::InBandCopied || opts.shim_path.is_some() {
         return Ok(Placed { shim: opts.shim_program()?, janitor: None });
     }
-    let source = opts.shim_source()?;
-    let source = std::fs::canonicalize(&source).map_err(|e| {
-        Error::new(ErrorKind::ShimFailed, format!("cannot find the shim {}: {e}", source.display()), Some(e))
-    })?;
-    match crate::shim::elf::linkage(&source) {
-        crate::shim::elf::Linkage::Static => {}
-        crate::shim::elf::Linkage::Dynamic => tracing::warn!(
-            "the shim {} is dynamically linked: it runs only in an image that has its C library",
-            source.display()
-        ),
-        crate::shim::elf::Linkage::NotElf => {
+    let source = Source::of(opts)?;
+    match source.linkage() {
+        Linkage::Static => {}
+        Linkage::Dynamic => {
+            tracing::warn!("the shim {source} is dynamically linked: it runs only in an image that has its C library")
+        }
+        Linkage::NotElf => {
             return Err(Error::new(
                 ErrorKind::ShimFailed,
-                format!("the shim {} is not a Linux (ELF) executable, which a container needs", source.display()),
+                format!("the shim {source} is not a Linux (ELF) executable, which a container needs"),
                 None,
             ));
         }
     }
-    check_container(opts, deadline)?;
-    let inside = format!("/tmp/umbilical-{name}");
-    let janitor = copy_with_janitor(opts, &source, &inside, deadline)?;
+    let dir = choose_dir(opts, deadline)?;
+    let staged = Staged::of(&source)?;
+    let inside = format!("{}/umbilical-{name}", dir.trim_end_matches('/'));
+    let copied = copy_with_janitor(opts, Some(staged.path()), &inside, &[&inside], deadline);
+    // Copied or not, the staged file, if we wrote one, is not needed now.
+    drop(staged);
+    let (janitor, inside) = match copied {
+        Ok(janitor) => (janitor, inside),
+        // The engine could not write there: a read-only root filesystem,
+        // as a rule. A tmpfs it cannot reach may still be writable from
+        // inside, by an exec'd `sh`.
+        Err(refused) if refused.kind() == ErrorKind::LauncherRefused => copy_from_inside(opts, &source, name, deadline)
+            .map_err(|inside| {
+                Error::new(
+                    ErrorKind::LauncherRefused,
+                    format!(
+                        "{refused}, nor could `sh` in it ({inside}): an image with no place that is writable and \
+                         allows execution needs a shim inside, named with shim_path (CLI --shim-path)"
+                    ),
+                    None,
+                )
+            })?,
+        Err(e) => return Err(e),
+    };
+    tracing::info!(from = %source, to = %inside, "the shim is copied into the container");
     Ok(Placed { shim: inside.into(), janitor: Some(janitor) })
 }
 
-/// Refuses a container that does not run, or whose `/` or `/tmp` another
-/// user could rename our copy out of. One look at a time: docker holds
-/// the container while it streams an archive we do not read on, and an
-/// inspect started beside it waits for it (seen here: a deadlock until
-/// the connect timeout).
-fn check_container(opts: &Options, deadline: Instant) -> Result<(), Error> {
+/// What `sh` runs in the container to copy the shim in from inside (`$1`
+/// its length, `$2` our random name, the rest the places to try): the
+/// first directory that is writable here, keeps what its user puts in it
+/// (sticky, or closed to group and others; root's or this user's) and
+/// allows execution (docker mounts `/dev/shm`, and `--tmpfs` by default,
+/// `noexec`: running the empty file, which `sh` takes for an empty script
+/// where it may be executed at all, tells) gets `umbilical-NAME`,
+/// created exclusively (`set -C`: nothing planted there is written
+/// through), then filled, checked for length and made executable.
+const COPY_FROM_INSIDE: &str = r#"len=$1 name=$2; shift 2
+umask 077; set -C
+for d do
+  [ -d "$d" ] && [ -w "$d" ] || continue
+  m=$(ls -ldn "$d") || continue
+  case $m in d????????[tT]*) ;; d????-??-*) ;; *) continue;; esac
+  uid=$(echo "$m" | { read -r _ _ u _; echo "$u"; })
+  [ "$uid" = 0 ] || [ "$uid" = "$(id -u)" ] || continue
+  f=$d/umbilical-$name
+  (: >"$f") 2>/dev/null || continue
+  chmod 700 "$f" && "$f" </dev/null >/dev/null 2>&1 || { rm -f "$f"; continue; }
+  if cat >| "$f" && [ "$(wc -c < "$f")" -eq "$len" ] && chmod 755 "$f"; then
+    echo "copied $f"; exit 0
+  fi
+  rm -f "$f"; exit 1
+done
+echo "no directory among $* is writable, keeps what its user puts there, and allows execution" >&2
+exit 3"#;
+
+/// Copies the shim in from inside, for an engine that could not write it
+/// (see [`EXEC_PLACES`]): a janitor first, so that a copy cut short by the
+/// caller's death goes too, then `sh` as the container's default user
+/// ([`COPY_FROM_INSIDE`]). Needs `sh`, `cat`, `ls`, `wc` and `chmod` in the
+/// image; `Err` says why not.
+fn copy_from_inside(
+    opts: &Options,
+    source: &Source,
+    name: &str,
+    deadline: Instant,
+) -> Result<(Janitor, String), String> {
+    let bytes = source.bytes().map_err(|e| e.to_string())?;
+    let paths: Vec<String> = EXEC_PLACES.iter().map(|dir| format!("{dir}/umbilical-{name}")).collect();
+    let remove: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let janitor = copy_with_janitor(opts, None, "", &remove, deadline).map_err(|e| e.to_string())?;
+    let mut args: Vec<OsString> = vec![bytes.len().to_string().into(), name.into()];
+    args.extend(EXEC_PLACES.iter().map(OsString::from));
+    let spec = helper(COPY_FROM_INSIDE, &args);
+    let answer = run_helper(&opts.launcher.as_default_user(), &spec, &bytes, deadline, "in the container")
+        .map_err(|e| e.to_string())?;
+    match answer.trim().strip_prefix("copied ") {
+        Some(path) if paths.iter().any(|p| p == path) => Ok((janitor, path.to_string())),
+        _ => Err(format!("it answered {:?}", answer.trim())),
+    }
+}
+
+/// Where the engine's `cp` may put a copy, in order: the usual temporary
+/// directories, then `/` itself (root's and closed to others wherever the
+/// rest is safe: an image with no `/tmp` still takes the copy).
+const CP_PLACES: [&str; 3] = ["/tmp", "/var/tmp", "/run"];
+
+/// Where an exec'd `sh` may write the copy when the engine's `cp` cannot:
+/// the tmpfs mounts a read-only root filesystem keeps writable, which the
+/// engine's `cp` does not reach (it writes to the image's layer under
+/// them).
+const EXEC_PLACES: [&str; 3] = ["/dev/shm", "/tmp", "/run"];
+
+/// The directory for the engine's copy: refuses a container that does not
+/// run, or whose `/` another user could rename our copy out of; takes the
+/// first of [`CP_PLACES`] that exists and is safe, else `/`. One look at a
+/// time: docker holds the container while it streams an archive we do not
+/// read on, and an inspect started beside it waits for it (seen here: a
+/// deadlock until the connect timeout).
+fn choose_dir(opts: &Options, deadline: Instant) -> Result<&'static str, Error> {
     let launcher = opts.launcher.name();
     if let Some(argv) = opts.launcher.running_probe() {
         let (out, status, said) = Capture::start(&argv)?.finish(deadline, |_| false)?;
@@ -135,33 +228,44 @@ fn check_container(opts: &Options, deadline: Instant) -> Result<(), Error> {
             ));
         }
     }
-    for dir in ["/tmp", "/"] {
-        let (argv, owners_kept) = opts.launcher.archive_of(dir)?;
-        let capture = Capture::start(&argv)?;
-        let (out, status, said) = capture.finish(deadline, |bytes| first_entry(bytes).is_some())?;
-        let entry = match first_entry(&out) {
-            Some(Ok(entry)) => entry,
-            Some(Err(why)) => {
-                return Err(unsafe_place(&launcher, dir, &format!("its archive could not be read: {why}")));
-            }
-            None => {
-                return Err(Error::new(
-                    ErrorKind::LauncherRefused,
-                    format!(
-                        "{launcher}: cannot read the container's {dir} ({}: {}): no such container, or an image \
-                         with no {dir}",
-                        status.map_or_else(|| "no status".into(), |s| format!("{s:?}")),
-                        said.trim()
-                    ),
-                    None,
-                ));
-            }
-        };
-        if let Err(why) = judge(&entry, owners_kept) {
-            return Err(unsafe_place(&launcher, dir, &why));
+    // `/` first: where others may rename in it, nothing under it is safe.
+    match look(opts, "/", deadline)? {
+        Ok((entry, owners_kept)) => judge(&entry, owners_kept).map_err(|why| unsafe_place(&launcher, "/", &why))?,
+        Err(said) => {
+            return Err(Error::new(
+                ErrorKind::LauncherRefused,
+                format!("{launcher}: cannot read the container's / ({said}): no such container"),
+                None,
+            ));
         }
     }
-    Ok(())
+    for dir in CP_PLACES {
+        match look(opts, dir, deadline)? {
+            Err(said) => tracing::debug!(dir, said, "the container has no such directory"),
+            Ok((entry, owners_kept)) => match judge(&entry, owners_kept) {
+                Ok(()) => return Ok(dir),
+                Err(why) => tracing::info!(dir, why, "not a safe place for the shim's copy"),
+            },
+        }
+    }
+    Ok("/")
+}
+
+/// The first entry of the engine's archive of the container's `dir` and
+/// whether it kept owners; `Err` with the engine's status and words when
+/// it found no such directory (or no such container: `/` tells).
+fn look(opts: &Options, dir: &str, deadline: Instant) -> Result<Result<(Entry, bool), String>, Error> {
+    let launcher = opts.launcher.name();
+    let (argv, owners_kept) = opts.launcher.archive_of(dir)?;
+    let capture = Capture::start(&argv)?;
+    let (out, status, said) = capture.finish(deadline, |bytes| first_entry(bytes).is_some())?;
+    match first_entry(&out) {
+        Some(Ok(entry)) => Ok(Ok((entry, owners_kept))),
+        Some(Err(why)) => Err(unsafe_place(&launcher, dir, &format!("its archive could not be read: {why}"))),
+        None => {
+            Ok(Err(format!("{}: {}", status.map_or_else(|| "no status".into(), |s| format!("{s:?}")), said.trim())))
+        }
+    }
 }
 
 fn unsafe_place(launcher: &str, dir: &str, why: &str) -> Error {
@@ -330,17 +434,23 @@ impl Capture {
     }
 }
 
-/// Copies `source` to `inside` through the janitor, and waits (bounded)
-/// until the copy is in place.
+/// Copies `source` to `inside` through the janitor (with `None`, the copy
+/// is made after, and the janitor only removes), and waits (bounded) until
+/// the copy is in place; the janitor removes every path of `remove`.
 fn copy_with_janitor(
     opts: &Options,
-    source: &std::path::Path,
+    source: Option<&std::path::Path>,
     inside: &str,
+    remove: &[&str],
     deadline: Instant,
 ) -> Result<Janitor, Error> {
     let launcher = opts.launcher.name();
-    let copy = opts.launcher.copy_into(source, inside)?;
-    let remove = crate::shim::os::remote::remove_spec(&opts.launcher, inside.as_ref())?;
+    let copy = match source {
+        Some(source) => opts.launcher.copy_into(source, inside)?,
+        None => vec![":".into()],
+    };
+    let remove: Vec<&std::ffi::OsStr> = remove.iter().map(std::ffi::OsStr::new).collect();
+    let remove = crate::shim::os::remote::remove_spec(&opts.launcher, &remove)?;
     let quoted = |program: &std::ffi::OsStr, args: &[OsString]| {
         shell_command(program, args)
             .map_err(|why| Error::new(ErrorKind::InvalidInput, format!("{launcher}: the shim's copy: {why}"), None))
@@ -377,14 +487,7 @@ fn copy_with_janitor(
     } else {
         (ErrorKind::LauncherRefused, format!("{status}: {}", said.trim()))
     };
-    Err(Error::new(
-        kind,
-        format!(
-            "{launcher} could not copy the shim into the container ({why}); an image with no writable /tmp: \
-             put a shim in the image and name it with shim_path"
-        ),
-        None,
-    ))
+    Err(Error::new(kind, format!("{launcher} could not copy the shim into the container ({why})"), None))
 }
 
 #[cfg(test)]
