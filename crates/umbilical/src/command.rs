@@ -466,31 +466,37 @@ impl Command {
         self
     }
 
-    /// Through container exec: the shim binary on this host that is copied
-    /// into the container (default: this executable), unless
-    /// [`Command::shim_path`] names one already inside. It must run there:
-    /// a static build, for the container's architecture. The `umbilical`
-    /// crate builds one as its `umbilical-shim` binary:
+    /// The shim binary on this host that is copied where none is: into the
+    /// container through container exec (unless [`Command::shim_path`]
+    /// names one already inside), and to a far host through ssh that lacks
+    /// one at our path. Default: the bytes set by
+    /// [`Command::shim_source_bytes`], else this executable. It must run
+    /// there: a static build, for that architecture. The `umbilical` crate
+    /// builds one as its `umbilical-shim` binary:
     /// `RUSTFLAGS="-C target-feature=+crt-static" cargo build --release
-    /// -p umbilical --bin umbilical-shim --target x86_64-unknown-linux-gnu`.
+    /// -p umbilical --bin umbilical-shim --target x86_64-unknown-linux-gnu`
+    /// (the `umbilical` CLI carries one, built so by its `build.rs`).
     ///
-    /// The copy goes to `/tmp/umbilical-<random>` inside the container
+    /// Into a container the copy goes to `/tmp/umbilical-<random>`
     /// (`docker cp`, `podman cp`, `kubectl cp`), and is removed once the
     /// shim ends (by the bridge), or by a janitor of the caller's (an `rm
     /// -f` exec) if the shim never ran or the caller died during the copy.
-    /// It goes there only if the container runs and its `/` and `/tmp` are
-    /// root's and not writable by others unless sticky (read from the
-    /// engine's archive of them; podman's keeps no owners, so there the
-    /// mode alone): in a `/tmp` anyone may rename in, another user of the
+    /// Only into a running container whose `/` is root's and not writable
+    /// by others unless sticky, and into a directory of the same kind (read
+    /// from the engine's archive of them; podman's keeps no owners, so
+    /// there the mode alone): `/tmp`, else `/var/tmp`, `/run`, else `/`
+    /// itself. In a `/tmp` anyone may rename in, another user of the
     /// container could swap the copy before it runs as the container's
-    /// root. Otherwise the spawn fails with [`ErrorKind::ShimFailed`] (a
-    /// stopped container: [`ErrorKind::LauncherRefused`]) before anything
-    /// is copied. An image with no writable `/tmp` cannot take it either:
-    /// the engine refuses the copy, and the spawn fails with
-    /// [`ErrorKind::LauncherRefused`] naming the engine's message (as for a
-    /// missing container); put a shim in the image and name it with
-    /// [`Command::shim_path`]. A file that is not an ELF executable fails
-    /// with [`ErrorKind::ShimFailed`] before any copy.
+    /// root. Where the engine cannot write (a read-only root filesystem),
+    /// `sh` in the container writes it into a private directory in the
+    /// first of `/dev/shm`, `/tmp`, `/run` that is safe in the same way and
+    /// allows execution (a tmpfs mounted `exec`, as a Kubernetes `emptyDir`).
+    /// Otherwise the spawn fails before the program starts:
+    /// [`ErrorKind::ShimFailed`] for an unsafe `/`,
+    /// [`ErrorKind::LauncherRefused`] for a stopped container or for no
+    /// place at all (naming the engine's message; put a shim in the image
+    /// and name it with [`Command::shim_path`]). A file that is not an ELF
+    /// executable fails with [`ErrorKind::ShimFailed`] before any copy.
     pub fn shim_source(&mut self, path: impl AsRef<Path>) -> &mut Self {
         self.opts.shim_source = Some(path.as_ref().to_owned());
         self

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::options::Options;
 use crate::shim::elf;
 
@@ -35,20 +35,6 @@ impl Source {
         match self {
             Source::File(path) => elf::linkage(path),
             Source::Carried(bytes) => elf::linkage_of(bytes),
-        }
-    }
-
-    /// Its bytes.
-    pub(crate) fn bytes(&self) -> Result<Cow<'_, [u8]>, Error> {
-        match self {
-            Source::File(path) => std::fs::read(path).map(Cow::Owned).map_err(|e| {
-                Error::new(
-                    ErrorKind::ShimFailed,
-                    format!("cannot read the shim {} to copy it: {e}", path.display()),
-                    Some(e),
-                )
-            }),
-            Source::Carried(bytes) => Ok(Cow::Borrowed(bytes)),
         }
     }
 }

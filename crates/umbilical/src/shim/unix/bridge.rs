@@ -26,13 +26,19 @@ pub(super) const READY: u8 = b'R';
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Files removed when the bridge no longer needs them, whatever the path
-/// out.
+/// out; with each, the directory made for it (`umbilical-…`: a copy made
+/// from inside a container gets a private one) once it is empty.
 struct Remove(Vec<PathBuf>);
 
 impl Remove {
     fn now(&mut self) {
         for path in self.0.drain(..) {
-            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(&path);
+            if let Some(dir) = path.parent()
+                && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("umbilical-"))
+            {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
 }

@@ -72,7 +72,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let name = super::remote::random_name()
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the bridge's socket: {e}"), Some(e)))?;
     let mut placed = place(opts, &name, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
-    let socket = placed.socket(&name);
+    let socket = placed.socket.clone();
     // Failing here, the copy goes with `placed`.
     let bridge = start_bridge(opts, &placed, &socket, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
     // The bridge runs: it removes the copy when it ends.

@@ -127,9 +127,10 @@ pub(crate) fn read_some(mut r: impl Read) -> String {
 }
 
 /// The command that removes `paths` through `launcher`, as its default
-/// user (`rm -f -- PATH...` there); `rm` here with no launcher.
-pub(crate) fn remove_spec(launcher: &Launcher, paths: &[&OsStr]) -> Result<ProgramSpec, Error> {
-    let mut args: Vec<OsString> = vec!["-f".into(), "--".into()];
+/// user (`rm -f -- PATH...` there, `rm -rf` where `recursive`); `rm` here
+/// with no launcher.
+pub(crate) fn remove_spec(launcher: &Launcher, paths: &[&OsStr], recursive: bool) -> Result<ProgramSpec, Error> {
+    let mut args: Vec<OsString> = vec![if recursive { "-rf" } else { "-f" }.into(), "--".into()];
     args.extend(paths.iter().map(|p| p.to_os_string()));
     let rm = ProgramSpec { program: "rm".into(), args, ..ProgramSpec::default() };
     Ok(launcher.as_default_user().wrap(&rm, ExitDetection::Process, false)?.map_or(rm, |launched| launched.spec))
@@ -221,4 +222,22 @@ pub(crate) fn spawn_on_stream(
     })?;
     drop((theirs, err_write));
     Ok((ours, process, err_read))
+}
+
+/// What the copies to far hosts and into containers read (Unix callers
+/// only: Windows copies no shim).
+impl crate::shim::source::Source {
+    /// Its bytes.
+    pub(crate) fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+        match self {
+            Self::File(path) => std::fs::read(path).map(std::borrow::Cow::Owned).map_err(|e| {
+                Error::new(
+                    ErrorKind::ShimFailed,
+                    format!("cannot read the shim {} to copy it: {e}", path.display()),
+                    Some(e),
+                )
+            }),
+            Self::Carried(bytes) => Ok(std::borrow::Cow::Borrowed(bytes)),
+        }
+    }
 }

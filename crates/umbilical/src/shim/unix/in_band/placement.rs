@@ -51,18 +51,14 @@ pub(super) struct Placed {
     pub(super) shim: PathBuf,
     /// When we copied it there: what removes it until the bridge runs.
     janitor: Option<Janitor>,
+    /// Where the bridge listens.
+    pub(super) socket: String,
 }
 
 impl Placed {
     /// Whether we copied the shim there (and the bridge must remove it).
     pub(super) fn copied(&self) -> bool {
         self.janitor.is_some()
-    }
-
-    /// Where the bridge listens: next to our copy (the one directory we
-    /// know it may write in), else in `/tmp`.
-    pub(super) fn socket(&self, name: &str) -> String {
-        if self.copied() { format!("{}.sock", self.shim.display()) } else { format!("/tmp/umbilical-{name}.sock") }
     }
 
     /// The bridge runs and removes the copy when it ends: the janitor
@@ -96,7 +92,8 @@ impl Drop for Janitor {
 /// on the far host, as with a forwarded link.
 pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error> {
     if opts.launcher.capabilities().shim_route != ShimRoute::InBandCopied || opts.shim_path.is_some() {
-        return Ok(Placed { shim: opts.shim_program()?, janitor: None });
+        let socket = format!("/tmp/umbilical-{name}.sock");
+        return Ok(Placed { shim: opts.shim_program()?, janitor: None, socket });
     }
     let source = Source::of(opts)?;
     match source.linkage() {
@@ -115,11 +112,13 @@ pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Pla
     let dir = choose_dir(opts, deadline)?;
     let staged = Staged::of(&source)?;
     let inside = format!("{}/umbilical-{name}", dir.trim_end_matches('/'));
-    let copied = copy_with_janitor(opts, Some(staged.path()), &inside, &[&inside], deadline);
+    let copied = copy_with_janitor(opts, Some(staged.path()), &inside, &[&inside], false, deadline);
     // Copied or not, the staged file, if we wrote one, is not needed now.
     drop(staged);
-    let (janitor, inside) = match copied {
-        Ok(janitor) => (janitor, inside),
+    // The bridge listens next to the copy (where we know it may write),
+    // beside the private directory that holds a copy made from inside.
+    let (janitor, inside, socket) = match copied {
+        Ok(janitor) => (janitor, inside.clone(), format!("{inside}.sock")),
         // The engine could not write there: a read-only root filesystem,
         // as a rule. A tmpfs it cannot reach may still be writable from
         // inside, by an exec'd `sh`.
@@ -137,33 +136,40 @@ pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Pla
         Err(e) => return Err(e),
     };
     tracing::info!(from = %source, to = %inside, "the shim is copied into the container");
-    Ok(Placed { shim: inside.into(), janitor: Some(janitor) })
+    Ok(Placed { shim: inside.into(), janitor: Some(janitor), socket })
 }
 
 /// What `sh` runs in the container to copy the shim in from inside (`$1`
 /// its length, `$2` our random name, the rest the places to try): the
 /// first directory that is writable here, keeps what its user puts in it
 /// (sticky, or closed to group and others; root's or this user's) and
-/// allows execution (docker mounts `/dev/shm`, and `--tmpfs` by default,
-/// `noexec`: running the empty file, which `sh` takes for an empty script
-/// where it may be executed at all, tells) gets `umbilical-NAME`,
-/// created exclusively (`set -C`: nothing planted there is written
-/// through), then filled, checked for length and made executable.
+/// allows execution gets `umbilical-NAME/shim`. The directory is made by
+/// `mkdir -m 700`, which fails on anything already at that name (a
+/// symlink or a directory planted by a user who read the name in `ps`):
+/// nothing there is ever written through, and in it nobody else can swap
+/// the file between our checks. Then an empty `shim` made executable is
+/// run (`sh` takes it for an empty script): docker mounts `/dev/shm`, and
+/// `--tmpfs` by default, `noexec`, which refuses it. Then it is filled,
+/// checked for length, and it and its directory made `0755` (an exec user
+/// other than the default one runs it).
 const COPY_FROM_INSIDE: &str = r#"len=$1 name=$2; shift 2
-umask 077; set -C
+umask 077
 for d do
   [ -d "$d" ] && [ -w "$d" ] || continue
   m=$(ls -ldn "$d") || continue
   case $m in d????????[tT]*) ;; d????-??-*) ;; *) continue;; esac
   uid=$(echo "$m" | { read -r _ _ u _; echo "$u"; })
   [ "$uid" = 0 ] || [ "$uid" = "$(id -u)" ] || continue
-  f=$d/umbilical-$name
-  (: >"$f") 2>/dev/null || continue
-  chmod 700 "$f" && "$f" </dev/null >/dev/null 2>&1 || { rm -f "$f"; continue; }
-  if cat >| "$f" && [ "$(wc -c < "$f")" -eq "$len" ] && chmod 755 "$f"; then
-    echo "copied $f"; exit 0
+  p=$d/umbilical-$name
+  mkdir -m 700 "$p" 2>/dev/null || continue
+  f=$p/shim
+  if : >"$f" && chmod 700 "$f" && "$f" </dev/null >/dev/null 2>&1; then
+    if cat >"$f" && [ "$(wc -c < "$f")" -eq "$len" ] && chmod 755 "$f" "$p"; then
+      echo "copied $f"; exit 0
+    fi
+    rm -rf "$p"; exit 1
   fi
-  rm -f "$f"; exit 1
+  rm -rf "$p"
 done
 echo "no directory among $* is writable, keeps what its user puts there, and allows execution" >&2
 exit 3"#;
@@ -171,26 +177,27 @@ exit 3"#;
 /// Copies the shim in from inside, for an engine that could not write it
 /// (see [`EXEC_PLACES`]): a janitor first, so that a copy cut short by the
 /// caller's death goes too, then `sh` as the container's default user
-/// ([`COPY_FROM_INSIDE`]). Needs `sh`, `cat`, `ls`, `wc` and `chmod` in the
+/// ([`COPY_FROM_INSIDE`]). Needs `sh`, `cat`, `ls`, `wc`, `mkdir`, `chmod` and `rm` in the
 /// image; `Err` says why not.
 fn copy_from_inside(
     opts: &Options,
     source: &Source,
     name: &str,
     deadline: Instant,
-) -> Result<(Janitor, String), String> {
+) -> Result<(Janitor, String, String), String> {
     let bytes = source.bytes().map_err(|e| e.to_string())?;
-    let paths: Vec<String> = EXEC_PLACES.iter().map(|dir| format!("{dir}/umbilical-{name}")).collect();
-    let remove: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let janitor = copy_with_janitor(opts, None, "", &remove, deadline).map_err(|e| e.to_string())?;
+    let dirs: Vec<String> = EXEC_PLACES.iter().map(|place| format!("{place}/umbilical-{name}")).collect();
+    let remove: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    let janitor = copy_with_janitor(opts, None, "", &remove, true, deadline).map_err(|e| e.to_string())?;
     let mut args: Vec<OsString> = vec![bytes.len().to_string().into(), name.into()];
     args.extend(EXEC_PLACES.iter().map(OsString::from));
     let spec = helper(COPY_FROM_INSIDE, &args);
     let answer = run_helper(&opts.launcher.as_default_user(), &spec, &bytes, deadline, "in the container")
         .map_err(|e| e.to_string())?;
-    match answer.trim().strip_prefix("copied ") {
-        Some(path) if paths.iter().any(|p| p == path) => Ok((janitor, path.to_string())),
-        _ => Err(format!("it answered {:?}", answer.trim())),
+    let copied = answer.trim().strip_prefix("copied ");
+    match dirs.iter().find(|dir| copied == Some(&format!("{dir}/shim"))) {
+        Some(dir) => Ok((janitor, format!("{dir}/shim"), format!("{dir}.sock"))),
+        None => Err(format!("it answered {:?}", answer.trim())),
     }
 }
 
@@ -436,12 +443,14 @@ impl Capture {
 
 /// Copies `source` to `inside` through the janitor (with `None`, the copy
 /// is made after, and the janitor only removes), and waits (bounded) until
-/// the copy is in place; the janitor removes every path of `remove`.
+/// the copy is in place; the janitor removes every path of `remove`
+/// (directories too where `recursive`).
 fn copy_with_janitor(
     opts: &Options,
     source: Option<&std::path::Path>,
     inside: &str,
     remove: &[&str],
+    recursive: bool,
     deadline: Instant,
 ) -> Result<Janitor, Error> {
     let launcher = opts.launcher.name();
@@ -450,7 +459,7 @@ fn copy_with_janitor(
         None => vec![":".into()],
     };
     let remove: Vec<&std::ffi::OsStr> = remove.iter().map(std::ffi::OsStr::new).collect();
-    let remove = crate::shim::os::remote::remove_spec(&opts.launcher, &remove)?;
+    let remove = crate::shim::os::remote::remove_spec(&opts.launcher, &remove, recursive)?;
     let quoted = |program: &std::ffi::OsStr, args: &[OsString]| {
         shell_command(program, args)
             .map_err(|why| Error::new(ErrorKind::InvalidInput, format!("{launcher}: the shim's copy: {why}"), None))
@@ -552,5 +561,94 @@ mod tests {
         fn any_bytes_get_an_answer(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
             let _ = first_entry(&bytes);
         }
+    }
+
+    /// [`COPY_FROM_INSIDE`] run by this machine's `sh` (the container tests
+    /// run it with busybox's): `$1` length, `$2` name, then the places;
+    /// what it printed, what it said and its exit code.
+    fn copy_inside(input: &[u8], len: usize, name: &str, places: &[&std::path::Path]) -> (String, String, i32) {
+        use std::io::Write as _;
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", COPY_FROM_INSIDE, "sh", &len.to_string(), name])
+            .args(places)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = sh.stdin.take().unwrap();
+        // The script reads only once it found a place: a refusal is a
+        // broken pipe here, not an error.
+        let _ = stdin.write_all(input);
+        drop(stdin);
+        let out = sh.wait_with_output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+        (text(&out.stdout), text(&out.stderr), out.status.code().unwrap_or(-1))
+    }
+
+    /// A fresh directory for one case, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(case: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("umbilical-test-inside-{}-{case}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn place(&self, name: &str, mode: u32) -> PathBuf {
+            use std::os::unix::fs::PermissionsExt as _;
+            let place = self.0.join(name);
+            std::fs::create_dir(&place).unwrap();
+            std::fs::set_permissions(&place, std::fs::Permissions::from_mode(mode)).unwrap();
+            place
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The copy made from inside goes to the first place that exists and
+    /// keeps what its user puts there (a missing one and one anyone may
+    /// rename in are passed over), into a private directory, whole, with
+    /// the file and its directory 0755.
+    #[test]
+    fn copy_from_inside_takes_the_first_safe_place() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let scratch = Scratch::new("first");
+        let open = scratch.place("open", 0o777);
+        let safe = scratch.place("safe", 0o1777);
+        let missing = scratch.0.join("missing");
+        let input: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let (out, said, code) = copy_inside(&input, input.len(), "n1", &[&missing, &open, &safe]);
+        let copy = safe.join("umbilical-n1/shim");
+        assert_eq!((out.as_str(), code), (format!("copied {}", copy.display()).as_str(), 0), "{said}");
+        assert_eq!(std::fs::read(&copy).unwrap(), input);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!((mode(&copy), mode(copy.parent().unwrap())), (0o755, 0o755));
+        assert!(std::fs::read_dir(&open).unwrap().next().is_none(), "nothing in the place anyone may rename in");
+    }
+
+    /// A name taken before us (a symlink planted by a user who read it in
+    /// `ps`) is never written through: that place is passed over, and
+    /// with no other the script says why and exits 3. A copy that comes
+    /// short of its length is removed, with its directory (exit 1).
+    #[test]
+    fn copy_from_inside_writes_through_nothing_and_keeps_nothing_short() {
+        let scratch = Scratch::new("planted");
+        let safe = scratch.place("safe", 0o1777);
+        let target = scratch.place("target", 0o755);
+        std::os::unix::fs::symlink(&target, safe.join("umbilical-n2")).unwrap();
+        let (out, said, code) = copy_inside(b"payload", 7, "n2", &[&safe]);
+        assert_eq!((out.as_str(), code), ("", 3), "{said}");
+        assert!(said.contains("no directory among"), "{said}");
+        assert!(std::fs::read_dir(&target).unwrap().next().is_none(), "nothing written through the symlink");
+        let (out, said, code) = copy_inside(b"short", 1000, "n3", &[&safe]);
+        assert_eq!((out.as_str(), code), ("", 1), "{said}");
+        assert!(!safe.join("umbilical-n3").exists(), "the short copy and its directory are gone");
     }
 }
