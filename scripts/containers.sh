@@ -14,7 +14,9 @@
 #   noexec: no place at all), UMBILICAL_TEST_DOCKER_READONLY_EXEC_CONTAINER
 #   (read-only root, a tmpfs /tmp that allows execution, as Kubernetes'
 #   readOnlyRootFilesystem with an emptyDir), and
-#   UMBILICAL_TEST_{DOCKER,PODMAN}_NOTMP_CONTAINER (an image with no /tmp)
+#   UMBILICAL_TEST_{DOCKER,PODMAN}_NOTMP_CONTAINER (an image with no /tmp),
+#   UMBILICAL_TEST_DOCKER_BARE_CONTAINER (distroless-like: no shell, only
+#   /busybox)
 # for each engine that started; one that cannot start prints SKIP with the
 # reason on stderr. Everything lives under target/containers/.
 set -uo pipefail
@@ -26,12 +28,14 @@ dir="$PWD/target/containers"
 run=$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')
 image=umb-test-$run:latest
 notmp_image=umb-test-notmp-$run:latest
+bare_image=umb-test-bare-$run:latest
 docker_c=umb-test-docker-$run
 # A container whose root filesystem is read-only: no writable place for a
 # shim copied in.
 docker_ro=umb-test-docker-ro-$run
 docker_rox=umb-test-docker-rox-$run
 docker_notmp=umb-test-docker-notmp-$run
+docker_bare=umb-test-docker-bare-$run
 podman_c=umb-test-podman-$run
 podman_notmp=umb-test-podman-notmp-$run
 
@@ -41,7 +45,7 @@ stop() {
     # shellcheck disable=SC1090
     . "$names"
     if [ -S "$dir/docker/sock" ]; then
-      DOCKER_HOST="unix://$dir/docker/sock" timeout 30 docker rm -f "$old_docker_c" "$old_docker_ro" "${old_docker_rox:-}" "${old_docker_notmp:-}" >/dev/null 2>&1
+      DOCKER_HOST="unix://$dir/docker/sock" timeout 30 docker rm -f "$old_docker_c" "$old_docker_ro" "${old_docker_rox:-}" "${old_docker_notmp:-}" "${old_docker_bare:-}" >/dev/null 2>&1
     fi
     if command -v podman >/dev/null; then
       timeout 30 podman rm -f -t 0 "$old_podman_c" "${old_podman_notmp:-}" >/dev/null 2>&1
@@ -76,8 +80,8 @@ start)
   fi
   stop >/dev/null 2>&1
   mkdir -p "$dir/root/bin" "$dir/root/tmp" "$dir/docker"
-  printf 'old_image=%s old_notmp_image=%s old_docker_c=%s old_docker_ro=%s old_docker_rox=%s old_docker_notmp=%s old_podman_c=%s old_podman_notmp=%s\n' \
-    "$image" "$notmp_image" "$docker_c" "$docker_ro" "$docker_rox" "$docker_notmp" "$podman_c" "$podman_notmp" > "$dir/names"
+  printf 'old_image=%s old_notmp_image=%s old_docker_c=%s old_docker_ro=%s old_docker_rox=%s old_docker_notmp=%s old_docker_bare=%s old_podman_c=%s old_podman_notmp=%s\n' \
+    "$image" "$notmp_image" "$docker_c" "$docker_ro" "$docker_rox" "$docker_notmp" "$docker_bare" "$podman_c" "$podman_notmp" > "$dir/names"
   chmod 1777 "$dir/root/tmp"
   cp "$(command -v busybox)" "$dir/root/bin/"
   for c in sh cat wc sleep id echo true kill env head ls rm ps su; do ln -sf busybox "$dir/root/bin/$c"; done
@@ -89,6 +93,11 @@ start)
   tar -C "$dir/root" -cf "$dir/root.tar" .
   # The same image without /tmp: the shim's copy must find another place.
   tar -C "$dir/root" --exclude=./tmp -cf "$dir/notmp.tar" .
+  # A distroless-like image: no shell, no coreutils, no C library; only
+  # /busybox (run by its path) and a sticky /tmp.
+  mkdir -p "$dir/bare/tmp" && chmod 1777 "$dir/bare/tmp"
+  cp "$(command -v busybox)" "$dir/bare/busybox"
+  tar -C "$dir/bare" -cf "$dir/bare.tar" .
 
   # docker, on a private socket and data root.
   d="$dir/docker"
@@ -118,6 +127,12 @@ start)
       echo "export UMBILICAL_TEST_DOCKER_NOTMP_CONTAINER=$docker_notmp"
     else
       echo "SKIP: docker: cannot start a container of an image without /tmp" >&2
+    fi
+    if docker import "$dir/bare.tar" "$bare_image" >/dev/null \
+      && docker run -d --network none --name "$docker_bare" "$bare_image" /busybox sleep 36000 >/dev/null; then
+      echo "export UMBILICAL_TEST_DOCKER_BARE_CONTAINER=$docker_bare"
+    else
+      echo "SKIP: docker: cannot start a container of an image with no shell" >&2
     fi
   else
     echo "SKIP: docker: cannot import the image or start a container" >&2

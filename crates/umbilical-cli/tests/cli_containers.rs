@@ -138,21 +138,33 @@ fn a_dynamic_shim_source_is_done_without_and_says_why() {
     }
 }
 
-/// The containers `scripts/containers.sh` starts for the shim's placement,
-/// with where a copy of ours may be found in each; SKIP for those missing.
-fn placement_targets() -> Vec<(&'static str, String, &'static [&'static str])> {
+/// A container `scripts/containers.sh` starts for the shim's placement.
+struct Target {
+    engine: &'static str,
+    container: String,
+    /// Where a copy of ours may be found.
+    places: &'static [&'static str],
+    /// What runs a tool in it (the image with no shell has `/busybox`).
+    tools: &'static [&'static str],
+}
+
+/// The placement containers this machine has; SKIP for those missing.
+fn placement_targets() -> Vec<Target> {
     const ROOTFS: &[&str] = &["/tmp", "/"];
-    let all: [(&str, &str, &[&str]); 5] = [
-        ("docker", "UMBILICAL_TEST_DOCKER_CONTAINER", ROOTFS),
-        ("podman", "UMBILICAL_TEST_PODMAN_CONTAINER", ROOTFS),
-        ("docker", "UMBILICAL_TEST_DOCKER_NOTMP_CONTAINER", &["/"]),
-        ("podman", "UMBILICAL_TEST_PODMAN_NOTMP_CONTAINER", &["/"]),
-        ("docker", "UMBILICAL_TEST_DOCKER_READONLY_EXEC_CONTAINER", &["/tmp", "/dev/shm"]),
+    let all: [(&str, &str, &[&str], &[&str]); 6] = [
+        ("docker", "UMBILICAL_TEST_DOCKER_CONTAINER", ROOTFS, &[]),
+        ("podman", "UMBILICAL_TEST_PODMAN_CONTAINER", ROOTFS, &[]),
+        ("docker", "UMBILICAL_TEST_DOCKER_NOTMP_CONTAINER", &["/"], &[]),
+        ("podman", "UMBILICAL_TEST_PODMAN_NOTMP_CONTAINER", &["/"], &[]),
+        ("docker", "UMBILICAL_TEST_DOCKER_READONLY_EXEC_CONTAINER", &["/tmp", "/dev/shm"], &[]),
+        ("docker", "UMBILICAL_TEST_DOCKER_BARE_CONTAINER", ROOTFS, &["/busybox"]),
     ];
     let mut found = Vec::new();
-    for (engine, var, places) in all {
+    for (engine, var, places, tools) in all {
         match std::env::var(var) {
-            Ok(c) if engine != "docker" || std::env::var("DOCKER_HOST").is_ok() => found.push((engine, c, places)),
+            Ok(container) if engine != "docker" || std::env::var("DOCKER_HOST").is_ok() => {
+                found.push(Target { engine, container, places, tools })
+            }
             _ => {
                 let _ = std::io::Write::write_all(
                     &mut std::io::stderr(),
@@ -164,10 +176,22 @@ fn placement_targets() -> Vec<(&'static str, String, &'static [&'static str])> {
     found
 }
 
-/// What of ours (`umbilical-*`) is in the container's `places`.
-fn copies_inside(engine: &str, container: &str, places: &[&str]) -> Vec<String> {
-    let out =
-        Command::new("timeout").args(["30", engine, "exec", container, "ls", "-a"]).args(places).output().unwrap();
+/// What of ours (`umbilical-*`) is in the target's places.
+fn copies_inside(t: &Target) -> Vec<String> {
+    let out = Command::new("timeout")
+        .args(["30", t.engine, "exec", &t.container])
+        .args(t.tools)
+        .args(["ls", "-a"])
+        .args(t.places)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "listing {:?} in {}: {}",
+        t.places,
+        t.container,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("umbilical-")).map(str::to_string).collect()
 }
 
@@ -184,8 +208,9 @@ fn staged_here() -> Vec<String> {
 /// Issue 27: nothing to install in the container. The CLI as built (a
 /// dynamically linked binary) copies in the static shim it carries, with
 /// no `--shim-source`: in the busybox image, in an image with no `/tmp`
-/// (the copy goes to `/`), and in a read-only container whose tmpfs `/tmp`
-/// allows execution (the engine cannot write there: `sh` in it does). Each:
+/// (the copy goes to `/`), in a read-only container whose tmpfs `/tmp`
+/// allows execution (the engine cannot write there: `sh` in it does), and
+/// in a distroless-like image with no shell (only `/busybox`). Each:
 /// the report says the shim was used and where it came from, a signal
 /// death is exact (138 for USR1), `--timeout --kill-after` ends a program
 /// that ignores TERM (124, nothing left running), and no copy is left in
@@ -195,11 +220,16 @@ fn the_carried_shim_needs_nothing_installed() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("carried-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let before = staged_here();
-    for (n, (engine, c, places)) in placement_targets().into_iter().enumerate() {
-        let via = format!("{engine}:{c}");
+    for (n, t) in placement_targets().into_iter().enumerate() {
+        let via = format!("{}:{}", t.engine, t.container);
+        let program = |script: &str| -> Vec<String> {
+            t.tools.iter().map(|s| s.to_string()).chain(["sh", "-c", script].map(String::from)).collect()
+        };
         let report = dir.join(format!("report-{n}.json"));
-        let args = ["run", "--via", &via, "--report", report.to_str().unwrap(), "--", "sh", "-c", "kill -USR1 $$"];
-        let out = umbilical(&args, b"");
+        let mut args: Vec<String> =
+            ["run", "--via", &via, "--report", report.to_str().unwrap(), "--"].map(String::from).to_vec();
+        args.extend(program("kill -USR1 $$"));
+        let out = umbilical(&args.iter().map(String::as_str).collect::<Vec<_>>(), b"");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(138), "{via}: the signal exactly, through the shim: {err}");
         let json = std::fs::read_to_string(&report).unwrap();
@@ -208,14 +238,17 @@ fn the_carried_shim_needs_nothing_installed() {
             "{via}: the report says where the shim came from: {json}"
         );
         let marker = format!("umb-carried-{}-{n}", std::process::id());
-        let script = format!("trap '' TERM; while :; do sleep 1; done; : {marker}");
+        let sleep = if t.tools.is_empty() { "sleep" } else { "/busybox sleep" };
+        let script = format!("trap '' TERM; while :; do {sleep} 1; done; : {marker}");
         let started = Instant::now();
-        let args = ["run", "--timeout", "2", "--kill-after", "1", "--via", &via, "--", "sh", "-c", &script];
-        let out = umbilical(&args, b"");
+        let mut args: Vec<String> =
+            ["run", "--timeout", "2", "--kill-after", "1", "--via", &via, "--"].map(String::from).to_vec();
+        args.extend(program(&script));
+        let out = umbilical(&args.iter().map(String::as_str).collect::<Vec<_>>(), b"");
         assert_eq!(out.status.code(), Some(124), "{via}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(started.elapsed() < Duration::from_secs(30), "{via}: bounded by --timeout and --kill-after");
-        assert!(gone_inside(engine, &c, &marker), "{via}: the program that ignored TERM is gone");
-        assert_eq!(copies_inside(engine, &c, places), Vec::<String>::new(), "{via}: no copy left inside");
+        assert!(gone_inside(t.engine, &t.container, &marker), "{via}: the program that ignored TERM is gone");
+        assert_eq!(copies_inside(&t), Vec::<String>::new(), "{via}: no copy left inside");
     }
     assert_eq!(staged_here(), before, "nothing staged is left on this host");
     let _ = std::fs::remove_dir_all(&dir);
