@@ -189,16 +189,27 @@ fn copy_from_inside(
     let dirs: Vec<String> = EXEC_PLACES.iter().map(|place| format!("{place}/umbilical-{name}")).collect();
     let remove: Vec<&str> = dirs.iter().map(String::as_str).collect();
     let janitor = copy_with_janitor(opts, None, "", &remove, true, deadline).map_err(|e| e.to_string())?;
-    let mut args: Vec<OsString> = vec![bytes.len().to_string().into(), name.into()];
-    args.extend(EXEC_PLACES.iter().map(OsString::from));
-    let spec = helper(COPY_FROM_INSIDE, &args);
-    let answer = run_helper(&opts.launcher.as_default_user(), &spec, &bytes, deadline, "in the container")
-        .map_err(|e| e.to_string())?;
+    let answer = run_helper(
+        &opts.launcher.as_default_user(),
+        &inside_copy(bytes.len(), name),
+        &bytes,
+        deadline,
+        "in the container",
+    )
+    .map_err(|e| e.to_string())?;
     let copied = answer.trim().strip_prefix("copied ");
     match dirs.iter().find(|dir| copied == Some(&format!("{dir}/shim"))) {
         Some(dir) => Ok((janitor, format!("{dir}/shim"), format!("{dir}.sock"))),
         None => Err(format!("it answered {:?}", answer.trim())),
     }
+}
+
+/// `sh -c COPY_FROM_INSIDE sh LEN NAME PLACES...`, run through the
+/// launcher as the container's default user.
+fn inside_copy(len: usize, name: &str) -> ProgramSpec {
+    let mut args: Vec<OsString> = vec![len.to_string().into(), name.into()];
+    args.extend(EXEC_PLACES.iter().map(OsString::from));
+    helper(COPY_FROM_INSIDE, &args)
 }
 
 /// Where the engine's `cp` may put a copy, in order: the usual temporary
@@ -650,5 +661,33 @@ mod tests {
         let (out, said, code) = copy_inside(b"short", 1000, "n3", &[&safe]);
         assert_eq!((out.as_str(), code), ("", 1), "{said}");
         assert!(!safe.join("umbilical-n3").exists(), "the short copy and its directory are gone");
+    }
+
+    /// The copy from inside, planned through each engine (kubectl has no
+    /// cluster here: its plan is what is checked), as the container's
+    /// default user whatever user the program runs as.
+    #[test]
+    fn copy_from_inside_plans() {
+        use crate::exit::ExitDetection;
+        use crate::launcher::{Engine, Launcher};
+        let spec = inside_copy(1234, "abc");
+        for (engine, target, head) in [
+            (Engine::Docker, "web", vec!["docker", "exec", "-i", "web"]),
+            (Engine::Podman, "web", vec!["podman", "exec", "-i", "web"]),
+            (Engine::Kubectl, "prod/api-0", vec!["kubectl", "exec", "-i", "-n", "prod", "api-0", "--"]),
+        ] {
+            let user = (engine != Engine::Kubectl).then(|| "app".to_string());
+            let launcher = Launcher::ContainerExec { engine, target: target.into(), user }.as_default_user();
+            let wrapped = launcher.wrap(&spec, ExitDetection::Process, false).unwrap().unwrap().spec;
+            let argv: Vec<String> = std::iter::once(&wrapped.program)
+                .chain(&wrapped.args)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let mut want: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+            want.extend(
+                ["sh", "-c", COPY_FROM_INSIDE, "sh", "1234", "abc", "/dev/shm", "/tmp", "/run"].map(String::from),
+            );
+            assert_eq!(argv, want, "{engine:?}");
+        }
     }
 }
