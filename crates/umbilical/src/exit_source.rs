@@ -194,10 +194,14 @@ impl ExitSource {
                 // ours (our stderr), long after we are gone.
                 let limit = Instant::now() + LAUNCHER_TRAILS_REPORT;
                 let until = deadline.map_or(limit, |d| d.min(limit));
-                if let Some(p) = &self.process {
+                // One that has not exited yet (a `try_wait`, whose deadline
+                // is now, on a loaded machine) is reaped in the background
+                // when it does: kept here it would stay a zombie for as
+                // long as the caller keeps the `Child` (seen once in 40).
+                if let Some(p) = self.process.take() {
                     p.resume();
-                    if matches!(p.wait_deadline(Some(until)), Ok(Some(_)) | Err(_)) {
-                        self.process = None;
+                    if let Ok(None) = p.wait_deadline(Some(until)) {
+                        sys::adopt(p);
                     }
                 }
                 // In band, the session that carried the link ends with it.
