@@ -306,9 +306,15 @@ fn doctor_reports_mechanisms_and_launchers() {
     );
     // `sh` is on PATH everywhere; the launcher list names what it found.
     assert!(text.contains("launchers on PATH:"), "{text}");
+    // Linux with glibc's static library (this machine): the build carries
+    // the shim; elsewhere it says it carries none.
+    let carries = cfg!(target_os = "linux");
+    assert_eq!(text.contains("carried shim:   a static umbilical-shim, "), carries, "{text}");
     let json = umbilical(&["doctor", "--json"], b"");
     let json = String::from_utf8_lossy(&json.stdout);
     assert!(json.starts_with("{\"os\": \"linux\"") && json.contains("\"shim_auth\": \"Unix socket"), "{json}");
+    assert!(json.contains("\"carried_shim_bytes\": "), "{json}");
+    assert_eq!(!json.contains("\"carried_shim_bytes\": null"), carries, "{json}");
     assert!(json.trim_end().ends_with('}'), "{json}");
 }
 

@@ -1,10 +1,10 @@
 //! Launcher chains (issue #26), for real, through the CLI's repeated
 //! `--via`: ssh (as the test caller, to the loopback sshd) then sudo to
-//! root, with the shim innermost; sudo then runuser, local; and three hops,
-//! ssh, sudo, runuser to an unprivileged user, where the shim cannot reach
-//! the socket ssh forwards (the ssh user's, 0600) and is not used; and
-//! docker or podman exec then su to a user of the image, without the
-//! shim (its link does not go through that chain). Each:
+//! root, with the shim innermost; sudo then runuser, local; three hops,
+//! ssh, sudo, runuser to an unprivileged user, who cannot reach the socket
+//! ssh forwards (the ssh user's, 0600), so the shim goes in band; and
+//! docker or podman exec then su to a user of the image, the shim in band
+//! (its bridge run by the exec, handing its socket to su's user). Each:
 //! identity on the far side, 2 MiB byte-exact with half-close, exit codes,
 //! signal deaths, a missing program, refusals, `--timeout` and a SIGTERM to
 //! `umbilical run` leaving nothing running, and words with spaces, quotes,
@@ -167,13 +167,21 @@ fn the_inner_hops_refusal_is_a_refusal_naming_the_chain() {
     let hop = format!("ssh to {destination} connected: doas on it refused");
     assert!(stderr.contains(&hop), "the hop that refused: {stderr}");
     assert!(stderr.contains("doas: "), "doas's own words: {stderr}");
-    assert!(start.elapsed() < Duration::from_secs(30));
+    assert!(start.elapsed() < Duration::from_secs(30)); // A chain the shim's link cannot come back through (a container
+    // entered after a local hop): refused at once, before anything runs.
+    let out = c.run(
+        &["--via".into(), "sudo".into(), "--via".into(), "docker:no-such-container".into()],
+        &["--shim", "--", "true"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("cannot come back through sudo then docker"), "{}", text(&out.stderr));
 }
 
 #[test]
 fn timeout_and_sigterm_through_a_chain_leave_nothing_running() {
     let Some(c) = chains("timeouts through a chain") else { return };
-    for (n, via) in [&c.ssh_sudo, &c.sudo_runuser].into_iter().enumerate() {
+    for (n, via) in [&c.ssh_sudo, &c.sudo_runuser, &c.three].into_iter().enumerate() {
         let marker = format!("umb-chain-timeout-{}-{n}", std::process::id());
         let out = c.run(via, &["--timeout", "2", "--", "sh", "-c", &format!("sleep 30; echo {marker}")], b"");
         assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
@@ -218,14 +226,34 @@ fn sudo_then_runuser_locally() {
     assert_eq!(c.run(via, &["--", "sh", "-c", "kill -KILL $$"], b"").status.code(), Some(128 + 9));
 }
 
+/// A signal death through the shim: 128+N, and the report says `signaled`
+/// (without the shim the hops give only 128+N).
+fn assert_signaled_exactly(c: &Chains, via: &[String], what: &str) {
+    let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "chain-report-{}-{}",
+        std::process::id(),
+        what.replace(' ', "-")
+    ));
+    let out = c.run(via, &["--report", report.to_str().unwrap(), "--", "sh", "-c", "kill -TERM $$"], b"");
+    assert_eq!(out.status.code(), Some(128 + 15), "{what}: {}", text(&out.stderr));
+    let said = std::fs::read_to_string(&report).unwrap();
+    let _ = std::fs::remove_file(&report);
+    assert!(said.contains("\"signaled\": 15") && said.contains("\"used\": true"), "{what}: {said}");
+}
+
+/// ssh, sudo, runuser to a user who cannot open the socket ssh forwards
+/// (the ssh user's, 0600): the shim goes in band, its bridge run through
+/// ssh then sudo (root) and handing its socket to that user. Identity,
+/// 2 MiB with half-close, exit codes, a signal death exact, 127 beyond
+/// every hop; asked for the forwarded link, it is refused saying why.
 #[test]
-fn three_hops_to_a_user_who_cannot_reach_the_far_socket_go_without_the_shim() {
+fn three_hops_to_a_user_who_cannot_reach_the_far_socket_go_in_band() {
     let Some(c) = chains("ssh, sudo, runuser") else { return };
     let via = &c.three;
     let out = c.run(via, &["-v", "--", "id", "-un"], b"");
     let stderr = text(&out.stderr);
     assert_eq!(text(&out.stdout), format!("{}\n", c.target), "{stderr}");
-    assert!(stderr.contains("shim: not used") && stderr.contains("cannot reach the socket"), "says why: {stderr}");
+    assert!(stderr.contains("shim: used") && stderr.contains("in band"), "says how: {stderr}");
     let payload = pattern(2 << 20);
     let out = c.run(via, &["--", "sh", "-c", "cat; exit 3"], &payload);
     assert!(
@@ -236,25 +264,23 @@ fn three_hops_to_a_user_who_cannot_reach_the_far_socket_go_without_the_shim() {
         text(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(3));
-    // Without the shim a signal death and a missing program come back as
-    // the hops report them: 128+N, and runuser's own 1.
-    let out = c.run(via, &["--", "sh", "-c", "kill -TERM $$"], b"");
-    assert_eq!(out.status.code(), Some(128 + 15), "{}", text(&out.stderr));
+    assert_signaled_exactly(&c, via, "three hops");
     let out = c.run(via, &["--", "no-such-program-here"], b"");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("no-such-program-here"), "runuser's own words");
-    // Asking for the shim there is refused, saying why.
-    let out = c.run(via, &["--shim", "--", "true"], b"");
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    // Asking for the forwarded link there is refused, saying why.
+    let out = c.run(via, &["--shim", "--shim-link", "forwarded", "--", "true"], b"");
     assert_eq!(out.status.code(), Some(125));
     assert!(text(&out.stderr).contains("cannot reach the socket"), "{}", text(&out.stderr));
 }
 
 /// Container exec then su to a user of the image (`app`, uid 1000, made
-/// by scripts/containers.sh), through docker and podman: identity, 2 MiB
-/// byte-exact with half-close, exit codes, a signal death as 128+N (no
-/// shim: the hops report it so), a missing program 127, words with spaces,
-/// quotes, `$` and `*` exact; and the shim asked for is refused at once,
-/// saying its link cannot come back through this chain.
+/// by scripts/containers.sh), through docker and podman, with the shim in
+/// band (the CLI's carried shim copied in; the bridge run by the exec as
+/// the container's root, handing its socket to `app`): identity, 2 MiB
+/// byte-exact with half-close, exit codes, a signal death exact
+/// (`signaled` in the report), a missing program 127, `--timeout
+/// --kill-after` ending a program that ignores TERM inside, words with
+/// spaces, quotes, `$` and `*` exact; without the shim, 128+N.
 #[test]
 fn container_exec_then_su() {
     let skip = |why: &str| {
@@ -296,16 +322,54 @@ fn container_exec_then_su() {
             text(&out.stderr)
         );
         assert_eq!(out.status.code(), Some(3), "{engine}");
-        assert_eq!(run(&["--", "sh", "-c", "kill -TERM $$"], b"").status.code(), Some(128 + 15), "{engine}");
+        // Through the shim, in band: the signal death exact, the report
+        // says so.
+        let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("exec-su-report-{}-{engine}", std::process::id()));
+        let out = run(&["-v", "--report", report.to_str().unwrap(), "--", "sh", "-c", "kill -USR1 $$"], b"");
+        assert_eq!(out.status.code(), Some(128 + 10), "{engine}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("shim: used"), "{engine}: {}", text(&out.stderr));
+        let said = std::fs::read_to_string(&report).unwrap();
+        let _ = std::fs::remove_file(&report);
+        assert!(said.contains("\"signaled\": 10"), "{engine}: {said}");
         let out = run(&["--", "no-such-program-here"], b"");
         assert_eq!(out.status.code(), Some(127), "{engine}: {}", text(&out.stderr));
+        // --timeout reaches the program inside (without the shim it would
+        // stop only the exec client), as app.
+        let marker = format!("umb-exec-su-{}-{engine}", std::process::id());
+        let out = run(
+            &[
+                "--timeout",
+                "2",
+                "--kill-after",
+                "1",
+                "--",
+                "sh",
+                "-c",
+                &format!("trap '' TERM; while :; do sleep 1; done; : {marker}"),
+            ],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(124), "{engine}: {}", text(&out.stderr));
+        let top = || {
+            Command::new("timeout")
+                .args(["30", engine, "top", &container])
+                .output()
+                .map(|o| text(&o.stdout))
+                .unwrap_or_default()
+        };
+        let start = Instant::now();
+        while top().contains(&marker) {
+            assert!(start.elapsed() < Duration::from_secs(15), "{engine}: the program still runs in the container");
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let words = ["a b", "it's", "$HOME", "*", "\"q\""];
         let mut args = vec!["--", "sh", "-c", "printf '%s|' \"$@\"", "sh"];
         args.extend(words);
         let out = run(&args, b"");
         assert_eq!(text(&out.stdout), "a b|it's|$HOME|*|\"q\"|", "{engine}: {}", text(&out.stderr));
-        let out = run(&["--shim", "--", "true"], b"");
-        assert_eq!(out.status.code(), Some(125), "{engine}");
-        assert!(text(&out.stderr).contains("cannot come back through"), "{engine}: {}", text(&out.stderr));
+        // Without the shim the hops give 128+N and su's own words.
+        let out = run(&["--no-shim", "--", "sh", "-c", "kill -TERM $$"], b"");
+        assert_eq!(out.status.code(), Some(128 + 15), "{engine}");
     }
 }

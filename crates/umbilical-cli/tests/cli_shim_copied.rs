@@ -2,9 +2,10 @@
 //! installed in a directory only its owner may enter (`cargo install` puts
 //! it in a home directory; here a 0700 directory of root's), run through
 //! the local launchers to the unprivileged test user, and through ssh to a
-//! far host that lacks it (the loopback sshd, as that user). The shim is
-//! copied (into the rendezvous directory; over ssh, into a fresh directory
-//! of the far user's) and used — exact signal status, a
+//! far host that lacks it (the loopback sshd, as that user), forwarded and
+//! in band. The shim is copied (into the rendezvous directory; over ssh,
+//! the static shim the CLI carries, into a fresh directory of the far
+//! user's) and used — exact signal status, a
 //! `--timeout --kill-after` that ends a program ignoring TERM — and no
 //! copy is left behind. A process of the target user racing to replace
 //! the copy gets nothing.
@@ -84,20 +85,29 @@ fn a_cli_the_target_user_cannot_execute_is_copied_as_the_shim() {
     let report = dir.join("report.json");
     // The local launchers, and ssh to the loopback sshd (the far host is
     // this one, where the test user cannot run the hidden CLI either).
-    let mut routes: Vec<(String, Option<String>)> =
-        ["sudo", "doas", "runuser", "su", "setpriv"].iter().map(|l| (format!("{l}:{user}"), None)).collect();
+    let mut routes: Vec<(String, Option<String>, bool)> =
+        ["sudo", "doas", "runuser", "su", "setpriv"].iter().map(|l| (format!("{l}:{user}"), None, false)).collect();
     // vias() prints the SKIP when there is no loopback sshd.
     let ssh = common::vias("the shim copied to the far host")
         .into_iter()
         .find(|v| v.args.iter().any(|a| a.starts_with("ssh:")));
     if let Some(ssh) = ssh {
-        routes.push((ssh.args[1].clone(), ssh.path.clone()));
+        routes.push((ssh.args[1].clone(), ssh.path.clone(), false));
+        // In band too: the bridge's session looks, and the copy is the
+        // bridge's, which removes it.
+        routes.push((ssh.args[1].clone(), ssh.path.clone(), true));
     }
-    for (via, path) in routes {
+    for (via, path, in_band) in routes {
+        let what = if in_band { format!("{via} (in band)") } else { via.clone() };
         let local = !via.starts_with("ssh:");
         let command = |args: &[&str]| {
             let mut cmd = Command::new(&cli);
-            cmd.args(args);
+            // `run --shim-link in-band ...`: before the program's `--`.
+            cmd.arg(args[0]);
+            if in_band {
+                cmd.args(["--shim-link", "in-band"]);
+            }
+            cmd.args(&args[1..]);
             if let Some(path) = &path {
                 cmd.env("PATH", path);
             }
@@ -107,19 +117,19 @@ fn a_cli_the_target_user_cannot_execute_is_copied_as_the_shim() {
             command(&["run", "--via", &via, "--report", report.to_str().unwrap(), "--", "sh", "-c", "kill -USR1 $$"]);
         let out = output_within(&mut run, b"", RUN_LIMIT);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(138), "{via}: the signal exactly, through the shim: {stderr}");
+        assert_eq!(out.status.code(), Some(138), "{what}: the signal exactly, through the shim: {stderr}");
         let json = std::fs::read_to_string(&report).unwrap();
-        assert!(json.contains("\"shim\": {\"used\": true"), "{via}: {json}");
+        assert!(json.contains("\"shim\": {\"used\": true"), "{what}: {json}");
         if local {
             let copied = json.contains("a copy of the shim in the rendezvous directory");
-            assert!(copied, "{via}: the report says where: {json}");
+            assert!(copied, "{what}: the report says where: {json}");
         } else {
             let out = output_within(&mut command(&["run", "-v", "--via", &via, "--", "true"]), b"", RUN_LIMIT);
             let said = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success() && said.contains("copied to the far host"), "{via}: -v says so: {said}");
+            assert!(out.status.success() && said.contains("copied to the far host"), "{what}: -v says so: {said}");
             // The static shim the CLI carries, not the CLI itself (issue
             // 27): it runs whatever the far host's C library.
-            assert!(said.contains("from=the shim this program carries"), "{via}: -v says which: {said}");
+            assert!(said.contains("from=the shim this program carries"), "{what}: -v says which: {said}");
         }
 
         let started = Instant::now();
@@ -137,10 +147,10 @@ fn a_cli_the_target_user_cannot_execute_is_copied_as_the_shim() {
             "trap '' TERM; exec sleep 30",
         ];
         let out = output_within(&mut command(&args), b"", RUN_LIMIT);
-        assert_eq!(out.status.code(), Some(124), "{via}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(started.elapsed() < Duration::from_secs(20), "{via}: {:?}", started.elapsed());
-        assert_eq!(copies_left(), Vec::<std::path::PathBuf>::new(), "{via}: no copy left");
-        assert_eq!(far_leftovers(&user), Vec::<std::path::PathBuf>::new(), "{via}: nothing left on the far host");
+        assert_eq!(out.status.code(), Some(124), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}: {:?}", started.elapsed());
+        assert_eq!(copies_left(), Vec::<std::path::PathBuf>::new(), "{what}: no copy left");
+        assert_eq!(far_leftovers(&user), Vec::<std::path::PathBuf>::new(), "{what}: nothing left on the far host");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

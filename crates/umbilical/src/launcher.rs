@@ -741,13 +741,35 @@ impl Launcher {
         }
     }
 
+    /// The same launcher, never asking (ssh with `-o BatchMode=yes`): for
+    /// a clean-up after a session we stopped, which must not prompt again.
+    pub(crate) fn batch_mode(&self) -> Launcher {
+        match self {
+            Launcher::Ssh { destination, port, options } => {
+                let mut options = options.clone();
+                options.extend(["-o".to_string(), "BatchMode=yes".to_string()]);
+                Launcher::Ssh { destination: destination.clone(), port: *port, options }
+            }
+            other => other.clone(),
+        }
+    }
+
     /// The same launcher as the target's default user (container exec
     /// without `-u`): an in-band bridge runs so, to remove the copy it
-    /// owns and hand its socket to the program's user.
+    /// owns and hand its socket to the program's user. For a chain, its
+    /// hops but the innermost (ssh then sudo, of ssh, sudo, runuser; the
+    /// container's exec, of exec then su), which reach a user (root) who
+    /// can hand the socket to the innermost hop's user, and who owns the
+    /// container's default places.
     pub(crate) fn as_default_user(&self) -> Launcher {
         match self {
             Launcher::ContainerExec { engine, target, .. } => {
                 Launcher::ContainerExec { engine: *engine, target: target.clone(), user: None }
+            }
+            Launcher::Chain(hops) if hops.len() > 1 => {
+                let mut outer = hops[..hops.len() - 1].to_vec();
+                outer[0] = outer[0].as_default_user();
+                if outer.len() == 1 { outer.remove(0) } else { Launcher::Chain(outer) }
             }
             other => other.clone(),
         }
@@ -808,6 +830,12 @@ impl Launcher {
     /// Container exec: its engine's program and a target that cannot read
     /// as an option.
     fn engine_and_target(&self, otherwise: &str) -> Result<(&'static str, &str), Error> {
+        // A chain's container is its first hop's (exec, then su in it).
+        if let Launcher::Chain(hops) = self
+            && let Some(first @ Launcher::ContainerExec { .. }) = hops.first()
+        {
+            return first.engine_and_target(otherwise);
+        }
         let Launcher::ContainerExec { engine, target, .. } = self else {
             return Err(Error::new(ErrorKind::InvalidInput, format!("{} {otherwise}", self.name()), None));
         };
@@ -849,6 +877,9 @@ fn chain_capabilities(hops: &[Launcher]) -> Capabilities {
         Some(ShimRoute::Local) if inner_local => ShimRoute::Local,
         // ssh first, local hops on the far host: the forwarded socket.
         Some(ShimRoute::Forwarded) if inner_local => ShimRoute::Forwarded,
+        // Container exec first, local hops in the container (su): in band,
+        // the bridge run by the exec alone.
+        Some(ShimRoute::InBandCopied) if inner_local => ShimRoute::InBandCopied,
         _ => ShimRoute::Unknown,
     };
     Capabilities {
@@ -1094,6 +1125,27 @@ mod tests {
         assert_eq!(sudo.hops(), std::slice::from_ref(&sudo));
     }
 
+    /// The in-band bridge of a chain runs through its hops but the last:
+    /// the container's exec as its default user; ssh then sudo (root).
+    #[cfg(unix)]
+    #[test]
+    fn a_chains_bridge_runs_through_its_outer_hops() {
+        let ssh = Launcher::Ssh { destination: "ops@db1".into(), port: None, options: vec![] };
+        let sudo = Launcher::Sudo { user: None, non_interactive: true };
+        let su = Launcher::Su { user: "app".into() };
+        let docker = Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: None };
+        let docker_1000 =
+            Launcher::ContainerExec { engine: Engine::Docker, target: "c".into(), user: Some("1000".into()) };
+        assert_eq!(Launcher::Chain(vec![docker_1000, su.clone()]).as_default_user(), docker);
+        let runuser = Launcher::Runuser { user: "t".into() };
+        let three = Launcher::Chain(vec![ssh.clone(), sudo.clone(), runuser]);
+        assert_eq!(three.as_default_user(), Launcher::Chain(vec![ssh, sudo]));
+        // The chain's container is its first hop's.
+        let exec_su = Launcher::Chain(vec![docker, su]);
+        assert_eq!(exec_su.running_probe().unwrap()[0], "docker");
+        assert_eq!(exec_su.archive_of("/tmp").unwrap().0, ["docker", "cp", "c:/tmp", "-"].map(OsString::from).to_vec());
+    }
+
     #[test]
     fn a_chains_capabilities_compose() {
         let ssh = Launcher::Ssh { destination: "ops@db1".into(), port: None, options: vec![] };
@@ -1109,9 +1161,15 @@ mod tests {
         assert_eq!(local.shim_route, ShimRoute::Local);
         let both_exec = Launcher::Chain(vec![setpriv.clone(), Launcher::Pkexec { user: None, keep_cwd: true }]);
         assert!(both_exec.capabilities().execs_in_place && !both_exec.capabilities().keeps_extra_handles);
-        // A container, or ssh after a local hop: no route the shim takes.
-        assert_eq!(Launcher::Chain(vec![docker, sudo.clone()]).capabilities().shim_route, ShimRoute::Unknown);
+        // Container exec then local hops in the container: in band, the
+        // bridge run by the exec alone as the container's default user.
+        let su = Launcher::Su { user: "app".into() };
+        let exec_su = Launcher::Chain(vec![docker.clone(), su.clone()]);
+        assert_eq!(exec_su.capabilities().shim_route, ShimRoute::InBandCopied);
+        assert_eq!(exec_su.target_user(), Some("app"), "the bridge hands its socket to su's user");
+        // ssh after a local hop, or a container after one: no route.
         assert_eq!(Launcher::Chain(vec![sudo.clone(), ssh.clone()]).capabilities().shim_route, ShimRoute::Unknown);
+        assert_eq!(Launcher::Chain(vec![sudo.clone(), docker]).capabilities().shim_route, ShimRoute::Unknown);
         let lossy = Launcher::Chain(vec![sudo.clone(), Launcher::Run0 { user: None }]).capabilities();
         assert!(!lossy.returns_status && lossy.reparents);
         // The far socket: root and the ssh user reach it, others do not.

@@ -155,7 +155,14 @@ impl Options {
         match self.shim_link {
             ShimLink::InBand => true,
             ShimLink::Forwarded => false,
-            ShimLink::Auto => self.launcher.capabilities().shim_route == ShimRoute::InBandCopied,
+            // ssh then a hop to a user who cannot open the socket ssh
+            // forwards (the ssh user's, 0600): in band, the bridge run by
+            // the hops before that one (as root) handing it its socket.
+            ShimLink::Auto => match self.launcher.capabilities().shim_route {
+                ShimRoute::InBandCopied => true,
+                ShimRoute::Forwarded => self.launcher.far_socket_reachable().is_err(),
+                _ => false,
+            },
         }
     }
 

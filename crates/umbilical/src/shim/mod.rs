@@ -205,9 +205,18 @@ pub(crate) fn choose(opts: &Options) -> ShimChoice {
         ShimRoute::InBandCopied => choose_container(opts),
         ShimRoute::Unknown => chosen(false, "a custom launcher may not run it"),
         ShimRoute::Forwarded if opts.in_band() && cfg!(windows) => chosen(false, "an in-band link needs a Unix caller"),
-        ShimRoute::Forwarded if opts.in_band() => {
-            ShimChoice { used: true, reason: format!("through {}, in band", launcher.name()) }
-        }
+        ShimRoute::Forwarded if opts.in_band() => ShimChoice {
+            used: true,
+            reason: match launcher.far_socket_reachable() {
+                Ok(()) => format!("through {}, in band", launcher.name()),
+                Err(_) => format!(
+                    "through {}, in band: the socket ssh forwards is the ssh user's, so the bridge, run by the hops \
+                     before the last, hands its own to {}",
+                    launcher.name(),
+                    launcher.target_user().unwrap_or("the program's user")
+                ),
+            },
+        },
         ShimRoute::Forwarded => match launcher.far_socket_reachable() {
             Ok(()) => ShimChoice { used: true, reason: format!("through {}", launcher.name()) },
             Err(why) => ShimChoice { used: false, reason: why },
@@ -281,17 +290,17 @@ fn choose_container(opts: &Options) -> ShimChoice {
 /// Windows elevation) starts the shim, which connects back, is
 /// authenticated, and starts the program on the channel.
 pub(crate) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> {
-    // A chain whose hops give the link no way back (container exec, then
-    // su in the container, say): asked for, the shim would only fail
-    // later, for a reason that is not the real one.
+    // A chain whose hops give the link no way back (sudo, then container
+    // exec, say): asked for, the shim would only fail later, for a reason
+    // that is not the real one.
     if opts.launcher.hops().len() > 1 && opts.launcher.capabilities().shim_route == ShimRoute::Unknown {
         return Err(Error::cannot_start(
             &spec.program,
             ErrorKind::InvalidInput,
             &format!(
                 "the shim's link cannot come back through {}: a chain carries it only where the hops after the \
-                 first run on the first hop's host (a local launcher, or ssh, then sudo, su, runuser... there); \
-                 --no-shim runs without it",
+                 first run on the first hop's host (a local launcher, ssh or container exec, then sudo, su, \
+                 runuser... there); --no-shim runs without it",
                 opts.launcher.name()
             ),
             None,

@@ -52,6 +52,11 @@ impl Drop for Remove {
 /// Serves as the bridge; returns the exit code.
 pub(super) fn serve(socket: &Path, remove: Option<&Path>, owner: Option<&OsStr>) -> io::Result<i32> {
     let mut files = Remove(std::iter::once(socket).chain(remove).map(Path::to_owned).collect());
+    // sshd hangs up on its session's group when the client goes (a caller
+    // that gave up, or died): killed by it, the bridge would leave its
+    // socket and copy behind. Its session's end is its news instead (the
+    // end of stdin), after which it removes them and exits.
+    sys::ignore_group_signals();
     let stdin = io::stdin().as_fd().try_clone_to_owned()?;
     let stdout = io::stdout().as_fd().try_clone_to_owned()?;
     let owner = owner.map(resolve_user).transpose()?;

@@ -18,6 +18,12 @@
 //! more session. A far host of another OS or architecture is refused,
 //! naming `shim_path`.
 //!
+//! In band (`in_band.rs`), the bridge's session looks instead, the copy is
+//! made as the bridge's user, and the bridge removes it when it ends.
+//! Beyond a chain's last hop the program's user runs it too (ssh, sudo,
+//! runuser to another user): then the copy's directory is `0711` and the
+//! file `0755`, still the bridge's user's alone to replace.
+//!
 //! The cost, only where the far host lacks the shim: the first session,
 //! two short ones, and the copy's transfer.
 
@@ -36,11 +42,14 @@ const FAR: &str = "on the far host";
 
 /// Copies `source` to the far host (which the launch's own session found
 /// without a shim at `looked_at`) and returns the copy's far path: see the
-/// module docs.
+/// module docs. `shared`: the copy's user (the in-band bridge's, root)
+/// lets another (the program's user, beyond the chain's last hop) run it:
+/// its directory `0711`, the file `0755`, still nobody else's to replace.
 pub(super) fn place(
     launcher: &Launcher,
     looked_at: &Path,
     source: &Source,
+    shared: bool,
     deadline: Instant,
 ) -> Result<OsString, Error> {
     let name = launcher.name();
@@ -74,12 +83,17 @@ pub(super) fn place(
         ))?
     );
     let copy = helper(
-        "umask 077; d=\"${TMPDIR:-/tmp}/$2\"; mkdir -m 700 -- \"$d\" || exit 1; \
+        "umask 077; d=\"${TMPDIR:-/tmp}/$2\"; mkdir -m \"$3\" -- \"$d\" || exit 1; \
          trap 'rm -rf \"$d\"; exit 1' HUP INT TERM PIPE; \
-         cat > \"$d/shim\" && [ \"$(wc -c < \"$d/shim\")\" -eq \"$1\" ] && chmod 700 \"$d/shim\" \
+         cat > \"$d/shim\" && [ \"$(wc -c < \"$d/shim\")\" -eq \"$1\" ] && chmod \"$4\" \"$d/shim\" \
          || { rm -rf \"$d\"; exit 1; }; \
          printf '%s %s\\n' \"$1\" \"$d/shim\"",
-        &[bytes.len().to_string().into(), dir.clone().into()],
+        &[
+            bytes.len().to_string().into(),
+            dir.clone().into(),
+            if shared { "711" } else { "700" }.into(),
+            if shared { "755" } else { "700" }.into(),
+        ],
     );
     let answer = match run(launcher, &copy, &bytes, deadline, FAR) {
         Ok(answer) => answer,

@@ -71,10 +71,11 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let deadline = Instant::now() + opts.connect_timeout;
     let name = super::remote::random_name()
         .map_err(|e| fail(ErrorKind::Io, &format!("cannot name the bridge's socket: {e}"), Some(e)))?;
-    let mut placed = place(opts, &name, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+    let placed = place(opts, &name, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
     let socket = placed.socket.clone();
-    // Failing here, the copy goes with `placed`.
-    let bridge = start_bridge(opts, &placed, &socket, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
+    // Failing here, a container's copy goes with `placed`.
+    let (bridge, mut placed) =
+        bridge_with_copy(opts, placed, deadline).map_err(|e| fail(e.kind(), &e.to_string(), None))?;
     // The bridge runs: it removes the copy when it ends.
     placed.hand_over();
     tracing::info!(launcher = %launcher, socket, "the shim's bridge is listening");
@@ -141,9 +142,46 @@ struct Bridge {
     stderr: sys::Handle,
 }
 
-/// Starts the bridge through the launcher and waits for its ready byte.
-fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant) -> Result<Bridge, Error> {
+/// Starts the bridge; through ssh, a far host without the shim at our
+/// path (the bridge's session looked) gets a copy, made as the bridge's
+/// user (shared with the program's user beyond a chain's last hop), which
+/// the bridge removes, and the bridge starts again from it.
+fn bridge_with_copy(opts: &Options, placed: Placed, deadline: Instant) -> Result<(Bridge, Placed), Error> {
+    match start_bridge(opts, &placed, deadline)? {
+        Ok(bridge) => Ok((bridge, placed)),
+        Err(super::FarShimMissing) => {
+            let bridge_launcher = opts.launcher.as_default_user();
+            let source = crate::shim::source::Source::of(opts)?;
+            let shared = opts.launcher.hops().len() > 1;
+            let copy = super::far_copy::place(&bridge_launcher, &placed.shim, &source, shared, deadline)?;
+            let placed = placed.far_copy(copy.clone());
+            match start_bridge(opts, &placed, deadline) {
+                Ok(Ok(bridge)) => Ok((bridge, placed)),
+                other => {
+                    super::far_copy::remove(&bridge_launcher, &copy);
+                    Err(other.err().unwrap_or_else(|| {
+                        Error::new(
+                            ErrorKind::ShimFailed,
+                            "the shim copied to the far host was gone before it ran",
+                            None,
+                        )
+                    }))
+                }
+            }
+        }
+    }
+}
+
+/// Starts the bridge through the launcher and waits for its ready byte;
+/// through ssh without `shim_path`, [`super::FarShimMissing`] where the
+/// far host has no shim at our path.
+fn start_bridge(
+    opts: &Options,
+    placed: &Placed,
+    deadline: Instant,
+) -> Result<Result<Bridge, super::FarShimMissing>, Error> {
     let launcher = opts.launcher.name();
+    let socket = placed.socket.as_str();
     let mut args = vec![crate::shim::SHIM_ARG.into(), crate::shim::BRIDGE_FLAG.into(), socket.into()];
     if placed.copied() {
         args.extend([crate::shim::REMOVE_FLAG.into(), placed.shim.clone().into_os_string()]);
@@ -151,7 +189,11 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
     if let Some(user) = opts.launcher.target_user() {
         args.extend([crate::shim::OWNER_FLAG.into(), user.into()]);
     }
-    let spec = ProgramSpec { program: placed.shim.clone().into_os_string(), args, ..ProgramSpec::default() };
+    let spec = if placed.look {
+        super::looked(placed.shim.clone().into_os_string(), args)
+    } else {
+        ProgramSpec { program: placed.shim.clone().into_os_string(), args, ..ProgramSpec::default() }
+    };
     let launched = opts
         .launcher
         .as_default_user()
@@ -163,7 +205,7 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
     let got = sys::read_exact_until(&ours, &mut ready, deadline);
     if got.is_ok() && ready[0] == super::bridge::READY {
         let stream = sys::ControlStream::from_std(UnixStream::from(ours));
-        return Ok(Bridge { stream, process, stderr: err_read });
+        return Ok(Ok(Bridge { stream, process, stderr: err_read }));
     }
     let timed = matches!(&got, Err(e) if e.kind() == io::ErrorKind::TimedOut);
     drop(ours);
@@ -172,6 +214,9 @@ fn start_bridge(opts: &Options, placed: &Placed, socket: &str, deadline: Instant
     let said = said.trim();
     if timed {
         return Err(timed_out(&launcher, "the shim's bridge did not start"));
+    }
+    if placed.look && status == Some(ExitStatus::Exited(super::FAR_SHIM_MISSING)) {
+        return Ok(Err(super::FarShimMissing));
     }
     let status_text = status.map_or_else(|| "did not end".to_string(), |s| format!("{s:?}"));
     match status {

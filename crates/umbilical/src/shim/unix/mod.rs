@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 mod bridge;
 mod far_copy;
@@ -313,7 +313,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         Err(FarShimMissing) => {
             let shim_path = opts.shim_program()?;
             let source = super::source::Source::of(opts)?;
-            let copy = far_copy::place(&opts.launcher, &shim_path, &source, deadline)
+            let copy = far_copy::place(&opts.launcher, &shim_path, &source, false, deadline)
                 .map_err(|e| Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))?;
             match spawn_once(spec, opts, deadline, Some(copy))? {
                 Ok(child) => Ok(child),
@@ -335,6 +335,15 @@ struct FarShimMissing;
 /// The exit code of the far session's look when the shim is not there.
 const FAR_SHIM_MISSING: i32 = 121;
 
+/// `program args...` run by `sh` only if `program` is there and
+/// executable; else the session ends with [`FAR_SHIM_MISSING`].
+fn looked(program: std::ffi::OsString, args: Vec<std::ffi::OsString>) -> ProgramSpec {
+    let script = format!("if [ -f \"$1\" ] && [ -x \"$1\" ]; then exec \"$@\"; fi; exit {FAR_SHIM_MISSING}");
+    let mut all: Vec<std::ffi::OsString> = vec!["-c".into(), script.into(), "sh".into(), program];
+    all.extend(args);
+    ProgramSpec { program: "sh".into(), args: all, ..ProgramSpec::default() }
+}
+
 /// One launch; through ssh without `shim_path` the far session first
 /// looks for the shim at our path (in the same session, at no cost) and
 /// ends with [`FAR_SHIM_MISSING`] when it is not there; with `far_copy`
@@ -352,10 +361,6 @@ fn spawn_once(
         return Err(fail(ErrorKind::InvalidInput, "runas (UAC elevation) exists only on Windows", None));
     }
     if opts.in_band() {
-        if opts.launcher.hops().len() > 1 {
-            let what = format!("{launcher}: the in-band link does not go through a chain of launchers yet");
-            return Err(fail(ErrorKind::InvalidInput, &what, None));
-        }
         return in_band::spawn(spec, opts).map(Ok);
     }
     if let Err(why) = opts.launcher.far_socket_reachable() {
@@ -428,14 +433,7 @@ fn spawn_once(
         args.extend([super::REMOVE_FLAG.into(), copy.clone()]);
     }
     let program = far_program;
-    let outer_spec = if look {
-        let script = format!("if [ -f \"$1\" ] && [ -x \"$1\" ]; then exec \"$@\"; fi; exit {FAR_SHIM_MISSING}");
-        let mut all: Vec<std::ffi::OsString> = vec!["-c".into(), script.into(), "sh".into(), program];
-        all.extend(args);
-        ProgramSpec { program: "sh".into(), args: all, ..ProgramSpec::default() }
-    } else {
-        ProgramSpec { program, args, ..ProgramSpec::default() }
-    };
+    let outer_spec = if look { looked(program, args) } else { ProgramSpec { program, args, ..ProgramSpec::default() } };
     let in_foreground = opts.process_group && sys::in_terminal_foreground();
     let client_is_link = caps.shim_route == ShimRoute::Forwarded;
     let outer_opts = Options {
@@ -487,25 +485,34 @@ fn spawn_once(
         Err(e) => {
             // The launcher's end, as the handshake saw it or as stopping it
             // finds it.
-            let ended = match child.try_wait() {
-                Ok(Some(exit)) => Some(exit.status),
-                _ => child
-                    .source()
-                    .process
-                    .as_ref()
-                    .and_then(|launcher| super::stop_failed_launcher(launcher, e.kind() == ErrorKind::TimedOut)),
+            let (ended, stopped) = match child.try_wait() {
+                Ok(Some(exit)) => (Some(exit.status), false),
+                _ => {
+                    let process = child.source().process.as_ref();
+                    (process.and_then(|l| super::stop_failed_launcher(l, e.kind() == ErrorKind::TimedOut)), true)
+                }
             };
             // A far socket that ssh made for a shim that never connected
-            // (the shim removes it once connected) would stay there. Only
-            // where the session ran and ended by itself: ssh's own failures
-            // (255) made no socket, and a session stopped mid-prompt would
-            // prompt again.
+            // (the shim removes it once connected) would stay there: sshd
+            // does not remove it when the session goes. Removed where the
+            // session ran and ended by itself (ssh's own failures, 255,
+            // made no socket), and where we stopped it (the connect
+            // timeout, seen here to leave one in 4 runs once the shim's
+            // copy got fast): then, with no handler, in batch mode, so
+            // that a session stopped mid-prompt is not asked again.
             let session_ran = matches!(ended, Some(ExitStatus::Exited(code)) if code != 255);
-            if let Some(far_socket) = far_socket.filter(|_| session_ran) {
+            if let Some(far_socket) = far_socket.filter(|_| session_ran || stopped) {
                 // Through a chain's first hop, ssh, as the socket's owner
                 // (an inner hop may be what refused).
                 let first = opts.launcher.hops().first().unwrap_or(&opts.launcher);
-                remote::remove_through(first, &far_socket, opts.prompt_handler.as_ref());
+                // After a stop, briefly: a host slow enough to time out the
+                // launch must not hold its error for long.
+                let (first, within) = match stopped {
+                    true if opts.prompt_handler.is_none() => (first.batch_mode(), Duration::from_secs(3)),
+                    true => (first.clone(), Duration::from_secs(3)),
+                    false => (first.clone(), Duration::from_secs(10)),
+                };
+                remote::remove_through(&first, &far_socket, opts.prompt_handler.as_ref(), within);
             }
             // A copy the shim would have removed as it started: gone
             // already if it ran, else removed here.

@@ -139,15 +139,15 @@ pub(crate) fn remove_spec(launcher: &Launcher, paths: &[&OsStr], recursive: bool
 /// Removes `path` through `launcher` (as its default user), bounded, best
 /// effort: what a launch left on a far host or in a container when the
 /// shim that would have removed it never ran. `answers` answers the
-/// launcher's questions (an ssh that asks for a password asks again).
-pub(crate) fn remove_through(launcher: &Launcher, path: &OsStr, answers: Option<&Handler>) {
+/// launcher's questions (an ssh that asks for a password asks again), within `within`.
+pub(crate) fn remove_through(launcher: &Launcher, path: &OsStr, answers: Option<&Handler>, within: Duration) {
     let rm = ProgramSpec {
         program: "rm".into(),
         args: vec!["-f".into(), "--".into(), path.to_owned()],
         ..ProgramSpec::default()
     };
     let opts = Options { launcher: launcher.as_default_user(), prompt_handler: answers.cloned(), ..Options::default() };
-    let result = run_bounded(&rm, opts, Instant::now() + Duration::from_secs(10));
+    let result = run_bounded(&rm, opts, Instant::now() + within);
     if let Err(e) = result {
         tracing::warn!("could not remove {} through {}: {e}", path.to_string_lossy(), launcher.name());
     }

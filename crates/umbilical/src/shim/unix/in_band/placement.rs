@@ -53,12 +53,23 @@ pub(super) struct Placed {
     janitor: Option<Janitor>,
     /// Where the bridge listens.
     pub(super) socket: String,
+    /// We copied it there, and the bridge removes it.
+    copied: bool,
+    /// Through ssh without `shim_path`: the bridge's session looks for it
+    /// first, and a far host without it gets a copy.
+    pub(super) look: bool,
 }
 
 impl Placed {
     /// Whether we copied the shim there (and the bridge must remove it).
     pub(super) fn copied(&self) -> bool {
-        self.janitor.is_some()
+        self.copied
+    }
+
+    /// The same place, the shim now a copy sent to the far host, which
+    /// the bridge removes.
+    pub(super) fn far_copy(self, copy: std::ffi::OsString) -> Placed {
+        Placed { shim: copy.into(), copied: true, look: false, ..self }
     }
 
     /// The bridge runs and removes the copy when it ends: the janitor
@@ -93,7 +104,8 @@ impl Drop for Janitor {
 pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error> {
     if opts.launcher.capabilities().shim_route != ShimRoute::InBandCopied || opts.shim_path.is_some() {
         let socket = format!("/tmp/umbilical-{name}.sock");
-        return Ok(Placed { shim: opts.shim_program()?, janitor: None, socket });
+        let look = opts.launcher.capabilities().shim_route == ShimRoute::Forwarded && opts.shim_path.is_none();
+        return Ok(Placed { shim: opts.shim_program()?, janitor: None, socket, copied: false, look });
     }
     let source = Source::of(opts)?;
     match source.linkage() {
@@ -136,7 +148,7 @@ pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Pla
         Err(e) => return Err(e),
     };
     tracing::info!(from = %source, to = %inside, "the shim is copied into the container");
-    Ok(Placed { shim: inside.into(), janitor: Some(janitor), socket })
+    Ok(Placed { shim: inside.into(), janitor: Some(janitor), socket, copied: true, look: false })
 }
 
 /// What `sh` runs in the container to copy the shim in from inside (`$1`
