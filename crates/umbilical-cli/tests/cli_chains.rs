@@ -226,6 +226,39 @@ fn sudo_then_runuser_locally() {
     assert_eq!(c.run(via, &["--", "sh", "-c", "kill -KILL $$"], b"").status.code(), Some(128 + 9));
 }
 
+/// What every chain must give, beyond its own test: words with spaces,
+/// quotes, `$`, `*` and a backslash exact; a program missing beyond every
+/// hop 127; a signal death exact; and the innermost hop's refusal (a user
+/// that does not exist) 125 with that hop's words or the bridge's, never
+/// taken for the program's status.
+#[test]
+fn every_chain_passes_words_missing_programs_signals_and_refusals() {
+    let Some(c) = chains("every chain") else { return };
+    for (what, via) in
+        [("ssh then sudo", &c.ssh_sudo), ("sudo then runuser", &c.sudo_runuser), ("three hops", &c.three)]
+    {
+        let words = ["a b", "it's", "\"q\"", "$HOME", "*", "back\\slash", ""];
+        let mut args = vec!["--", "printf", "[%s]\\n"];
+        args.extend(words);
+        let out = c.run(via, &args, b"");
+        let expected: String = words.iter().map(|w| format!("[{w}]\n")).collect();
+        assert_eq!(text(&out.stdout), expected, "{what}: {}", text(&out.stderr));
+        let out = c.run(via, &["--", "no-such-program-beyond-the-chain"], b"");
+        assert_eq!(out.status.code(), Some(127), "{what}: {}", text(&out.stderr));
+        assert_signaled_exactly(&c, via, what);
+        let mut refused = via.clone();
+        let last = refused.last_mut().unwrap();
+        *last = match last.split_once(':') {
+            Some((hop, _)) if hop != "ssh" => format!("{hop}:umb-no-such-user"),
+            _ => format!("{last}:umb-no-such-user"),
+        };
+        let out = c.run(&refused, &["--", "true"], b"");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{what}: {stderr}");
+        assert!(stderr.contains("umb-no-such-user"), "{what}: the hop's words name the user: {stderr}");
+    }
+}
+
 /// A signal death through the shim: 128+N, and the report says `signaled`
 /// (without the shim the hops give only 128+N).
 fn assert_signaled_exactly(c: &Chains, via: &[String], what: &str) {
@@ -368,6 +401,12 @@ fn container_exec_then_su() {
         args.extend(words);
         let out = run(&args, b"");
         assert_eq!(text(&out.stdout), "a b|it's|$HOME|*|\"q\"|", "{engine}: {}", text(&out.stderr));
+        // su to a user the image does not have: 125, saying so.
+        let mut cmd = Command::new(UMBILICAL);
+        cmd.arg("run").arg(&via[0]).arg("--via=su:umb-no-such-user").args(["--", "true"]);
+        let out = output_within(&mut cmd, b"", RUN_LIMIT);
+        assert_eq!(out.status.code(), Some(125), "{engine}");
+        assert!(text(&out.stderr).contains("umb-no-such-user"), "{engine}: {}", text(&out.stderr));
         // Without the shim the hops give 128+N and su's own words.
         let out = run(&["--no-shim", "--", "sh", "-c", "kill -TERM $$"], b"");
         assert_eq!(out.status.code(), Some(128 + 15), "{engine}");

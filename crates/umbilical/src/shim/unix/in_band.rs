@@ -180,7 +180,8 @@ fn start_bridge(
     placed: &Placed,
     deadline: Instant,
 ) -> Result<Result<Bridge, super::FarShimMissing>, Error> {
-    let launcher = opts.launcher.name();
+    // Named as what runs it: through a chain, the hops before the last.
+    let launcher = opts.launcher.as_default_user().name();
     let socket = placed.socket.as_str();
     let mut args = vec![crate::shim::SHIM_ARG.into(), crate::shim::BRIDGE_FLAG.into(), socket.into()];
     if placed.copied() {
