@@ -179,7 +179,7 @@ fn the_inner_hops_refusal_is_a_refusal_naming_the_chain() {
 }
 
 #[test]
-fn timeout_and_sigterm_through_a_chain_leave_nothing_running() {
+fn timeout_sigterm_and_the_callers_death_through_a_chain_leave_nothing_running() {
     let Some(c) = chains("timeouts through a chain") else { return };
     for (n, via) in [&c.ssh_sudo, &c.sudo_runuser, &c.three].into_iter().enumerate() {
         let marker = format!("umb-chain-timeout-{}-{n}", std::process::id());
@@ -204,6 +204,24 @@ fn timeout_and_sigterm_through_a_chain_leave_nothing_running() {
         let status = common::wait_within(&mut child, Duration::from_secs(30), "umbilical after SIGTERM");
         assert_eq!(status.code(), Some(128 + 15), "{n}");
         assert!(gone_within(&marker, Duration::from_secs(10)), "{marker} still runs after SIGTERM");
+        // The caller killed outright (SIGKILL): the link drops, and the
+        // shim ends the program after the grace (--kill-after 1).
+        let marker = format!("umb-chain-kill-{}-{n}", std::process::id());
+        let mut child = c
+            .command(via, &["--kill-after", "1", "--", "sh", "-c", &format!("sleep 30; echo {marker}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !running(&format!("sleep 30; echo {marker}")) {
+            assert!(start.elapsed() < Duration::from_secs(20), "the program never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        common::send(child.id(), 9);
+        common::wait_within(&mut child, Duration::from_secs(30), "umbilical after SIGKILL");
+        assert!(gone_within(&marker, Duration::from_secs(15)), "{marker} still runs after the caller's SIGKILL");
     }
 }
 
