@@ -14,7 +14,11 @@
 //!    relays that socket to the session's stdin/stdout, which is a
 //!    socketpair of ours. Through container exec with a user, the bridge
 //!    runs as the container's default user (it removes the copy it owns)
-//!    and hands the socket to the program's user.
+//!    and hands the socket to the program's user. Through a chain it runs
+//!    through the hops before the last (the exec; ssh then sudo: root) and
+//!    hands the socket to the last hop's user. Through ssh without
+//!    `shim_path` its session looks for the shim first, and a far host
+//!    without it gets a copy (`far_copy.rs`), which the bridge removes.
 //! 3. A second session runs the shim proper on the channel, as through any
 //!    launcher. It connects to the bridge's socket, and the handshake is the
 //!    usual one: the parent writes a token into the channel, the shim proves
