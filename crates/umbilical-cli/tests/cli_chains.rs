@@ -99,7 +99,12 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
-/// Whether a process whose command line holds `marker` still runs.
+/// Whether a process whose command line matches `marker` (pgrep -f's
+/// extended regex) still runs. To wait for the program itself, anchor it:
+/// `umbilical run`'s, sudo's and runuser's command lines hold the
+/// program's words too, and a signal sent to `umbilical run` when only
+/// its own line matched came before its handlers (seen in CI: killed by
+/// the SIGTERM meant to be passed on).
 fn running(marker: &str) -> bool {
     Command::new("pgrep").args(["-f", marker]).output().is_ok_and(|o| o.status.success())
 }
@@ -196,7 +201,7 @@ fn timeout_sigterm_and_the_callers_death_through_a_chain_leave_nothing_running()
             .spawn()
             .unwrap();
         let start = Instant::now();
-        while !running(&format!("sleep 30; echo {marker}")) {
+        while !running(&format!("^sh -c sleep 30; echo {marker}$")) {
             assert!(start.elapsed() < Duration::from_secs(20), "the program never started");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -215,7 +220,7 @@ fn timeout_sigterm_and_the_callers_death_through_a_chain_leave_nothing_running()
             .spawn()
             .unwrap();
         let start = Instant::now();
-        while !running(&format!("sleep 30; echo {marker}")) {
+        while !running(&format!("^sh -c sleep 30; echo {marker}$")) {
             assert!(start.elapsed() < Duration::from_secs(20), "the program never started");
             std::thread::sleep(Duration::from_millis(50));
         }
