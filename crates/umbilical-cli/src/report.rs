@@ -22,6 +22,8 @@ pub struct Report {
     pub output_truncated: bool,
     /// Whether the shim was used, and why.
     pub shim: Option<ShimChoice>,
+    /// Where the shim that ran came from (`Child::shim_origin`).
+    pub shim_origin: Option<String>,
 }
 
 impl Report {
@@ -44,7 +46,11 @@ impl Report {
             let _ = write!(json, ", \"status_unknown_reason\": {}", quote(why));
         }
         if let Some(shim) = &self.shim {
-            let _ = write!(json, ", \"shim\": {{\"used\": {}, \"reason\": {}}}", shim.used, quote(&shim.reason));
+            let _ = write!(json, ", \"shim\": {{\"used\": {}, \"reason\": {}", shim.used, quote(&shim.reason));
+            if let Some(origin) = &self.shim_origin {
+                let _ = write!(json, ", \"origin\": {}", quote(origin));
+            }
+            json.push('}');
         }
         if let Some(err) = &self.error {
             let _ = write!(json, ", \"error\": {}", quote(err));
@@ -103,6 +109,7 @@ mod tests {
             error: Some("timed \"out\"\n".into()),
             output_truncated: true,
             shim: None,
+            shim_origin: None,
         };
         assert_eq!(
             r.to_json(),
@@ -119,6 +126,18 @@ mod tests {
             ..Report::default()
         };
         assert!(r.to_json().contains("\"status_unknown_reason\": \"by design"), "{}", r.to_json());
+        // The shim: why, and where it came from once it ran.
+        let r = Report {
+            shim: Some(umbilical::Command::new("true").shim(true).shim_choice()),
+            shim_origin: Some("/usr/bin/umbilical".into()),
+            ..Report::default()
+        };
+        assert!(
+            r.to_json()
+                .contains("\"shim\": {\"used\": true, \"reason\": \"asked for\", \"origin\": \"/usr/bin/umbilical\"}"),
+            "{}",
+            r.to_json()
+        );
         let r = Report::default();
         assert_eq!(
             r.to_json(),

@@ -379,6 +379,7 @@ pub fn run(args: RunArgs) -> i32 {
             }
         }
         Ok(child) => {
+            report.shim_origin = child.shim_origin().map(str::to_string);
             let limits = Limits {
                 deadline: args.timeout.and_then(deadline_after),
                 signal: args.signal,

@@ -237,6 +237,11 @@ fn the_carried_shim_needs_nothing_installed() {
             json.contains("\"shim\": {\"used\": true") && json.contains("the shim this program carries"),
             "{via}: the report says where the shim came from: {json}"
         );
+        assert!(
+            json.contains("\"origin\": \"the shim this program carries (")
+                && json.contains("copied into the container at /"),
+            "{via}: the report's origin: {json}"
+        );
         let marker = format!("umb-carried-{}-{n}", std::process::id());
         let sleep = if t.tools.is_empty() { "sleep" } else { "/busybox sleep" };
         let script = format!("trap '' TERM; while :; do {sleep} 1; done; : {marker}");

@@ -120,6 +120,16 @@ fn a_cli_the_target_user_cannot_execute_is_copied_as_the_shim() {
         assert_eq!(out.status.code(), Some(138), "{what}: the signal exactly, through the shim: {stderr}");
         let json = std::fs::read_to_string(&report).unwrap();
         assert!(json.contains("\"shim\": {\"used\": true"), "{what}: {json}");
+        // The report says where the shim came from (issue 27).
+        let origin = if local {
+            "copied into the rendezvous directory\"".to_string()
+        } else {
+            "\"origin\": \"the shim this program carries (".to_string()
+        };
+        assert!(json.contains("\"origin\": \"") && json.contains(&origin), "{what}: the report's origin: {json}");
+        if !local {
+            assert!(json.contains("copied to the far host at /"), "{what}: {json}");
+        }
         if local {
             let copied = json.contains("a copy of the shim in the rendezvous directory");
             assert!(copied, "{what}: the report says where: {json}");

@@ -65,6 +65,8 @@ pub struct Child {
     /// The program's stdio, kept for a shim that receives it over its link
     /// (su: the launcher's own stdio is its terminal).
     held_stdio: Option<HeldStdio>,
+    /// Through the shim: where the shim that runs the program came from.
+    shim_origin: Option<String>,
 }
 
 /// The program's ends of its channel and stderr pipe, kept by the parent
@@ -98,7 +100,14 @@ impl Child {
             cutoff: None,
             prompts: None,
             held_stdio: None,
+            shim_origin: None,
         }
+    }
+
+    /// Records where the shim came from ([`Child::shim_origin`]).
+    pub(crate) fn with_shim_origin(mut self, origin: String) -> Self {
+        self.shim_origin = Some(origin);
+        self
     }
 
     /// Keeps the program's stdio for the shim ([`Child::take_held_stdio`]).
@@ -154,6 +163,29 @@ impl Child {
     /// Where the end comes from.
     pub(crate) fn source(&mut self) -> &mut ExitSource {
         &mut self.source
+    }
+
+    /// Through the shim, where the shim that runs the program came from:
+    /// its path where it ran (`"/usr/bin/umbilical"`, `"/opt/shim in the
+    /// container"`), or what was copied where
+    /// (`"/usr/bin/umbilical copied into the rendezvous directory"`, `"the
+    /// shim this program carries (1614128 bytes) copied to the far host at
+    /// /tmp/umbilical-…/shim"`, `"… copied into the container at
+    /// /tmp/umbilical-…"`). `None` without the shim. The copy itself is
+    /// gone by the time the program runs, or when the shim ends.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut cmd = umbilical::Command::new("id");
+    /// cmd.launcher(umbilical::Launcher::Sudo { user: Some("postgres".into()), non_interactive: true })
+    ///     .shim(true);
+    /// let child = cmd.spawn()?;
+    /// println!("the shim: {}", child.shim_origin().unwrap_or("not used"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn shim_origin(&self) -> Option<&str> {
+        self.shim_origin.as_deref()
     }
 
     /// The process id of the process umbilical started (which, through a

@@ -273,7 +273,9 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
         None => None,
     };
     let link = link.with(Signs { report_ready: process.exit_handle(), stderr_drained: drained, ..Signs::default() });
-    Ok(Child::new(process, channel, stderr, Detection::Process, None, None).into_shim(link, opts.kill_on_drop))
+    Ok(Child::new(process, channel, stderr, Detection::Process, None, None)
+        .into_shim(link, opts.kill_on_drop)
+        .with_shim_origin(shim_path.display().to_string()))
 }
 
 /// Starts the shim, directly (its stdio on NUL) or elevated through

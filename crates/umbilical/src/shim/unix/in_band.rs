@@ -125,7 +125,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
                 companion: Some((bridge.process, bridge.stderr)),
                 ..Signs::default()
             });
-            Ok(child.into_shim(link, opts.kill_on_drop))
+            Ok(child.into_shim(link, opts.kill_on_drop).with_shim_origin(placed.origin.clone()))
         }
         Err(e) => {
             if let Some(launcher) = &child.source().process {
@@ -158,7 +158,7 @@ fn bridge_with_copy(opts: &Options, placed: Placed, deadline: Instant) -> Result
             let source = crate::shim::source::Source::of(opts)?;
             let shared = opts.launcher.hops().len() > 1;
             let copy = super::far_copy::place(&bridge_launcher, &placed.shim, &source, shared, deadline)?;
-            let placed = placed.far_copy(copy.clone());
+            let placed = placed.far_copy(copy.clone(), &source);
             match start_bridge(opts, &placed, deadline) {
                 Ok(Ok(bridge)) => Ok((bridge, placed)),
                 other => {

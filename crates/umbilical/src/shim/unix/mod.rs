@@ -315,8 +315,9 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
             let source = super::source::Source::of(opts)?;
             let copy = far_copy::place(&opts.launcher, &shim_path, &source, false, deadline)
                 .map_err(|e| Error::cannot_start(&spec.program, e.kind(), &e.to_string(), None))?;
+            let origin = format!("{source} copied to the far host at {}", copy.to_string_lossy());
             match spawn_once(spec, opts, deadline, Some(copy))? {
-                Ok(child) => Ok(child),
+                Ok(child) => Ok(child.with_shim_origin(origin)),
                 Err(FarShimMissing) => Err(Error::cannot_start(
                     &spec.program,
                     ErrorKind::ShimFailed,
@@ -481,7 +482,15 @@ fn spawn_once(
     drop(loan);
     drop(rendezvous);
     match link {
-        Ok(link) => Ok(Ok(child.into_shim(link, opts.kill_on_drop))),
+        Ok(link) => {
+            let origin = match (&far_copy, run_path != shim_path) {
+                (Some(copy), _) => format!("a copy sent to the far host at {}", copy.to_string_lossy()),
+                (None, true) => format!("{} copied into the rendezvous directory", shim_path.display()),
+                (None, false) if caps.foreign_pids => format!("{} on the far host", run_path.display()),
+                (None, false) => shim_path.display().to_string(),
+            };
+            Ok(Ok(child.into_shim(link, opts.kill_on_drop).with_shim_origin(origin)))
+        }
         Err(e) => {
             // The launcher's end, as the handshake saw it or as stopping it
             // finds it.

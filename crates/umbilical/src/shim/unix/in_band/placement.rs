@@ -58,6 +58,8 @@ pub(super) struct Placed {
     /// Through ssh without `shim_path`: the bridge's session looks for it
     /// first, and a far host without it gets a copy.
     pub(super) look: bool,
+    /// Where it came from, as `Child::shim_origin` says it.
+    pub(super) origin: String,
 }
 
 impl Placed {
@@ -66,10 +68,11 @@ impl Placed {
         self.copied
     }
 
-    /// The same place, the shim now a copy sent to the far host, which
-    /// the bridge removes.
-    pub(super) fn far_copy(self, copy: std::ffi::OsString) -> Placed {
-        Placed { shim: copy.into(), copied: true, look: false, ..self }
+    /// The same place, the shim now a copy of `source` sent to the far
+    /// host, which the bridge removes.
+    pub(super) fn far_copy(self, copy: std::ffi::OsString, source: &Source) -> Placed {
+        let origin = format!("{source} copied to the far host at {}", copy.to_string_lossy());
+        Placed { shim: copy.into(), copied: true, look: false, origin, ..self }
     }
 
     /// The bridge runs and removes the copy when it ends: the janitor
@@ -104,8 +107,11 @@ impl Drop for Janitor {
 pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Placed, Error> {
     if opts.launcher.capabilities().shim_route != ShimRoute::InBandCopied || opts.shim_path.is_some() {
         let socket = format!("/tmp/umbilical-{name}.sock");
-        let look = opts.launcher.capabilities().shim_route == ShimRoute::Forwarded && opts.shim_path.is_none();
-        return Ok(Placed { shim: opts.shim_program()?, janitor: None, socket, copied: false, look });
+        let forwarded = opts.launcher.capabilities().shim_route == ShimRoute::Forwarded;
+        let look = forwarded && opts.shim_path.is_none();
+        let shim = opts.shim_program()?;
+        let origin = format!("{} {}", shim.display(), if forwarded { "on the far host" } else { "in the container" });
+        return Ok(Placed { shim, janitor: None, socket, copied: false, look, origin });
     }
     let source = Source::of(opts)?;
     match source.linkage() {
@@ -148,7 +154,8 @@ pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Pla
         Err(e) => return Err(e),
     };
     tracing::info!(from = %source, to = %inside, "the shim is copied into the container");
-    Ok(Placed { shim: inside.into(), janitor: Some(janitor), socket, copied: true, look: false })
+    let origin = format!("{source} copied into the container at {inside}");
+    Ok(Placed { shim: inside.into(), janitor: Some(janitor), socket, copied: true, look: false, origin })
 }
 
 /// What `sh` runs in the container to copy the shim in from inside (`$1`
