@@ -444,7 +444,8 @@ impl Command {
 
     /// How the shim's control link reaches back (default
     /// [`ShimLink::Auto`](crate::ShimLink::Auto): a forwarded socket where the
-    /// launcher can forward one, in band through container exec).
+    /// launcher can forward one the shim's user can open, in band through
+    /// container exec and through ssh chains to another user).
     ///
     /// In band, a second session of the same launcher runs the shim as a
     /// bridge (`ssh HOST SHIM shim --umbilical-bridge SOCKET`, `docker exec

@@ -55,9 +55,11 @@ impl From<bool> for ShimMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum ShimLink {
-    /// Forwarded where the launcher can forward a socket (every local
-    /// launcher; ssh with `-R`), in band through container exec (which
-    /// cannot).
+    /// Forwarded where the launcher can forward a socket the shim's user
+    /// can open (every local launcher; ssh with `-R`, then local hops to
+    /// root or the ssh user); in band through container exec (which
+    /// cannot forward) and through a chain of ssh then local hops to
+    /// another user (who cannot open the ssh user's socket).
     #[default]
     Auto,
     /// A socket the shim connects to: the caller's rendezvous, or through
@@ -68,8 +70,9 @@ pub enum ShimLink {
     /// `docker exec -i C`) runs a bridge that carries the link on its
     /// stdin/stdout; no socket is forwarded. For ssh servers that forbid
     /// stream-local forwarding (`AllowStreamLocalForwarding no`), and what
-    /// container exec always uses. Unix callers, ssh and container exec
-    /// only.
+    /// container exec always uses. Through a chain the bridge runs through
+    /// the hops before the last and hands its socket to the last hop's
+    /// user. Unix callers, ssh and container exec (first in a chain) only.
     InBand,
 }
 
