@@ -33,6 +33,10 @@ cp target/wine/bcryptprimitives.dll "$WINEPREFIX/drive_c/windows/system32/"
 
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$top/target/windows"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine"
+# mingw's gcc leaves an empty ccXXXXXX file in its temporary directory for
+# every link (seen: about 440 per run left in /tmp); they go under target/.
+export TMPDIR="$top/target/windows/tmp"
+mkdir -p "$TMPDIR"
 status=0
 # Doc tests are not run for this target (rustdoc would need the Windows
 # linker and runner wired into each doctest); they run on Linux.

@@ -66,7 +66,9 @@ fn the_shim_is_the_default_through_launchers() {
         assert_eq!(code(&out), Some(128 + libc_usr1()), "{via:?}: {}", stderr(&out));
         let json = std::fs::read_to_string(&report).unwrap();
         assert!(json.contains("\"detected_by\": \"shim\""), "{via:?}: {json}");
-        assert!(json.contains(&format!("\"shim\": {{\"used\": true, \"reason\": \"through {name}\"}}")), "{json}");
+        // Why, and (issue 27) where the shim that ran came from.
+        let shim = format!("\"shim\": {{\"used\": true, \"reason\": \"through {name}\", \"origin\": \"");
+        assert!(json.contains(&shim), "{json}");
 
         let out =
             output_within(&mut via.command(&[], &["--", "/nonexistent/umbilical-program"], false), b"", RUN_LIMIT);
