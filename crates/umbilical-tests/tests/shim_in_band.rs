@@ -18,6 +18,15 @@ use common::*;
 use umbilical::{Detection, ErrorKind, ExitStatus, Launcher, ShimLink};
 
 /// ssh to the sshd on `port_var` as the test user.
+/// The tests of this file one at a time: the racer connects to any new
+/// `/tmp/umbilical-*.sock`, and another test's bridge is one (seen in CI:
+/// the racer took `in_band_async`'s bridge, which then read its garbage,
+/// and its own launch went through).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn ssh_on(port_var: &str, what: &str) -> Option<Launcher> {
     let Some(Launcher::Ssh { destination, options, .. }) = ssh_launcher() else {
         skip(what, "no sshd on loopback (scripts/launchers.sh start)");
@@ -40,6 +49,7 @@ fn in_band(launcher: &Launcher, args: &[&str]) -> umbilical::Command {
 /// launcher refusal (ssh's `ExitOnForwardFailure`), nothing started.
 #[test]
 fn forwarding_forbidden_refuses_the_forwarded_link() {
+    let _serial = serial();
     let Some(ssh) = ssh_on("UMBILICAL_TEST_SSH_HARDENED_PORT", "hardened sshd, forwarded link") else { return };
     let mut cmd = shimmed(&ssh, &["echo"]);
     cmd.shim_link(ShimLink::Forwarded).stderr(umbilical::Stderr::Null);
@@ -52,6 +62,7 @@ fn forwarding_forbidden_refuses_the_forwarded_link() {
 /// `wait()`, exit 3 exactly, and a kill that reaches the program.
 #[test]
 fn in_band_through_both_servers() {
+    let _serial = serial();
     for (var, name) in
         [("UMBILICAL_TEST_SSH_PORT", "default sshd"), ("UMBILICAL_TEST_SSH_HARDENED_PORT", "hardened sshd")]
     {
@@ -81,6 +92,7 @@ fn in_band_through_both_servers() {
 /// The same through the async API, on the hardened server.
 #[test]
 fn in_band_async() {
+    let _serial = serial();
     let Some(ssh) = ssh_on("UMBILICAL_TEST_SSH_HARDENED_PORT", "async in-band link") else { return };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (out, exit, killed) = bounded(LIMIT, "async in-band", move || {
@@ -135,6 +147,7 @@ fn bridge(socket: &std::path::Path) -> std::process::Child {
 /// gave up), it removes the socket and exits.
 #[test]
 fn the_bridge_socket_is_its_owners_only() {
+    let _serial = serial();
     let dir = scratch_dir("bridge");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let socket = dir.join("s.sock");
@@ -195,6 +208,7 @@ fn the_bridge_socket_is_its_owners_only() {
 /// fails with an error instead of starting anything for it.
 #[test]
 fn a_same_user_racer_gets_nothing() {
+    let _serial = serial();
     let Some(ssh) = ssh_on("UMBILICAL_TEST_SSH_PORT", "a racer for the bridge's socket") else { return };
     let user = std::env::var("UMBILICAL_TEST_USER").unwrap();
     let racer = r#"
