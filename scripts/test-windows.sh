@@ -18,6 +18,9 @@ if [ "${#need[@]}" -ne 0 ]; then
 fi
 
 export WINEPREFIX="$top/target/wineprefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+# Debian's Wine makes a /tmp/wine-XXXXXX server directory per run whatever
+# TMPDIR says: the ones this run made are removed at its end.
+wine_dirs_before=$(ls -1d /tmp/wine-* 2>/dev/null | sort || true)
 wine=/usr/lib/wine/wine64
 
 # Rust's std imports ProcessPrng, which Wine 8 lacks: a DLL of our own.
@@ -65,4 +68,8 @@ RUSTDOCFLAGS="-D warnings" /usr/bin/cargo doc -Zbuild-std -p umbilical --feature
 /usr/bin/cargo bench -Zbuild-std -p umbilical --features tokio --bench async_children --locked \
   --target x86_64-pc-windows-gnu -- --quick || status=$?
 /usr/lib/wine/wineserver -k 2>/dev/null || true
+timeout 30 /usr/lib/wine/wineserver -w 2>/dev/null || true
+for d in $(comm -13 <(echo "$wine_dirs_before") <(ls -1d /tmp/wine-* 2>/dev/null | sort || true)); do
+  rm -rf -- "$d"
+done
 exit $status
