@@ -84,6 +84,31 @@ impl Chains {
         output_within(&mut self.command(via, args), stdin, RUN_LIMIT)
     }
 
+    /// `umbilical run OPTIONS -- sh -c 'sleep 30; echo MARKER'` through
+    /// `via`, its stdio null, returned once the program itself runs (an
+    /// anchored match: `umbilical run`'s, sudo's and runuser's command
+    /// lines hold the program's words too, and a signal sent to `umbilical
+    /// run` when only its own line matched came before its handlers; seen
+    /// in CI: killed by the SIGTERM meant to be passed on).
+    fn start_sleeper(&self, via: &[String], options: &[&str], marker: &str) -> std::process::Child {
+        let script = format!("sleep 30; echo {marker}");
+        let mut args = options.to_vec();
+        args.extend(["--", "sh", "-c", &script]);
+        let child = self
+            .command(via, &args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !running(&format!("^sh -c {script}$")) {
+            assert!(start.elapsed() < Duration::from_secs(20), "the program never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+
     fn command(&self, via: &[String], args: &[&str]) -> Command {
         let mut cmd = Command::new(UMBILICAL);
         cmd.arg("run").args(via).args(args).env("PATH", &self.path);
@@ -100,11 +125,7 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 /// Whether a process whose command line matches `marker` (pgrep -f's
-/// extended regex) still runs. To wait for the program itself, anchor it:
-/// `umbilical run`'s, sudo's and runuser's command lines hold the
-/// program's words too, and a signal sent to `umbilical run` when only
-/// its own line matched came before its handlers (seen in CI: killed by
-/// the SIGTERM meant to be passed on).
+/// extended regex) still runs (see `Chains::start_sleeper` for anchoring).
 fn running(marker: &str) -> bool {
     Command::new("pgrep").args(["-f", marker]).output().is_ok_and(|o| o.status.success())
 }
@@ -193,18 +214,7 @@ fn timeout_sigterm_and_the_callers_death_through_a_chain_leave_nothing_running()
         assert!(gone_within(&marker, Duration::from_secs(10)), "{marker} still runs after --timeout");
         // A supervisor's SIGTERM to `umbilical run`.
         let marker = format!("umb-chain-term-{}-{n}", std::process::id());
-        let mut child = c
-            .command(via, &["--", "sh", "-c", &format!("sleep 30; echo {marker}")])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !running(&format!("^sh -c sleep 30; echo {marker}$")) {
-            assert!(start.elapsed() < Duration::from_secs(20), "the program never started");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut child = c.start_sleeper(via, &[], &marker);
         common::send(child.id(), 15);
         let status = common::wait_within(&mut child, Duration::from_secs(30), "umbilical after SIGTERM");
         assert_eq!(status.code(), Some(128 + 15), "{n}");
@@ -212,18 +222,7 @@ fn timeout_sigterm_and_the_callers_death_through_a_chain_leave_nothing_running()
         // The caller killed outright (SIGKILL): the link drops, and the
         // shim ends the program after the grace (--kill-after 1).
         let marker = format!("umb-chain-kill-{}-{n}", std::process::id());
-        let mut child = c
-            .command(via, &["--kill-after", "1", "--", "sh", "-c", &format!("sleep 30; echo {marker}")])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !running(&format!("^sh -c sleep 30; echo {marker}$")) {
-            assert!(start.elapsed() < Duration::from_secs(20), "the program never started");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut child = c.start_sleeper(via, &["--kill-after", "1"], &marker);
         common::send(child.id(), 9);
         common::wait_within(&mut child, Duration::from_secs(30), "umbilical after SIGKILL");
         assert!(gone_within(&marker, Duration::from_secs(15)), "{marker} still runs after the caller's SIGKILL");

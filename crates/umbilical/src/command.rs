@@ -493,7 +493,7 @@ impl Command {
     /// first of `/dev/shm`, `/tmp`, `/run` that is safe in the same way and
     /// allows execution (a tmpfs mounted `exec`, as a Kubernetes `emptyDir`).
     /// Otherwise the spawn fails before the program starts:
-    /// [`ErrorKind::ShimFailed`] for an unsafe `/`,
+    /// [`ErrorKind::ShimFailed`] for a `/` others may rename in,
     /// [`ErrorKind::LauncherRefused`] for a stopped container or for no
     /// place at all (naming the engine's message; put a shim in the image
     /// and name it with [`Command::shim_path`]). A file that is not an ELF

@@ -22,19 +22,21 @@ const PT_INTERP: u32 = 3;
 /// Reads the ELF header and program headers of the file at `path`.
 pub(crate) fn linkage(path: &Path) -> Linkage {
     let mut head = Vec::new();
-    // Program headers sit right after the 64-byte header in practice; 4 KiB
-    // covers dozens of them.
-    let read = std::fs::File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head));
+    let read = std::fs::File::open(path).and_then(|f| f.take(HEAD as u64).read_to_end(&mut head));
     if read.is_err() {
         return Linkage::NotElf;
     }
-    parse(&head).unwrap_or(Linkage::NotElf)
+    linkage_of(&head)
 }
 
 /// [`linkage`] of a file held in memory.
 pub(crate) fn linkage_of(bytes: &[u8]) -> Linkage {
-    parse(&bytes[..bytes.len().min(4096)]).unwrap_or(Linkage::NotElf)
+    parse(&bytes[..bytes.len().min(HEAD)]).unwrap_or(Linkage::NotElf)
 }
+
+/// How much of a file is read for its headers: program headers sit right
+/// after the 64-byte header in practice, and 4 KiB covers dozens of them.
+const HEAD: usize = 4096;
 
 /// The linkage from the first bytes of a file; `None` when they are not a
 /// whole ELF header and program header table.

@@ -143,12 +143,19 @@ fn remove_own_copy(copy: &Path) {
     if let (Ok(me), Ok(it)) = (me, it)
         && me == it
     {
-        let _ = std::fs::remove_file(&it);
-        if let Some(dir) = it.parent()
-            && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("umbilical-"))
-        {
-            let _ = std::fs::remove_dir(dir);
-        }
+        remove_with_own_dir(&it);
+    }
+}
+
+/// Removes the file at `path`, then its directory if that was made for it
+/// (`umbilical-…`: a far copy's, a copy made from inside a container) and
+/// is now empty (best effort).
+pub(crate) fn remove_with_own_dir(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent()
+        && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("umbilical-"))
+    {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 

@@ -33,12 +33,7 @@ struct Remove(Vec<PathBuf>);
 impl Remove {
     fn now(&mut self) {
         for path in self.0.drain(..) {
-            let _ = std::fs::remove_file(&path);
-            if let Some(dir) = path.parent()
-                && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("umbilical-"))
-            {
-                let _ = std::fs::remove_dir(dir);
-            }
+            crate::shim::remove_with_own_dir(&path);
         }
     }
 }

@@ -7,8 +7,8 @@
 //! One that lacks it is asked what it is (`uname -sm`); if it is the
 //! caller's OS and architecture, a second session writes the shim to copy
 //! (`shim_source`, else the bytes the caller carries, else this
-//! executable: see `shim/source.rs`) into a fresh directory of the far user's, of a random name the caller
-//! chose (`mkdir -m 700`, which fails on a name someone took; `umask 077`:
+//! executable: see `shim/source.rs`) into a fresh directory of the far
+//! user's, of a random name the caller chose (`mkdir -m 700`, which fails on a name someone took; `umask 077`:
 //! nobody else there can read, replace or rename it) and answers with its
 //! path and length, which must be ours. A copy whose session was cut
 //! short is removed by name, even one that finished just as the deadline

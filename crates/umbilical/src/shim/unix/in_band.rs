@@ -6,9 +6,10 @@
 //! session's stdin and stdout. So:
 //! 1. Through container exec, the shim is copied in (`docker cp` of a
 //!    static build to `/tmp/umbilical-<random>`, or another place where
-//!    `/tmp` is missing, unsafe or read-only), unless `shim_path` names
-//!    one already there; only into a running container, where no other
-//!    user can rename it, and removed on every path ([`placement`]).
+//!    `/tmp` is missing, open to others' renames, or read-only), unless
+//!    `shim_path` names one already there; only into a running container,
+//!    where no other user can rename it, and removed on every path
+//!    ([`placement`]).
 //! 2. A first session runs the shim as a **bridge**: it listens on a socket
 //!    next to it that only its user may connect to, says it is ready, and
 //!    relays that socket to the session's stdin/stdout, which is a
@@ -159,19 +160,13 @@ fn bridge_with_copy(opts: &Options, placed: Placed, deadline: Instant) -> Result
             let shared = opts.launcher.hops().len() > 1;
             let copy = super::far_copy::place(&bridge_launcher, &placed.shim, &source, shared, deadline)?;
             let placed = placed.far_copy(copy.clone(), &source);
-            match start_bridge(opts, &placed, deadline) {
-                Ok(Ok(bridge)) => Ok((bridge, placed)),
-                other => {
-                    super::far_copy::remove(&bridge_launcher, &copy);
-                    Err(other.err().unwrap_or_else(|| {
-                        Error::new(
-                            ErrorKind::ShimFailed,
-                            "the shim copied to the far host was gone before it ran",
-                            None,
-                        )
-                    }))
-                }
-            }
+            let failed = match start_bridge(opts, &placed, deadline) {
+                Ok(Ok(bridge)) => return Ok((bridge, placed)),
+                Ok(Err(super::FarShimMissing)) => Error::new(ErrorKind::ShimFailed, super::COPY_GONE, None),
+                Err(e) => e,
+            };
+            super::far_copy::remove(&bridge_launcher, &copy);
+            Err(failed)
         }
     }
 }

@@ -318,12 +318,7 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
             let origin = format!("{source} copied to the far host at {}", copy.to_string_lossy());
             match spawn_once(spec, opts, deadline, Some(copy))? {
                 Ok(child) => Ok(child.with_shim_origin(origin)),
-                Err(FarShimMissing) => Err(Error::cannot_start(
-                    &spec.program,
-                    ErrorKind::ShimFailed,
-                    "the shim copied to the far host was gone before it ran",
-                    None,
-                )),
+                Err(FarShimMissing) => Err(Error::cannot_start(&spec.program, ErrorKind::ShimFailed, COPY_GONE, None)),
             }
         }
     }
@@ -335,6 +330,9 @@ struct FarShimMissing;
 
 /// The exit code of the far session's look when the shim is not there.
 const FAR_SHIM_MISSING: i32 = 121;
+
+/// Why a launch from a far copy just made found no shim either.
+const COPY_GONE: &str = "the shim copied to the far host was gone before it ran";
 
 /// `program args...` run by `sh` only if `program` is there and
 /// executable; else the session ends with [`FAR_SHIM_MISSING`].
@@ -483,13 +481,16 @@ fn spawn_once(
     drop(rendezvous);
     match link {
         Ok(link) => {
+            let child = child.into_shim(link, opts.kill_on_drop);
+            // A far copy's origin is said by `spawn`, which made it of
+            // what it knows.
             let origin = match (&far_copy, run_path != shim_path) {
-                (Some(copy), _) => format!("a copy sent to the far host at {}", copy.to_string_lossy()),
+                (Some(_), _) => return Ok(Ok(child)),
                 (None, true) => format!("{} copied into the rendezvous directory", shim_path.display()),
                 (None, false) if caps.foreign_pids => format!("{} on the far host", run_path.display()),
                 (None, false) => shim_path.display().to_string(),
             };
-            Ok(Ok(child.into_shim(link, opts.kill_on_drop).with_shim_origin(origin)))
+            Ok(Ok(child.with_shim_origin(origin)))
         }
         Err(e) => {
             // The launcher's end, as the handshake saw it or as stopping it

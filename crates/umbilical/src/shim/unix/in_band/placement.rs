@@ -130,7 +130,7 @@ pub(super) fn place(opts: &Options, name: &str, deadline: Instant) -> Result<Pla
     let dir = choose_dir(opts, deadline)?;
     let staged = Staged::of(&source)?;
     let inside = format!("{}/umbilical-{name}", dir.trim_end_matches('/'));
-    let copied = copy_with_janitor(opts, Some(staged.path()), &inside, &[&inside], false, deadline);
+    let copied = copy_with_janitor(opts, Some((staged.path(), &inside)), &[&inside], false, deadline);
     // Copied or not, the staged file, if we wrote one, is not needed now.
     drop(staged);
     // The bridge listens next to the copy (where we know it may write),
@@ -207,7 +207,7 @@ fn copy_from_inside(
     let bytes = source.bytes().map_err(|e| e.to_string())?;
     let dirs: Vec<String> = EXEC_PLACES.iter().map(|place| format!("{place}/umbilical-{name}")).collect();
     let remove: Vec<&str> = dirs.iter().map(String::as_str).collect();
-    let janitor = copy_with_janitor(opts, None, "", &remove, true, deadline).map_err(|e| e.to_string())?;
+    let janitor = copy_with_janitor(opts, None, &remove, true, deadline).map_err(|e| e.to_string())?;
     let answer = run_helper(
         &opts.launcher.as_default_user(),
         &inside_copy(bytes.len(), name),
@@ -471,21 +471,20 @@ impl Capture {
     }
 }
 
-/// Copies `source` to `inside` through the janitor (with `None`, the copy
-/// is made after, and the janitor only removes), and waits (bounded) until
+/// Makes `copy`, `(source, inside)`, through the janitor (with `None`, the
+/// copy is made after, and the janitor only removes), and waits (bounded) until
 /// the copy is in place; the janitor removes every path of `remove`
 /// (directories too where `recursive`).
 fn copy_with_janitor(
     opts: &Options,
-    source: Option<&std::path::Path>,
-    inside: &str,
+    copy: Option<(&std::path::Path, &str)>,
     remove: &[&str],
     recursive: bool,
     deadline: Instant,
 ) -> Result<Janitor, Error> {
     let launcher = opts.launcher.name();
-    let copy = match source {
-        Some(source) => opts.launcher.copy_into(source, inside)?,
+    let copy = match copy {
+        Some((source, inside)) => opts.launcher.copy_into(source, inside)?,
         None => vec![":".into()],
     };
     let remove: Vec<&std::ffi::OsStr> = remove.iter().map(std::ffi::OsStr::new).collect();
@@ -598,8 +597,9 @@ mod tests {
     /// what it printed, what it said and its exit code.
     fn copy_inside(input: &[u8], len: usize, name: &str, places: &[&std::path::Path]) -> (String, String, i32) {
         use std::io::Write as _;
-        let mut sh = std::process::Command::new("sh")
-            .args(["-c", COPY_FROM_INSIDE, "sh", &len.to_string(), name])
+        // timeout(1): a script that never ends fails the test instead.
+        let mut sh = std::process::Command::new("timeout")
+            .args(["30", "sh", "-c", COPY_FROM_INSIDE, "sh", &len.to_string(), name])
             .args(places)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
