@@ -126,6 +126,7 @@ mod error;
 mod exit;
 mod exit_source;
 mod launcher;
+mod launcher_spec;
 mod link;
 pub mod mechanisms;
 mod options;
