@@ -7,6 +7,9 @@
 #                                     (cargo -Zbuild-std); see
 #                                     docs/testing.md
 #   coreutils                         cat, sort, sha256sum used by the tests
+#   nodejs (and npm where Debian
+#   ships it apart)                   the Node package's build and tests
+#                                     (bindings/node, scripts/test-node.sh)
 #   jsonschema (PyPI)                 validates real --report files against
 #                                     docs/report.schema.json
 set -euo pipefail
@@ -20,6 +23,8 @@ need=()
 for pkg in rustc-web cargo-web rust-web-src coreutils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ "${#need[@]}" -eq 0 ]; then
   echo "install-deps: all packages present"
   exit 0

@@ -72,13 +72,16 @@ step "cargo doc --features tokio without warnings" env RUSTDOCFLAGS="-D warnings
 # The examples users come for, run and checked (scripts/examples.sh).
 step "examples (crates/umbilical/examples)" bash scripts/examples.sh
 
+# The Node package: built from the repository, tested with Node's runner.
+step "Node package (bindings/node): build, tests, example, echo bench" bash scripts/test-node.sh
+
 # The two published crates as crates.io would get them (the CLI built
 # against the packaged library).
 # Cargo unpacks the packaged crates for verification into CARGO_HOME and
 # reuses an earlier unpack of the same name and version: a stale copy of
 # our own crates would verify the CLI against old sources.
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/umbilical-[0-9]* "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/umbilical-cli-[0-9]*
-step "cargo package (umbilical, umbilical-cli)" cargo package --workspace --exclude umbilical-tests --locked --allow-dirty
+step "cargo package (umbilical, umbilical-cli)" cargo package --workspace --exclude umbilical-tests --exclude umbilical-node --locked --allow-dirty
 
 # Speed against std, measured in the same run (prints figures and ratios;
 # fails only if the harness itself fails).
@@ -117,7 +120,7 @@ fi
 # Other targets: compile-only, with Debian's toolchain rebuilding std.
 cross_check() {
   RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/cross \
-    /usr/bin/cargo check -Zbuild-std --workspace --all-targets --locked --target "$1"
+    /usr/bin/cargo check -Zbuild-std --workspace --all-targets --locked --target "$1" "${@:2}"
 }
 if [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; then
   step "type-check aarch64-apple-darwin" cross_check aarch64-apple-darwin

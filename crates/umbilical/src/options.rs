@@ -179,6 +179,21 @@ impl Options {
     pub(crate) fn shim_program(&self) -> Result<PathBuf> {
         self.shim_path.clone().map_or_else(this_executable, Ok)
     }
+
+    /// The shim binary on this host that answers as the askpass helper:
+    /// the shim source, else the shim path where the shim runs here, else
+    /// this executable. Not this executable first: a caller that is not
+    /// the `umbilical` CLI (a Node or Python program, an app) does not
+    /// answer as a helper, while the shim does.
+    pub(crate) fn local_shim_program(&self) -> Result<PathBuf> {
+        if let Some(source) = &self.shim_source {
+            return Ok(source.clone());
+        }
+        match &self.shim_path {
+            Some(path) if !self.launcher.capabilities().foreign_pids => Ok(path.clone()),
+            _ => this_executable(),
+        }
+    }
 }
 
 /// The default shim: this executable.

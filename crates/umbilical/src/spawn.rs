@@ -135,7 +135,7 @@ fn prompt_relay(opts: &Options) -> Result<Option<Relay>> {
             let deadline = std::time::Instant::now() + opts.connect_timeout;
             // The first hop asks (a chain's inner hops: `shim/unix/mod.rs`).
             let first = opts.launcher.hops().first().map_or_else(|| opts.launcher.name(), Launcher::name);
-            Relay::open(route, handler, first, &opts.shim_program()?, deadline).map(Some)
+            Relay::open(route, handler, first, &opts.local_shim_program()?, deadline).map(Some)
         }
     }
 }

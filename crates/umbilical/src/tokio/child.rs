@@ -108,6 +108,12 @@ impl Child {
         self.inner.id()
     }
 
+    /// Where the shim came from and where it ran, as
+    /// [`crate::Child::shim_origin`] says; `None` without the shim.
+    pub fn shim_origin(&self) -> Option<&str> {
+        self.inner.shim_origin()
+    }
+
     /// How this child's end will be observed.
     pub fn detection(&self) -> Detection {
         self.inner.detection()

@@ -452,6 +452,8 @@ fn spawn_once(
         process_group: opts.process_group && (!in_foreground || client_is_link),
         prompt_handler,
         stdio_over_link,
+        // The askpass helper is the local shim (`local_shim_program`).
+        shim_source: Some(opts.local_shim_program()?),
         ..Options::default()
     };
     tracing::debug!(rendezvous = %rendezvous.path().display(), "rendezvous ready");
