@@ -6,6 +6,7 @@
 // codes, signal names, AbortSignal and timeout.
 
 const { Duplex, Readable } = require('node:stream');
+const { Socket } = require('node:net');
 const { constants } = require('node:os');
 const { join } = require('node:path');
 const { existsSync } = require('node:fs');
@@ -96,6 +97,9 @@ function nativeOptions(options) {
     shimSource: options.shimSource ?? (existsSync(BUNDLED_SHIM) ? BUNDLED_SHIM : undefined),
     connectTimeoutMs: options.connectTimeout === undefined ? undefined : Math.ceil(options.connectTimeout),
     processGroup: Boolean(options.processGroup),
+    // The tests' way to run the Windows I/O path (every read and write
+    // through the native module) on Unix too.
+    handOutFds: process.env.UMBILICAL_NODE_NATIVE_IO !== '1',
   };
 }
 
@@ -227,19 +231,30 @@ class Child {
     if (this.#onAbort) this.#abort.removeEventListener('abort', this.#onAbort);
   }
 
+  // The channel: on Unix the program's descriptors become two net.Sockets
+  // on Node's own event loop (as child_process's pipes are), and this
+  // Duplex forwards to them; elsewhere each read and write is a call into
+  // the native module. Made at once, it waits for the start.
   #channel() {
     const started = this.#started;
     const child = this;
-    return new Duplex({
+    let reader = null;
+    let writer = null;
+    const duplex = new Duplex({
       allowHalfOpen: true,
       read() {
-        started.then((n) => n.read(CHUNK)).then(
-          (buf) => this.push(buf === null ? null : buf),
+        if (reader) return reader.resume();
+        started.then((n) => (reader ? reader.resume() : n.read(CHUNK).then((buf) => this.push(buf)))).then(
+          undefined,
           (e) => (child.#native ? this.destroy(toError(e)) : this.push(null)),
         );
       },
       write(chunk, _encoding, done) {
-        started.then((n) => n.write(chunk)).then(
+        // Nothing to write is no write: `end('')` to a program that never
+        // reads must not fail with EPIPE.
+        if (chunk.length === 0) return void done();
+        if (writer) return void writer.write(chunk, done);
+        started.then((n) => (writer ? new Promise((resolve, reject) => writer.write(chunk, (e) => (e ? reject(e) : resolve()))) : n.write(chunk))).then(
           () => done(),
           (e) => (child.#native ? done(toError(e)) : done()),
         );
@@ -249,19 +264,39 @@ class Child {
         this._write(data, 'buffer', done);
       },
       final(done) {
-        started.then((n) => n.shutdownWrite()).then(
+        if (writer) return void writer.end(() => done());
+        started.then((n) => (writer ? new Promise((resolve) => writer.end(resolve)) : n.shutdownWrite())).then(
           () => done(),
           (e) => (child.#native ? done(toError(e)) : done()),
         );
       },
       destroy(err, done) {
         started.then((n) => {
+          reader?.destroy();
+          writer?.destroy();
           n.closeRead();
           return n.shutdownWrite();
         }).catch(() => {});
         done(err);
       },
     });
+    started.then((n) => {
+      const fds = n.takeFds();
+      if (!fds) return;
+      reader = new Socket({ fd: fds[0], readable: true, writable: false });
+      writer = new Socket({ fd: fds[1], readable: false, writable: true });
+      // Errors reach the Duplex through the write callbacks; the writer's
+      // own 'error' event must not go unhandled.
+      writer.on('error', () => {});
+      reader.pause();
+      reader.on('data', (chunk) => {
+        if (!duplex.push(chunk)) reader.pause();
+      });
+      reader.on('end', () => duplex.push(null));
+      reader.on('error', (e) => duplex.destroy(e));
+      if (duplex.readableFlowing || duplex.readableLength < duplex.readableHighWaterMark) reader.resume();
+    }, () => {});
+    return duplex;
   }
 
   #stderr() {

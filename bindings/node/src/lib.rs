@@ -40,7 +40,11 @@ pub struct NativeOptions {
     pub shim: String,
     /// How long the shim may take to connect and report (ms).
     pub connect_timeout_ms: Option<u32>,
+    /// The program leads a process group of its own.
     pub process_group: bool,
+    /// Unix: hand the channel's descriptors to Node's event loop (else
+    /// every read and write goes through this runtime, as on Windows).
+    pub hand_out_fds: bool,
     /// The shim where the launcher runs it (`Command::shim_path`).
     pub shim_path: Option<String>,
     /// A shim binary to copy where none is (`Command::shim_source`).
@@ -85,6 +89,10 @@ enum Control {
 /// owns it.
 #[napi]
 pub struct NativeChild {
+    /// Unix: the channel's descriptors `(read, write)`, until JavaScript
+    /// takes them for its own sockets.
+    /// Closed with the child if never taken.
+    fds: std::sync::Mutex<Option<Fds>>,
     pid: Option<u32>,
     reader: Arc<Mutex<Option<uasync::ReadHalf>>>,
     writer: Arc<Mutex<Option<uasync::WriteHalf>>>,
@@ -183,11 +191,16 @@ pub async fn spawn(
     options: NativeOptions,
     askpass: Option<Askpass>,
 ) -> napi::Result<NativeChild> {
+    let hand_out_fds = options.hand_out_fds;
     let cmd = command(program, args, options, askpass)?;
     let mut child = cmd.spawn_async().await.map_err(from_error)?;
     let pid = child.id();
     let shim_origin = child.shim_origin().map(str::to_string);
-    let (reader, writer) = match child.take_channel() {
+    let (channel, fds) = match child.take_channel() {
+        channel if hand_out_fds => hand_out(channel),
+        channel => (channel, None),
+    };
+    let (reader, writer) = match channel {
         Some(channel) => {
             let (r, w) = channel.split();
             (Some(r), Some(w))
@@ -217,6 +230,7 @@ pub async fn spawn(
         }
     });
     Ok(NativeChild {
+        fds: std::sync::Mutex::new(fds),
         pid,
         reader: Arc::new(Mutex::new(reader)),
         writer: Arc::new(Mutex::new(writer)),
@@ -234,6 +248,15 @@ impl NativeChild {
     #[napi(getter)]
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Unix: the channel's descriptors `[read, write]`, once: from then on
+    /// they are JavaScript's (`net.Socket` on each, on Node's own event
+    /// loop, as `child_process` does), and `read`/`write` here see none.
+    #[napi]
+    pub fn take_fds(&self) -> Option<Vec<i32>> {
+        let fds = self.fds.lock().ok()?.take()?;
+        Some(raw(fds))
     }
 
     /// Where the shim came from and ran, when one was used.
@@ -334,6 +357,45 @@ impl NativeChild {
             answer.await.map_err(|_| fail(ErrorKind::Io, "the child's task ended early"))?.map_err(from_io)
         })
     }
+}
+
+/// Unix: the channel's descriptors for Node's event loop, where libuv reads
+/// and writes them with no hop through this runtime. Elsewhere (Windows'
+/// overlapped pipes), or if the library keeps the channel, it stays here.
+#[cfg(unix)]
+type Fds = (std::os::fd::OwnedFd, std::os::fd::OwnedFd);
+#[cfg(not(unix))]
+type Fds = std::convert::Infallible;
+
+#[cfg(unix)]
+fn hand_out(channel: Option<uasync::Channel>) -> (Option<uasync::Channel>, Option<Fds>) {
+    let Some(channel) = channel else { return (None, None) };
+    // Fails only where the descriptor cannot be made blocking again; the
+    // channel then stays on this runtime.
+    let blocking = match channel.into_blocking() {
+        Ok(blocking) => blocking,
+        Err(_) => return (None, None),
+    };
+    match blocking.into_fds() {
+        Ok(fds) => (None, Some(fds)),
+        Err(kept) => (uasync::Channel::from_blocking(kept).ok(), None),
+    }
+}
+
+#[cfg(not(unix))]
+fn hand_out(channel: Option<uasync::Channel>) -> (Option<uasync::Channel>, Option<Fds>) {
+    (channel, None)
+}
+
+#[cfg(unix)]
+fn raw((read, write): Fds) -> Vec<i32> {
+    use std::os::fd::IntoRawFd;
+    vec![read.into_raw_fd(), write.into_raw_fd()]
+}
+
+#[cfg(not(unix))]
+fn raw(never: Fds) -> Vec<i32> {
+    match never {}
 }
 
 async fn read_some(from: &mut (impl AsyncReadExt + Unpin), max: u32) -> napi::Result<Option<Buffer>> {

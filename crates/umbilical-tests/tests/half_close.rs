@@ -144,3 +144,44 @@ fn real_tool_cmd_more() {
     // lines; everything else must arrive intact.
     assert_eq!(out.replace("-- More... --\n", "").trim_end(), text.trim_end());
 }
+
+/// `Channel::into_fds`: the descriptors handed to another event loop keep
+/// the channel's promises. `shutdown(SHUT_WR)` on the write socket (what
+/// libuv's `uv_shutdown` does) or closing the write pipe is the half-close,
+/// and the output is still read to its end. A channel the `Child` watches
+/// for the end is refused, unchanged.
+#[cfg(unix)]
+#[test]
+fn into_fds_keeps_half_close_for_every_kind() {
+    use std::io::{Read, Write};
+    for kind in [ChannelKind::Socket, ChannelKind::SharedSocket, ChannelKind::Pipes] {
+        bounded(LIMIT, "into_fds", move || {
+            let mut child = umbilical::Command::new("sort").channel_kind(kind).spawn().expect("spawn sort");
+            let (read, write) = child.take_channel().unwrap().into_fds().expect("not watched");
+            let mut w = std::fs::File::from(write);
+            w.write_all(b"pear\napple\n").unwrap();
+            // Kept open until the output is read: the half-close alone must
+            // make sort see EOF.
+            let _held = if kind == ChannelKind::Pipes {
+                drop(w);
+                None
+            } else {
+                let sock = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(w));
+                sock.shutdown(std::net::Shutdown::Write).unwrap();
+                Some(sock)
+            };
+            let mut out = String::new();
+            std::fs::File::from(read).read_to_string(&mut out).unwrap();
+            assert_eq!(out, "apple\npear\n", "{kind:?}");
+            assert!(child.wait().unwrap().success());
+        });
+    }
+    let mut watched = umbilical::Command::new("cat")
+        .exit_detection(umbilical::ExitDetection::ChannelClosed)
+        .spawn()
+        .expect("spawn cat");
+    let mut channel = watched.take_channel().unwrap().into_fds().expect_err("a watched channel stays whole");
+    channel.shutdown_write().unwrap();
+    assert!(channel.into_fds().is_err(), "a half-closed channel stays whole");
+    watched.wait().unwrap();
+}

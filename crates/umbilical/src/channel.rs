@@ -73,6 +73,9 @@ pub(crate) struct ReadEnd {
     pub(crate) cutoff: OnceLock<Arc<Cutoff>>,
     /// A read ended at the cutoff, not at the program's end of file.
     pub(crate) truncated: AtomicBool,
+    /// The descriptor was handed out (`Channel::into_fds`): dropping the
+    /// half must not shut the socket down under its new owner.
+    pub(crate) released: AtomicBool,
 }
 
 /// The reading half of a [`Channel`]: the program's stdout.
@@ -264,6 +267,67 @@ impl Channel {
     pub(crate) fn read_end(&self) -> &Arc<ReadEnd> {
         &self.read.end
     }
+
+    /// Takes the channel apart into its descriptors, `(read, write)`: the
+    /// program's stdout and stdin ends, for an event loop that does its own
+    /// I/O (Node's libuv, an io_uring ring). `shutdown(write, SHUT_WR)` on
+    /// a socket, or closing the write pipe, is then the half-close.
+    /// Unix only.
+    ///
+    /// For [`ChannelKind::SharedSocket`] both are the one socket (the
+    /// write descriptor a duplicate). What the channel did on its own stops
+    /// here: reads no longer stop at the
+    /// [`wait_delay`](crate::Command::wait_delay) cutoff, and writes may
+    /// raise `SIGPIPE` unless the caller ignores it (Node does).
+    ///
+    /// # Errors
+    ///
+    /// The channel back, unchanged, when the [`Child`](crate::Child) is
+    /// watching it for the program's end
+    /// ([`ExitDetection::ChannelClosed`](crate::ExitDetection::ChannelClosed)),
+    /// or when it was already half-closed.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::io::{Read, Write};
+    /// let mut child = umbilical::Command::new("cat").spawn()?;
+    /// let channel = child.take_channel().unwrap();
+    /// let Ok((read, write)) = channel.into_fds() else { panic!("not watched") };
+    /// let (mut read, mut write) = (std::fs::File::from(read), std::fs::File::from(write));
+    /// write.write_all(b"hi")?;
+    /// drop(write); // the last holder closes: cat reads EOF
+    /// let mut echoed = String::new();
+    /// read.read_to_string(&mut echoed)?;
+    /// assert_eq!(echoed, "hi");
+    /// assert!(child.wait()?.success());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(unix)]
+    #[cfg_attr(docsrs, doc(cfg(unix)))]
+    pub fn into_fds(mut self) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), Channel> {
+        let end = &self.read.end;
+        let shut = match &self.write.inner {
+            WriteEnd::Socket { shut, .. } | WriteEnd::Shared { shut, .. } => *shut,
+            WriteEnd::Pipe(handle) => handle.is_none(),
+        };
+        if end.watched.load(Ordering::Acquire) || shut {
+            return Err(self);
+        }
+        // Duplicates (close-on-exec), so that the halves' own descriptors
+        // close as they drop while the socket lives on in the new owner's.
+        let (Ok(read), Some(Ok(write))) =
+            (end.handle.try_clone(), self.write.handle().map(std::os::fd::OwnedFd::try_clone))
+        else {
+            return Err(self);
+        };
+        end.released.store(true, Ordering::Release);
+        match &mut self.write.inner {
+            WriteEnd::Socket { shut, .. } | WriteEnd::Shared { shut, .. } => *shut = true,
+            WriteEnd::Pipe(handle) => drop(handle.take()),
+        }
+        Ok((read, write))
+    }
 }
 
 impl ReadEnd {
@@ -275,6 +339,7 @@ impl ReadEnd {
             abandoned: AtomicBool::new(false),
             cutoff: OnceLock::new(),
             truncated: AtomicBool::new(false),
+            released: AtomicBool::new(false),
         }
     }
 }
@@ -305,7 +370,10 @@ sys::impl_os_handle!(
 impl Drop for ReadHalf {
     fn drop(&mut self) {
         self.end.abandoned.store(true, Ordering::Release);
-        if self.end.kind.is_socket() && !self.end.watched.load(Ordering::Acquire) {
+        if self.end.kind.is_socket()
+            && !self.end.watched.load(Ordering::Acquire)
+            && !self.end.released.load(Ordering::Acquire)
+        {
             let _ = sys::shutdown(&self.end.handle, false);
         }
     }
