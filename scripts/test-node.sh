@@ -15,6 +15,7 @@ fi
 echo "node $(node --version), npm $(npm --version)"
 npm ci --no-audit --no-fund
 npm run build
+npm run typecheck
 npm test
 
 # The example, as the README shows it: a file written as the test user,
