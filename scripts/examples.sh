@@ -77,6 +77,18 @@ if [ "$(id -u)" -eq 0 ] && command -v sudo >/dev/null; then
       done
     done
     rm -rf "$sudir"
+    # An installer's session: one password, many steps as the test user.
+    sessdir=$(mktemp -d) && chown "$UMBILICAL_TEST_USER" "$sessdir" && chmod 0700 "$sessdir"
+    out=$(timeout 120 setsid runuser -u "$UMBILICAL_TEST_PROMPT_CALLER" -- "$PWD/$ex/session" \
+      --user "$UMBILICAL_TEST_USER" "$sessdir" 20 < "$UMBILICAL_TEST_PROMPT_PASSWORD_FILE")
+    rc=$?
+    owned=$(find "$sessdir" -name 'step-*.txt' -user "$UMBILICAL_TEST_USER" | wc -l)
+    if [ "$rc" -eq 0 ] && [ "$owned" -eq 20 ] && printf '%s\n' "$out" | grep -q '^asked 1 time(s)'; then
+      echo "example ok: session: 20 steps as $UMBILICAL_TEST_USER, one password prompt ($out)"
+    else
+      echo "example FAILED: session: exit $rc, $owned of 20 files as $UMBILICAL_TEST_USER; $out"; fail=1
+    fi
+    rm -rf "$sessdir"
     check "gui_elevation: a wrong password is refused" 77 sh -c \
       "echo wrong | setsid runuser -u $UMBILICAL_TEST_PROMPT_CALLER -- $PWD/$ex/gui_elevation --user $UMBILICAL_TEST_USER $dir/wrong.txt x"
   else

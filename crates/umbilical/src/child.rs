@@ -104,6 +104,49 @@ impl Child {
         }
     }
 
+    /// A program started by a session's shim: its end and its kills go
+    /// through its own `link`; no process of ours stands for it.
+    pub(crate) fn of_session(
+        link: crate::link::Link,
+        channel: Channel,
+        stderr: Option<ChildStderr>,
+        kill_on_drop: bool,
+    ) -> Self {
+        Child {
+            pid: link.pid,
+            channel: Some(channel),
+            stderr,
+            detection: Detection::Shim,
+            source: ExitSource::of_link(link),
+            exit: None,
+            kill_on_drop,
+            cutoff: None,
+            prompts: None,
+            held_stdio: None,
+            shim_origin: None,
+        }
+    }
+
+    /// A session's shim started with no stdio of its own (Windows): a
+    /// child with no channel, its end the shim's report over `link`.
+    #[cfg(windows)]
+    pub(crate) fn of_session_shim(process: sys::Process, link: crate::link::Link) -> Self {
+        Child {
+            pid: process.pid(),
+            channel: None,
+            stderr: None,
+            detection: Detection::Process,
+            source: ExitSource::new(process, Detection::Process, None, None),
+            exit: None,
+            kill_on_drop: false,
+            cutoff: None,
+            prompts: None,
+            held_stdio: None,
+            shim_origin: None,
+        }
+        .into_shim(link, false)
+    }
+
     /// Records where the shim came from ([`Child::shim_origin`]).
     pub(crate) fn with_shim_origin(mut self, origin: String) -> Self {
         self.shim_origin = Some(origin);

@@ -45,8 +45,17 @@ use crate::spec::ProgramSpec;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Command {
-    spec: ProgramSpec,
-    opts: Options,
+    pub(crate) spec: ProgramSpec,
+    pub(crate) opts: Options,
+    /// The session this command starts through ([`crate::Session::command`]),
+    /// held weakly: a command does not keep its session open.
+    pub(crate) session: Option<std::sync::Weak<dyn SessionStarter>>,
+}
+
+/// What starts a session's commands (`crate::session`, a layer above).
+pub(crate) trait SessionStarter: Send + Sync {
+    /// Starts `cmd`'s program in the session.
+    fn start(&self, cmd: &Command) -> Result<Child>;
 }
 
 impl Command {
@@ -56,6 +65,7 @@ impl Command {
         Command {
             spec: ProgramSpec { program: program.as_ref().to_owned(), ..ProgramSpec::default() },
             opts: Options::default(),
+            session: None,
         }
     }
 
@@ -308,6 +318,9 @@ impl Command {
     /// no launcher (the status is exact without it), not through a custom
     /// prefix (whether it runs the shim is unknowable).
     pub fn shim_choice(&self) -> ShimChoice {
+        if self.session.is_some() {
+            return ShimChoice { used: true, reason: "a session's program: through the session's shim".into() };
+        }
         crate::shim::choose(&self.opts)
     }
 
@@ -592,12 +605,23 @@ impl Command {
                 None,
             ));
         }
+        if self.session.is_some() {
+            return self.spawn_in_session();
+        }
         let child = if self.shim_choice().used {
             crate::shim::spawn(&self.spec, &self.opts)
         } else {
             crate::spawn::spawn(&self.spec, &self.opts)
         }?;
         Ok(child.with_wait_delay(self.opts.wait_delay))
+    }
+
+    /// Starts the program through its session.
+    fn spawn_in_session(&self) -> Result<Child> {
+        let session = self.session.as_ref().and_then(std::sync::Weak::upgrade).ok_or_else(|| {
+            Error::cannot_start(&self.spec.program, ErrorKind::SessionClosed, "the session was closed or dropped", None)
+        })?;
+        session.start(self)
     }
 
     /// Starts the program for tokio (feature `tokio`): the same start as
@@ -615,7 +639,20 @@ impl Command {
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn spawn_async(&self) -> Result<crate::tokio::Child> {
-        let child = if self.shim_choice().used {
+        let child = if self.session.is_some() {
+            // A few round trips with the session's shim, which starts the
+            // program meanwhile: on the blocking pool, as a shim's
+            // handshake.
+            let cmd = self.clone();
+            ::tokio::task::spawn_blocking(move || cmd.spawn_in_session()).await.map_err(|e| {
+                Error::cannot_start(
+                    &self.spec.program,
+                    ErrorKind::ShimFailed,
+                    &format!("the start task failed: {e}"),
+                    None,
+                )
+            })??
+        } else if self.shim_choice().used {
             let (spec, opts) = (self.spec.clone(), self.opts.clone());
             let program = spec.program.clone();
             let child = ::tokio::task::spawn_blocking(move || {

@@ -39,6 +39,10 @@ pub enum ErrorKind {
     Spawn,
     /// Setting up or using the channel failed.
     Io,
+    /// The [`Session`](crate::Session) is closed: dropped or closed by the
+    /// caller, idle past its timeout, or its elevated side gone. Open a
+    /// new one.
+    SessionClosed,
 }
 
 impl fmt::Display for ErrorKind {
@@ -54,6 +58,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Spawn => "spawn failed",
             ErrorKind::Io => "I/O error",
+            ErrorKind::SessionClosed => "session closed",
         })
     }
 }

@@ -83,6 +83,12 @@ impl ExitSource {
         ExitSource { process: Some(process), how, killed_at: None }
     }
 
+    /// A program of a session: no process of ours (the session's shim
+    /// started it), its end from its own `link`.
+    pub(crate) fn of_link(link: Link) -> ExitSource {
+        ExitSource { process: None, how: How::Shim(link), killed_at: None }
+    }
+
     /// The same process (the launcher running the shim), whose program's
     /// end now comes from the shim's `link`.
     pub(crate) fn attach_shim(&mut self, link: Link) {

@@ -65,6 +65,12 @@
 //! the status exact, tells a launcher's refusal from the program's exit
 //! code, and relays kills (see [`shim`]).
 //!
+//! # Sessions
+//!
+//! [`Session`] runs a local launcher once (one password prompt) and then
+//! starts many programs through its shim, each an ordinary [`Child`]; it
+//! ends them when the caller closes or drops it, or dies (Unix).
+//!
 //! # Threads
 //!
 //! A [`Channel`] is one value with a read side and a write side.
@@ -133,6 +139,7 @@ mod options;
 pub mod prompt;
 mod prompt_relay;
 pub mod protocol;
+mod session;
 pub mod shim;
 pub mod signal;
 mod spawn;
@@ -151,6 +158,7 @@ pub use exit::{Detection, Exit, ExitDetection, ExitStatus};
 pub use launcher::{Capabilities, Engine, Launcher, PromptRoute, ShimRoute, sh_quote};
 pub use options::{ShimChoice, ShimLink, ShimMode, Stderr};
 pub use prompt::{Prompt, Secret};
+pub use session::{Session, SessionBuilder};
 pub use signal::Signal;
 
 /// Makes every later write to a pipe channel in this process take the

@@ -169,6 +169,15 @@ impl Link {
         sys::watch(Box::new(reader)).map_err(|_| io::Error::other("no background watch for the shim's link"))
     }
 
+    /// Another handle on the link's stream, for a session's requests (the
+    /// reader keeps reading the same stream).
+    pub(crate) fn sender(&self) -> io::Result<sys::ControlStream> {
+        match (&self.writer, &self.pending) {
+            (Some(stream), _) | (None, Some((stream, _))) => stream.try_clone(),
+            (None, None) => Err(io::Error::new(io::ErrorKind::NotConnected, "the link is closed")),
+        }
+    }
+
     /// Waits for the shim's report until `deadline`; `Ok(None)` on timeout.
     pub(crate) fn wait(&mut self, deadline: Option<Instant>) -> io::Result<Option<Ended>> {
         let mut ended = self.ended.lock();

@@ -122,6 +122,10 @@ pub(crate) struct Options {
     /// on stdin); the program's own stdio is kept in the child, for the
     /// shim to receive over its link.
     pub(crate) stdio_over_link: bool,
+    /// The shim is asked to serve a session (`Session::open`), not to
+    /// start a program: its idle timeout (`None`: never idle) and the grace
+    /// between the SIGTERM and the SIGKILL that end its programs.
+    pub(crate) session_open: Option<(Option<Duration>, Duration)>,
 }
 
 impl Default for Options {
@@ -148,6 +152,7 @@ impl Default for Options {
             wait_delay: None,
             prompt_handler: None,
             stdio_over_link: false,
+            session_open: None,
         }
     }
 }

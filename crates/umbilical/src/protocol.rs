@@ -23,7 +23,7 @@ use crate::signal::{Signal, WireSignal};
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"UMBL";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 /// The largest payload accepted: bounds memory on hostile input, and
 /// admits every spawn request an OS can run. Linux caps a program's
 /// arguments plus environment at 6 MiB whatever the stack limit (3/4 of
@@ -170,6 +170,37 @@ pub enum Message {
         /// starts in the system directory, and may not see mapped drives).
         default_cwd: Option<Vec<u8>>,
     },
+    /// Parent → shim, instead of a [`Message::SpawnRequest`]: serve a
+    /// session ([`Session`](crate::Session)) on this link. The shim answers
+    /// [`Message::Spawned`] with its own pid, waits for
+    /// [`Message::PidConfirmed`], then starts a program for each
+    /// [`Message::SessionSpawn`] until the link closes (or a
+    /// [`Message::Kill`] or [`Message::Detach`] comes, or it was idle
+    /// `idle_ms`), ends the programs still running (SIGTERM, `grace_ms`,
+    /// SIGKILL) and reports [`Message::Exited`] (version 6).
+    SessionOpen {
+        /// With no program running for this long the session closes; 0
+        /// never.
+        idle_ms: u32,
+        /// Between the SIGTERM and the SIGKILL that end the programs
+        /// still running when the session closes.
+        grace_ms: u32,
+    },
+    /// Parent → session shim: start a program. Carries four descriptors
+    /// (Unix, `SCM_RIGHTS`): the program's own control stream, on which
+    /// the parent then speaks as to a shim of its own (the request, the
+    /// spawn result, kills, the report), and the program's stdin, stdout
+    /// and stderr (version 6).
+    SessionSpawn,
+    /// Parent → Windows session shim: start a program, whose own
+    /// rendezvous is this named pipe (UTF-16LE bytes). The session's shim
+    /// connects to it as a program's own shim would (its pid is the proof)
+    /// and is then served as one: the request, the pipe names, the spawn
+    /// result, kills, the report (version 6).
+    SessionConnect {
+        /// The program's rendezvous pipe.
+        rendezvous: Vec<u8>,
+    },
 }
 
 /// Why a frame was refused.
@@ -226,6 +257,7 @@ pub fn kind_code(kind: crate::ErrorKind) -> u8 {
         ShimFailed => 8,
         Protocol => 9,
         TimedOut => 10,
+        SessionClosed => 11,
     }
 }
 
@@ -242,6 +274,7 @@ pub fn kind_from_code(code: u8) -> crate::ErrorKind {
         8 => ShimFailed,
         9 => Protocol,
         10 => TimedOut,
+        11 => SessionClosed,
         _ => Spawn,
     }
 }
@@ -259,6 +292,9 @@ mod ty {
     pub const DETACH: u8 = 10;
     pub const PING: u8 = 11;
     pub const PONG: u8 = 12;
+    pub const SESSION_OPEN: u8 = 13;
+    pub const SESSION_SPAWN: u8 = 14;
+    pub const SESSION_CONNECT: u8 = 15;
 }
 
 /// Encodes one message as a frame.
@@ -351,6 +387,16 @@ pub fn try_encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
         Message::Detach => ty::DETACH,
         Message::Ping => ty::PING,
         Message::Pong => ty::PONG,
+        Message::SessionOpen { idle_ms, grace_ms } => {
+            p.extend_from_slice(&idle_ms.to_le_bytes());
+            p.extend_from_slice(&grace_ms.to_le_bytes());
+            ty::SESSION_OPEN
+        }
+        Message::SessionSpawn => ty::SESSION_SPAWN,
+        Message::SessionConnect { rendezvous } => {
+            put_bytes(&mut p, rendezvous);
+            ty::SESSION_CONNECT
+        }
         Message::Stdio { stdin, stdout, stderr, default_cwd } => {
             put_bytes(&mut p, stdin);
             put_bytes(&mut p, stdout);
@@ -468,6 +514,9 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtocolError> {
         }
         ty::PID_CONFIRMED => Message::PidConfirmed,
         ty::DETACH => Message::Detach,
+        ty::SESSION_OPEN => Message::SessionOpen { idle_ms: r.u32()?, grace_ms: r.u32()? },
+        ty::SESSION_SPAWN => Message::SessionSpawn,
+        ty::SESSION_CONNECT => Message::SessionConnect { rendezvous: r.bytes()? },
         ty::PING => Message::Ping,
         ty::PONG => Message::Pong,
         ty::STDIO => {
@@ -593,6 +642,9 @@ mod tests {
             Just(Message::Detach),
             Just(Message::Ping),
             Just(Message::Pong),
+            Just(Message::SessionSpawn),
+            bytes().prop_map(|rendezvous| Message::SessionConnect { rendezvous }),
+            (any::<u32>(), any::<u32>()).prop_map(|(idle_ms, grace_ms)| Message::SessionOpen { idle_ms, grace_ms }),
             (
                 bytes(),
                 prop::collection::vec(bytes(), 0..5),

@@ -87,6 +87,32 @@ fn main() {
     let num = |i: usize| -> u64 { arg(i).parse().unwrap_or_else(|_| die(&format!("bad number {:?}", arg(i)))) };
     match arg(0) {
         "echo" => echo(),
+        // Echo until EOF, then exit with CODE.
+        "echo-exit" => {
+            echo();
+            std::process::exit(num(1) as i32)
+        }
+        // Unix: the user it runs as (by name) and its parent's pid.
+        #[cfg(unix)]
+        "who" => {
+            let uid = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines().find_map(|l| {
+                        l.strip_prefix("Uid:").map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+                    })
+                })
+                .unwrap_or_else(|| die("no Uid in /proc/self/status"));
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            let name = passwd
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+                })
+                .unwrap_or(uid);
+            println!("{name}\n{}", std::os::unix::process::parent_id());
+        }
         "count" => {
             let mut total = 0u64;
             let mut buf = vec![0u8; 64 * 1024];
@@ -152,6 +178,37 @@ fn main() {
         // A caller of the library: starts `sleep 60000` through the shim
         // (this binary) with a caller-gone grace of GRACE_MS, prints the
         // program's pid, and waits to be killed.
+        // A caller of a session through SPEC (a launcher spec) with grace
+        // GRACE ms: starts N sleepers (and on Unix one that ignores
+        // SIGTERM), prints their pids, the session's shim's and `ready`,
+        // then sleeps (the test kills it).
+        "session-parent" => {
+            let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+            let launcher: umbilical::Launcher = arg(1).parse().unwrap_or_else(|e| die(&format!("{e}")));
+            let session = umbilical::Session::builder(launcher)
+                .shim_path(&me)
+                .caller_gone_grace(Duration::from_millis(num(2)))
+                .open()
+                .unwrap_or_else(|e| die(&format!("open the session: {e}")));
+            let mut children = Vec::new();
+            for _ in 0..num(3) {
+                children.push(session.command(&me).args(["sleep", "60000"]).spawn());
+            }
+            #[cfg(unix)]
+            {
+                let stubborn = format!("trap '' TERM; exec '{}' sleep 60000", me.display());
+                children.push(session.command("sh").args(["-c", &stubborn]).spawn());
+            }
+            for child in &children {
+                let child = child.as_ref().unwrap_or_else(|e| die(&format!("spawn in the session: {e}")));
+                println!("{}", child.id().unwrap_or(0));
+            }
+            println!("session {}", session.pid().unwrap_or(0));
+            println!("ready");
+            io::stdout().flush().unwrap_or_else(|e| die(&format!("flush: {e}")));
+            std::thread::sleep(Duration::from_secs(60));
+            drop(children);
+        }
         "shimmed-parent" => {
             let me = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
             let mut cmd = umbilical::Command::new(&me);

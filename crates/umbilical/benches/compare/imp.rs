@@ -252,6 +252,21 @@ fn exit_latency(detection: Option<ExitDetection>, shim: bool) -> Duration {
     }
 }
 
+/// A session through `sudo -n` (root's own, or a NOPASSWD rule), or why
+/// not.
+fn sudo_session() -> Result<umbilical::Session, String> {
+    let sudo_works = std::process::Command::new("sudo")
+        .args(["-n", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !sudo_works {
+        return Err("`sudo -n true` does not run here (no sudo, or it wants a password)".into());
+    }
+    umbilical::Session::open(umbilical::Launcher::Sudo { user: None, non_interactive: true }).map_err(|e| e.to_string())
+}
+
 /// This process's threads and resident memory (KiB), from /proc.
 #[cfg(target_os = "linux")]
 fn threads_and_rss() -> (usize, usize) {
@@ -313,6 +328,61 @@ pub fn main() {
             || timed(spawn_true),
         ),
     ));
+
+    // A session: one shim started once, then each program through it
+    // (no launcher run, no rendezvous). Against a direct start, and
+    // against a fresh shim per program.
+    let session = umbilical::Session::open(umbilical::Launcher::Direct).expect("a session");
+    let through_session = || assert!(session.command("true").spawn().unwrap().wait().unwrap().success());
+    let fresh_shim = || assert!(Command::new("true").shim(true).spawn().unwrap().wait().unwrap().success());
+    emit(latency(
+        "spawn+wait `true`",
+        "through an open session".into(),
+        "direct",
+        samples(shim_rounds, || timed(through_session), || timed(spawn_true)),
+    ));
+    emit(latency(
+        "spawn+wait `true`",
+        "through an open session".into(),
+        "a fresh shim each time",
+        samples(shim_rounds, || timed(through_session), || timed(fresh_shim)),
+    ));
+    session.close().expect("close the session");
+
+    // Through sudo (root here, in CI: no password): a session against
+    // sudo and the shim per program, and that against plain `sudo true`.
+    match sudo_session() {
+        Ok(session) => {
+            let sudo = umbilical::Launcher::Sudo { user: None, non_interactive: true };
+            let rounds = shim_rounds / 4;
+            let sudo_shim = || {
+                let mut cmd = Command::new("true");
+                cmd.launcher(sudo.clone()).shim(true);
+                assert!(cmd.spawn().unwrap().wait().unwrap().success());
+            };
+            let plain_sudo = || {
+                assert!(std::process::Command::new("sudo").args(["-n", "true"]).status().unwrap().success());
+            };
+            emit(latency(
+                "spawn+wait `true` through sudo",
+                "through an open session".into(),
+                "sudo + the shim each time",
+                samples(
+                    rounds,
+                    || timed(|| assert!(session.command("true").spawn().unwrap().wait().unwrap().success())),
+                    || timed(sudo_shim),
+                ),
+            ));
+            emit(latency(
+                "spawn+wait `true` through sudo",
+                "sudo + the shim each time".into(),
+                "plain `sudo -n true`",
+                samples(rounds, || timed(sudo_shim), || timed(plain_sudo)),
+            ));
+            session.close().expect("close the sudo session");
+        }
+        Err(why) => println!("SKIP: the rows through sudo: {why}"),
+    }
 
     // A server's parent: 1,500 descriptors open (500 live children's
     // worth), all close-on-exec. The time spawn() holds the caller: std

@@ -54,6 +54,8 @@ mod elf;
 #[cfg_attr(unix, path = "unix/mod.rs")]
 #[cfg_attr(windows, path = "windows.rs")]
 mod os;
+mod running;
+pub(crate) mod session;
 pub(crate) mod source;
 
 /// The argument that marks a shim invocation.
@@ -348,9 +350,13 @@ struct Requested {
 
 /// Reads the spawn request (the shim's side).
 fn read_request(stream: &mut sys::ControlStream, buf: &mut Vec<u8>) -> io::Result<Requested> {
-    let Message::SpawnRequest { program, args, env_clear, env, cwd, process_group, grace_ms } = recv(stream, buf)?
-    else {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a spawn request"));
+    request_from(recv(stream, buf)?)
+}
+
+/// The spawn request in `msg`, which must be one.
+fn request_from(msg: Message) -> io::Result<Requested> {
+    let Message::SpawnRequest { program, args, env_clear, env, cwd, process_group, grace_ms } = msg else {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a spawn request, got {msg:?}")));
     };
     let wire = os::from_wire;
     let mut env_map = std::collections::BTreeMap::new();
@@ -449,9 +455,21 @@ fn supervise(
     mut buf: Vec<u8>,
     process: sys::Process,
     grace: Duration,
+    session: Option<&running::Running>,
 ) -> io::Result<i32> {
     let pid = process.pid();
     let process = Arc::new(process);
+    // In a session, counted among the programs it ends when it closes,
+    // until its report is sent (the session's shim exits once none is
+    // counted); one that starts as the session closes is ended at once.
+    let _counted = match session.map(|s| (s, s.add(process.clone()))) {
+        Some((_, None)) => {
+            let _ = process.signal_or_terminate(here(Signal::Kill));
+            None
+        }
+        Some((session, Some(key))) => Some(running::Counted { running: session, key }),
+        None => None,
+    };
     let ended = Arc::new((Mutex::new(false), Condvar::new()));
     let link_ok = send(&mut stream, &Message::Spawned { pid, host: crate::signal::host() }).is_ok();
     let mut pending = std::mem::take(&mut buf);

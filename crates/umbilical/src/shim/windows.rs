@@ -14,9 +14,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{
-    Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error, read_request,
-    report_spawn_failure, start_program, supervise,
+    Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error,
+    report_spawn_failure, request_from, start_program, supervise,
 };
+
+/// A session's Windows side: each program connects back on a rendezvous
+/// of its own.
+#[path = "windows/session.rs"]
+pub(super) mod session;
 use crate::channel::Channel;
 use crate::child::{Child, ChildStderr};
 use crate::error::{Error, ErrorKind};
@@ -53,6 +58,19 @@ pub(super) fn bridge(_path: &Path, _remove: Option<&Path>, _owner: Option<&OsStr
 }
 
 pub(super) fn serve(path: &Path, _stdio_from_link: bool) -> io::Result<i32> {
+    let (mut stream, mut buf) = connect_and_hello(path)?;
+    match recv(&mut stream, &mut buf)? {
+        // A session: each program comes with a rendezvous of its own.
+        Message::SessionOpen { idle_ms, grace_ms } => {
+            super::session::serve(stream, buf, idle_ms, grace_ms, session::Programs)
+        }
+        msg => serve_request(stream, buf, request_from(msg)?, None),
+    }
+}
+
+/// Connects to the rendezvous at `path` and says hello; the stream once
+/// the parent welcomed us, and what was read of it.
+fn connect_and_hello(path: &Path) -> io::Result<(sys::ControlStream, Vec<u8>)> {
     let deadline = Instant::now() + STEP_TIMEOUT;
     let mut stream = sys::ControlStream::connect(path, deadline)?;
     // No token: the parent authenticates us by our pid, which it knows
@@ -64,7 +82,18 @@ pub(super) fn serve(path: &Path, _stdio_from_link: bool) -> io::Result<i32> {
     let Message::Welcome { .. } = recv(&mut stream, &mut buf)? else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected a welcome"));
     };
-    let requested = read_request(&mut stream, &mut buf)?;
+    Ok((stream, buf))
+}
+
+/// Serves `requested` as the program's shim: the pipe names, the pipes
+/// opened, the program started and supervised (counted in `session` when
+/// it is a session's).
+fn serve_request(
+    mut stream: sys::ControlStream,
+    mut buf: Vec<u8>,
+    requested: super::Requested,
+    session: Option<&super::running::Running>,
+) -> io::Result<i32> {
     let Message::Stdio { stdin, stdout, stderr, default_cwd } = recv(&mut stream, &mut buf)? else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "expected the pipe names"));
     };
@@ -112,7 +141,7 @@ pub(super) fn serve(path: &Path, _stdio_from_link: bool) -> io::Result<i32> {
     // Only the program holds the channel now: its exit ends the parent's
     // reads.
     drop((stdin, stdout, stderr_pipe));
-    supervise(stream, buf, process, requested.grace)
+    supervise(stream, buf, process, requested.grace, session)
 }
 
 /// The parent's ends of the pipes the shim opens by name.
@@ -141,12 +170,12 @@ impl ShimStdio {
 /// The parent's side up to `spawned`: waits for the client whose pid is
 /// `shim_pid`, sends the request and the pipe names, and checks that the
 /// shim itself opened every pipe.
-fn connect(
+pub(super) fn connect(
     rendezvous: &mut sys::Rendezvous,
     mut hs: Handshake<'_>,
     shim_pid: u32,
     mut shim_done: impl FnMut() -> Option<ExitStatus>,
-    stdio: &ShimStdio,
+    stdio: Option<&ShimStdio>,
 ) -> Result<Link, Error> {
     let launcher = hs.launcher;
     let deadline = hs.deadline;
@@ -176,6 +205,7 @@ fn connect(
     // The shim opened the pipes before it reported the spawn; each must
     // have been opened by the shim and nobody else.
     let opened = |_program_pid| {
+        let Some(stdio) = stdio else { return Ok(()) };
         let mut ends = vec![&stdio.stdin.1, &stdio.stdout.1];
         ends.extend(stdio.stderr_pipe.as_ref().map(|(_, h)| h));
         for end in ends {
@@ -189,7 +219,7 @@ fn connect(
     // caller is, if the shim can see that directory.
     let has_cwd = matches!(&hs.request, Message::SpawnRequest { cwd: Some(_), .. });
     let default_cwd = if has_cwd { None } else { std::env::current_dir().ok() };
-    hs.extra = Some(stdio.names(default_cwd.as_deref()));
+    hs.extra = stdio.map(|stdio| stdio.names(default_cwd.as_deref()));
     finish_connect(stream, buf, hs, opened)
 }
 
@@ -210,34 +240,29 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
     let shim_path = opts.shim_program()?;
     let io_fail = |what: &'static str| move |e: io::Error| fail(ErrorKind::Io, what.into(), Some(e));
     let mut rendezvous = sys::Rendezvous::create(None).map_err(io_fail("cannot create the rendezvous"))?;
-    let stdin = sys::pipe_server(Direction::Outbound).map_err(io_fail("cannot create the channel"))?;
-    let stdout = sys::pipe_server(Direction::Inbound).map_err(io_fail("cannot create the channel"))?;
-    // An elevated shim inherits nothing, not even our stderr: with
-    // `Inherit` the program's stderr comes back through a pipe, copied to
-    // ours on the thread pool (`sys::relay_to_stderr`).
-    let relay = elevated && opts.stderr == Stderr::Inherit;
-    let (stderr, stderr_pipe) = match opts.stderr {
-        Stderr::Piped => (WireStderr::Inherit, Some(Direction::Inbound)),
-        Stderr::Inherit if relay => (WireStderr::Inherit, Some(Direction::Inbound)),
-        Stderr::Inherit => (WireStderr::Inherit, None),
-        Stderr::Null => (WireStderr::Null, None),
-        Stderr::Merge => (WireStderr::Merge, None),
+    // A session's shim gets no stdio of its own: its programs get theirs.
+    let (stdio, relay) = match opts.session_open {
+        Some(_) => (None, false),
+        None => {
+            let (stdio, relay) = ShimStdio::new(opts.stderr, elevated).map_err(io_fail("cannot create the channel"))?;
+            (Some(stdio), relay)
+        }
     };
-    let stderr_pipe = match stderr_pipe {
-        Some(d) => Some(sys::pipe_server(d).map_err(io_fail("cannot create the stderr pipe"))?),
-        None => None,
-    };
-    let stdio = ShimStdio { stdin, stdout, stderr, stderr_pipe };
     let process = start_shim(spec, opts, &shim_path, &rendezvous.path(), elevated)?;
     let shim_pid = process.pid();
     let handshake = Handshake {
         launcher: &launcher,
         deadline,
-        request: super::request(spec, opts.process_group, opts.caller_gone_grace),
+        request: match opts.session_open {
+            Some((idle, grace)) => {
+                Message::SessionOpen { idle_ms: millis(idle.unwrap_or_default()), grace_ms: millis(grace) }
+            }
+            None => super::request(spec, opts.process_group, opts.caller_gone_grace),
+        },
         extra: None,
         remote: false,
     };
-    let link = connect(&mut rendezvous, handshake, shim_pid, || process.try_wait().ok().flatten(), &stdio);
+    let link = connect(&mut rendezvous, handshake, shim_pid, || process.try_wait().ok().flatten(), stdio.as_ref());
     drop(rendezvous);
     let link = match link {
         Ok(link) => link,
@@ -246,36 +271,76 @@ pub(super) fn spawn(spec: &ProgramSpec, opts: &Options) -> Result<Child, Error> 
             return Err(fail(e.kind(), e.to_string(), None));
         }
     };
-    let ShimStdio { stdin, stdout, stderr_pipe, .. } = stdio;
-    let channel = Channel::from_pipe_ends(stdout.1, stdin.1);
-    let mut drained = None;
-    let stderr = match stderr_pipe {
-        Some((_, pipe)) if relay => {
-            // On the thread pool; a thread of its own only if the pool
-            // refuses the pipe. Either ends when the program and the shim
-            // have closed it.
-            match sys::relay_to_stderr(pipe) {
-                Ok(done) => drained = Some(done),
-                Err((e, pipe)) => {
-                    tracing::debug!(error = %e, "the thread pool refused the stderr relay; a thread copies it");
-                    let mut from = ChildStderr::new(pipe);
-                    let _ = std::thread::Builder::new()
-                        .name("umbilical-stderr-relay".into())
-                        .stack_size(64 * 1024)
-                        .spawn(move || {
-                            let _ = io::copy(&mut from, &mut io::stderr());
-                        });
-                }
-            }
-            None
-        }
-        Some((_, pipe)) => Some(ChildStderr::new(pipe)),
-        None => None,
+    let report_ready = process.exit_handle();
+    let Some(stdio) = stdio else {
+        // A session's shim: a child with no channel, for its end.
+        let link = link.with(Signs { report_ready, ..Signs::default() });
+        return Ok(Child::of_session_shim(process, link).with_shim_origin(shim_path.display().to_string()));
     };
-    let link = link.with(Signs { report_ready: process.exit_handle(), stderr_drained: drained, ..Signs::default() });
+    let (channel, stderr, drained) = stdio.into_parent_ends(relay);
+    let link = link.with(Signs { report_ready, stderr_drained: drained, ..Signs::default() });
     Ok(Child::new(process, channel, stderr, Detection::Process, None, None)
         .into_shim(link, opts.kill_on_drop)
         .with_shim_origin(shim_path.display().to_string()))
+}
+
+/// A duration on the wire: whole milliseconds, saturated.
+fn millis(d: std::time::Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+impl ShimStdio {
+    /// The channel's pipes, and the stderr pipe where one is needed. An
+    /// elevated shim inherits nothing, not even our stderr: with `Inherit`
+    /// the program's stderr comes back through a pipe, copied to ours on
+    /// the thread pool (`sys::relay_to_stderr`); the second value says so.
+    pub(crate) fn new(mode: Stderr, elevated: bool) -> io::Result<(ShimStdio, bool)> {
+        let stdin = sys::pipe_server(Direction::Outbound)?;
+        let stdout = sys::pipe_server(Direction::Inbound)?;
+        let relay = elevated && mode == Stderr::Inherit;
+        let (stderr, stderr_pipe) = match mode {
+            Stderr::Piped => (WireStderr::Inherit, Some(Direction::Inbound)),
+            Stderr::Inherit if relay => (WireStderr::Inherit, Some(Direction::Inbound)),
+            Stderr::Inherit => (WireStderr::Inherit, None),
+            Stderr::Null => (WireStderr::Null, None),
+            Stderr::Merge => (WireStderr::Merge, None),
+        };
+        let stderr_pipe = stderr_pipe.map(sys::pipe_server).transpose()?;
+        Ok((ShimStdio { stdin, stdout, stderr, stderr_pipe }, relay))
+    }
+
+    /// Our ends once the shim opened its own: the channel, the stderr to
+    /// read (`Piped`), and with `relay` the sign that the relay of the
+    /// program's stderr to ours is done.
+    pub(crate) fn into_parent_ends(self, relay: bool) -> (Channel, Option<ChildStderr>, Option<sys::Handle>) {
+        let ShimStdio { stdin, stdout, stderr_pipe, .. } = self;
+        let channel = Channel::from_pipe_ends(stdout.1, stdin.1);
+        let mut drained = None;
+        let stderr = match stderr_pipe {
+            Some((_, pipe)) if relay => {
+                // On the thread pool; a thread of its own only if the pool
+                // refuses the pipe. Either ends when the program and the shim
+                // have closed it.
+                match sys::relay_to_stderr(pipe) {
+                    Ok(done) => drained = Some(done),
+                    Err((e, pipe)) => {
+                        tracing::debug!(error = %e, "the thread pool refused the stderr relay; a thread copies it");
+                        let mut from = ChildStderr::new(pipe);
+                        let _ = std::thread::Builder::new()
+                            .name("umbilical-stderr-relay".into())
+                            .stack_size(64 * 1024)
+                            .spawn(move || {
+                                let _ = io::copy(&mut from, &mut io::stderr());
+                            });
+                    }
+                }
+                None
+            }
+            Some((_, pipe)) => Some(ChildStderr::new(pipe)),
+            None => None,
+        };
+        (channel, stderr, drained)
+    }
 }
 
 /// Starts the shim, directly (its stdio on NUL) or elevated through

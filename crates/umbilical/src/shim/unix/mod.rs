@@ -21,11 +21,12 @@ mod bridge;
 mod far_copy;
 mod in_band;
 pub(super) mod remote;
+pub(super) mod session;
 mod token;
 
 use self::token::{TOKEN_LEN, Token};
 use super::{
-    Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error, read_request,
+    Accepted, HELLO_TIMEOUT, Handshake, STEP_TIMEOUT, accept, check_cwd, finish_connect, link_error, request_from,
     start_program, supervise,
 };
 use crate::child::{Child, HeldStdio};
@@ -40,6 +41,11 @@ use crate::prompt_relay::{ASKPASS_SOCKET_VAR, InnerPrompts, Relay};
 use crate::protocol::{Message, recv, send};
 use crate::spec::ProgramSpec;
 use crate::sys;
+
+/// A duration on the wire: whole milliseconds, saturated.
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
 
 pub(super) fn to_wire(s: &OsStr) -> Vec<u8> {
     s.as_bytes().to_vec()
@@ -91,7 +97,14 @@ pub(super) fn serve(path: &Path, stdio_from_link: bool) -> io::Result<i32> {
         }
         other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a welcome, got {other:?}"))),
     }
-    let requested = read_request(&mut stream, &mut buf)?;
+    let requested = match recv(&mut stream, &mut buf)? {
+        // A session: programs come with their own stdio over the link.
+        Message::SessionOpen { idle_ms, grace_ms } => {
+            drop((stdin, fds));
+            return crate::shim::session::serve(stream, buf, idle_ms, grace_ms, session::Programs::new());
+        }
+        msg => request_from(msg)?,
+    };
     stream.set_read_deadline(None);
     let spec = &requested.spec;
     if let Some(code) = check_cwd(&mut stream, spec.cwd.as_deref())? {
@@ -116,7 +129,7 @@ pub(super) fn serve(path: &Path, stdio_from_link: bool) -> io::Result<i32> {
         Err(code) => return Ok(code),
     };
     drop((stdin, stdout, stderr));
-    supervise(stream, buf, process, requested.grace)
+    supervise(stream, buf, process, requested.grace, None)
 }
 
 /// Through ssh then sudo (a chain) with a prompt handler: the chain with
@@ -160,8 +173,14 @@ fn recv_with_fds(
 }
 
 /// The program's stdio as the shim receives it over the link: the
-/// channel's ends and the stderr the caller asked for.
-fn send_welcome_with_stdio(stream: &sys::ControlStream, welcome: &Message, held: HeldStdio) -> io::Result<()> {
+/// channel's ends and the stderr the caller asked for, sent with
+/// `message`; a session's program's own control stream first.
+fn send_with_stdio(
+    stream: &sys::ControlStream,
+    message: &Message,
+    held: &HeldStdio,
+    control: Option<std::os::fd::BorrowedFd<'_>>,
+) -> io::Result<()> {
     use std::os::fd::AsFd as _;
     let null;
     let own_stderr;
@@ -177,8 +196,9 @@ fn send_welcome_with_stdio(stream: &sys::ControlStream, welcome: &Message, held:
             own_stderr.as_fd()
         }
     };
-    let fds = [held.channel.stdin_handle().as_fd(), held.channel.stdout_handle().as_fd(), stderr];
-    stream.send_with_fds(&crate::protocol::encode(welcome), &fds)
+    let stdio = [held.channel.stdin_handle().as_fd(), held.channel.stdout_handle().as_fd(), stderr];
+    let fds: Vec<_> = control.into_iter().chain(stdio).collect();
+    stream.send_with_fds(&crate::protocol::encode(message), &fds)
 }
 
 /// The parent's side up to `spawned`: waits for the shim, authenticates it
@@ -295,7 +315,7 @@ fn connect(
     tracing::info!(launcher, refused, "the shim connected and proved the token; answering with the other half");
     match held.take() {
         // The descriptors go with the welcome; our copies close after.
-        Some(held) => send_welcome_with_stdio(&stream, &token.welcome(), held),
+        Some(held) => send_with_stdio(&stream, &token.welcome(), &held, None),
         None => send(&mut stream, &token.welcome()),
     }
     .map_err(link_error(launcher, "answering the shim's hello"))?;
@@ -473,7 +493,12 @@ fn spawn_once(
     let handshake = Handshake {
         launcher: &launcher,
         deadline,
-        request: super::request(spec, opts.process_group, opts.caller_gone_grace),
+        request: match opts.session_open {
+            Some((idle, grace)) => {
+                Message::SessionOpen { idle_ms: millis(idle.unwrap_or_default()), grace_ms: millis(grace) }
+            }
+            None => super::request(spec, opts.process_group, opts.caller_gone_grace),
+        },
         extra: None,
         remote: caps.foreign_pids,
     };
