@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use umbilical::{Detection, ErrorKind, ExitStatus, Launcher, Session};
+use umbilical::{Detection, ErrorKind, ExitStatus, Launcher, Session, Stderr};
 
 /// The local launchers a session goes through here, each to the test user
 /// (`None`: the caller's own, no launcher).
@@ -391,6 +391,75 @@ fn an_open_session_has_no_endpoint() {
             }
             child.kill().unwrap();
             child.wait().unwrap();
+            session.close().unwrap();
+        });
+    }
+}
+
+/// A session's command takes the options a command of its own takes:
+/// environment, working directory, stderr modes, channel kinds, process
+/// group, kill on drop.
+#[test]
+fn a_sessions_command_takes_every_option() {
+    let _g = fd_lock();
+    for launcher in launchers("session: options") {
+        let name = launcher.name();
+        bounded(LIMIT, "options", move || {
+            let session = open(&launcher);
+            let out = output_of(
+                session.command(HELPER).args(["env", "UMB_SESSION_VAR"]).env("UMB_SESSION_VAR", "v 1").spawn().unwrap(),
+            );
+            assert_eq!(out.trim(), "v 1", "{name}: env");
+            let out = output_of(session.command(HELPER).args(["env", "PATH"]).env_clear().spawn().unwrap());
+            assert_eq!(out.trim(), "<unset>", "{name}: env_clear");
+            let out = output_of(session.command(HELPER).arg("cwd").current_dir("/").spawn().unwrap());
+            assert_eq!(out.trim(), "/", "{name}: current_dir");
+            for kind in kinds() {
+                let payload = pattern(100_000, 5);
+                let mut child = session.command(HELPER).arg("echo").channel_kind(kind).spawn().unwrap();
+                let got = round_trip(child.take_channel().unwrap(), payload.clone(), vec![7000]);
+                assert!(got == payload, "{name}: {kind:?}");
+                assert!(child.wait().unwrap().success());
+            }
+            let mut child = session.command(HELPER).args(["stderr", "to-err"]).stderr(Stderr::Piped).spawn().unwrap();
+            let mut err = String::new();
+            child.take_stderr().unwrap().read_to_string(&mut err).unwrap();
+            assert_eq!(err, "to-err", "{name}: stderr piped");
+            assert_eq!(output_of(child), "out", "{name}: stdout beside it");
+            let merged = session.command(HELPER).args(["stderr", "to-err"]).stderr(Stderr::Merge).spawn().unwrap();
+            assert_eq!(output_of(merged), "to-errout", "{name}: stderr merged");
+            let null = session.command(HELPER).args(["stderr", "to-err"]).stderr(Stderr::Null).spawn().unwrap();
+            assert_eq!(output_of(null), "out", "{name}: stderr to null");
+            // A process group: the kill reaches the program's children too.
+            let mut child = session
+                .command("sh")
+                .args(["-c", &format!("'{HELPER}' sleep 60000 & echo $!; wait")])
+                .process_group(true)
+                .spawn()
+                .unwrap();
+            let mut channel = child.take_channel().unwrap();
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while channel.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+                line.push(byte[0]);
+            }
+            let grandchild: u32 = String::from_utf8(line).unwrap().parse().unwrap();
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let killed = Instant::now();
+            while umbilical_tests::sys::alive(grandchild) {
+                assert!(killed.elapsed() < Duration::from_secs(5), "{name}: the group kill missed the grandchild");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Kill on drop.
+            let child = session.command(HELPER).args(["sleep", "60000"]).kill_on_drop(true).spawn().unwrap();
+            let pid = child.id().unwrap();
+            drop(child);
+            let dropped = Instant::now();
+            while umbilical_tests::sys::alive(pid) {
+                assert!(dropped.elapsed() < Duration::from_secs(5), "{name}: kill_on_drop left it running");
+                std::thread::sleep(Duration::from_millis(10));
+            }
             session.close().unwrap();
         });
     }

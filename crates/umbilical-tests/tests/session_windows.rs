@@ -78,14 +78,14 @@ fn kills_a_missing_program_and_stderr() {
     }
 }
 
-/// 100 programs from 4 threads at once through one session, byte-exact.
+/// 200 programs from 8 threads at once through one session, byte-exact.
 #[test]
-fn a_hundred_programs_from_four_threads() {
+fn two_hundred_programs_from_eight_threads() {
     for launcher in launchers() {
         let name = launcher.name();
-        bounded(Duration::from_secs(300), "100 programs", move || {
+        bounded(Duration::from_secs(300), "200 programs", move || {
             let session = Arc::new(open(&launcher));
-            let threads: Vec<_> = (0..4u64)
+            let threads: Vec<_> = (0..8u64)
                 .map(|t| {
                     let session = session.clone();
                     let name = name.clone();
@@ -166,5 +166,47 @@ fn a_killed_caller_ends_every_program_of_its_session() {
             assert!(killed.elapsed() < Duration::from_secs(10), "{spec}: a program outlived its killed caller");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// The async API: 200 programs through one session on a `current_thread`
+/// runtime, byte-exact.
+#[test]
+fn two_hundred_async_programs_on_one_thread() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for launcher in launchers() {
+        let name = launcher.name();
+        bounded(Duration::from_secs(300), "async", move || {
+            let session = open(&launcher);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let mut tasks = Vec::new();
+                for i in 0..200u64 {
+                    let mut cmd = session.command(HELPER);
+                    cmd.args(["echo-exit", &(i % 50).to_string()]);
+                    tasks.push(tokio::spawn(async move {
+                        let payload = pattern(4 * 1024 + i as usize, i);
+                        let mut child = cmd.spawn_async().await.unwrap();
+                        let (mut r, mut w) = child.take_channel().unwrap().split();
+                        let writer = {
+                            let payload = payload.clone();
+                            async move {
+                                w.write_all(&payload).await.unwrap();
+                                w.shutdown().await.unwrap();
+                            }
+                        };
+                        let mut out = Vec::new();
+                        let (_, read) = tokio::join!(writer, r.read_to_end(&mut out));
+                        read.unwrap();
+                        assert!(out == payload, "program {i} byte-exact");
+                        assert_eq!(child.wait().await.unwrap().status, ExitStatus::Exited((i % 50) as i32));
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap_or_else(|e| panic!("{name}: {e}"));
+                }
+            });
+            session.close().unwrap();
+        });
     }
 }

@@ -67,9 +67,10 @@
 //!
 //! # Sessions
 //!
-//! [`Session`] runs a local launcher once (one password prompt) and then
-//! starts many programs through its shim, each an ordinary [`Child`]; it
-//! ends them when the caller closes or drops it, or dies (Unix).
+//! [`Session`] runs a local launcher once (one password prompt, one UAC
+//! consent) and then starts many programs through its shim, each an
+//! ordinary [`Child`]; it ends them when the caller closes or drops it, or
+//! dies.
 //!
 //! # Threads
 //!
