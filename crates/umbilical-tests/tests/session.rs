@@ -161,7 +161,6 @@ fn two_hundred_programs_from_eight_threads() {
 /// too, and the session's shim exits.
 #[test]
 fn a_killed_caller_ends_every_program_of_its_session() {
-    use std::io::BufRead;
     let _g = fd_lock();
     let grace = Duration::from_millis(500);
     for launcher in launchers("session: the caller killed") {
@@ -175,28 +174,8 @@ fn a_killed_caller_ends_every_program_of_its_session() {
             Launcher::Pkexec { user: Some(user), .. } => format!("pkexec:{user}"),
             other => panic!("no spec for {other:?}"),
         };
-        let mut caller = std::process::Command::new(HELPER)
-            .args(["session-parent", &spec, &grace.as_millis().to_string(), "3"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the caller");
-        let out = caller.stdout.take().unwrap();
-        let lines = bounded(LIMIT, "the caller's pids", move || {
-            let mut lines = Vec::new();
-            for line in std::io::BufReader::new(out).lines() {
-                let line = line.unwrap();
-                if line == "ready" {
-                    break;
-                }
-                lines.push(line);
-            }
-            lines
-        });
-        let (programs, session): (Vec<&String>, Vec<&String>) = lines.iter().partition(|l| !l.starts_with("session "));
-        let mut pids: Vec<u32> = programs.iter().map(|l| l.parse().unwrap()).collect();
-        pids.push(session[0].trim_start_matches("session ").parse().unwrap());
-        assert_eq!(pids.len(), 5, "{spec}: four programs and the session: {lines:?}");
+        let (mut caller, pids) = session_caller(&spec, grace, 3);
+        assert_eq!(pids.len(), 5, "{spec}: four programs and the session: {pids:?}");
         for &pid in &pids {
             assert!(umbilical_tests::sys::alive(pid), "{spec}: {pid} runs before the caller dies");
         }
@@ -310,45 +289,12 @@ fn a_session_goes_through_local_launchers_only() {
 /// runtime, byte-exact.
 #[test]
 fn two_hundred_async_programs_on_one_thread() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _g = fd_lock();
     for launcher in launchers("session: async") {
         let name = launcher.name();
         bounded(Duration::from_secs(180), "async", move || {
             let session = open(&launcher);
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let mut tasks = Vec::new();
-                for i in 0..200u64 {
-                    let cmd = {
-                        let mut cmd = session.command(HELPER);
-                        cmd.args(["echo-exit", &(i % 50).to_string()]);
-                        cmd
-                    };
-                    tasks.push(tokio::spawn(async move {
-                        let payload = pattern(8 * 1024 + i as usize, i);
-                        let mut child = cmd.spawn_async().await.unwrap();
-                        let channel = child.take_channel().unwrap();
-                        let (mut r, mut w) = channel.split();
-                        let writer = {
-                            let payload = payload.clone();
-                            async move {
-                                w.write_all(&payload).await.unwrap();
-                                w.shutdown().await.unwrap();
-                            }
-                        };
-                        let mut out = Vec::new();
-                        let (_, read) = tokio::join!(writer, r.read_to_end(&mut out));
-                        read.unwrap();
-                        assert!(out == payload, "program {i} byte-exact");
-                        let exit = child.wait().await.unwrap();
-                        assert_eq!(exit.status, ExitStatus::Exited((i % 50) as i32));
-                    }));
-                }
-                for t in tasks {
-                    t.await.unwrap_or_else(|e| panic!("{name}: {e}"));
-                }
-            });
+            two_hundred_async_echoes(&session, &name);
             session.close().unwrap();
         });
     }

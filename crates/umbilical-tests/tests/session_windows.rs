@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -139,26 +139,8 @@ fn a_dropped_session_ends_its_programs_and_a_closed_one_refuses() {
 #[test]
 fn a_killed_caller_ends_every_program_of_its_session() {
     for spec in ["direct", "runas"] {
-        let mut caller = std::process::Command::new(HELPER)
-            .args(["session-parent", spec, "500", "3"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the caller");
-        let out = caller.stdout.take().unwrap();
-        let lines = bounded(LIMIT, "the caller's pids", move || {
-            let mut lines = Vec::new();
-            for line in std::io::BufReader::new(out).lines() {
-                let line = line.unwrap();
-                if line == "ready" {
-                    break;
-                }
-                lines.push(line);
-            }
-            lines
-        });
-        let pids: Vec<u32> = lines.iter().map(|l| l.trim_start_matches("session ").parse().unwrap()).collect();
-        assert_eq!(pids.len(), 4, "{spec}: three programs and the session: {lines:?}");
+        let (mut caller, pids) = session_caller(spec, Duration::from_millis(500), 3);
+        assert_eq!(pids.len(), 4, "{spec}: three programs and the session: {pids:?}");
         caller.kill().unwrap();
         let _ = caller.wait();
         let killed = Instant::now();
@@ -173,39 +155,11 @@ fn a_killed_caller_ends_every_program_of_its_session() {
 /// runtime, byte-exact.
 #[test]
 fn two_hundred_async_programs_on_one_thread() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     for launcher in launchers() {
         let name = launcher.name();
         bounded(Duration::from_secs(300), "async", move || {
             let session = open(&launcher);
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let mut tasks = Vec::new();
-                for i in 0..200u64 {
-                    let mut cmd = session.command(HELPER);
-                    cmd.args(["echo-exit", &(i % 50).to_string()]);
-                    tasks.push(tokio::spawn(async move {
-                        let payload = pattern(4 * 1024 + i as usize, i);
-                        let mut child = cmd.spawn_async().await.unwrap();
-                        let (mut r, mut w) = child.take_channel().unwrap().split();
-                        let writer = {
-                            let payload = payload.clone();
-                            async move {
-                                w.write_all(&payload).await.unwrap();
-                                w.shutdown().await.unwrap();
-                            }
-                        };
-                        let mut out = Vec::new();
-                        let (_, read) = tokio::join!(writer, r.read_to_end(&mut out));
-                        read.unwrap();
-                        assert!(out == payload, "program {i} byte-exact");
-                        assert_eq!(child.wait().await.unwrap().status, ExitStatus::Exited((i % 50) as i32));
-                    }));
-                }
-                for t in tasks {
-                    t.await.unwrap_or_else(|e| panic!("{name}: {e}"));
-                }
-            });
+            two_hundred_async_echoes(&session, &name);
             session.close().unwrap();
         });
     }

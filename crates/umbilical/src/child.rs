@@ -89,12 +89,24 @@ impl Child {
         lifeline: Option<Handle>,
         watch: Option<Arc<ReadEnd>>,
     ) -> Self {
+        let pid = process.pid();
+        Child::from_source(pid, Some(channel), stderr, detection, ExitSource::new(process, detection, lifeline, watch))
+    }
+
+    /// A child seen through `source`, with nothing else set yet.
+    fn from_source(
+        pid: u32,
+        channel: Option<Channel>,
+        stderr: Option<ChildStderr>,
+        detection: Detection,
+        source: ExitSource,
+    ) -> Self {
         Child {
-            pid: process.pid(),
-            channel: Some(channel),
+            pid,
+            channel,
             stderr,
             detection,
-            source: ExitSource::new(process, detection, lifeline, watch),
+            source,
             exit: None,
             kill_on_drop: false,
             cutoff: None,
@@ -112,39 +124,19 @@ impl Child {
         stderr: Option<ChildStderr>,
         kill_on_drop: bool,
     ) -> Self {
-        Child {
-            pid: link.pid,
-            channel: Some(channel),
-            stderr,
-            detection: Detection::Shim,
-            source: ExitSource::of_link(link),
-            exit: None,
-            kill_on_drop,
-            cutoff: None,
-            prompts: None,
-            held_stdio: None,
-            shim_origin: None,
-        }
+        let pid = link.pid;
+        let mut child = Child::from_source(pid, Some(channel), stderr, Detection::Shim, ExitSource::of_link(link));
+        child.kill_on_drop = kill_on_drop;
+        child
     }
 
     /// A session's shim started with no stdio of its own (Windows): a
     /// child with no channel, its end the shim's report over `link`.
     #[cfg(windows)]
     pub(crate) fn of_session_shim(process: sys::Process, link: crate::link::Link) -> Self {
-        Child {
-            pid: process.pid(),
-            channel: None,
-            stderr: None,
-            detection: Detection::Process,
-            source: ExitSource::new(process, Detection::Process, None, None),
-            exit: None,
-            kill_on_drop: false,
-            cutoff: None,
-            prompts: None,
-            held_stdio: None,
-            shim_origin: None,
-        }
-        .into_shim(link, false)
+        let pid = process.pid();
+        let source = ExitSource::new(process, Detection::Process, None, None);
+        Child::from_source(pid, None, None, Detection::Process, source).into_shim(link, false)
     }
 
     /// Records where the shim came from ([`Child::shim_origin`]).

@@ -321,3 +321,70 @@ pub fn echo_once(kind: umbilical::ChannelKind, input: &[u8]) -> Vec<u8> {
     assert!(child.wait().expect("wait").success());
     out
 }
+
+/// Starts the helper as the caller of a session through `spec` (a
+/// launcher spec) with `programs` sleepers (`session-parent`): the caller,
+/// and the pids it printed before `ready` (its programs', then its
+/// session's shim's), read within [`LIMIT`].
+pub fn session_caller(spec: &str, grace: Duration, programs: u32) -> (std::process::Child, Vec<u32>) {
+    use std::io::BufRead;
+    let mut caller = std::process::Command::new(HELPER)
+        .args(["session-parent", spec, &grace.as_millis().to_string(), &programs.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the session's caller");
+    let out = caller.stdout.take().unwrap();
+    let lines = bounded(LIMIT, "the session caller's pids", move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line.unwrap();
+            if line == "ready" {
+                break;
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let pids = lines
+        .iter()
+        .map(|l| l.trim_start_matches("session ").parse().unwrap_or_else(|_| panic!("a pid, not {l:?}")))
+        .collect();
+    (caller, pids)
+}
+
+/// 200 programs of `session` (the helper's `echo-exit`) at once on one
+/// `current_thread` runtime, each an echo of its own with half-close and
+/// its own exit code, checked byte-exact.
+pub fn two_hundred_async_echoes(session: &umbilical::Session, name: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..200u64 {
+            let mut cmd = session.command(HELPER);
+            cmd.args(["echo-exit", &(i % 50).to_string()]);
+            tasks.push(tokio::spawn(async move {
+                let payload = pattern(4 * 1024 + i as usize, i);
+                let mut child = cmd.spawn_async().await.unwrap();
+                let (mut r, mut w) = child.take_channel().unwrap().split();
+                let writer = {
+                    let payload = payload.clone();
+                    async move {
+                        w.write_all(&payload).await.unwrap();
+                        w.shutdown().await.unwrap();
+                    }
+                };
+                let mut out = Vec::new();
+                let (_, read) = tokio::join!(writer, r.read_to_end(&mut out));
+                read.unwrap();
+                assert!(out == payload, "program {i} byte-exact");
+                let exit = child.wait().await.unwrap();
+                assert_eq!(exit.status, umbilical::ExitStatus::Exited((i % 50) as i32));
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    });
+}
