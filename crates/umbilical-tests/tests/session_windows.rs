@@ -9,7 +9,6 @@
 mod common;
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -84,27 +83,7 @@ fn two_hundred_programs_from_eight_threads() {
     for launcher in launchers() {
         let name = launcher.name();
         bounded(Duration::from_secs(300), "200 programs", move || {
-            let session = Arc::new(open(&launcher));
-            let threads: Vec<_> = (0..8u64)
-                .map(|t| {
-                    let session = session.clone();
-                    let name = name.clone();
-                    std::thread::spawn(move || {
-                        for i in 0..25u64 {
-                            let payload = pattern(8 * 1024 + i as usize, t * 100 + i);
-                            let mut child =
-                                session.command(HELPER).args(["echo-exit", &i.to_string()]).spawn().unwrap();
-                            let out = round_trip(child.take_channel().unwrap(), payload.clone(), vec![1000]);
-                            assert!(out == payload, "{name}: thread {t} program {i} byte-exact");
-                            assert_eq!(child.wait().unwrap().status, ExitStatus::Exited(i as i32), "{name}");
-                        }
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().expect("a thread's programs");
-            }
-            Arc::try_unwrap(session).expect("the threads are done").close().unwrap();
+            two_hundred_echoes_from_eight_threads(open(&launcher), &name);
         });
     }
 }

@@ -388,3 +388,31 @@ pub fn two_hundred_async_echoes(session: &umbilical::Session, name: &str) {
         }
     });
 }
+
+/// 200 programs of `session` (the helper's `echo-exit`) from 8 threads at
+/// once, 25 each, each an echo with half-close and its own exit code,
+/// checked byte-exact; then the session is closed.
+pub fn two_hundred_echoes_from_eight_threads(session: umbilical::Session, name: &str) {
+    let session = std::sync::Arc::new(session);
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let session = session.clone();
+            let name = name.to_string();
+            std::thread::spawn(move || {
+                for i in 0..25u64 {
+                    let payload = pattern(8 * 1024 + (i as usize) * 7, t * 100 + i);
+                    let code = (t * 25 + i) % 100;
+                    let mut child = session.command(HELPER).args(["echo-exit", &code.to_string()]).spawn().unwrap();
+                    let out = round_trip(child.take_channel().unwrap(), payload.clone(), vec![1000]);
+                    assert!(out == payload, "{name}: thread {t} program {i} byte-exact");
+                    let exit = child.wait().unwrap();
+                    assert_eq!(exit.status, umbilical::ExitStatus::Exited(code as i32), "{name}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a thread's programs");
+    }
+    std::sync::Arc::try_unwrap(session).expect("the threads are done").close().unwrap();
+}
