@@ -257,3 +257,32 @@ impl SessionStarter for Inner {
         self.opened.spawn(&cmd.spec, &cmd.opts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Threads start programs through one session at once, and a
+    /// session's command moves between threads like any command.
+    #[test]
+    fn sessions_and_their_commands_cross_threads() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<Session>();
+        send_and_sync::<SessionBuilder>();
+        send_and_sync::<Command>();
+    }
+
+    /// A launcher that runs the program elsewhere is refused before
+    /// anything starts, saying why.
+    #[test]
+    fn sessions_refuse_launchers_that_run_elsewhere() {
+        for launcher in [
+            Launcher::Ssh { destination: "db1".into(), port: None, options: vec![] },
+            Launcher::ContainerExec { engine: crate::Engine::Docker, target: "web".into(), user: None },
+        ] {
+            let err = Session::open(launcher.clone()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains(&launcher.name()), "{err}");
+        }
+    }
+}
