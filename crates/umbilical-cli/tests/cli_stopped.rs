@@ -239,6 +239,9 @@ fn stopped_at_start(via: &Via, extra: &[&str], marker: &str) -> Vec<String> {
         let _ = wait_within(&mut child, Duration::from_secs(60), &what);
         return vec![format!("{what}: umbilical started nothing within 10 s")];
     };
+    // Which process it was, for the failure messages.
+    let first_line = cmdline(first).map(|c| String::from_utf8_lossy(&c).replace('\0', " ")).unwrap_or_default();
+    let what = format!("{what} ({first} {first_line:?})");
     signal(first, "STOP");
     let seen = descendants(child.id());
     let _cleanup = Cleanup(seen.iter().copied().chain([first]).collect());

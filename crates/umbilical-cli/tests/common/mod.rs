@@ -66,12 +66,31 @@ pub fn wait_within(child: &mut Child, limit: Duration, what: &str) -> std::proce
             return status;
         }
         if start.elapsed() > limit {
+            // Where it hangs, for the failure message: each thread's wait
+            // channel and state, before it is killed.
+            let threads = threads_of(child.id());
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{what}: still running after {limit:?} (hang)");
+            panic!("{what}: still running after {limit:?} (hang); its threads: {threads}");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// `NAME STATE WCHAN` of each thread of `pid` (Linux `/proc`), for a
+/// hang's message.
+fn threads_of(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return "unknown".into() };
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).unwrap_or_default().trim().to_string();
+    tasks
+        .flatten()
+        .map(|t| {
+            let stat = read(t.path().join("stat"));
+            let state = stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)).unwrap_or("?").to_string();
+            format!("{} {state} {}", read(t.path().join("comm")), read(t.path().join("wchan")))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Whether a process other than this test whose command line contains
