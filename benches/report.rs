@@ -53,8 +53,11 @@ impl Row {
             Sense::Count if self.baseline == 0.0 => String::new(),
             _ => format!("ratio {:.2}", self.ours / self.baseline),
         };
+        // A floor row measures what the OS or the launcher costs alone,
+        // with no umbilical code in the measured side.
+        let ours = if self.group.starts_with("floor") { "floor" } else { "umbilical" };
         println!(
-            "{:<58} umbilical {:>9.2} {:<5} {} {:>9.2} {:<5} {ratio}{p90}",
+            "{:<58} {ours} {:>9.2} {:<5} {} {:>9.2} {:<5} {ratio}{p90}",
             format!("{}: {}", self.group, self.name),
             self.ours,
             self.unit,

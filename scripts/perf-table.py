@@ -5,7 +5,7 @@ import json
 import sys
 
 paths = sys.argv[1:] or ["target/bench/compare.json", "target/bench/relay.json"]
-print("| measure | umbilical | baseline | ratio | p90 (umbilical / baseline) |")
+print("| measure | umbilical (floor rows: the floor) | baseline | ratio | p90 (ours / baseline) |")
 print("| --- | --- | --- | --- | --- |")
 for path in paths:
     for r in json.load(open(path))["rows"]:

@@ -84,7 +84,10 @@ rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/umbilical-[0-9]* "${CARGO_HO
 step "cargo package (umbilical, umbilical-cli)" cargo package --workspace --exclude umbilical-tests --exclude umbilical-node --locked --allow-dirty
 
 # Speed against std, measured in the same run (prints figures and ratios;
-# fails only if the harness itself fails).
+# fails only if the harness itself fails). The static shim the CLI carries
+# (built by its build.rs for the tests above) gets rows of its own.
+embedded_shim=target/embedded-shim/x86_64-unknown-linux-gnu/release/umbilical-embedded-shim
+[ -x "$embedded_shim" ] && export UMBILICAL_BENCH_STATIC_SHIM="$PWD/$embedded_shim"
 step "benchmark: umbilical vs std (quick)" cargo bench -p umbilical --bench compare --locked -- --quick
 step "benchmark: umbilical::tokio vs tokio::process, 1,000 children (quick)" cargo bench -p umbilical --features tokio --bench async_children --locked -- --quick
 step "benchmark: umbilical run's relay vs cat (quick)" cargo bench -p umbilical-cli --bench relay --locked -- --quick

@@ -8,6 +8,10 @@
 //! (another `umbilical` binary, say an older build) that one is measured
 //! too, in the same rounds: before and after side by side. Linux and other
 //! Unix only (`sh`, `cat`, `wc`).
+//!
+//! Then the launch: `umbilical run --via sudo -- true` against plain
+//! `sudo -n true`, with the floors of a minimal caller and shim (where
+//! `sudo -n` runs).
 
 #[cfg(unix)]
 #[path = "../../../benches/report.rs"]
@@ -87,7 +91,65 @@ fn main() {
             p90: None,
         });
     }
+    launch_through_sudo(umb, rounds * 20, &mut rows);
     report::write("relay", "umbilical run's relay vs a plain cat in the same run (speed-up)", &rows);
+}
+
+/// `umbilical run --via sudo -- true` (the shim by default) against plain
+/// `sudo -n true`, paired round by round; and the floors that any caller
+/// and any shim pay on this machine: a minimal process (`timeout`, which
+/// forks, execs and waits) before sudo, and one before and one behind it.
+/// Skipped where `sudo -n true` does not run (not root, no NOPASSWD rule).
+#[cfg(unix)]
+fn launch_through_sudo(umb: &str, rounds: usize, rows: &mut Vec<report::Row>) {
+    use std::time::{Duration, Instant};
+    let time = |argv: &[&str]| -> Duration {
+        let t = Instant::now();
+        let out = std::process::Command::new(argv[0]).args(&argv[1..]).output().expect("start");
+        let d = t.elapsed();
+        assert!(out.status.success(), "{argv:?}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+        d
+    };
+    if !std::process::Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|o| o.status.success()) {
+        println!("SKIP: launch through sudo: `sudo -n true` does not run here (no sudo, or it wants a password)");
+        return;
+    }
+    let plain: &[&str] = &["sudo", "-n", "true"];
+    let cases: [(&'static str, &str, Vec<&str>); 4] = [
+        ("umbilical run --via sudo -- true", "umbilical", vec![umb, "run", "--via", "sudo", "--", "true"]),
+        (
+            "umbilical run --no-shim --via sudo -- true",
+            "umbilical",
+            vec![umb, "run", "--no-shim", "--via", "sudo", "--", "true"],
+        ),
+        ("timeout 60 sudo -n true (a minimal caller)", "floor", vec!["timeout", "60", "sudo", "-n", "true"]),
+        (
+            "timeout 60 sudo -n timeout 60 true (a minimal caller and shim)",
+            "floor",
+            vec!["timeout", "60", "sudo", "-n", "timeout", "60", "true"],
+        ),
+    ];
+    for (name, kind, argv) in cases {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            a.push(time(&argv));
+            b.push(time(plain));
+        }
+        let ((a50, a90), (b50, b90)) = (report::p50_p90(a), report::p50_p90(b));
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let row = report::Row {
+            group: if kind == "floor" { "floor: launch through sudo" } else { "launch through sudo" },
+            name: name.to_string(),
+            unit: "us",
+            sense: report::Sense::Time,
+            ours: us(a50),
+            baseline_name: "plain sudo -n true",
+            baseline: us(b50),
+            p90: Some((us(a90), us(b90))),
+        };
+        row.print();
+        rows.push(row);
+    }
 }
 
 #[cfg(not(unix))]

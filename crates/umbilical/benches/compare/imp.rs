@@ -187,20 +187,78 @@ fn std_spawn_true(fork_path: bool) {
     assert!(cmd.spawn().unwrap().wait().unwrap().success());
 }
 
-/// 64 MiB through `cat` on a raw socketpair (std, no umbilical): the
-/// ceiling for the Socket kind.
-fn raw_socketpair_cat(total: usize, chunk: usize) {
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    let theirs_out = theirs.try_clone().unwrap();
-    let mut child = std::process::Command::new("cat")
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
-        .spawn()
-        .unwrap();
-    let reader = ours.try_clone().unwrap();
-    let writer = HalfCloser(ours);
+/// A channel to `cat` built from std alone (no umbilical code): the
+/// kernel's floor for the channel kinds, and the alternatives weighed for
+/// the default.
+#[derive(Clone, Copy)]
+enum Raw {
+    /// One socketpair for both directions (the `SharedSocket` structure).
+    OnePair,
+    /// A socketpair per direction (the `Socket` structure).
+    TwoPairs,
+    /// A socketpair into the program (half-closable, fast for bulk) and a
+    /// pipe out of it.
+    SocketInPipeOut,
+}
+
+impl Raw {
+    fn name(self) -> &'static str {
+        match self {
+            Raw::OnePair => "a raw socketpair",
+            Raw::TwoPairs => "a raw socketpair per direction",
+            Raw::SocketInPipeOut => "a raw socketpair in, a pipe out",
+        }
+    }
+}
+
+/// `argv` started on a `raw` channel: the child, our writing end (which
+/// half-closes when dropped) and our reading end.
+fn raw_cat(raw: Raw, argv: &[&str]) -> (std::process::Child, HalfCloser, Box<dyn Read + Send>) {
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    let mut cmd = std::process::Command::new(argv[0]);
+    cmd.args(&argv[1..]);
+    let (to_child, theirs_in) = UnixStream::pair().unwrap();
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs_in.try_clone().unwrap())));
+    let from_child: Option<UnixStream> = match raw {
+        Raw::OnePair => {
+            cmd.stdout(Stdio::from(OwnedFd::from(theirs_in)));
+            Some(to_child.try_clone().unwrap())
+        }
+        Raw::TwoPairs => {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            cmd.stdout(Stdio::from(OwnedFd::from(theirs)));
+            Some(ours)
+        }
+        Raw::SocketInPipeOut => {
+            cmd.stdout(Stdio::piped());
+            None
+        }
+    };
+    let mut child = cmd.spawn().unwrap();
+    let reader: Box<dyn Read + Send> = match from_child {
+        Some(sock) => Box::new(sock),
+        None => Box::new(child.stdout.take().unwrap()),
+    };
+    (child, HalfCloser(to_child), reader)
+}
+
+/// 64 MiB through `cat` on a raw channel (std, no umbilical): the
+/// ceiling for the socket kinds.
+fn raw_cat_bulk(raw: Raw, total: usize, chunk: usize) {
+    let (mut child, writer, reader) = raw_cat(raw, &["cat"]);
     assert_eq!(pump(writer, reader, total, chunk), total);
     assert!(child.wait().unwrap().success());
+}
+
+/// The round trips through `cat` on a raw channel: what the kernel's path
+/// costs alone.
+fn raw_round_trips(raw: Raw, rounds: usize, pinned: bool) -> Duration {
+    let (mut child, writer, reader) = raw_cat(raw, &cat_argv(pinned));
+    let d = round_trips(&writer.0, reader, rounds);
+    drop(writer);
+    assert!(child.wait().unwrap().success());
+    d
 }
 
 /// A socket writer that half-closes when dropped (as a channel's write
@@ -329,6 +387,48 @@ pub fn main() {
         ),
     ));
 
+    // The shim the CLI carries (static, `opt-level = "s"`): the one a
+    // container or far host gets, and the cheapest to start (no dynamic
+    // loading). CI points UMBILICAL_BENCH_STATIC_SHIM at it.
+    let static_shim = std::env::var_os("UMBILICAL_BENCH_STATIC_SHIM").map(std::path::PathBuf::from);
+    match &static_shim {
+        Some(shim) => emit(latency(
+            "spawn+wait `true`",
+            "through the shim, the static umbilical-shim".into(),
+            "direct",
+            samples(
+                shim_rounds,
+                || {
+                    timed(|| {
+                        let mut cmd = Command::new("true");
+                        cmd.shim(true).shim_path(shim);
+                        assert!(cmd.spawn().unwrap().wait().unwrap().success())
+                    })
+                },
+                || timed(spawn_true),
+            ),
+        )),
+        None => println!("SKIP: the static shim's rows: UMBILICAL_BENCH_STATIC_SHIM is not set"),
+    }
+    // The floor of any shim: a second process that starts the program and
+    // waits for it, with no message at all (coreutils `timeout`, which
+    // forks, execs and waits). What a launch costs above this is the
+    // shim's own.
+    emit(latency(
+        "floor: spawn+wait `true`",
+        "under a minimal parent (`timeout 60 true`)".into(),
+        "direct",
+        samples(
+            shim_rounds,
+            || {
+                timed(|| {
+                    assert!(Command::new("timeout").args(["60", "true"]).spawn().unwrap().wait().unwrap().success())
+                })
+            },
+            || timed(spawn_true),
+        ),
+    ));
+
     // A session: one shim started once, then each program through it
     // (no launcher run, no rendezvous). Against a direct start, and
     // against a fresh shim per program.
@@ -378,6 +478,31 @@ pub fn main() {
                 "sudo + the shim each time".into(),
                 "plain `sudo -n true`",
                 samples(rounds, || timed(sudo_shim), || timed(plain_sudo)),
+            ));
+            if let Some(shim) = &static_shim {
+                let sudo_static = || {
+                    let mut cmd = Command::new("true");
+                    cmd.launcher(sudo.clone()).shim(true).shim_path(shim);
+                    assert!(cmd.spawn().unwrap().wait().unwrap().success());
+                };
+                emit(latency(
+                    "spawn+wait `true` through sudo",
+                    "sudo + the static shim each time".into(),
+                    "plain `sudo -n true`",
+                    samples(rounds, || timed(sudo_static), || timed(plain_sudo)),
+                ));
+            }
+            // What sudo allows at best for a shim: a minimal second
+            // process behind it (`timeout`), no message.
+            let sudo_timeout = || {
+                let ok = std::process::Command::new("sudo").args(["-n", "timeout", "60", "true"]).status();
+                assert!(ok.unwrap().success());
+            };
+            emit(latency(
+                "floor: spawn+wait `true` through sudo",
+                "a minimal parent behind sudo (`sudo -n timeout 60 true`)".into(),
+                "plain `sudo -n true`",
+                samples(rounds, || timed(sudo_timeout), || timed(plain_sudo)),
             ));
             session.close().expect("close the sudo session");
         }
@@ -437,7 +562,7 @@ pub fn main() {
         let (u, r) = paired(
             bulk_rounds,
             || umbilical_cat(ChannelKind::Socket, total, chunk),
-            || raw_socketpair_cat(total, chunk),
+            || raw_cat_bulk(Raw::OnePair, total, chunk),
         );
         emit(Row {
             group: "64 MiB echo through cat",
@@ -447,6 +572,35 @@ pub fn main() {
             ours: mibs(u),
             baseline_name: "raw socketpair",
             baseline: mibs(r),
+            p90: None,
+        });
+    }
+
+    // The same kernel objects without umbilical (a socketpair per
+    // direction, as `Socket` is made), the hybrid weighed for the default,
+    // and the run's own noise: a raw socketpair against itself.
+    let chunk = 256 << 10;
+    for (raw, against, against_name) in [
+        (Raw::TwoPairs, None, "std pipes"),
+        (Raw::SocketInPipeOut, None, "std pipes"),
+        (Raw::OnePair, Some(Raw::OnePair), "the same, again"),
+    ] {
+        let (r, b) = paired(
+            bulk_rounds,
+            || raw_cat_bulk(raw, total, chunk),
+            || match against {
+                Some(other) => raw_cat_bulk(other, total, chunk),
+                None => std_cat(total, chunk),
+            },
+        );
+        emit(Row {
+            group: "floor: 64 MiB echo through cat",
+            name: format!("256 KiB writes, {}", raw.name()),
+            unit: "MiB/s",
+            sense: Sense::Rate,
+            ours: mibs(r),
+            baseline_name: against_name,
+            baseline: mibs(b),
             p90: None,
         });
     }
@@ -596,6 +750,28 @@ pub fn main() {
                 unit: "us",
                 sense: Sense::Time,
                 ours: per(u),
+                baseline_name: "std pipes",
+                baseline: per(s),
+                p90: None,
+            });
+        }
+        // The kernel's floor for the socket kinds (`cat` on raw
+        // socketpairs, no umbilical code), and the hybrid weighed for the
+        // default, against the same pipes.
+        for raw in [Raw::OnePair, Raw::TwoPairs, Raw::SocketInPipeOut] {
+            let (mut r, mut s) = (Vec::new(), Vec::new());
+            for _ in 0..trip_rounds {
+                r.push(raw_round_trips(raw, trips, pinned));
+                s.push(std_round_trips(trips, pinned));
+            }
+            let (r, s) = (median(r), median(s));
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / trips as f64;
+            emit(Row {
+                group: "floor: 1-byte round trip via cat",
+                name: format!("{}, {}", if pinned { "one CPU" } else { "free" }, raw.name()),
+                unit: "us",
+                sense: Sense::Time,
+                ours: per(r),
                 baseline_name: "std pipes",
                 baseline: per(s),
                 p90: None,

@@ -16,7 +16,14 @@ use std::path::Path;
 /// why not, in words.
 pub(crate) fn can_execute_as(path: &Path, user: Option<&str>) -> Result<(), String> {
     let who = user.unwrap_or("root");
-    let Some(account) = account(who) else {
+    // The launchers' default user is uid 0, whom the mode bits need no
+    // name for: no password-database lookup (through NSS modules that a
+    // short-lived caller would load for this alone) on the common path.
+    let account = match user {
+        None => Some(Account { uid: 0, groups: Vec::new() }),
+        Some(name) => account(name),
+    };
+    let Some(account) = account else {
         // The launcher will refuse an unknown user itself, through the shim
         // told apart from the program's failure.
         return Ok(());
