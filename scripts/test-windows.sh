@@ -2,9 +2,15 @@
 # Builds the workspace for x86_64-pc-windows-gnu and runs its tests for real
 # under Wine (see docs/testing.md for the recipe and for what
 # Wine 8 does not honour). Installs what it needs as root.
+#
+# `--build-only`: the installs, the Wine prefix and every build (tests,
+# benches), nothing run; scripts/test.sh runs it in the background while
+# the Linux tests run, so that this script's full run finds all built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
+build_only=0
+[ "${1:-}" = "--build-only" ] && build_only=1
 
 need=()
 for pkg in rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64; do
@@ -62,6 +68,23 @@ if grep -qE '^(warning|error)' "$build_log"; then
   echo "test-windows: the Windows build has warnings or errors (above)"
   status=1
 fi
+# Removes the /tmp/wine-* server directories this run made.
+clean_wine_dirs() {
+  /usr/lib/wine/wineserver -k 2>/dev/null || true
+  timeout 30 /usr/lib/wine/wineserver -w 2>/dev/null || true
+  for d in $(comm -13 <(echo "$wine_dirs_before") <(ls -1d /tmp/wine-* 2>/dev/null | sort || true)); do
+    rm -rf -- "$d"
+  done
+}
+if [ "$build_only" = 1 ]; then
+  # The two benches below, as they are built there.
+  /usr/bin/cargo bench -Zbuild-std -p umbilical --bench compare --locked --target x86_64-pc-windows-gnu --no-run \
+    || status=$?
+  /usr/bin/cargo bench -Zbuild-std -p umbilical --features tokio --bench async_children --locked \
+    --target x86_64-pc-windows-gnu --no-run || status=$?
+  clean_wine_dirs
+  exit $status
+fi
 /usr/bin/cargo test -Zbuild-std --workspace --exclude umbilical-node --locked --target x86_64-pc-windows-gnu --lib --bins --tests --no-fail-fast \
   -- --test-threads=2 || status=$?
 # The harness's Windows row: throughput against std's Command (ratio only).
@@ -75,9 +98,5 @@ RUSTDOCFLAGS="-D warnings" /usr/bin/cargo doc -Zbuild-std -p umbilical --feature
 # blocking pool here): wall time, memory and threads, ratio only.
 /usr/bin/cargo bench -Zbuild-std -p umbilical --features tokio --bench async_children --locked \
   --target x86_64-pc-windows-gnu -- --quick || status=$?
-/usr/lib/wine/wineserver -k 2>/dev/null || true
-timeout 30 /usr/lib/wine/wineserver -w 2>/dev/null || true
-for d in $(comm -13 <(echo "$wine_dirs_before") <(ls -1d /tmp/wine-* 2>/dev/null | sort || true)); do
-  rm -rf -- "$d"
-done
+clean_wine_dirs
 exit $status

@@ -28,23 +28,42 @@ pub(crate) fn duplicate(h: &OwnedHandle) -> io::Result<OwnedHandle> {
 }
 
 /// An object owning a parent's pipe end (`T`), with a duplicate of its
-/// handle driven by tokio.
+/// handle driven by tokio once it is first read or written.
+///
+/// The duplicate is tied to the runtime lazily: tokio's named pipe keeps
+/// a read (and its buffer, 4 KiB) in flight from the moment it is
+/// registered, on the write end of stdin as well (that end is duplex, see
+/// `pipe::create_server`), so a child whose channel is not used yet would
+/// hold two buffers and two registrations for nothing.
 pub(crate) struct Registered<T: AsHandle> {
-    pipe: NamedPipeServer,
+    pipe: Option<NamedPipeServer>,
+    /// The runtime the object was made in, where its duplicate is
+    /// registered on first use (which may be polled from elsewhere).
+    runtime: tokio::runtime::Handle,
     inner: T,
 }
 
 impl<T: AsHandle> Registered<T> {
-    /// Ties a duplicate of `inner`'s handle (a server end of one of our
-    /// named pipes, opened with `FILE_FLAG_OVERLAPPED`) to the runtime.
+    /// Keeps `inner` (a server end of one of our named pipes, opened with
+    /// `FILE_FLAG_OVERLAPPED`) for the current runtime; panics outside
+    /// one, as tokio's own I/O types do.
     pub(crate) fn new(inner: T) -> io::Result<Self> {
-        let dup = inner.as_handle().try_clone_to_owned()?;
-        // SAFETY: `dup` is a fresh handle that nothing else owns, given
-        // away here: tokio becomes its sole owner. It is a named pipe
-        // server end created overlapped by `pipe::pair`, and no handle of
-        // that pipe was tied to a completion port before.
-        let pipe = unsafe { NamedPipeServer::from_raw_handle(dup.into_raw_handle())? };
-        Ok(Registered { pipe, inner })
+        Ok(Registered { pipe: None, runtime: tokio::runtime::Handle::current(), inner })
+    }
+
+    /// Tokio's duplicate of the handle, tied to the runtime on first use.
+    fn pipe(&mut self) -> io::Result<&mut NamedPipeServer> {
+        if self.pipe.is_none() {
+            let dup = self.inner.as_handle().try_clone_to_owned()?;
+            let _entered = self.runtime.enter();
+            // SAFETY: `dup` is a fresh handle that nothing else owns, given
+            // away here: tokio becomes its sole owner. It is a named pipe
+            // server end created overlapped by `pipe::pair`, and no handle
+            // of that pipe was tied to a completion port before (this is
+            // the first use, and nothing else does I/O on `inner`).
+            self.pipe = Some(unsafe { NamedPipeServer::from_raw_handle(dup.into_raw_handle())? });
+        }
+        Ok(self.pipe.as_mut().expect("registered above"))
     }
 
     /// Lets go of tokio's duplicate (its pending write still completes
@@ -65,7 +84,10 @@ impl<T: AsHandle> Registered<T> {
     where
         T: Read,
     {
-        Pin::new(&mut self.pipe).poll_read(cx, buf)
+        match self.pipe() {
+            Ok(pipe) => Pin::new(pipe).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     /// Writes `data` through tokio; a reader that went away is
@@ -74,7 +96,10 @@ impl<T: AsHandle> Registered<T> {
     where
         T: Write,
     {
-        Pin::new(&mut self.pipe).poll_write(cx, data)
+        match self.pipe() {
+            Ok(pipe) => Pin::new(pipe).poll_write(cx, data),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 
