@@ -58,7 +58,7 @@ export UMBILICAL_TEST_STATIC_SHIM="$PWD/target/static/x86_64-unknown-linux-gnu/d
 
 # Other targets: compile-only, with Debian's toolchain rebuilding std.
 cross_check() {
-  RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/cross \
+  RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/debian \
     /usr/bin/cargo check -Zbuild-std --workspace --all-targets --locked --target "$1" "${@:2}"
 }
 have_cross() { [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; }
@@ -83,8 +83,7 @@ prebuild() {
     cross_check x86_64-unknown-freebsd
   fi
   can_wine && bash scripts/test-windows.sh --build-only
-  cargo bench --locked -p umbilical --bench compare --no-run
-  cargo bench --locked -p umbilical --features tokio --bench async_children --no-run
+  cargo bench --locked -p umbilical --features tokio --bench compare --bench async_children --no-run
   cargo bench --locked -p umbilical-cli --bench relay --no-run
 }
 start_prebuild() {
@@ -183,7 +182,9 @@ fi
 # (built by its build.rs for the tests above) gets rows of its own.
 embedded_shim=target/embedded-shim/x86_64-unknown-linux-gnu/release/umbilical-embedded-shim
 [ -x "$embedded_shim" ] && export UMBILICAL_BENCH_STATIC_SHIM="$PWD/$embedded_shim"
-step "benchmark: umbilical vs std (quick)" cargo bench -p umbilical --bench compare --locked -- --quick
+# The library built once for both benches (with the async layer's feature,
+# which the compare rows do not use).
+step "benchmark: umbilical vs std (quick)" cargo bench -p umbilical --features tokio --bench compare --locked -- --quick
 step "benchmark: umbilical::tokio vs tokio::process, 1,000 children (quick)" cargo bench -p umbilical --features tokio --bench async_children --locked -- --quick
 step "benchmark: umbilical run's relay vs cat (quick)" cargo bench -p umbilical-cli --bench relay --locked -- --quick
 

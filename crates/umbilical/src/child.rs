@@ -61,7 +61,9 @@ pub struct Child {
     /// The relay answering the launcher's questions
     /// (`Command::prompt_handler`), and the private terminal it may keep
     /// open for the program's session.
-    pub(crate) prompts: Option<Relay>,
+    /// Boxed: most children have none, and a live child's size is what
+    /// a server holding thousands of them pays.
+    pub(crate) prompts: Option<Box<Relay>>,
     /// The program's stdio, kept for a shim that receives it over its link
     /// (su: the launcher's own stdio is its terminal).
     held_stdio: Option<HeldStdio>,
@@ -161,7 +163,7 @@ impl Child {
     /// Keeps the askpass relay running as long as this child (or until
     /// [`Child::take_prompts`]).
     pub(crate) fn with_prompts(mut self, relay: Option<Relay>) -> Self {
-        self.prompts = relay;
+        self.prompts = relay.map(Box::new);
         self
     }
 

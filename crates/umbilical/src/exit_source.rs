@@ -62,8 +62,9 @@ pub(crate) enum How {
     ChannelClosed(Option<Arc<ReadEnd>>),
     /// The shim's report over its link ([`Detection::Shim`], or
     /// [`Detection::ShimLost`] when the shim died first); the process is
-    /// the launcher running the shim.
-    Shim(Link),
+    /// the launcher running the shim. Boxed: the link is the largest
+    /// part of a child and only children through a shim have one.
+    Shim(Box<Link>),
 }
 
 impl ExitSource {
@@ -86,13 +87,13 @@ impl ExitSource {
     /// A program of a session: no process of ours (the session's shim
     /// started it), its end from its own `link`.
     pub(crate) fn of_link(link: Link) -> ExitSource {
-        ExitSource { process: None, how: How::Shim(link), killed_at: None }
+        ExitSource { process: None, how: How::Shim(Box::new(link)), killed_at: None }
     }
 
     /// The same process (the launcher running the shim), whose program's
     /// end now comes from the shim's `link`.
     pub(crate) fn attach_shim(&mut self, link: Link) {
-        self.how = How::Shim(link);
+        self.how = How::Shim(Box::new(link));
     }
 
     /// Whether the end comes from a shim.

@@ -559,7 +559,7 @@ fn spawn_once(
             if look && ended == Some(ExitStatus::Exited(FAR_SHIM_MISSING)) {
                 return Ok(Err(FarShimMissing));
             }
-            let mut told = child.prompts.as_ref().map(Relay::outcome).unwrap_or_default();
+            let mut told = child.prompts.as_deref().map(Relay::outcome).unwrap_or_default();
             if e.kind() == ErrorKind::LauncherRefused {
                 told.push_str(&opts.launcher.which_hop_refused(ended));
             }
