@@ -18,4 +18,5 @@ for path in paths:
         else:
             ratio = "" if base == 0 else f"{ours / base:.2f}"
         p90 = "" if r["p90"] is None else f"{r['p90'][0]:.1f} / {r['p90'][1]:.1f}{unit}"
-        print(f"| {r['group']}: {r['name']} | {ours:.2f}{unit} | {r['baseline_name']} {base:.2f}{unit} | {ratio} | {p90} |")
+        name = f"{r['group']}: {r['name']}".replace("|", "\\|")
+        print(f"| {name} | {ours:.2f}{unit} | {r['baseline_name']} {base:.2f}{unit} | {ratio} | {p90} |")

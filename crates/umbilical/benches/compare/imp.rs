@@ -559,21 +559,27 @@ pub fn main() {
                 p90: None,
             });
         }
-        let (u, r) = paired(
-            bulk_rounds,
-            || umbilical_cat(ChannelKind::Socket, total, chunk),
-            || raw_cat_bulk(Raw::OnePair, total, chunk),
-        );
-        emit(Row {
-            group: "64 MiB echo through cat",
-            name: name("Socket"),
-            unit: "MiB/s",
-            sense: Sense::Rate,
-            ours: mibs(u),
-            baseline_name: "raw socketpair",
-            baseline: mibs(r),
-            p90: None,
-        });
+        // Against a raw socketpair, and against its own structure built
+        // raw, a socketpair per direction (the single pair is faster for
+        // bulk and slower per round trip; see the floor rows).
+        for (raw, baseline_name) in [(Raw::OnePair, "raw socketpair"), (Raw::TwoPairs, "raw socketpair per direction")]
+        {
+            let (u, r) = paired(
+                bulk_rounds,
+                || umbilical_cat(ChannelKind::Socket, total, chunk),
+                || raw_cat_bulk(raw, total, chunk),
+            );
+            emit(Row {
+                group: "64 MiB echo through cat",
+                name: name("Socket"),
+                unit: "MiB/s",
+                sense: Sense::Rate,
+                ours: mibs(u),
+                baseline_name,
+                baseline: mibs(r),
+                p90: None,
+            });
+        }
     }
 
     // The same kernel objects without umbilical (a socketpair per
@@ -736,46 +742,38 @@ pub fn main() {
             println!("SKIP: pinned round trips: `taskset -p` failed here");
             continue;
         }
-        for kind in kinds {
+        // `trip_rounds` of `ours` against as many of std's pipes.
+        let trip_row = |group: &'static str, name: String, ours: &mut dyn FnMut() -> Duration| {
             let (mut u, mut s) = (Vec::new(), Vec::new());
             for _ in 0..trip_rounds {
-                u.push(umbilical_round_trips(kind, trips, pinned));
+                u.push(ours());
                 s.push(std_round_trips(trips, pinned));
             }
-            let (u, s) = (median(u), median(s));
             let per = |d: Duration| d.as_secs_f64() * 1e6 / trips as f64;
-            emit(Row {
-                group: "1-byte round trip via cat",
-                name: format!("{}, {kind:?}", if pinned { "one CPU" } else { "free" }),
+            Row {
+                group,
+                name,
                 unit: "us",
                 sense: Sense::Time,
-                ours: per(u),
+                ours: per(median(u)),
                 baseline_name: "std pipes",
-                baseline: per(s),
+                baseline: per(median(s)),
                 p90: None,
-            });
+            }
+        };
+        let how = if pinned { "one CPU" } else { "free" };
+        for kind in kinds {
+            emit(trip_row("1-byte round trip via cat", format!("{how}, {kind:?}"), &mut || {
+                umbilical_round_trips(kind, trips, pinned)
+            }));
         }
         // The kernel's floor for the socket kinds (`cat` on raw
         // socketpairs, no umbilical code), and the hybrid weighed for the
         // default, against the same pipes.
         for raw in [Raw::OnePair, Raw::TwoPairs, Raw::SocketInPipeOut] {
-            let (mut r, mut s) = (Vec::new(), Vec::new());
-            for _ in 0..trip_rounds {
-                r.push(raw_round_trips(raw, trips, pinned));
-                s.push(std_round_trips(trips, pinned));
-            }
-            let (r, s) = (median(r), median(s));
-            let per = |d: Duration| d.as_secs_f64() * 1e6 / trips as f64;
-            emit(Row {
-                group: "floor: 1-byte round trip via cat",
-                name: format!("{}, {}", if pinned { "one CPU" } else { "free" }, raw.name()),
-                unit: "us",
-                sense: Sense::Time,
-                ours: per(r),
-                baseline_name: "std pipes",
-                baseline: per(s),
-                p90: None,
-            });
+            emit(trip_row("floor: 1-byte round trip via cat", format!("{how}, {}", raw.name()), &mut || {
+                raw_round_trips(raw, trips, pinned)
+            }));
         }
     }
     report::write("compare", "umbilical vs the baseline in the same run (speed-up; right of 1.0 is faster)", &rows);
