@@ -71,6 +71,16 @@ can_wine() { [ "$(id -u)" -eq 0 ] || { [ -x /usr/lib/wine/wine64 ] && [ -x /usr/
 # Node module, the fuzz target, the other targets' checks, the Windows
 # build and the benches. Each step still runs its own command and so its
 # own build (then a no-op): a failure here only means that step builds it.
+# Runs a command in the background at the idle scheduling class (nice 19
+# alone where chrt --idle is refused), its output to the file $1; the
+# prefix used is put in $idle_prefix, the pid in $!.
+run_idle() {
+  local log=$1; shift
+  idle_prefix=(nice -n 19)
+  chrt --idle 0 true 2>/dev/null && idle_prefix=(chrt --idle 0 nice -n 19)
+  "${idle_prefix[@]}" "$@" > "$log" 2>&1 &
+}
+
 prebuild_pid=
 prebuild() {
   cargo build --locked --release -p umbilical-node
@@ -88,12 +98,9 @@ prebuild() {
 }
 start_prebuild() {
   mkdir -p target
-  local idle=(nice -n 19)
-  chrt --idle 0 true 2>/dev/null && idle=(chrt --idle 0 nice -n 19)
-  "${idle[@]}" bash -c "$(declare -f prebuild cross_check have_cross have_nightly can_wine); prebuild" \
-    > target/prebuild.log 2>&1 &
+  run_idle target/prebuild.log bash -c "$(declare -f prebuild cross_check have_cross have_nightly can_wine); prebuild"
   prebuild_pid=$!
-  echo "=== background builds started (pid $prebuild_pid, ${idle[*]}; log: target/prebuild.log)"
+  echo "=== background builds started (pid $prebuild_pid, ${idle_prefix[*]}; log: target/prebuild.log)"
 }
 # Waits for the background builds; what they left unbuilt, the steps build.
 wait_prebuild() {
@@ -150,11 +157,9 @@ fuzz_decoder() {
 }
 fuzz_pid=
 start_fuzz() {
-  local idle=(nice -n 19)
-  chrt --idle 0 true 2>/dev/null && idle=(chrt --idle 0 nice -n 19)
-  "${idle[@]}" bash -c "fuzz_runs=$fuzz_runs; $(declare -f fuzz_decoder); fuzz_decoder" > target/fuzz.log 2>&1 &
+  run_idle target/fuzz.log bash -c "fuzz_runs=$fuzz_runs; $(declare -f fuzz_decoder); fuzz_decoder"
   fuzz_pid=$!
-  echo "=== fuzzing started in the background (pid $fuzz_pid, ${idle[*]}; log: target/fuzz.log)"
+  echo "=== fuzzing started in the background (pid $fuzz_pid, ${idle_prefix[*]}; log: target/fuzz.log)"
 }
 wait_fuzz() {
   local rc=0
@@ -178,7 +183,6 @@ else
   echo "SKIP: docs.rs build: no nightly toolchain"
 fi
 
-
 if have_cross; then
   step "type-check aarch64-apple-darwin" cross_check aarch64-apple-darwin
   step "type-check x86_64-unknown-freebsd" cross_check x86_64-unknown-freebsd
@@ -186,13 +190,13 @@ else
   echo "SKIP: type-checks for macOS and FreeBSD: Debian's rustc-web/rust-web-src are not installed (scripts/install-deps.sh installs them as root)"
 fi
 
-# The Windows backend, built for x86_64-pc-windows-gnu and run under Wine.
 wait_prebuild
 if have_nightly; then
   start_fuzz
 else
   echo "SKIP: fuzzing: no nightly toolchain (cargo-fuzz needs one)"
 fi
+# The Windows backend, built for x86_64-pc-windows-gnu and run under Wine.
 if can_wine; then
   step "Windows tests under Wine" bash scripts/test-windows.sh
 else
